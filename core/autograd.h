@@ -1,0 +1,51 @@
+// Reverse-mode autograd on a tape. An op run while gradients are recorded pushes a Node holding its
+// inputs, its output and a backward function; backward(loss) walks the tape in reverse, hands each node
+// the gradient of its output and accumulates what it returns into its inputs' .grad. First order only.
+// Leaves (parameters) keep their .grad across backward calls until zero_grad; intermediate gradients are
+// freed as soon as their node has run.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace fn {
+
+// Given d(loss)/d(output), returns d(loss)/d(input i) for each input (undefined where not needed).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+struct Node {
+  const char* op;
+  std::vector<Tensor> inputs;
+  Tensor output;
+  BackwardFn backward;
+};
+
+bool grad_enabled();
+
+// Within its scope no op is recorded (evaluation, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// True when recording is on and some input requires a gradient.
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+// Records `output = op(inputs)`; marks output as requiring grad. Call only when needs_grad(inputs).
+void record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward);
+
+// Back-propagates from a scalar loss (seed gradient 1), or from any tensor with an explicit seed gradient.
+// Clears the tape.
+void backward(const Tensor& root, const Tensor& seed = Tensor());
+
+void clear_tape();
+size_t tape_size();
+
+}  // namespace fn
