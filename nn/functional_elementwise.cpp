@@ -1,0 +1,72 @@
+// Differentiable elementwise ops.
+#include "core/autograd.h"
+#include "kernels/elementwise.h"
+#include "nn/functional.h"
+
+namespace fn::F {
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  check_same_shape("add", a, b);
+  Tensor y = Tensor::empty_like(a);
+  kernels::add(a, b, y);
+  if (needs_grad({a, b}))
+    record("add", {a, b}, y, [](const Tensor& g) { return std::vector<Tensor>{g, g}; });
+  return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  check_same_shape("mul", a, b);
+  Tensor y = Tensor::empty_like(a);
+  kernels::mul(a, b, y);
+  if (needs_grad({a, b}))
+    record("mul", {a, b}, y, [a, b](const Tensor& g) {
+      Tensor ga = Tensor::empty_like(a), gb = Tensor::empty_like(b);
+      kernels::mul(g, b, ga);
+      kernels::mul(g, a, gb);
+      return std::vector<Tensor>{ga, gb};
+    });
+  return y;
+}
+
+Tensor scale(const Tensor& a, double alpha) {
+  Tensor y = Tensor::empty_like(a);
+  kernels::scale(a, alpha, y);
+  if (needs_grad({a}))
+    record("scale", {a}, y, [alpha](const Tensor& g) {
+      Tensor ga = Tensor::empty_like(g);
+      kernels::scale(g, alpha, ga);
+      return std::vector<Tensor>{ga};
+    });
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor y = Tensor::empty_like(x);
+  kernels::relu_forward(x, y);
+  if (needs_grad({x})) {
+    // Save the output rather than the input: the mask y > 0 is the same and y is kept anyway.
+    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
+    record("relu", {x}, y, [wy](const Tensor& g) {
+      Tensor yy(wy.lock());
+      Tensor gx = Tensor::empty_like(g);
+      kernels::relu_backward(yy, g, gx);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
+Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed) {
+  if (!training || p == 0.f) return x;
+  Tensor y = Tensor::empty_like(x);
+  kernels::dropout_forward(x, p, seed, y);
+  if (needs_grad({x}))
+    record("dropout", {x}, y, [p, seed](const Tensor& g) {
+      Tensor gx = Tensor::empty_like(g);
+      kernels::dropout_backward(g, p, seed, gx);
+      return std::vector<Tensor>{gx};
+    });
+  return y;
+}
+
+}  // namespace fn::F

@@ -1,0 +1,79 @@
+// reshape, flatten, concat, sum, mean, softmax: float64 gradient checks, CUDA against the CPU reference.
+#include "kernels/concat.h"
+#include "kernels/reduce.h"
+#include "kernels/softmax.h"
+#include "nn/functional.h"
+#include "tests/support/check.h"
+
+using namespace fn;
+using fn::test::gradcheck;
+using fn::test::leaf64;
+
+TEST_CASE("reshape/flatten/concat: gradients") {
+  gradcheck([](const std::vector<Tensor>& x) { return F::reshape(x[0], {3, -1}); }, {leaf64({2, 3, 5}, 1)});
+  gradcheck([](const std::vector<Tensor>& x) { return F::flatten(x[0]); }, {leaf64({2, 3, 2, 2}, 2)});
+  for (int dim : {0, 1, 2})
+    gradcheck([dim](const std::vector<Tensor>& x) { return F::concat({x[0], x[1], x[2]}, dim); },
+              {leaf64({2, 3, 4}, 3), leaf64({2, 3, 4}, 4), leaf64({2, 3, 4}, 5)});
+  gradcheck([](const std::vector<Tensor>& x) { return F::concat({x[0], x[1]}, 1); },
+            {leaf64({3, 33}, 6), leaf64({3, 45}, 7)});
+}
+
+TEST_CASE("concat: places each input in its columns") {
+  Tensor a = Tensor::from(std::vector<float>{1, 2, 3, 4}, {2, 2});
+  Tensor b = Tensor::from(std::vector<float>{5, 6}, {2, 1});
+  auto v = F::concat({a, b}, 1).to_vector();
+  REQUIRE(v == std::vector<float>{1, 2, 5, 3, 4, 6});
+}
+
+TEST_CASE("sum/mean/softmax: gradients") {
+  for (int64_t n : {1, 33, 45}) {
+    gradcheck([](const std::vector<Tensor>& x) { return F::sum(x[0]); }, {leaf64({n}, 1)});
+    gradcheck([](const std::vector<Tensor>& x) { return F::mean(x[0]); }, {leaf64({n, 2}, 2)});
+    gradcheck([](const std::vector<Tensor>& x) { return F::softmax(x[0]); }, {leaf64({3, n}, 3, -3, 3)});
+  }
+}
+
+TEST_CASE("softmax: stable with outlier logits, rows sum to one") {
+  Tensor x = Tensor::from(std::vector<float>{1e4f, 0.f, -1e4f, 3.f, 3.f, 3.f}, {2, 3});
+  auto y = F::softmax(x).to_vector();
+  REQUIRE(y[0] == Approx(1.0));
+  REQUIRE(y[1] == 0.f);
+  for (int i = 3; i < 6; ++i) REQUIRE(y[i] == Approx(1.0 / 3));
+}
+
+TEST_CASE("reductions and softmax: CUDA matches the CPU reference") {
+  FN_REQUIRE_CUDA();
+  Rng rng(9);
+  for (int64_t n : {1, 33, 45, 70001}) {
+    Tensor x = Tensor::randn({n}, rng);
+    Tensor sc = Tensor::empty({1}), sg = Tensor::empty({1}, DType::F32, Device::CUDA);
+    fn::test::poison(sg);
+    kernels::sum_all(x, sc);
+    kernels::sum_all(x.to(Device::CUDA), sg);
+    FN_REQUIRE_CLOSE(sg, sc, 1e-4, 1e-5);
+    Tensor bc = Tensor::empty({n}), bg = Tensor::empty({n}, DType::F32, Device::CUDA);
+    fn::test::poison(bg);
+    kernels::broadcast_scalar(sc, 0.5, bc);
+    kernels::broadcast_scalar(sc.to(Device::CUDA), 0.5, bg);
+    FN_REQUIRE_CLOSE(bg, bc, 1e-6, 1e-6);
+  }
+  for (int64_t cols : {1, 2, 33, 45, 1000}) {
+    Tensor x = Tensor::randn({7, cols}, rng, 3.0), gy = Tensor::randn({7, cols}, rng);
+    Tensor yc = Tensor::empty_like(x), gxc = Tensor::empty_like(x);
+    kernels::softmax_forward(x, yc);
+    kernels::softmax_backward(yc, gy, gxc);
+    Tensor yg = Tensor::empty({7, cols}, DType::F32, Device::CUDA), gxg = Tensor::empty({7, cols}, DType::F32, Device::CUDA);
+    fn::test::poison(yg);
+    fn::test::poison(gxg);
+    kernels::softmax_forward(x.to(Device::CUDA), yg);
+    kernels::softmax_backward(yg, gy.to(Device::CUDA), gxg);
+    FN_REQUIRE_CLOSE(yg, yc, 1e-6, 1e-5);
+    FN_REQUIRE_CLOSE(gxg, gxc, 1e-6, 1e-5);
+  }
+  // concat on the GPU
+  Tensor a = Tensor::randn({3, 5}, rng), b = Tensor::randn({3, 2}, rng);
+  Tensor yc = F::concat({a, b}, 1);
+  Tensor yg = F::concat({a.to(Device::CUDA), b.to(Device::CUDA)}, 1);
+  FN_REQUIRE_CLOSE(yg, yc, 0.0, 0.0);
+}
