@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   ./build.sh demo    install what is needed, build, run the demo (synthetic DeepFashion data -> train -> evaluate -> report)
+#   ./build.sh test    install what is needed, build, run every test (ctest)
+#   ./build.sh build   install and build only
+# Environment: BUILD_DIR (default build), FN_CUDA (AUTO|ON|OFF, default AUTO: CUDA compiled where nvcc is found).
+set -euo pipefail
+cd "$(dirname "$0")"
+BUILD_DIR=${BUILD_DIR:-build}
+
+# Debian packages the build and the tests need.
+PACKAGES=(cmake ninja-build g++ catch2 libstb-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3-numpy)
+
+install_deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "== installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+build() {
+  install_deps
+  # nvcc lives in /usr/local/cuda/bin on the project's machines; CMake finds it there too.
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFN_CUDA="${FN_CUDA:-AUTO}"
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+case "${1:-}" in
+  build) build ;;
+  demo)
+    build
+    shift
+    "$BUILD_DIR/bin/fashionnet" demo "$@"
+    ;;
+  test)
+    build
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
+    ;;
+  *)
+    echo "usage: ./build.sh demo|test|build" >&2
+    exit 2
+    ;;
+esac
