@@ -23,5 +23,5 @@ struct CommandRegistrar {
 
 #define FN_CONCAT_INNER(a, b) a##b
 #define FN_CONCAT(a, b) FN_CONCAT_INNER(a, b)
-#define FN_COMMAND(name, summary, fn) \
-  static ::fn::apps::CommandRegistrar FN_CONCAT(fn_command_, __LINE__)({name, summary, fn})
+#define FN_COMMAND(name, summary, func) \
+  static ::fn::apps::CommandRegistrar FN_CONCAT(fn_command_, __LINE__)({name, summary, func})

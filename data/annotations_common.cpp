@@ -1,6 +1,8 @@
 #include "data/annotations_common.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -81,33 +83,111 @@ int8_t attribute_from_file(const Record& r, size_t col) {
   return v == 1 ? 1 : v == -1 ? 0 : -1;
 }
 
-ImageIndex::ImageIndex(const Dataset& ds) {
+ImageJoin::ImageJoin(const Dataset& ds, std::string file) : ds_(ds), file_(std::move(file)), seen_(ds.samples.size(), 0) {
   index_.reserve(ds.samples.size() * 2);
   for (size_t i = 0; i < ds.samples.size(); ++i) index_.emplace(ds.samples[i].image, (int)i);
 }
 
-int ImageIndex::find(const std::string& image) const {
-  auto it = index_.find(image);
-  return it == index_.end() ? -1 : it->second;
-}
-
-int ImageIndex::require(const Record& r, size_t col, std::vector<char>& seen) const {
+int ImageJoin::sample(const Record& r, size_t col) {
   const std::string name = r.str(col);
-  const int i = find(name);
-  if (i < 0) r.fail(cat("image '", name, "' is not in the dataset's image list"));
-  if (seen[i]) r.fail(cat("image '", name, "' is listed twice"));
-  seen[i] = 1;
-  return i;
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    if (unknown_++ < 3) unknown_names_ += cat(unknown_ > 1 ? ", " : "", name, " (line ", r.line(), ")");
+    return -1;
+  }
+  if (seen_[it->second]) r.fail(cat("image '", name, "' is listed twice"));
+  seen_[it->second] = 1;
+  return it->second;
 }
 
-void ImageIndex::report_unseen(const Dataset& ds, const std::vector<char>& seen, const std::string& file,
-                               LoadReport& report) {
+void ImageJoin::finish(LoadReport& report) const {
+  if (unknown_)
+    report.warning(cat(file_, ": ", unknown_, " records name images the dataset does not list, ignored: ",
+                       unknown_names_, unknown_ > 3 ? ", ..." : ""));
   int64_t missing = 0;
   std::string names;
-  for (size_t i = 0; i < seen.size(); ++i)
-    if (!seen[i] && missing++ < 3) names += cat(missing > 1 ? ", " : "", ds.samples[i].image);
-  if (missing) report.error(cat(file, ": ", missing, " images of the dataset have no record (", names,
-                                missing > 3 ? ", ..." : "", ")"));
+  for (size_t i = 0; i < seen_.size(); ++i)
+    if (!seen_[i] && missing++ < 3) names += cat(missing > 1 ? ", " : "", ds_.samples[i].image);
+  if (missing)
+    report.error(cat(file_, ": ", missing, " images of the dataset have no record (", names, missing > 3 ? ", ..." : "", ")"));
+}
+
+void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel) {
+  TextTable t;
+  read_table(t, ctx.full(rel), rel, Header::CountAndColumns, ctx.report);
+  ImageJoin join(ds, rel);
+  ctx.each(t, [&](const Record& r) {
+    const int type = r.to_int(1, "clothes_type", 1, 3);
+    r.to_int(2, "variation_type", 1, 5);
+    const Landmarks lm = parse_landmarks(r, 3, type);
+    const int i = join.sample(r, 0);
+    if (i < 0) return;
+    Sample& s = ds.samples[i];
+    if (s.clothes_type && s.clothes_type != type)
+      r.fail(cat("clothes_type ", type, " differs from the one already known for the image (", s.clothes_type, ")"));
+    s.clothes_type = type;
+    s.has_landmarks = true;
+    s.lm = lm;
+  });
+  join.finish(ctx.report);
+}
+
+void read_item_attributes(Dataset& ds, LoadContext& ctx, const std::string& rel) {
+  TextTable t;
+  read_table(t, ctx.full(rel), rel, Header::CountAndColumns, ctx.report);
+  const size_t A = ds.attribute_names.size();
+  std::unordered_map<std::string, std::vector<int8_t>> by_item;
+  ctx.each(t, [&](const Record& r) {
+    r.expect_columns(1 + A);
+    std::vector<int8_t> v(A);
+    for (size_t a = 0; a < A; ++a) v[a] = attribute_from_file(r, 1 + a);
+    if (!by_item.emplace(r.str(0), std::move(v)).second) r.fail(cat("item '", r.str(0), "' is listed twice"));
+  });
+  int64_t without = 0;
+  for (Sample& s : ds.samples) {
+    auto it = by_item.find(s.item_id);
+    if (it == by_item.end()) {
+      ++without;
+      continue;
+    }
+    s.attributes = it->second;
+  }
+  if (without) ctx.report.error(cat(rel, ": ", without, " images belong to items that have no attribute record"));
+}
+
+void assign_categories(Dataset& ds, const std::vector<std::string>& sample_category) {
+  ds.category_names = sample_category;
+  std::sort(ds.category_names.begin(), ds.category_names.end());
+  ds.category_names.erase(std::unique(ds.category_names.begin(), ds.category_names.end()), ds.category_names.end());
+  for (size_t i = 0; i < ds.samples.size(); ++i)
+    ds.samples[i].category = int(std::lower_bound(ds.category_names.begin(), ds.category_names.end(), sample_category[i]) -
+                                 ds.category_names.begin());
+}
+
+void assign_items(Dataset& ds, LoadContext& ctx, const char* rel, const std::string& partition) {
+  const std::string items = ctx.find({rel}, Role::Annotation);
+  if (!items.empty()) {
+    std::unordered_map<std::string, int> item_index;
+    TextTable t;
+    read_table(t, ctx.full(items), items, Header::CountOnly, ctx.report);
+    ctx.each(t, [&](const Record& r) {
+      r.expect_columns(1);
+      if (!item_index.emplace(r.str(0), (int)ds.item_ids.size()).second) r.fail(cat("item '", r.str(0), "' is listed twice"));
+      ds.item_ids.push_back(r.str(0));
+    });
+    int64_t unknown = 0;
+    for (Sample& s : ds.samples) {
+      auto f = item_index.find(s.item_id);
+      if (f == item_index.end()) ++unknown; else s.item = f->second;
+    }
+    if (unknown) ctx.report.error(cat(partition, ": ", unknown, " images name items missing from ", items));
+    return;
+  }
+  for (auto& s : ds.samples) ds.item_ids.push_back(s.item_id);
+  std::sort(ds.item_ids.begin(), ds.item_ids.end());
+  ds.item_ids.erase(std::unique(ds.item_ids.begin(), ds.item_ids.end()), ds.item_ids.end());
+  for (auto& s : ds.samples)
+    s.item = int(std::lower_bound(ds.item_ids.begin(), ds.item_ids.end(), s.item_id) - ds.item_ids.begin());
 }
 
 int intern(std::unordered_map<std::string, int>& index, std::vector<std::string>& names, const std::string& name) {

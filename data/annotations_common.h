@@ -48,21 +48,38 @@ void parse_bbox(const Record& r, size_t first, Sample& s);
 // DeepFashion attribute value (1 positive, -1 negative, 0 unknown) to ours (1, 0, -1).
 int8_t attribute_from_file(const Record& r, size_t col);
 
-// Image name -> sample index, to join a per-image file onto the samples. Reports names it does not know
-// and samples the file leaves out.
-class ImageIndex {
+// Joins a per-image annotation file onto the samples by image name. Records of images the dataset does
+// not list are counted and reported once as a warning (annotation files may cover more images than a
+// partition); a sample listed twice, or left out by the file, is an error.
+class ImageJoin {
  public:
-  explicit ImageIndex(const Dataset& ds);
-  int find(const std::string& image) const;  // -1 when unknown
-  // Returns the sample for r's image column, or throws a LineError naming the unknown image; marks it seen.
-  int require(const Record& r, size_t col, std::vector<char>& seen) const;
-  // Reports every sample not seen in `file` (one error, with the first few names).
-  static void report_unseen(const Dataset& ds, const std::vector<char>& seen, const std::string& file,
-                            LoadReport& report);
+  ImageJoin(const Dataset& ds, std::string file);
+  int sample(const Record& r, size_t col);  // -1 for an unknown image; throws LineError for a repeat
+  void finish(LoadReport& report) const;
 
  private:
+  const Dataset& ds_;
+  std::string file_;
   std::unordered_map<std::string, int> index_;
+  std::vector<char> seen_;
+  int64_t unknown_ = 0;
+  std::string unknown_names_;
 };
+
+// Landmark file "<image> <clothes_type> <variation_type> (<visibility> <x> <y>)*n" joined onto the samples
+// (all four benchmarks share it). A sample whose clothes type is already known must agree.
+void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel);
+
+// Per-item attribute file (In-shop, Consumer-to-shop list_attr_items.txt): "<item id> <A values>", copied
+// onto every sample of the item. Items the dataset does not list are reported once as a warning.
+void read_item_attributes(Dataset& ds, LoadContext& ctx, const std::string& rel);
+
+// Category per sample from its path's "<A>/<B>" (given per sample, in sample order); the names are sorted
+// so the dense index does not depend on row order.
+void assign_categories(Dataset& ds, const std::vector<std::string>& sample_category);
+// Dense items: the item list file (`rel`, count-only header) fixes the order when present; otherwise the
+// samples' ids, sorted. Sample ids missing from the list are an error against `partition`.
+void assign_items(Dataset& ds, LoadContext& ctx, const char* rel, const std::string& partition);
 
 // Dense index of `name` in `names`, appending it when new.
 int intern(std::unordered_map<std::string, int>& index, std::vector<std::string>& names, const std::string& name);

@@ -41,6 +41,9 @@ struct Dataset {
   std::string root, benchmark;  // "inshop" | "consumer2shop" | "category" | "landmark" | "imagefolder"
   std::vector<Sample> samples;
   std::vector<std::string> category_names, attribute_names, item_ids;
+  std::vector<int> category_types;              // per category: clothes type 1..3 (0 unknown)
+  std::vector<int> attribute_types;             // per attribute: its group, 1-based as in the file (0 none)
+  std::vector<std::string> attribute_type_names;  // group names where the benchmark gives them
   std::vector<int> indices(Split s) const;  // sample indices of a split, in file order
 };
 

@@ -45,7 +45,7 @@ struct Outputs {
   Tensor landmark_vis;   // (N*8, 2): logits (visible, not visible) per slot
   Tensor embedding;      // (N, fc7_fusion): fc7_fusion after ReLU, before dropout: the retrieval feature
   Tensor category;       // (N, categories) logits
-  Tensor attributes;     // (N, attributes) logits
+  Tensor attributes;     // (N, attributes) logits; undefined when the data has no attributes
 };
 
 // Where landmark_pool looks: ground truth (training) or the model's own prediction (evaluation).
@@ -71,7 +71,7 @@ class FashionNet : public nn::Module {
   Trunk* trunk_;
   Conv5 *conv5_global_, *conv5_pose_;
   nn::Linear *fc6_global_, *fc6_pose_, *fc7_pose_, *landmark_loc_, *landmark_vis_;
-  nn::Linear *fc6_local_ = nullptr, *fc7_fusion_, *category_, *attributes_;
+  nn::Linear *fc6_local_ = nullptr, *fc7_fusion_, *category_, *attributes_ = nullptr;  // attributes: none when the data has none
 };
 
 }  // namespace fn::fashionnet

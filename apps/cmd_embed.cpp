@@ -1,0 +1,49 @@
+// fashionnet embed --checkpoint C --data DIR --benchmark B --split query|gallery|train|all --out PREFIX
+//   writes PREFIX.npy (float32 N x D) and PREFIX.ids.txt ("image_path item_id" per row).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "apps/command.h"
+#include "fashionnet/checkpoint.h"
+#include "fashionnet/inference.h"
+
+namespace {
+int run_embed(int argc, char** argv) {
+  CLI::App app{"Write the retrieval embeddings of a split as .npy + ids"};
+  std::string ckpt, root, benchmark = "inshop", split = "query", out, device = "auto";
+  fn::fashionnet::InferenceOptions io;
+  app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
+  app.add_option("--data", root, "dataset root")->required();
+  app.add_option("--benchmark", benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
+  app.add_option("--split", split, "query | gallery | train | all")->capture_default_str();
+  app.add_option("--out", out, "output prefix")->required();
+  app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+  app.add_option("--batch", io.batch, "images per forward pass")->capture_default_str();
+  app.add_flag("--gt-landmarks", io.pool_at_ground_truth, "pool at the annotated landmarks instead of the predicted");
+  app.add_flag("--skip-bad", io.skip_bad, "skip unreadable images (counted)");
+  CLI11_PARSE(app, argc, argv);
+  fn::Device dev = fn::parse_device(device);
+  auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
+  fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
+  std::vector<int> idx;
+  if (split == "all") {
+    for (size_t i = 0; i < ds.samples.size(); ++i) idx.push_back(int(i));
+  } else if (split == "query") {
+    idx = ds.indices(fn::data::Split::Query);
+  } else if (split == "gallery") {
+    idx = ds.indices(fn::data::Split::Gallery);
+  } else if (split == "train") {
+    idx = ds.indices(fn::data::Split::Train);
+  } else {
+    FN_FAIL("--split '", split, "' (expected query, gallery, train or all)");
+  }
+  FN_CHECK(!idx.empty(), "split '", split, "' of ", root, " has no images");
+  auto p = fn::fashionnet::run_inference(*model, ds, idx, dev, io);
+  fn::fashionnet::write_embeddings(out, p.embeddings);
+  std::printf("wrote %s.npy (%lld x %lld) and %s.ids.txt\n", out.c_str(), (long long)p.embeddings.rows(),
+              (long long)p.embeddings.dim(), out.c_str());
+  return 0;
+}
+}  // namespace
+
+FN_COMMAND("embed", "write embeddings of a split (.npy + ids) for metrics and search", run_embed);

@@ -1,0 +1,46 @@
+// fashionnet eval --checkpoint C --data DIR --benchmark B [--json FILE] [--html DIR] [--device D]
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "apps/command.h"
+#include "fashionnet/checkpoint.h"
+#include "fashionnet/evaluate.h"
+#include "fashionnet/plot.h"
+#include "fashionnet/report.h"
+
+namespace {
+int run_eval(int argc, char** argv) {
+  CLI::App app{"Evaluate a checkpoint: retrieval top-k, category, attributes, landmarks"};
+  std::string ckpt, root, benchmark = "inshop", device = "auto", json_out, html_dir, ks;
+  fn::fashionnet::EvalOptions opt;
+  app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
+  app.add_option("--data", root, "dataset root")->required();
+  app.add_option("--benchmark", benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
+  app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+  app.add_option("--json", json_out, "write the metrics as JSON to this file");
+  app.add_option("--html", html_dir, "write report.html and topk.svg into this folder");
+  app.add_option("--k", ks, "retrieval k list, e.g. 1,5,10,20,30,40,50");
+  app.add_option("--batch", opt.inference.batch, "images per forward pass")->capture_default_str();
+  app.add_option("--threads", opt.inference.threads, "image loader threads")->capture_default_str();
+  app.add_flag("--skip-bad", opt.inference.skip_bad, "skip unreadable images (counted)");
+  CLI11_PARSE(app, argc, argv);
+  if (!ks.empty()) opt.ks = fn::fashionnet::parse_ks(ks);
+  fn::Device dev = fn::parse_device(device);
+  fn::fashionnet::TrainConfig cfg;
+  auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev, &cfg);
+  fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
+  auto r = fn::fashionnet::evaluate(*model, ds, dev, opt);
+  std::printf("%s", fn::fashionnet::format_eval(r).c_str());
+  if (!json_out.empty()) fn::fashionnet::write_text_file(json_out, fn::fashionnet::to_json(r).dump(2) + "\n");
+  if (!html_dir.empty()) {
+    fn::fashionnet::write_text_file(html_dir + "/topk.svg", fn::fashionnet::topk_curve_svg(r));
+    fn::fashionnet::ReportOptions ro;
+    ro.title = "FashionNet evaluation: " + ckpt;
+    ro.run_dir = html_dir;
+    std::printf("report: %s\n", fn::fashionnet::write_report(r, ds, ro).c_str());
+  }
+  return 0;
+}
+}  // namespace
+
+FN_COMMAND("eval", "evaluate a checkpoint (retrieval top-k, category, attributes, landmarks)", run_eval);

@@ -1,0 +1,36 @@
+// fashionnet train --data DIR --benchmark inshop|consumer2shop|imagefolder --preset P --out RUN
+//                  [--device D] [--resume CKPT] [--init INIT.safetensors] [--steps S1,S2] ...
+#include <CLI/CLI.hpp>
+
+#include "apps/command.h"
+#include "apps/options.h"
+#include "fashionnet/trainer.h"
+
+namespace {
+int run_train(int argc, char** argv) {
+  CLI::App app{"Train FashionNet in two stages (landmarks first, then all losses equal)"};
+  fn::fashionnet::TrainOptions opt;
+  fn::apps::TrainFlags flags;
+  std::string device = "auto";
+  app.add_option("--data", opt.data_root, "dataset root (DeepFashion layout, or ImageFolder)")->required();
+  app.add_option("--benchmark", opt.benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
+  app.add_option("--out", opt.out_dir, "run folder (checkpoints, metrics.jsonl, loss.svg)")->required();
+  app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+  app.add_option("--resume", opt.resume, "continue from this checkpoint (its configuration is used)");
+  app.add_option("--init", opt.init, "start from these weights (e.g. import-vgg16's output)");
+  app.add_option("--threads", opt.loader_threads, "image loader threads")->capture_default_str();
+  app.add_flag("--skip-bad", opt.skip_bad, "skip unreadable images (counted) instead of stopping");
+  app.add_option("--holdout", opt.holdout, "imagefolder: fraction held out for validation")->capture_default_str();
+  fn::apps::add_train_flags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+  opt.device = fn::parse_device(device);
+  fn::fashionnet::TrainConfig cfg = fn::apps::make_config(flags);
+  auto s = fn::fashionnet::train(cfg, opt);
+  std::printf("trained %lld steps in %.1f s (%.1f img/s)%s\n", (long long)s.steps, s.seconds, s.images_per_s,
+              s.interrupted ? ", interrupted" : "");
+  if (!s.final_checkpoint.empty()) std::printf("final checkpoint: %s\n", s.final_checkpoint.c_str());
+  return s.interrupted ? 130 : 0;
+}
+}  // namespace
+
+FN_COMMAND("train", "train FashionNet (two stages, checkpoints, resume, loss curve)", run_train);

@@ -1,0 +1,67 @@
+// Options shared by the commands that build a training configuration (train, demo).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/error.h"
+#include "fashionnet/config.h"
+
+namespace fn::apps {
+
+struct TrainFlags {
+  std::string preset = "cpu-small";
+  std::string config_file;  // JSON overriding preset fields
+  std::string steps;        // "S1,S2": steps per stage
+  double lr = 0;            // 0: the preset's
+  int batch = 0;            // 0: the preset's
+  uint64_t seed = 0;        // 0: the preset's
+  bool no_local = false;    // ablation: global branch only
+  std::string pool_mode;    // corner | zero
+};
+
+inline void add_train_flags(CLI::App& app, TrainFlags& f) {
+  app.add_option("--preset", f.preset, "paper | cpu-small | tiny")->capture_default_str();
+  app.add_option("--config", f.config_file, "JSON file overriding fields of the preset");
+  app.add_option("--steps", f.steps, "steps per stage, e.g. 300,600");
+  app.add_option("--lr", f.lr, "base learning rate of every stage");
+  app.add_option("--batch", f.batch, "batch size (P*K with triplets)");
+  app.add_option("--seed", f.seed, "random seed");
+  app.add_flag("--no-local", f.no_local, "ablation: global branch only (no landmark pooling)");
+  app.add_option("--pool-mode", f.pool_mode, "invisible landmarks: corner | zero");
+}
+
+inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
+  fashionnet::TrainConfig cfg = fashionnet::preset(f.preset);
+  if (!f.config_file.empty()) {
+    std::ifstream in(f.config_file);
+    FN_CHECK(in.good(), "cannot read --config ", f.config_file);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    FN_CHECK(!j.is_discarded(), "--config ", f.config_file, ": not valid JSON");
+    nlohmann::json base = cfg;
+    base.merge_patch(j);
+    base.get_to(cfg);
+  }
+  if (!f.steps.empty()) {
+    std::stringstream ss(f.steps);
+    std::string part;
+    size_t i = 0;
+    while (std::getline(ss, part, ',')) {
+      FN_CHECK(i < cfg.stages.size(), "--steps ", f.steps, ": the preset has ", cfg.stages.size(), " stages");
+      cfg.stages[i++].steps = std::stoll(part);
+    }
+  }
+  if (f.lr > 0)
+    for (auto& s : cfg.stages) s.lr = f.lr;
+  if (f.batch > 0) {
+    cfg.batch = f.batch;
+    if (cfg.P * cfg.K != f.batch) cfg.P = std::max(1, f.batch / cfg.K);
+  }
+  if (f.seed) cfg.seed = f.seed;
+  if (f.no_local) cfg.net.local_branch = false;
+  if (!f.pool_mode.empty()) cfg.net.pool_mode = f.pool_mode;
+  return cfg;
+}
+
+}  // namespace fn::apps

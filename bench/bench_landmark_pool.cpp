@@ -1,0 +1,264 @@
+// Landmark pooling benchmark at FashionNet's training shape: batch 32, conv4_3 features 512 x 28 x 28,
+// 8 slots, r = 1. Every version, forward and backward. Validates first (CUDA against the CPU; the CPU's
+// fast backward against its gather), then times: warm-up, median of repeats. The figure that matters is
+// GB/s of compulsory traffic (the windows read, outputs and argmax written; for the backward the output
+// gradient and argmax read and the full feature gradient written); on a GPU it is set against the
+// device's copy bandwidth measured in the same run (cudaMemcpy device to device).
+//   bench_landmark_pool [--device cpu|cuda] [--quick] [--repeats R] [--json FILE]
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+#include "core/device.h"
+#include "core/philox.h"
+#include "core/tensor.h"
+#include "kernels/landmark_pool.h"
+#ifdef FN_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "core/cuda_check.h"
+#include "core/cuda_context.h"
+#endif
+
+using namespace fn;
+using json = nlohmann::json;
+using kernels::LandmarkPoolBackward;
+using kernels::LandmarkPoolForward;
+
+namespace {
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+std::string utc_now() {
+  char buf[32];
+  std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median milliseconds of fn() over `repeats` runs after `warmup` runs (host clock; the caller synchronises).
+double time_cpu(const std::function<void()>& fn, int warmup, int repeats) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return median(ms);
+}
+
+#ifdef FN_WITH_CUDA
+// Median milliseconds by CUDA events on the engine's stream.
+double time_cuda(const std::function<void()>& fn, int warmup, int repeats) {
+  for (int i = 0; i < warmup; ++i) fn();
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    CUDA_CHECK(cudaEventRecord(a, cuda::stream()));
+    fn();
+    CUDA_CHECK(cudaEventRecord(b, cuda::stream()));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return median(ms);
+}
+
+// Device-to-device copy bandwidth (read + write bytes per second) of a 256 MiB buffer.
+double copy_bandwidth_gbs(int repeats) {
+  const size_t bytes = size_t(256) << 20;
+  void *src = nullptr, *dst = nullptr;
+  CUDA_CHECK(cudaMalloc(&src, bytes));
+  CUDA_CHECK(cudaMalloc(&dst, bytes));
+  double ms = time_cuda([&] { CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda::stream())); },
+                        2, repeats);
+  cudaFree(src);
+  cudaFree(dst);
+  return 2.0 * double(bytes) / (ms * 1e6);
+}
+#endif
+
+struct Shape4 {
+  int64_t N, C, H, W, L;
+  int r;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Landmark pooling benchmark (forward and backward, every version)"};
+  std::string device = "cpu", json_path;
+  bool quick = false;
+  int repeats = 0;
+  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_flag("--quick", quick, "small shapes and few repeats (CI smoke)");
+  app.add_option("--repeats", repeats, "timed repeats (default 20, quick 3)");
+  app.add_option("--json", json_path, "write the results as JSON");
+  CLI11_PARSE(app, argc, argv);
+  if (repeats <= 0) repeats = quick ? 3 : 20;
+  const int warmup = quick ? 1 : 3;
+
+  json out;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  out["benchmark"] = "landmark_pool";
+  out["date"] = utc_now();
+  out["commit"] = FN_GIT_COMMIT;
+  out["machine"] = {{"host", host}, {"cpu", cpu_model()}, {"threads", std::thread::hardware_concurrency()}};
+  out["versions"] = {{"compiler", __VERSION__}, {"cuda_compiled", cuda_compiled()}};
+  out["device"] = device;
+  out["results"] = json::array();
+
+  Shape4 s = quick ? Shape4{4, 64, 28, 28, 8, 1} : Shape4{32, 512, 28, 28, 8, 1};
+  out["shape"] = {{"N", s.N}, {"C", s.C}, {"H", s.H}, {"W", s.W}, {"slots", s.L}, {"radius", s.r}, {"stride", 8}};
+  const double win = double((2 * s.r + 1) * (2 * s.r + 1));
+  const double outs = double(s.N * s.L * s.C);
+  const double fwd_bytes = outs * win * 4 + double(s.N * s.L * 3 * 4) + outs * 8;
+  const double bwd_bytes = outs * 8 + double(s.N * s.C * s.H * s.W) * 4;
+
+  // Inputs: random features, landmarks inside the image, a quarter invisible.
+  Rng rng(2026);
+  Tensor f = Tensor::randn({s.N, s.C, s.H, s.W}, rng);
+  std::vector<float> lm, vis;
+  for (int64_t i = 0; i < s.N * s.L; ++i) {
+    lm.push_back(float(rng.uniform() * s.W * 8));
+    lm.push_back(float(rng.uniform() * s.H * 8));
+    vis.push_back(rng.uniform() < 0.75 ? 1.f : 0.f);
+  }
+  Tensor L = Tensor::from(lm, {s.N, s.L, 2}), V = Tensor::from(vis, {s.N, s.L});
+  kernels::LandmarkPoolArgs args;
+  args.radius = s.r;
+  Tensor y = Tensor::empty({s.N, s.L * s.C});
+  kernels::Int32Buffer arg(Device::CPU, y.numel());
+  Tensor gy = Tensor::randn(y.shape(), rng), gf = Tensor::empty_like(f), gf_ref = Tensor::empty_like(f);
+
+  auto record = [&](const std::string& pass, const std::string& version, const std::string& dev, double ms,
+                    double bytes, double peak_gbs) {
+    double gbs = bytes / (ms * 1e6);
+    json r = {{"pass", pass}, {"version", version}, {"device", dev}, {"ms", ms}, {"gbytes_per_s", gbs},
+              {"bytes", bytes}, {"status", "ok"}};
+    if (peak_gbs > 0) r["fraction_of_copy_bandwidth"] = gbs / peak_gbs;
+    out["results"].push_back(r);
+    std::printf("%-9s %-14s %-5s %9.3f ms %8.2f GB/s", pass.c_str(), version.c_str(), dev.c_str(), ms, gbs);
+    if (peak_gbs > 0) std::printf("  (%.0f%% of copy)", 100 * gbs / peak_gbs);
+    std::printf("\n");
+  };
+
+  // ---- validate the CPU path, then time it (it is also the reference for the GPU)
+  kernels::landmark_pool_forward(f, L, V, args, y, arg, LandmarkPoolForward::V1Naive);
+  const std::vector<float> y_naive = y.to_vector();
+  kernels::landmark_pool_forward(f, L, V, args, y, arg);
+  if (y.to_vector() != y_naive) {
+    std::fprintf(stderr, "validation failed: CPU plane-order forward differs from the naive one\n");
+    return 1;
+  }
+  kernels::landmark_pool_backward(gy, arg, gf);
+  kernels::landmark_pool_backward(gy, arg, gf_ref, LandmarkPoolBackward::Gather);
+  if (gf.to_vector() != gf_ref.to_vector()) {
+    std::fprintf(stderr, "validation failed: CPU backward differs from the gather\n");
+    return 1;
+  }
+
+  if (device == "cpu") {
+    out["versions"]["device_description"] = device_description(Device::CPU);
+    std::printf("landmark_pool on %s, N=%lld C=%lld %lldx%lld, %lld slots, r=%d\n", cpu_model().c_str(),
+                (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.L, s.r);
+    record("forward", "v1_naive", "cpu", time_cpu([&] {
+      kernels::landmark_pool_forward(f, L, V, args, y, arg, LandmarkPoolForward::V1Naive);
+    }, warmup, repeats), fwd_bytes, 0);
+    record("forward", "plane_order", "cpu", time_cpu([&] { kernels::landmark_pool_forward(f, L, V, args, y, arg); },
+                                                     warmup, repeats), fwd_bytes, 0);
+    record("backward", "slot_order", "cpu", time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf); }, warmup,
+                                                     repeats), bwd_bytes, 0);
+    record("backward", "gather", "cpu",
+           time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf, LandmarkPoolBackward::Gather); }, warmup,
+                    repeats), bwd_bytes, 0);
+    // Baseline in the same run: a plain copy of the feature gradient's size (what the backward must write).
+    Tensor src = Tensor::randn(f.shape(), rng), dst = Tensor::empty_like(f);
+    double copy_ms = time_cpu([&] { dst.copy_from(src); }, warmup, repeats);
+    record("baseline", "memcpy_features", "cpu", copy_ms, 2.0 * double(f.nbytes()), 0);
+  } else {
+#ifdef FN_WITH_CUDA
+    if (!cuda_available()) {
+      std::printf("SKIPPED: --device cuda but no CUDA device is present; no GPU figures recorded\n");
+      out["status"] = "skipped";
+      out["reason"] = "no CUDA device present";
+    } else {
+      out["versions"]["device_description"] = device_description(Device::CUDA);
+      int rt = 0;
+      cudaRuntimeGetVersion(&rt);
+      out["versions"]["cuda_runtime"] = rt;
+      double peak = copy_bandwidth_gbs(repeats);
+      out["copy_bandwidth_gbytes_per_s"] = peak;
+      std::printf("landmark_pool on %s; device copy bandwidth %.0f GB/s\n", device_description(Device::CUDA).c_str(),
+                  peak);
+      Tensor fg = f.to(Device::CUDA), Lg = L.to(Device::CUDA), Vg = V.to(Device::CUDA);
+      Tensor yg = Tensor::empty(y.shape(), DType::F32, Device::CUDA), gyg = gy.to(Device::CUDA);
+      Tensor gfg = Tensor::empty(f.shape(), DType::F32, Device::CUDA);
+      kernels::Int32Buffer ag(Device::CUDA, y.numel());
+      const std::vector<float> y_ref = y.to_vector(), gf_host = gf.to_vector();
+      for (auto [v, name] : {std::pair{LandmarkPoolForward::V1Naive, "v1_naive"},
+                             std::pair{LandmarkPoolForward::V2SlotBlock, "v2_slot_block"}}) {
+        yg.fill_(NAN);
+        kernels::landmark_pool_forward(fg, Lg, Vg, args, yg, ag, v);
+        if (yg.to_vector() != y_ref || ag.to_host() != arg.to_host()) {
+          std::fprintf(stderr, "validation failed: forward %s differs from the CPU\n", name);
+          return 1;
+        }
+        record("forward", name, "cuda",
+               time_cuda([&] { kernels::landmark_pool_forward(fg, Lg, Vg, args, yg, ag, v); }, warmup, repeats),
+               fwd_bytes, peak);
+      }
+      for (auto [v, name] : {std::pair{LandmarkPoolBackward::Gather, "gather"},
+                             std::pair{LandmarkPoolBackward::GatherPlane, "gather_plane"},
+                             std::pair{LandmarkPoolBackward::AtomicScatter, "atomic_scatter"}}) {
+        gfg.fill_(NAN);
+        kernels::landmark_pool_backward(gyg, ag, gfg, v);
+        auto got = gfg.to_vector();
+        double worst = 0;
+        for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - gf_host[i])));
+        bool ok = v == LandmarkPoolBackward::AtomicScatter ? worst <= 1e-5 : got == gf_host;
+        if (!ok) {
+          std::fprintf(stderr, "validation failed: backward %s differs from the CPU (worst %g)\n", name, worst);
+          return 1;
+        }
+        record("backward", name, "cuda",
+               time_cuda([&] { kernels::landmark_pool_backward(gyg, ag, gfg, v); }, warmup, repeats), bwd_bytes, peak);
+      }
+    }
+#else
+    std::printf("SKIPPED: --device cuda but this build has no CUDA\n");
+    out["status"] = "skipped";
+    out["reason"] = "built without CUDA";
+#endif
+  }
+  if (!out.contains("status")) out["status"] = "ok";
+  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+  return 0;
+}

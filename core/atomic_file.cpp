@@ -1,0 +1,93 @@
+// AtomicFile: temporary file + fsync + rename. See atomic_file.h.
+#include "core/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace fn {
+namespace {
+
+std::atomic<int64_t> g_fail_after{-1};
+
+std::string folder_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+void atomic_file_inject_failure(int64_t after_bytes) { g_fail_after = after_bytes; }
+
+AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+  FN_CHECK(!path.empty(), "cannot write a file with an empty path");
+  tmp_ = cat(path, ".tmp.", ::getpid());
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0)
+    FN_FAIL(path, ": cannot open '", tmp_, "' for writing: ", std::strerror(errno),
+            errno == ENOENT ? " (does the folder exist?)" : "");
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) abort();
+}
+
+void AtomicFile::abort() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  FN_CHECK(fd_ >= 0, path_, ": write after the file was closed");
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    size_t chunk = std::min<size_t>(n, size_t(1) << 30);
+    int64_t limit = g_fail_after.load();
+    if (limit >= 0 && written_ + chunk > uint64_t(limit)) {
+      // Simulated full disk: write what fits, then fail as write(2) would.
+      size_t fits = uint64_t(limit) > written_ ? size_t(uint64_t(limit) - written_) : 0;
+      if (fits > 0 && ::write(fd_, p, fits) == ssize_t(fits)) written_ += fits;
+      g_fail_after = -1;
+      FN_FAIL(path_, ": write failed after ", written_, " bytes: No space left on device (injected failure)");
+    }
+    ssize_t w = ::write(fd_, p, chunk);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) FN_FAIL(path_, ": write failed after ", written_, " bytes: ", std::strerror(errno));
+    p += w;
+    n -= size_t(w);
+    written_ += uint64_t(w);
+  }
+}
+
+void AtomicFile::commit() {
+  FN_CHECK(fd_ >= 0 && !committed_, path_, ": commit of a file that is not open");
+  g_fail_after = -1;
+  if (::fsync(fd_) != 0) FN_FAIL(path_, ": fsync failed: ", std::strerror(errno));
+  int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) FN_FAIL(path_, ": close failed: ", std::strerror(errno));
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    FN_FAIL(path_, ": cannot rename '", tmp_, "' over it: ", std::strerror(errno));
+  committed_ = true;
+  // Make the rename itself durable. A failure here is not fatal: the file is complete and in place.
+  int dfd = ::open(folder_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace fn

@@ -1,0 +1,49 @@
+// ImageFolder layout, as torchvision reads it: root/<class>/<image>. Classes are the sorted folder names;
+// the split comes from the root's own name (train, val, test), and an image's item id is its file stem
+// (inshop_firstview names each photo after its item).
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
+#include "data/readers.h"
+
+namespace fn::data {
+
+static bool is_image_name(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+void read_imagefolder(Dataset& ds, LoadContext& ctx) {
+  namespace fs = std::filesystem;
+  const std::string base = fs::path(ctx.root).lexically_normal().filename().string().empty()
+                               ? fs::path(ctx.root).lexically_normal().parent_path().filename().string()
+                               : fs::path(ctx.root).lexically_normal().filename().string();
+  const Split split = base == "train" ? Split::Train : base == "val" ? Split::Val : base == "test" ? Split::Test : Split::Unknown;
+
+  for (const auto& e : fs::directory_iterator(ctx.root))
+    if (e.is_directory()) ds.category_names.push_back(e.path().filename().string());
+  std::sort(ds.category_names.begin(), ds.category_names.end());
+  if (ds.category_names.empty()) ctx.report.error(cat(ctx.root, ": no class folders (expected root/<class>/<image>)"));
+
+  std::unordered_map<std::string, int> items;
+  for (size_t c = 0; c < ds.category_names.size(); ++c) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(fs::path(ctx.root) / ds.category_names[c]))
+      if (e.is_regular_file() && is_image_name(e.path())) files.push_back(e.path().filename().string());
+    std::sort(files.begin(), files.end());
+    if (files.empty()) ctx.report.warning(cat(ds.category_names[c], "/: no images"));
+    for (const auto& f : files) {
+      Sample s;
+      s.image = ds.category_names[c] + "/" + f;
+      s.category = (int)c;
+      s.split = split;
+      s.item_id = fs::path(f).stem().string();
+      s.item = intern(items, ds.item_ids, s.item_id);
+      ds.samples.push_back(std::move(s));
+    }
+  }
+}
+
+}  // namespace fn::data

@@ -1,0 +1,200 @@
+#include "data/loader.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "data/image_io.h"
+#include "data/rng.h"
+#include "data/sampler.h"
+#include "data/transform.h"
+
+namespace fn::data {
+
+void resize_batch(Batch& b, int n, int input, size_t A) {
+  b.n = n;
+  b.input = input;
+  b.image.assign((size_t)n * 3 * input * input, 0.f);
+  b.lm_xy.assign((size_t)n * kSlots * 2, 0.f);
+  b.lm_visible.assign((size_t)n * kSlots, 0.f);
+  b.lm_vis.assign((size_t)n * kSlots, kAbsent);
+  b.category.assign(n, -1);
+  b.item.assign(n, -1);
+  b.sample_index.assign(n, -1);
+  b.attr.assign((size_t)n * A, 0.f);
+  b.attr_known.assign((size_t)n * A, 0.f);
+  b.flipped.assign(n, 0);
+}
+
+void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, bool flip, Batch& out, int j) {
+  const Sample& s = ds.samples[sample];
+  const Image img = decode_image(ds.root + "/" + s.image);
+  const CropRect r = crop_rect(s, img.w, img.h, cfg.bbox_margin);
+  const int in = cfg.input;
+  std::fill_n(&out.lm_xy[(size_t)j * kSlots * 2], kSlots * 2, 0.f);
+  std::fill_n(&out.lm_visible[(size_t)j * kSlots], kSlots, 0.f);
+  std::fill_n(&out.lm_vis[(size_t)j * kSlots], kSlots, (uint8_t)kAbsent);
+  const size_t A = ds.attribute_names.size();
+  std::fill_n(&out.attr[j * A], A, 0.f);  // no attributes: all unknown
+  std::fill_n(&out.attr_known[j * A], A, 0.f);
+  crop_resize_normalize(img, r, in, flip, &out.image[(size_t)j * 3 * in * in]);
+  if (s.has_landmarks) {
+    uint8_t* vis = &out.lm_vis[(size_t)j * kSlots];
+    transform_landmarks(s.lm, input_map(r, in, flip), &out.lm_xy[(size_t)j * kSlots * 2], vis);
+    for (int k = 0; k < kSlots; ++k) out.lm_visible[(size_t)j * kSlots + k] = vis[k] == kVisible ? 1.f : 0.f;
+  }
+  out.category[j] = s.category;
+  out.item[j] = s.item;
+  out.sample_index[j] = sample;
+  out.flipped[j] = flip;
+  for (size_t a = 0; a < A && a < s.attributes.size(); ++a) {
+    out.attr[(size_t)j * A + a] = s.attributes[a] == 1 ? 1.f : 0.f;
+    out.attr_known[(size_t)j * A + a] = s.attributes[a] >= 0 ? 1.f : 0.f;
+  }
+}
+
+static void shrink(Batch& b, int n, size_t A) {
+  b.n = n;
+  b.image.resize((size_t)n * 3 * b.input * b.input);
+  b.lm_xy.resize((size_t)n * kSlots * 2);
+  b.lm_visible.resize((size_t)n * kSlots);
+  b.lm_vis.resize((size_t)n * kSlots);
+  b.category.resize(n), b.item.resize(n), b.sample_index.resize(n), b.flipped.resize(n);
+  b.attr.resize(n * A), b.attr_known.resize(n * A);
+}
+
+struct Loader::Impl {
+  const Dataset& ds;
+  std::vector<int> indices;
+  LoaderConfig cfg;
+  int64_t per_epoch = 0;
+  std::atomic<int64_t> skipped{0};
+
+  struct Slot {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  std::mutex m;
+  std::condition_variable work_cv, ready_cv;
+  bool stop = false, active = false;
+  int64_t epoch = 0, next_job = 0, consumed = 0;
+  EpochPlan plan;
+  std::map<int64_t, Slot> ready;
+  std::vector<std::thread> workers;
+
+  Impl(const Dataset& d, std::vector<int> idx, LoaderConfig c) : ds(d), indices(std::move(idx)), cfg(c) {
+    FN_CHECK(cfg.input > 0, "input size must be positive");
+    per_epoch = (int64_t)plan_epoch(ds, indices, cfg, 0).size();
+  }
+
+  // Builds batch `b` of epoch `ep`. The flip of each image depends only on (seed, epoch, position, sample).
+  void build(int64_t b, const std::vector<int>& idx, int64_t ep, Slot& slot) {
+    Batch& out = slot.batch;
+    const size_t A = ds.attribute_names.size();
+    resize_batch(out, (int)idx.size(), cfg.input, A);
+    int n = 0;
+    for (size_t j = 0; j < idx.size(); ++j) {
+      Rng rng(derive_seed(derive_seed(cfg.seed, (uint64_t)ep, (uint64_t)b, j), (uint64_t)idx[j]));
+      const bool flip = cfg.flip && rng.chance(0.5);
+      try {
+        load_sample(ds, idx[j], cfg, flip, out, n);
+      } catch (const Error&) {
+        if (!cfg.skip_bad) throw;
+        ++skipped;
+        continue;
+      }
+      ++n;
+    }
+    if (n != (int)idx.size()) shrink(out, n, A);
+  }
+
+  void worker() {
+    std::unique_lock<std::mutex> lk(m);
+    const int64_t ahead = std::max(cfg.prefetch, cfg.threads);
+    while (true) {
+      work_cv.wait(lk, [&] { return stop || (active && next_job < (int64_t)plan.size() && next_job < consumed + ahead); });
+      if (stop) return;
+      const int64_t b = next_job++;
+      const std::vector<int> idx = plan[b];
+      const int64_t ep = epoch;
+      lk.unlock();
+      Slot slot;
+      try {
+        build(b, idx, ep, slot);
+      } catch (...) {
+        slot.error = std::current_exception();
+      }
+      lk.lock();
+      ready.emplace(b, std::move(slot));
+      ready_cv.notify_all();
+    }
+  }
+
+  bool next(Batch& out) {
+    std::unique_lock<std::mutex> lk(m);
+    if (!active) {
+      plan = plan_epoch(ds, indices, cfg, (uint64_t)epoch);
+      next_job = consumed = 0;
+      active = true;
+      if (cfg.threads > 0 && workers.empty())
+        for (int t = 0; t < cfg.threads; ++t) workers.emplace_back([this] { worker(); });
+      work_cv.notify_all();
+    }
+    while (true) {
+      if (consumed == (int64_t)plan.size()) {
+        active = false;
+        ++epoch;
+        return false;
+      }
+      Slot slot;
+      if (cfg.threads <= 0) {  // synchronous: build here
+        const int64_t b = consumed++;
+        lk.unlock();
+        try {
+          build(b, plan[b], epoch, slot);
+        } catch (...) {
+          slot.error = std::current_exception();
+        }
+        lk.lock();
+      } else {
+        ready_cv.wait(lk, [&] { return ready.count(consumed) > 0; });
+        auto it = ready.find(consumed);
+        slot = std::move(it->second);
+        ready.erase(it);
+        ++consumed;
+        work_cv.notify_all();
+      }
+      if (slot.error) std::rethrow_exception(slot.error);
+      if (slot.batch.n == 0) continue;  // every image of the batch was skipped
+      out = std::move(slot.batch);
+      return true;
+    }
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lk(m);
+      stop = true;
+    }
+    work_cv.notify_all();
+    for (auto& t : workers) t.join();
+  }
+};
+
+Loader::Loader(const Dataset& ds, std::vector<int> indices, LoaderConfig cfg)
+    : impl_(std::make_unique<Impl>(ds, std::move(indices), cfg)) {}
+Loader::~Loader() = default;
+bool Loader::next(Batch& out) { return impl_->next(out); }
+int64_t Loader::batches_per_epoch() const { return impl_->per_epoch; }
+int64_t Loader::skipped() const { return impl_->skipped.load(); }
+int64_t Loader::epoch() const {
+  std::lock_guard<std::mutex> lk(impl_->m);
+  return impl_->epoch;
+}
+
+}  // namespace fn::data

@@ -1,0 +1,64 @@
+// Batches for training and evaluation: a sampler orders the epoch, background threads decode, crop, resize,
+// flip and normalise ahead of the consumer, and next() hands batches out in order. Everything random is
+// derived from (seed, epoch, position in the epoch, sample index), never from thread scheduling, so a seed
+// gives the same batches with any number of threads.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace fn::data {
+
+struct LoaderConfig {
+  int batch = 16;           // Shuffle and Sequential; PK batches hold P*K images
+  int input = 224;          // network input side
+  float bbox_margin = 0.f;  // bbox widened by this fraction of its size on each side
+  bool flip = true;         // random horizontal flip (p = 0.5)
+  uint64_t seed = 0;
+  int threads = 2;          // 0: decode in the caller's thread
+  int prefetch = 2;         // batches prepared ahead of the consumer (at least `threads`)
+  enum Sampler { Shuffle, Sequential, PK } sampler = Shuffle;
+  int P = 4, K = 4;         // PK: P distinct items, K images each
+  bool skip_bad = false;    // a bad image is skipped and counted (the batch shrinks) instead of an error
+  bool drop_last = true;    // drop the last incomplete batch (Shuffle, Sequential) or last < P items (PK)
+};
+
+struct Batch {
+  int n = 0, input = 0;
+  std::vector<float> image;       // n*3*input*input, NCHW, RGB in [0,1] normalised by ImageNet mean/std
+  std::vector<float> lm_xy;       // n*8*2, (x,y) in network-input pixels after crop/resize/flip
+  std::vector<float> lm_visible;  // n*8: 1 where the landmark is visible (and inside the crop), else 0
+  std::vector<uint8_t> lm_vis;    // n*8: the Vis code after the transform (kCutOff when the crop cut it off)
+  std::vector<int> category, item, sample_index;
+  std::vector<float> attr;        // n*A: 1/0 targets; attr_known n*A: 1 where the label is known
+  std::vector<float> attr_known;
+  std::vector<uint8_t> flipped;   // n: 1 where the image was mirrored
+};
+
+// Sizes every buffer of `b` for n images of input x input and A attributes (landmarks absent, labels -1).
+void resize_batch(Batch& b, int n, int input, size_t attributes);
+
+// Decodes and transforms one sample into slot `j` of `out` (sized by resize_batch); `flip` decided outside.
+// Throws fn::Error naming the image when it cannot be used.
+void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, bool flip, Batch& out, int j);
+
+class Loader {
+ public:
+  // `ds` must outlive the loader.
+  Loader(const Dataset& ds, std::vector<int> indices, LoaderConfig cfg);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+  bool next(Batch& out);  // false at the end of an epoch (call again to start the next epoch)
+  int64_t batches_per_epoch() const;
+  int64_t skipped() const;  // bad images skipped with skip_bad, over all epochs
+  int64_t epoch() const;    // the epoch next() is in (or will start)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fn::data

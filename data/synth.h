@@ -1,0 +1,28 @@
+// The synthetic DeepFashion: clothes photos drawn from shapes, written in exactly the layout and the
+// annotation files of In-shop or Consumer-to-shop, so every reader and the whole pipeline run on it
+// unchanged. Deterministic from the seed (any thread count). Design: docs/data.md.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fn::data {
+
+struct SynthConfig {
+  std::string out;                  // dataset root to create
+  std::string benchmark = "inshop";  // inshop | consumer2shop
+  int items = 100;
+  int views = 4;                    // In-shop: photos per item; Consumer-to-shop: shop + consumer photos per item
+  int size = 256;                   // square photos, size x size
+  uint64_t seed = 0;
+  int threads = 2;
+  int jpeg_quality = 90;
+};
+
+struct SynthSummary {
+  int64_t images = 0, items = 0;
+  double seconds = 0;
+};
+
+SynthSummary synthesize(const SynthConfig& cfg);
+
+}  // namespace fn::data

@@ -1,0 +1,61 @@
+// Drawing one synthetic clothes photo: a garment of one of the three clothes types as flat shapes (torso,
+// sleeves, legs, skirt), filled with the item's pattern, seen from a view (pose, scale, shift, rotation,
+// flip), over a background, with optional occluder and consumer-photo degradations. Landmarks are the
+// garment's geometric points (collar corners, sleeve ends, waistline corners, hem corners), transformed
+// with the garment, so they are exact.
+#pragma once
+#include <cstdint>
+
+#include "data/dataset.h"
+#include "data/image_io.h"
+#include "data/rng.h"
+
+namespace fn::data::synth {
+
+struct Rgb {
+  float r = 0, g = 0, b = 0;
+};
+
+enum Pattern { kPlain = 0, kStripes, kChecks, kDots, kPatterns };
+enum Sleeve { kSleeveless = 0, kShortSleeve, kLongSleeve };
+
+// What makes an item itself: shape and appearance, fixed across its views.
+struct Garment {
+  int type = 1;            // 1 upper, 2 lower, 3 full
+  bool skirt = false;      // lower/full: skirt (else trousers legs)
+  int sleeve = kShortSleeve;
+  bool v_neck = false;
+  bool long_length = true; // trousers vs shorts, long vs short skirt or dress
+  float width = 1.f;       // body width factor (slim .. loose)
+  float leg_width = 1.f;   // leggings are narrow
+  Rgb base, second;
+  int pattern = kPlain;
+  float period = 12.f, angle = 0.f, phase = 0.f, duty = 0.5f, dot_radius = 3.f;
+  bool print = false;      // a small motif on the chest (front views)
+  int print_shape = 0;     // 0 disc, 1 square, 2 triangle
+  Rgb print_color;
+};
+
+// How one photo sees the item.
+struct View {
+  float cx = 0.5f, cy = 0.5f;  // garment centre, fraction of the image side
+  float scale = 1.f;           // 1: the garment fills ~60% of the image height
+  float angle = 0.f;           // radians
+  float squeeze = 1.f;         // horizontal foreshortening (side views)
+  bool mirror = false;         // mirrored photo (pattern mirrored; L/R slots stay image-left/right)
+  bool back = false;           // back view: no neckline cut, no chest print
+  float arm_l = 0.3f, arm_r = 0.3f;  // sleeve angle from vertical, radians
+  float leg_l = 0.05f, leg_r = 0.05f;
+  bool consumer = false;       // cluttered background, lighting, blur, noise
+  double occlusion = 0.2;      // probability of an occluder patch over one landmark
+};
+
+struct Drawn {
+  Image image;
+  Landmarks lm;  // slots of the garment's type filled (vis 0/1/2), others kAbsent
+  int x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+};
+
+Drawn draw(const Garment& g, const View& v, int size, Rng& rng);
+
+}  // namespace fn::data::synth

@@ -1,0 +1,25 @@
+// A data::Batch (host buffers from the loader) turned into the tensors the graph and the losses take.
+#pragma once
+#include <vector>
+
+#include "core/tensor.h"
+#include "data/loader.h"
+
+namespace fn::fashionnet {
+
+struct BatchTensors {
+  int64_t n = 0;
+  Tensor images;        // (N, 3, S, S)
+  Tensor landmarks;     // (N, 8, 2) input pixels: where landmark_pool looks in training
+  Tensor visible;       // (N, 8) 1 visible / 0 not: landmark_pool's and the L2 loss's mask
+  Tensor landmarks01;   // (N, 16) targets of landmark_loc, in [0, 1] of the input
+  std::vector<int> vis_label;  // N*8: 0 visible, 1 not visible, -1 unknown (no landmark annotation)
+  std::vector<int> category;   // N, -1 unknown
+  std::vector<int> item;       // N, dense item ids (triplet labels)
+  Tensor attr, attr_known;     // (N, A) each; undefined when the data has no attributes
+  bool has_landmarks = false;  // some sample of the batch has annotated landmarks
+};
+
+BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d);
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,48 @@
+// The two-stage trainer (FASHIONNET.md sec. 3): stage 1 weighs the landmark terms high so the shared layers
+// learn landmark positions; stage 2 starts from stage 1's best checkpoint with all weights equal. SGD with
+// momentum, cosine or step learning rate per stage, optional gradient clipping.
+//
+// A run folder holds: config.json, metrics.jsonl (one JSON line per logged step), checkpoints
+// (last.safetensors, <stage>_best.safetensors, <stage>_final.safetensors, final.safetensors) and
+// loss.svg. "Best" is the lowest smoothed training loss (EMA, 0.98) at a checkpoint of the stage.
+// Resuming from a checkpoint continues bitwise identically on the CPU. A NaN or Inf loss stops the run
+// with the step and the term, without writing a checkpoint; Ctrl-C saves last.safetensors and stops.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "data/dataset.h"
+#include "fashionnet/config.h"
+
+namespace fn::fashionnet {
+
+struct TrainOptions {
+  std::string data_root, benchmark = "inshop", out_dir;
+  std::string resume;       // a checkpoint to continue from
+  std::string init;         // weights to start from (e.g. import-vgg16's output); missing tensors stay random
+  Device device = Device::CPU;
+  int loader_threads = 2;
+  bool skip_bad = false;
+  double holdout = 0.1;     // imagefolder: fraction of each class held out for validation
+  bool quiet = false;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double seconds = 0, images_per_s = 0;
+  std::string final_checkpoint;
+  bool interrupted = false;
+  std::vector<std::pair<std::string, double>> last_terms;
+};
+
+// Training split (and the held-out split for imagefolder) of a dataset, as the trainer uses them.
+std::vector<int> train_indices(const data::Dataset& ds, double holdout);
+std::vector<int> holdout_indices(const data::Dataset& ds, double holdout);
+
+TrainSummary train(TrainConfig cfg, const TrainOptions& opt);
+
+// Redraws loss.svg from metrics.jsonl in a run folder.
+void write_loss_curve(const std::string& run_dir);
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,55 @@
+// Initialising FashionNet from torchvision's ImageNet VGG16 (torchvision.models.vgg16, without batch norm),
+// converted to safetensors (bench/pytorch/vgg16_to_safetensors.py; docs/checkpoint.md).
+//
+// torchvision name                  -> our name(s)
+//   features.{0,2}.weight|bias      -> trunk.conv1_1, trunk.conv1_2
+//   features.{5,7}                  -> trunk.conv2_1, trunk.conv2_2
+//   features.{10,12,14}             -> trunk.conv3_1 .. trunk.conv3_3
+//   features.{17,19,21}             -> trunk.conv4_1 .. trunk.conv4_3
+//   features.{24,26,28}             -> conv5_global.conv5_1 .. conv5_3  AND  conv5_pose.conv5_1 .. conv5_3
+//   classifier.0 (fc6, 4096x25088)  -> fc6_global (optional: only where the model's fc6_global has that shape)
+//   classifier.3 (fc7), classifier.6 (fc8, the 1000 ImageNet classes): not used
+// Conv weights are (out, in, 3, 3) and linear weights (out, in) in both engines, so tensors copy unchanged.
+//
+// The width multiplier describes a VGG16-shaped network with every channel count scaled: conv widths
+// round(c * width) (at least 1; the 3 input channels stay 3), fc6 round(4096 * width) x (round(512 * width) * 7 * 7).
+// Real torchvision weights are width 1; smaller widths exist for tests and for VGG16-shaped files of our own.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+
+namespace fn {
+
+struct Vgg16ImportOptions {
+  double width = 1.0;   // channel multiplier of the file (and of the model it initialises)
+  bool map_fc6 = true;  // classifier.0 -> fc6_global when the file has it
+};
+
+// One VGG16 conv layer at full width.
+struct Vgg16Conv {
+  const char* name;  // "conv1_1" .. "conv5_3"
+  int tv_index;      // torchvision features.<tv_index>
+  int64_t out, in;   // channels at width 1
+};
+const std::vector<Vgg16Conv>& vgg16_convs();  // the 13 layers in order
+int64_t vgg16_width(int64_t channels, double width);  // round(channels * width), at least 1
+
+// The shapes torchvision's vgg16 state_dict has at `width` (features.* and classifier.*), name -> shape.
+// Used to check a file, and by tests to build one.
+std::vector<std::pair<std::string, Shape>> vgg16_torchvision_shapes(double width = 1.0);
+
+// Maps a torchvision VGG16 file onto our names. Checks that every features.* tensor is there with the VGG16
+// shape at opt.width and reports all mismatches together (naming the file, e.g. one from another network or
+// from vgg16_bn). A "module." prefix (saved from DataParallel) is accepted. F64 tensors are converted to F32.
+// `report`, when given, receives one line per mapped or skipped tensor.
+NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* report = nullptr,
+                       const Vgg16ImportOptions& opt = {});
+
+// Reads `from`, maps it, writes `out` with metadata {"format": "fashionnet-init", "source": from,
+// "source_format": "torchvision-vgg16", "width": ...}. Returns the tensors written.
+NamedTensors import_vgg16(const std::string& from, const std::string& out, std::vector<std::string>* report = nullptr,
+                          const Vgg16ImportOptions& opt = {});
+
+}  // namespace fn

@@ -1,0 +1,242 @@
+// Convolution launchers and the CPU path: im2col + OpenBLAS GEMM, one image at a time (CUDA side in
+// conv2d.cu). Per image n the forward is one product y_n (K, P*Q) = W (K, C*R*S) * col_n (C*R*S, P*Q),
+// written straight into y's NCHW storage, followed by one bias(+ReLU) pass over y_n while it is in cache.
+//
+// Threads (ConvCpuPlan): a large convolution either runs images on threads, each with its own reused
+// im2col buffer and OpenBLAS held to one thread, or one image at a time with the im2col split by channel
+// and OpenBLAS threading the product. Both are measured by bench_conv; see docs/kernels/conv2d.md.
+// Sums run in an order fixed by the thread count, so a run reproduces bitwise.
+#include "kernels/conv2d.h"
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "kernels/gemm.h"
+
+namespace fn::kernels {
+
+const char* conv_algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::Auto: return "auto";
+    case ConvAlgo::Cudnn: return "cudnn";
+    case ConvAlgo::Im2colGemm: return "im2col_gemm";
+  }
+  return "?";
+}
+const char* conv_cpu_plan_name(ConvCpuPlan p) {
+  switch (p) {
+    case ConvCpuPlan::Auto: return "auto";
+    case ConvCpuPlan::Images: return "images_on_threads";
+    case ConvCpuPlan::Blas: return "blas_threads";
+  }
+  return "?";
+}
+
+namespace {
+
+// Below this many flops a convolution runs on the calling thread: starting threads would cost more.
+constexpr double kThreadedFlops = 2e7;
+
+// Reusable, never-zeroed scratch buffers owned by the calling thread: the im2col buffers are tens of MB,
+// and allocating them afresh each call costs a page fault per 4 KB.
+void* scratch(int slot, size_t bytes) {
+  struct Buf {
+    std::unique_ptr<char[]> p;
+    size_t n = 0;
+  };
+  thread_local std::vector<Buf> pool;
+  if (int(pool.size()) <= slot) pool.resize(size_t(slot) + 1);
+  Buf& b = pool[size_t(slot)];
+  if (b.n < bytes) {
+    b.p.reset(new char[bytes]);  // default-initialised: no zero fill
+    b.n = bytes;
+  }
+  return b.p.get();
+}
+enum Slot { kCol = 0, kAcc = 1, kSlots = 2 };  // scratch slot of worker t: t * kSlots + purpose
+
+// Runs f(t) for t in [0, n) on n threads (the caller is thread 0) and waits for all.
+template <class F>
+void run_threads(int n, F&& f) {
+  std::vector<std::thread> ts;
+  for (int t = 1; t < n; ++t) ts.emplace_back([&f, t] { f(t); });
+  f(0);
+  for (auto& th : ts) th.join();
+}
+
+// Holds OpenBLAS to one thread while our own threads each make BLAS calls, and restores it after.
+struct SingleThreadedBlas {
+  int prev = blas_threads();
+  SingleThreadedBlas() { set_blas_threads(1); }
+  ~SingleThreadedBlas() { set_blas_threads(prev); }
+};
+
+// Runs per_image(n, worker, inner_threads) for every image n, spread over blas_threads() cores by the
+// plan: images on threads get worker = their thread index, inner_threads = 1 and OpenBLAS held to one
+// thread; images run one at a time get worker 0 and inner_threads = all (im2col/col2im split by channel,
+// OpenBLAS threading the product). Auto runs the largest multiple of the thread count as images on
+// threads and the remainder one at a time, so no core idles at the end of an odd batch.
+template <class F>
+void for_images(const ConvGeom& g, ConvCpuPlan want, F&& per_image) {
+  const int t = blas_threads();
+  if (t <= 1 || g.flops() < kThreadedFlops) {
+    for (int64_t n = 0; n < g.N; ++n) per_image(n, 0, 1);
+    return;
+  }
+  const int64_t split = want == ConvCpuPlan::Images ? g.N : want == ConvCpuPlan::Blas ? 0 : g.N / t * t;
+  if (split > 0) {
+    const int workers = int(std::min<int64_t>(t, split));
+    SingleThreadedBlas one;
+    run_threads(workers, [&](int w) {
+      for (int64_t n = w; n < split; n += workers) per_image(n, w, 1);
+    });
+  }
+  for (int64_t n = split; n < g.N; ++n) per_image(n, 0, t);
+}
+
+// One scratch buffer of `count` elements per possible worker, taken from the calling thread's pool.
+template <class T>
+std::vector<T*> worker_buffers(Slot purpose, int64_t count) {
+  std::vector<T*> b(size_t(std::max(1, blas_threads())));
+  for (size_t w = 0; w < b.size(); ++w) b[w] = static_cast<T*>(scratch(int(w) * kSlots + purpose, sizeof(T) * size_t(count)));
+  return b;
+}
+
+// Fills col with image x_n's im2col, split by channel over `threads` threads; returns the col matrix
+// (x_n itself for a pointwise convolution).
+template <class T>
+const T* lower(const T* xn, const ConvGeom& g, T* col, int threads) {
+  if (g.is_pointwise()) return xn;
+  if (threads <= 1) {
+    im2col_cpu(xn, g, col, 0, g.C);
+  } else {
+    run_threads(threads, [&](int t) { im2col_cpu(xn, g, col, g.C * t / threads, g.C * (t + 1) / threads); });
+  }
+  return col;
+}
+
+template <class T>
+void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvCpuPlan want) {
+  std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
+  for_images(g, want, [&](int64_t n, int worker, int inner) {
+    const T* col = lower(x + n * g.chw(), g, cols[size_t(worker)], inner);
+    T* yn = y + n * g.K * g.pq();
+    gemm_cpu(false, false, g.K, g.pq(), g.crs(), T(1), w, g.crs(), col, g.pq(), T(0), yn, g.pq());
+    if (!b && !relu) return;
+    for (int64_t k = 0; k < g.K; ++k) {  // the fused output pass: bias, then ReLU
+      T* row = yn + k * g.pq();
+      const T bk = b ? b[k] : T(0);
+      if (relu)
+        for (int64_t i = 0; i < g.pq(); ++i) row[i] = row[i] + bk > T(0) ? row[i] + bk : T(0);
+      else
+        for (int64_t i = 0; i < g.pq(); ++i) row[i] += bk;
+    }
+  });
+}
+
+// dx_n = col2im(W^T gy_n): the product lands in a scratch dcol (or straight in dx_n when pointwise).
+template <class T>
+void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvCpuPlan want) {
+  std::vector<T*> dcols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
+  for_images(g, want, [&](int64_t n, int worker, int inner) {
+    const T* gyn = gy + n * g.K * g.pq();
+    T* gxn = gx + n * g.chw();
+    T* dcol = g.is_pointwise() ? gxn : dcols[size_t(worker)];
+    gemm_cpu(true, false, g.crs(), g.pq(), g.K, T(1), w, g.crs(), gyn, g.pq(), T(0), dcol, g.pq());
+    if (g.is_pointwise()) return;
+    if (inner <= 1) {
+      col2im_cpu(dcol, g, gxn, 0, g.C);
+    } else {
+      run_threads(inner, [&](int t) { col2im_cpu(dcol, g, gxn, g.C * t / inner, g.C * (t + 1) / inner); });
+    }
+  });
+}
+
+// dW = sum_n gy_n col_n^T. Worker w adds its images, in increasing n, into its own accumulator (worker 0
+// into gw itself); the accumulators are then added in worker order: a fixed order, so runs repeat bitwise.
+template <class T>
+void backward_filter_cpu(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvCpuPlan want) {
+  const int64_t wn = g.K * g.crs();
+  std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
+  std::vector<T*> accs = worker_buffers<T>(kAcc, wn);
+  accs[0] = gw;
+  std::vector<char> used(accs.size(), 0);
+  for (T* a : accs) std::fill(a, a + wn, T(0));
+  for_images(g, want, [&](int64_t n, int worker, int inner) {
+    const T* col = lower(x + n * g.chw(), g, cols[size_t(worker)], inner);
+    gemm_cpu(false, true, g.K, g.crs(), g.pq(), T(1), gy + n * g.K * g.pq(), g.pq(), col, g.pq(), T(1),
+             accs[size_t(worker)], g.crs());
+    used[size_t(worker)] = 1;
+  });
+  for (size_t w = 1; w < accs.size(); ++w)
+    if (used[w])
+      for (int64_t i = 0; i < wn; ++i) gw[i] += accs[w][i];
+}
+
+void check_like(const char* op, const Tensor& ref, const Tensor& t) {
+  check_same_device(op, ref, t);
+  FN_CHECK(t.dtype() == ref.dtype(), op, ": dtypes differ: ", ref.describe(), ", ", t.describe());
+}
+
+void check_cuda_algo(const char* op, const Tensor& t, ConvAlgo algo) {
+  FN_CHECK(t.is_cuda() || algo != ConvAlgo::Cudnn, op, ": ConvAlgo::Cudnn needs CUDA tensors, got ", t.describe());
+  check_float32_on_cuda(op, t);
+}
+
+}  // namespace
+
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, int stride, int pad, bool relu,
+                    ConvOptions opt) {
+  ConvGeom g = conv_geom(x.shape(), w.shape(), stride, pad);
+  FN_CHECK(y.shape() == Shape({g.N, g.K, g.P, g.Q}), "conv2d_forward: output ", y.describe(), " should be ",
+           shape_str({g.N, g.K, g.P, g.Q}));
+  FN_CHECK(!b.defined() || (b.ndim() == 1 && b.size(0) == g.K), "conv2d_forward: bias ", b.describe(), " for ", g.K,
+           " filters");
+  check_like("conv2d_forward", x, w);
+  check_like("conv2d_forward", x, y);
+  if (b.defined()) check_like("conv2d_forward", x, b);
+  check_cuda_algo("conv2d_forward", x, opt.algo);
+  if (x.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::conv2d_forward_f32(x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, y.f32(), g, relu, opt.algo);
+#endif
+  }
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>(), g, relu, opt.cpu_plan);
+  });
+}
+
+void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, int stride, int pad, ConvOptions opt) {
+  ConvGeom g = conv_geom(gx.shape(), w.shape(), stride, pad);
+  FN_CHECK(gy.shape() == Shape({g.N, g.K, g.P, g.Q}), "conv2d_backward_data: gradient ", gy.describe(),
+           " should be ", shape_str({g.N, g.K, g.P, g.Q}));
+  check_like("conv2d_backward_data", gy, w);
+  check_like("conv2d_backward_data", gy, gx);
+  check_cuda_algo("conv2d_backward_data", gy, opt.algo);
+  if (gy.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::conv2d_backward_data_f32(gy.f32(), w.f32(), gx.f32(), g, opt.algo);
+#endif
+  }
+  FN_DISPATCH_FLOAT(gy.dtype(), T, { backward_data_cpu<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g, opt.cpu_plan); });
+}
+
+void conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int stride, int pad, ConvOptions opt) {
+  ConvGeom g = conv_geom(x.shape(), gw.shape(), stride, pad);
+  FN_CHECK(gy.shape() == Shape({g.N, g.K, g.P, g.Q}), "conv2d_backward_filter: gradient ", gy.describe(),
+           " should be ", shape_str({g.N, g.K, g.P, g.Q}));
+  check_like("conv2d_backward_filter", x, gy);
+  check_like("conv2d_backward_filter", x, gw);
+  check_cuda_algo("conv2d_backward_filter", x, opt.algo);
+  if (x.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::conv2d_backward_filter_f32(x.f32(), gy.f32(), gw.f32(), g, opt.algo);
+#endif
+  }
+  FN_DISPATCH_FLOAT(x.dtype(),
+                    T, { backward_filter_cpu<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g, opt.cpu_plan); });
+}
+
+}  // namespace fn::kernels

@@ -1,0 +1,116 @@
+// Softmax cross-entropy and the shared loss reduction on the GPU.
+// Math: see softmax_xent.h. CE_i = lse_i - z_{i,y_i}; loss = sum_i w_i CE_i / sum_i w_i (non-ignored rows).
+// Layouts: logits and grad_logits (N, K) row-major; labels, weights, lse, row weights (N).
+// Thread mapping:
+//   forward v1 (row thread)  one thread per row runs the CPU's row body: K loads per thread, strided across
+//                            the warp by K floats (uncoalesced for K >= 8). Best for K = 2 (visibility),
+//                            where a warp per row would leave 30 of 32 lanes idle.
+//   forward v2 (row warp)    one warp per row: lanes stride over k (coalesced), max and sum by butterfly
+//                            shuffles; lane 0 writes the row's term. For K = 23 / 50 (categories).
+//   default                  v1 for K <= 8, v2 above (to be confirmed by bench_losses on a GPU).
+//   backward                 one thread per logit, grid-stride, the CPU's per-element body.
+//   loss_finalize            one block of 256 threads: each thread sums a strided slice in double, then a
+//                            fixed shared-memory tree; deterministic, and close to the CPU's double sum.
+#include "core/cuda_check.h"
+#include "core/cuda_context.h"
+#include "kernels/launch.h"
+#include "kernels/softmax_xent.h"
+
+namespace fn::kernels::cuda {
+namespace {
+
+constexpr int kFinalizeThreads = 256;
+
+__global__ void finalize_kernel(const float* __restrict__ terms, const float* __restrict__ den, int64_t n,
+                                float fixed_den, float* loss, float* norm) {
+  __shared__ double s_sum[kFinalizeThreads], s_den[kFinalizeThreads];
+  double sum = 0, d = 0;
+  for (int64_t i = threadIdx.x; i < n; i += kFinalizeThreads) {
+    sum += double(terms[i]);
+    if (den) d += double(den[i]);
+  }
+  s_sum[threadIdx.x] = sum;
+  s_den[threadIdx.x] = d;
+  __syncthreads();
+  for (int w = kFinalizeThreads / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) {
+      s_sum[threadIdx.x] += s_sum[threadIdx.x + w];
+      s_den[threadIdx.x] += s_den[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    double D = den ? s_den[0] : double(fixed_den);
+    loss[0] = D != 0 ? float(s_sum[0] / D) : 0.f;
+    norm[0] = float(D);
+  }
+}
+
+__global__ void xent_v1(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
+                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N; i += blockDim.x * gridDim.x)
+    terms[i] = softmax_xent_row(z + int64_t(i) * K, K, labels[i], w ? w[i] : 1.f, ignore, lse[i], row_weight[i]);
+}
+
+__global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
+                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (row >= N) return;  // whole warps leave together
+  const float* zr = z + row * K;
+  float m = -INFINITY;
+  for (int k = lane; k < K; k += 32) m = fmaxf(m, zr[k]);
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  float s = 0.f;
+  for (int k = lane; k < K; k += 32) s += expf(zr[k] - m);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) {
+    float l = m + logf(s);
+    lse[row] = l;
+    terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
+  }
+}
+
+__global__ void xent_backward(const float* __restrict__ grad_loss, const float* __restrict__ z,
+                              const float* __restrict__ labels, const float* __restrict__ lse,
+                              const float* __restrict__ row_weight, const float* __restrict__ norm, int64_t total,
+                              int K, float* gz) {
+  const float g = grad_loss[0], den = norm[0];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+    int64_t r = i / K;
+    float scale_row = den != 0.f ? g * row_weight[r] / den : 0.f;
+    gz[i] = softmax_xent_grad(z[i], lse[r], int(i % K), labels[r], scale_row);
+  }
+}
+
+}  // namespace
+
+void loss_finalize_f32(const float* terms, const float* den, int64_t n, float fixed_den, float* loss, float* norm) {
+  finalize_kernel<<<1, kFinalizeThreads, 0, ::fn::cuda::stream()>>>(terms, den, n, fixed_den, loss, norm);
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_xent_forward_f32(SoftmaxXentVersion v, const float* z, const float* labels, const float* w, int N, int K,
+                              int ignore, float* terms, float* lse, float* row_weight) {
+  if (N == 0) return;
+  if (v == SoftmaxXentVersion::Default) v = K <= 8 ? SoftmaxXentVersion::V1RowThread : SoftmaxXentVersion::V2RowWarp;
+  if (v == SoftmaxXentVersion::V1RowThread) {
+    xent_v1<<<grid_for(N), 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
+  } else {
+    const int rows_per_block = 256 / 32;
+    xent_v2<<<(N + rows_per_block - 1) / rows_per_block, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore,
+                                                                                         terms, lse, row_weight);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_xent_backward_f32(const float* grad_loss, const float* z, const float* labels, const float* lse,
+                               const float* row_weight, const float* norm, int N, int K, float* gz) {
+  const int64_t total = int64_t(N) * K;
+  if (total == 0) return;
+  xent_backward<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, lse, row_weight, norm, total,
+                                                                    K, gz);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fn::kernels::cuda

@@ -1,0 +1,260 @@
+// conv2d and conv2d_relu: a direct 7-loop reference, the im2col indexing, float64 gradient checks, both CPU
+// thread plans, batch invariance, determinism, and CUDA (cuDNN and im2col + cuBLAS) against the CPU.
+#include <array>
+
+#include "kernels/bias.h"
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "kernels/launch.h"
+#include "nn/functional.h"
+#include "tests/support/check.h"
+
+using namespace fn;
+using fn::F::Conv2dArgs;
+using fn::kernels::ConvAlgo;
+using fn::kernels::ConvCpuPlan;
+using fn::kernels::ConvGeom;
+using fn::kernels::ConvOptions;
+using fn::test::gradcheck;
+using fn::test::leaf64;
+
+namespace {
+
+// N, C, H, W, K, R, S, stride, pad
+using Case = std::array<int, 9>;
+const std::vector<Case> kCases = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 0},   // 1x1 map, 1x1 filter
+    {1, 1, 1, 1, 2, 3, 3, 1, 1},   // 1x1 map, padded 3x3
+    {3, 3, 5, 7, 5, 3, 3, 1, 1},   // batch 3, odd channels, non-square
+    {1, 5, 9, 8, 3, 3, 3, 2, 1},   // stride 2
+    {2, 3, 7, 7, 4, 3, 3, 2, 0},   // stride 2, pad 0
+    {3, 7, 4, 5, 3, 1, 1, 1, 0},   // pointwise
+    {1, 2, 6, 5, 3, 3, 1, 1, 0},   // R != S
+    {2, 2, 5, 5, 3, 5, 5, 3, 2},   // 5x5, stride 3, pad 2
+};
+
+struct Problem {
+  Tensor x, w, b;
+  Conv2dArgs a;
+};
+Problem make(const Case& c, uint64_t seed, DType t = DType::F64) {
+  Rng rng(seed);
+  Problem p;
+  p.x = Tensor::uniform({c[0], c[1], c[2], c[3]}, rng, -1, 1, t);
+  p.w = Tensor::uniform({c[4], c[1], c[5], c[6]}, rng, -1, 1, t);
+  p.b = Tensor::uniform({c[4]}, rng, -1, 1, t);
+  p.a = {c[7], c[8]};
+  return p;
+}
+
+// The definition, seven loops deep, in float64.
+std::vector<double> conv_direct(const Tensor& x, const Tensor& w, const Tensor& b, int stride, int pad) {
+  ConvGeom g = kernels::conv_geom(x.shape(), w.shape(), stride, pad);
+  auto vx = x.to_vector_f64(), vw = w.to_vector_f64(), vb = b.defined() ? b.to_vector_f64() : std::vector<double>();
+  std::vector<double> y(size_t(g.N * g.K * g.P * g.Q));
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t p = 0; p < g.P; ++p)
+        for (int64_t q = 0; q < g.Q; ++q) {
+          double s = vb.empty() ? 0.0 : vb[size_t(k)];
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t r = 0; r < g.R; ++r)
+              for (int64_t t = 0; t < g.S; ++t) {
+                int64_t h = p * stride - pad + r, ww = q * stride - pad + t;
+                if (h < 0 || h >= g.H || ww < 0 || ww >= g.W) continue;
+                s += vw[size_t(((k * g.C + c) * g.R + r) * g.S + t)] * vx[size_t(((n * g.C + c) * g.H + h) * g.W + ww)];
+              }
+          y[size_t(((n * g.K + k) * g.P + p) * g.Q + q)] = s;
+        }
+  return y;
+}
+
+Tensor detached(const Tensor& t) { return t.clone().set_requires_grad(false); }
+
+// Forward and both gradients of one convolution with the given options, seed gradient gy.
+struct Grads {
+  Tensor y, gx, gw, gb;
+};
+Grads run_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy, Conv2dArgs a, bool relu,
+               ConvOptions opt) {
+  Grads r;
+  ConvGeom g = kernels::conv_geom(x.shape(), w.shape(), a.stride, a.pad);
+  r.y = Tensor::empty({g.N, g.K, g.P, g.Q}, x.dtype(), x.device());
+  r.gx = Tensor::empty_like(x);
+  r.gw = Tensor::empty_like(w);
+  r.gb = Tensor::empty_like(b);
+  for (Tensor* t : {&r.y, &r.gx, &r.gw, &r.gb}) fn::test::poison(*t);
+  kernels::conv2d_forward(x, w, b, r.y, a.stride, a.pad, relu, opt);
+  Tensor gpre = gy;
+  if (relu) {
+    gpre = Tensor::empty_like(gy);
+    kernels::relu_backward(r.y, gy, gpre);
+  }
+  kernels::conv2d_backward_data(gpre, w, r.gx, a.stride, a.pad, opt);
+  kernels::conv2d_backward_filter(x, gpre, r.gw, a.stride, a.pad, opt);
+  kernels::bias_grad(gpre, r.gb);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: forward matches the direct 7-loop definition") {
+  uint64_t seed = 1;
+  for (const Case& c : kCases) {
+    Problem p = make(c, seed++);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()) << " stride " << c[7] << " pad " << c[8]);
+    FN_REQUIRE_CLOSE(F::conv2d(p.x, p.w, p.b, p.a).to_vector_f64(), conv_direct(p.x, p.w, p.b, c[7], c[8]), 1e-12, 1e-12);
+    FN_REQUIRE_CLOSE(F::conv2d(p.x, p.w, Tensor(), p.a).to_vector_f64(), conv_direct(p.x, p.w, Tensor(), c[7], c[8]),
+                     1e-12, 1e-12);
+    Tensor x32 = p.x.to(DType::F32), w32 = p.w.to(DType::F32), b32 = p.b.to(DType::F32);
+    FN_REQUIRE_CLOSE(F::conv2d(x32, w32, b32, p.a).to_vector_f64(), conv_direct(x32, w32, b32, c[7], c[8]), 1e-5, 1e-5);
+  }
+}
+
+TEST_CASE("im2col / col2im: the CPU row loops equal the per-element bodies the CUDA kernels run") {
+  uint64_t seed = 20;
+  for (const Case& c : kCases) {
+    Problem p = make(c, seed++);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+    const double* x0 = p.x.f64();  // image 0
+    std::vector<double> fast(size_t(g.crs() * g.pq()), NAN), body(fast.size());
+    kernels::im2col_cpu(x0, g, fast.data(), 0, g.C);
+    kernels::cpu_for(int64_t(body.size()),
+                     [&](int64_t i) { body[size_t(i)] = kernels::im2col_value(x0, g, i / g.pq(), i % g.pq()); });
+    FN_REQUIRE_CLOSE(fast, body, 0.0, 0.0);
+    // col2im is the adjoint of im2col: <im2col(x), z> == <x, col2im(z)>
+    Rng rng(seed);
+    std::vector<double> z(fast.size());
+    for (auto& v : z) v = rng.uniform() - 0.5;
+    std::vector<double> back(size_t(g.chw()), NAN), back_body(back.size());
+    kernels::col2im_cpu(z.data(), g, back.data(), 0, g.C);
+    kernels::cpu_for(g.chw(), [&](int64_t i) {
+      back_body[size_t(i)] = kernels::col2im_value(z.data(), g, i / (g.H * g.W), (i / g.W) % g.H, i % g.W);
+    });
+    FN_REQUIRE_CLOSE(back, back_body, 1e-14, 1e-14);
+    double lhs = 0, rhs = 0;
+    for (size_t i = 0; i < z.size(); ++i) lhs += fast[i] * z[i];
+    for (size_t i = 0; i < back.size(); ++i) rhs += x0[i] * back[i];
+    REQUIRE(std::fabs(lhs - rhs) <= 1e-12 * (1 + std::fabs(lhs)));
+  }
+}
+
+TEST_CASE("conv2d: gradients (float64, central differences)") {
+  uint64_t seed = 40;
+  for (const Case& c : kCases) {
+    Problem p = make(c, seed++);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()) << " stride " << c[7] << " pad " << c[8]);
+    for (Tensor* t : {&p.x, &p.w, &p.b}) t->set_requires_grad(true);
+    Conv2dArgs a = p.a;
+    gradcheck([a](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], a); }, {p.x, p.w, p.b});
+    gradcheck([a](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], Tensor(), a); }, {p.x, p.w});
+  }
+}
+
+TEST_CASE("conv2d_relu: equals relu(conv2d) forward and backward, and passes gradcheck away from the kink") {
+  uint64_t seed = 60;
+  for (const Case& c : kCases) {
+    Problem p = make(c, seed++);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()));
+    Conv2dArgs a = p.a;
+    // Composition, in float64: same output, same gradients.
+    Tensor x1 = detached(p.x).set_requires_grad(true), w1 = detached(p.w).set_requires_grad(true),
+           b1 = detached(p.b).set_requires_grad(true);
+    Tensor x2 = detached(p.x).set_requires_grad(true), w2 = detached(p.w).set_requires_grad(true),
+           b2 = detached(p.b).set_requires_grad(true);
+    // (backward consumes the whole tape, so each graph is built and run on its own)
+    Tensor fused = F::conv2d_relu(x1, w1, b1, a);
+    Rng rng(seed);
+    Tensor seedg = Tensor::uniform(fused.shape(), rng, -1, 1, DType::F64);
+    backward(fused, seedg);
+    Tensor composed = F::relu(F::conv2d(x2, w2, b2, a));
+    backward(composed, seedg);
+    FN_REQUIRE_CLOSE(fused, composed, 0.0, 0.0);
+    FN_REQUIRE_CLOSE(x1.grad(), x2.grad(), 1e-14, 1e-14);
+    FN_REQUIRE_CLOSE(w1.grad(), w2.grad(), 1e-14, 1e-14);
+    FN_REQUIRE_CLOSE(b1.grad(), b2.grad(), 1e-14, 1e-14);
+    // Central differences are valid only if no pre-activation sits within reach of the step at 0.
+    {
+      NoGradGuard ng;
+      double margin = INFINITY;
+      for (double v : F::conv2d(p.x, p.w, p.b, a).to_vector_f64()) margin = std::min(margin, std::fabs(v));
+      REQUIRE(margin > 1e-4);
+    }
+    for (Tensor* t : {&p.x, &p.w, &p.b}) t->set_requires_grad(true);
+    gradcheck([a](const std::vector<Tensor>& v) { return F::conv2d_relu(v[0], v[1], v[2], a); }, {p.x, p.w, p.b});
+  }
+}
+
+TEST_CASE("conv2d: both CPU thread plans match the float64 reference at a threaded size, and repeat bitwise") {
+  // Large enough (> 2e7 flops) that the threaded paths run; N = 3 does not divide among 2 threads.
+  for (auto c : std::vector<Case>{{4, 16, 28, 28, 32, 3, 3, 1, 1}, {3, 17, 33, 33, 33, 3, 3, 2, 1},
+                                  {4, 64, 14, 14, 64, 1, 1, 1, 0}}) {
+    Problem p = make(c, 77);
+    Rng rng(78);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1, DType::F64);
+    Grads ref = run_conv(p.x, p.w, p.b, gy, p.a, true, {ConvAlgo::Auto, ConvCpuPlan::Blas});  // float64
+    Tensor x = p.x.to(DType::F32), w = p.w.to(DType::F32), b = p.b.to(DType::F32), gy32 = gy.to(DType::F32);
+    for (ConvCpuPlan plan : {ConvCpuPlan::Images, ConvCpuPlan::Blas, ConvCpuPlan::Auto}) {
+      INFO("plan " << kernels::conv_cpu_plan_name(plan) << " case " << shape_str(x.shape()));
+      Grads r = run_conv(x, w, b, gy32, p.a, true, {ConvAlgo::Im2colGemm, plan});
+      FN_REQUIRE_CLOSE(r.y, ref.y, 1e-4, 1e-4);
+      FN_REQUIRE_CLOSE(r.gx, ref.gx, 1e-4, 1e-4);
+      FN_REQUIRE_CLOSE(r.gw, ref.gw, 1e-3, 1e-4);
+      FN_REQUIRE_CLOSE(r.gb, ref.gb, 1e-3, 1e-4);
+      Grads again = run_conv(x, w, b, gy32, p.a, true, {ConvAlgo::Im2colGemm, plan});
+      REQUIRE(again.y.to_vector() == r.y.to_vector());
+      REQUIRE(again.gx.to_vector() == r.gx.to_vector());
+      REQUIRE(again.gw.to_vector() == r.gw.to_vector());
+    }
+  }
+}
+
+TEST_CASE("conv2d: a batch of N equals N batches of 1") {
+  for (auto c : std::vector<Case>{{3, 3, 5, 7, 5, 3, 3, 1, 1}, {4, 16, 28, 28, 32, 3, 3, 1, 1}}) {
+    Problem p = make(c, 5, DType::F32);
+    Tensor y = F::conv2d(p.x, p.w, p.b, p.a);
+    for (int64_t n = 0; n < p.x.size(0); ++n) {
+      Tensor yn = F::conv2d(p.x.slice0(n, n + 1).clone(), p.w, p.b, p.a);
+      FN_REQUIRE_CLOSE(yn, y.slice0(n, n + 1).clone(), 1e-5, 1e-5);
+    }
+  }
+}
+
+TEST_CASE("conv2d: bad arguments are errors, never a quiet fallback") {
+  Problem p = make({1, 2, 5, 5, 3, 3, 3, 1, 1}, 1, DType::F32);
+  Tensor y = Tensor::empty({1, 3, 5, 5});
+  REQUIRE_THROWS_AS(kernels::conv2d_forward(p.x, p.w, p.b, y, 1, 1, false, {ConvAlgo::Cudnn}), Error);
+  Tensor wrong = Tensor::empty({1, 3, 4, 4});
+  REQUIRE_THROWS_AS(kernels::conv2d_forward(p.x, p.w, p.b, wrong, 1, 1), Error);
+  REQUIRE_THROWS_AS(F::conv2d(p.x, Tensor::empty({3, 4, 3, 3}), Tensor(), {}), Error);  // channel mismatch
+}
+
+TEST_CASE("conv2d: CUDA (cuDNN and im2col + cuBLAS) matches the CPU, forward and backward") {
+  FN_REQUIRE_CUDA();
+  std::vector<Case> cases = kCases;
+  cases.push_back({3, 33, 45, 45, 17, 3, 3, 1, 1});
+  cases.push_back({2, 64, 56, 56, 128, 3, 3, 1, 1});
+  uint64_t seed = 90;
+  for (const Case& c : cases) {
+    Problem p = make(c, seed++, DType::F32);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+    Rng rng(seed);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1);
+    for (bool relu : {false, true}) {
+      Grads ref = run_conv(p.x, p.w, p.b, gy, p.a, relu, {});
+      for (ConvAlgo algo : {ConvAlgo::Cudnn, ConvAlgo::Im2colGemm}) {
+        INFO("algo " << kernels::conv_algo_name(algo) << " relu " << relu << " case " << shape_str(p.x.shape()) << " * "
+                     << shape_str(p.w.shape()) << " stride " << c[7] << " pad " << c[8]);
+        Grads r = run_conv(p.x.to(Device::CUDA), p.w.to(Device::CUDA), p.b.to(Device::CUDA), gy.to(Device::CUDA), p.a,
+                           relu, {algo});
+        double tol = 1e-5 * std::sqrt(double(g.crs()));
+        FN_REQUIRE_CLOSE(r.y, ref.y, tol, 1e-4);
+        FN_REQUIRE_CLOSE(r.gx, ref.gx, tol, 1e-4);
+        FN_REQUIRE_CLOSE(r.gw, ref.gw, 1e-5 * std::sqrt(double(g.N * g.pq())), 1e-4);
+        FN_REQUIRE_CLOSE(r.gb, ref.gb, 1e-5 * std::sqrt(double(g.N * g.pq())), 1e-4);
+      }
+    }
+  }
+}

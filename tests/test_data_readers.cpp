@@ -1,0 +1,398 @@
+// Annotation readers: the real DeepFashion files, small hand-written datasets in every benchmark's
+// format, and one malformed line of every kind (each error must name the file and the line).
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "data/dataset.h"
+
+namespace fs = std::filesystem;
+using namespace fn::data;
+
+namespace {
+
+const std::string kReal = std::string(FN_SOURCE_DIR) + "/../shared/deepfashion";
+
+// A fresh directory under the system temp dir, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    path = fs::temp_directory_path() / ("fn_test_data_" + tag + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string str() const { return path.string(); }
+  void write(const std::string& rel, const std::string& text) const {
+    fs::create_directories((path / rel).parent_path());
+    std::ofstream(path / rel, std::ios::binary) << text;
+  }
+};
+
+// A valid tiny In-shop dataset: 4 images of 3 items, one of each clothes type.
+std::map<std::string, std::string> inshop_files() {
+  return {
+      {"Eval/list_eval_partition.txt",
+       "4\nimage_name item_id evaluation_status\n"
+       "img/WOMEN/Dresses/id_00000001/01_1_front.jpg id_00000001 train\n"
+       "img/WOMEN/Dresses/id_00000001/01_2_side.jpg id_00000001 train\n"
+       "img/MEN/Pants/id_00000002/01_1_front.jpg id_00000002 query\n"
+       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg id_00000003 gallery\n"},
+      {"Anno/list_item_inshop.txt", "3\nid_00000001\nid_00000002\nid_00000003\n"},
+      {"Anno/list_bbox_inshop.txt",
+       "4\nimage_name clothes_type pose_type x_1 y_1 x_2 y_2\n"
+       "img/WOMEN/Dresses/id_00000001/01_1_front.jpg 3 1 50 20 200 240\n"
+       "img/WOMEN/Dresses/id_00000001/01_2_side.jpg 3 2 60 20 190 240\n"
+       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 70 30 180 250\n"
+       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg 1 1 40 40 210 200\n"},
+      {"Anno/list_landmarks_inshop.txt",
+       "4\nimage_name clothes_type variation_type landmark_visibility_1 landmark_location_x_1 landmark_location_y_1\n"
+       "img/WOMEN/Dresses/id_00000001/01_1_front.jpg 3 1 0 100 30 0 150 30 1 60 80 0 190 80 0 90 120 0 160 120 2 0 0 0 180 230\n"
+       "img/WOMEN/Dresses/id_00000001/01_2_side.jpg 3 2 0 100 30 0 150 30 0 60 80 0 190 80 0 90 120 0 160 120 0 70 230 0 180 230\n"
+       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 0 80 35 0 170 35 1 90 240 0 160 240\n"
+       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg 1 1 0 100 45 0 150 45 0 50 90 2 0 0 0 60 190 0 200 190\n"},
+      {"Anno/list_attr_cloth.txt", "3\nattribute_name\nlightweight\nfloral print\nknit\n"},
+      {"Anno/list_attr_items.txt", "3\nitem_id attribute_labels\nid_00000001 1 -1 0\nid_00000002 -1 -1 1\nid_00000003 0 1 -1\n"},
+  };
+}
+
+void write_all(const TempDir& d, const std::map<std::string, std::string>& files) {
+  for (const auto& [rel, text] : files) d.write(rel, text);
+}
+
+// Loads and returns the error message ("" when it loads).
+std::string load_error(const std::string& root, const std::string& benchmark, bool require = true) {
+  try {
+    load_dataset(root, benchmark, require);
+  } catch (const fn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string replace_line(std::string text, int line_no, const std::string& with) {
+  size_t start = 0;
+  for (int i = 1; i < line_no; ++i) start = text.find('\n', start) + 1;
+  const size_t end = text.find('\n', start);
+  return text.substr(0, start) + with + text.substr(end);
+}
+
+}  // namespace
+
+TEST_CASE("real In-shop partition and item list load with the published counts") {
+  if (!fs::exists(kReal + "/inshop/Eval/list_eval_partition.txt")) {
+    std::printf("SKIPPED: %s not present\n", kReal.c_str());
+    return;
+  }
+  LoadReport rep;
+  const Dataset ds = load_dataset(kReal + "/inshop", "inshop", false, &rep);
+  CHECK(rep.error_count == 0);
+  CHECK(ds.samples.size() == 52712);
+  CHECK(ds.item_ids.size() == 7982);
+  CHECK(ds.indices(Split::Train).size() == 25882);
+  CHECK(ds.indices(Split::Query).size() == 14218);
+  CHECK(ds.indices(Split::Gallery).size() == 12612);
+  CHECK(ds.category_names.size() == 23);
+  CHECK(ds.attribute_names.size() == 463);
+  CHECK(ds.attribute_names[0] == "lightweight");
+  // bbox and landmarks are not in the copy: reported missing, as warnings only.
+  int missing = 0;
+  for (const auto& f : rep.files) missing += !f.present;
+  CHECK(missing == 3);
+  for (const auto& s : ds.samples) REQUIRE((s.item >= 0 && !s.has_bbox && !s.has_landmarks));
+  const Sample& first = ds.samples[0];
+  CHECK(first.item_id == "id_00000001");
+  CHECK(ds.category_names[first.category] == "WOMEN/Blouses_Shirts");
+  // With annotations required, the missing bbox file is an error naming it.
+  const std::string err = load_error(kReal + "/inshop", "inshop", true);
+  CHECK(err.find("Anno/list_bbox_inshop.txt: missing") != std::string::npos);
+}
+
+TEST_CASE("real Consumer-to-shop and Category name lists (BOM, CRLF, names with spaces)") {
+  if (!fs::exists(kReal + "/consumer2shop/Anno/list_attr_cloth.txt")) {
+    std::printf("SKIPPED: %s not present\n", kReal.c_str());
+    return;
+  }
+  LoadReport rep;
+  const Dataset c2s = load_dataset(kReal + "/consumer2shop", "consumer2shop", false, &rep);
+  REQUIRE(c2s.attribute_names.size() == 303);
+  CHECK(c2s.attribute_names[0] == "Regular length (51-65cm)");  // English name, spaces kept, CR dropped
+  CHECK(c2s.attribute_types[0] == 1);
+  CHECK(c2s.attribute_type_names.size() == 18);
+  CHECK(c2s.item_ids.size() == 33881);
+  CHECK(c2s.item_ids.back() == "id_00033886");
+  CHECK(rep.error_count == 1);  // only the missing partition, which this copy lacks
+  CHECK(rep.errors[0].find("Eval/list_eval_partition.txt: missing") != std::string::npos);
+
+  LoadReport rep2;
+  const Dataset cat = load_dataset(kReal + "/category_attribute", "category", false, &rep2);
+  REQUIRE(cat.category_names.size() == 50);
+  CHECK(cat.category_names[0] == "Anorak");
+  CHECK(cat.category_types[0] == 1);
+  REQUIRE(cat.attribute_names.size() == 1000);
+  CHECK(cat.attribute_names[0] == "a-line");
+  CHECK(cat.attribute_names[2] == "abstract chevron");
+  int per_type[6] = {0, 0, 0, 0, 0, 0};
+  for (int t : cat.attribute_types) per_type[t]++;
+  CHECK(per_type[1] == 156);
+  CHECK(per_type[2] == 218);
+  CHECK(per_type[3] == 180);
+  CHECK(per_type[4] == 216);
+  CHECK(per_type[5] == 230);
+}
+
+TEST_CASE("ImageFolder reader on inshop_firstview") {
+  const std::string root = kReal + "/inshop_firstview/train";
+  if (!fs::exists(root)) {
+    std::printf("SKIPPED: %s not present\n", root.c_str());
+    return;
+  }
+  const Dataset ds = load_dataset(root, "imagefolder");
+  CHECK(ds.samples.size() == 3978);
+  REQUIRE(ds.category_names.size() == 23);
+  CHECK(ds.category_names.front() == "MEN_Denim");
+  CHECK(ds.category_names.back() == "WOMEN_Tees_Tanks");
+  CHECK(ds.indices(Split::Train).size() == 3978);
+  for (size_t i = 1; i < ds.samples.size(); ++i) REQUIRE(ds.samples[i - 1].category <= ds.samples[i].category);
+  CHECK(ds.samples[0].image.rfind("MEN_Denim/id_", 0) == 0);
+}
+
+TEST_CASE("In-shop reader: samples, items, categories, bbox, attributes") {
+  TempDir d("inshop");
+  write_all(d, inshop_files());
+  const Dataset ds = load_dataset(d.str(), "inshop");
+  REQUIRE(ds.samples.size() == 4);
+  CHECK(ds.item_ids == std::vector<std::string>{"id_00000001", "id_00000002", "id_00000003"});
+  CHECK(ds.category_names == std::vector<std::string>{"MEN/Pants", "MEN/Tees_Tanks", "WOMEN/Dresses"});
+  const Sample& s = ds.samples[2];
+  CHECK(s.item == 1);
+  CHECK(s.category == 0);
+  CHECK(s.split == Split::Query);
+  CHECK(s.clothes_type == 2);
+  CHECK((s.has_bbox && s.x1 == 70 && s.y1 == 30 && s.x2 == 180 && s.y2 == 250));
+  CHECK(ds.indices(Split::Train) == std::vector<int>{0, 1});
+  // File values 1/-1/0 become 1/0/-1 (positive, negative, unknown), per item.
+  CHECK(ds.samples[0].attributes == std::vector<int8_t>{1, 0, -1});
+  CHECK(ds.samples[1].attributes == std::vector<int8_t>{1, 0, -1});
+  CHECK(ds.samples[3].attributes == std::vector<int8_t>{-1, 1, 0});
+  CHECK(ds.attribute_names[1] == "floral print");
+}
+
+TEST_CASE("landmarks go to the fixed slots by name, never compacted") {
+  TempDir d("slots");
+  write_all(d, inshop_files());
+  const Dataset ds = load_dataset(d.str(), "inshop");
+  // Full body: all 8 slots in file order; the cut-off left hem keeps code 2.
+  const Landmarks& full = ds.samples[0].lm;
+  CHECK(full.vis[kLSleeve] == kOccluded);
+  CHECK(full.vis[kLHem] == kCutOff);
+  CHECK((full.x[kRHem] == 180 && full.y[kRHem] == 230));
+  CHECK((full.x[kLWaist] == 90 && full.y[kLWaist] == 120));
+  // Lower body: 4 landmarks are waistline L/R then hem L/R -> slots 4,5,6,7; collar and sleeve absent.
+  const Landmarks& lower = ds.samples[2].lm;
+  for (int s : {kLCollar, kRCollar, kLSleeve, kRSleeve}) CHECK(lower.vis[s] == kAbsent);
+  CHECK((lower.x[kLWaist] == 80 && lower.y[kLWaist] == 35 && lower.vis[kLWaist] == kVisible));
+  CHECK((lower.x[kRWaist] == 170 && lower.vis[kRWaist] == kVisible));
+  CHECK((lower.x[kLHem] == 90 && lower.y[kLHem] == 240 && lower.vis[kLHem] == kOccluded));
+  CHECK((lower.x[kRHem] == 160 && lower.vis[kRHem] == kVisible));
+  // Upper body: collar, sleeve, hem -> slots 0,1,2,3,6,7; waistline absent.
+  const Landmarks& upper = ds.samples[3].lm;
+  CHECK((upper.vis[kLWaist] == kAbsent && upper.vis[kRWaist] == kAbsent));
+  CHECK((upper.x[kLSleeve] == 50 && upper.y[kLSleeve] == 90));
+  CHECK(upper.vis[kRSleeve] == kCutOff);
+  CHECK((upper.x[kLHem] == 60 && upper.y[kLHem] == 190 && upper.vis[kLHem] == kVisible));
+  CHECK((upper.x[kRHem] == 200 && upper.vis[kRHem] == kVisible));
+}
+
+TEST_CASE("every kind of malformed line is an error naming the file and the line") {
+  struct Case {
+    const char* what;
+    const char* file;
+    int line;  // 1-based line to replace, 0: replace the whole file
+    const char* text;
+    const char* expect;  // substring of the error
+  };
+  const Case cases[] = {
+      {"wrong count header", "Eval/list_eval_partition.txt", 1, "5", "Eval/list_eval_partition.txt:1: the header says 5 records but the file has 4"},
+      {"count line not a number", "Anno/list_item_inshop.txt", 1, "three", "Anno/list_item_inshop.txt:1: expected the record count"},
+      {"missing column", "Anno/list_bbox_inshop.txt", 4, "img/WOMEN/Dresses/id_00000001/01_2_side.jpg 3 2 60 20 190",
+       "Anno/list_bbox_inshop.txt:4: expected 7 columns, found 6"},
+      {"extra column", "Eval/list_eval_partition.txt", 3, "img/WOMEN/Dresses/id_00000001/01_1_front.jpg id_00000001 train x",
+       "Eval/list_eval_partition.txt:3: expected 3 columns, found 4"},
+      {"bad visibility", "Anno/list_landmarks_inshop.txt", 5, "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 0 80 35 3 170 35 1 90 240 0 160 240",
+       "Anno/list_landmarks_inshop.txt:5: visibility 3 is out of range [0, 2]"},
+      {"landmark count wrong for the clothes type", "Anno/list_landmarks_inshop.txt", 5,
+       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 0 80 35 0 170 35 1 90 240",
+       "Anno/list_landmarks_inshop.txt:5: expected 15 columns for clothes_type 2"},
+      {"unknown status", "Eval/list_eval_partition.txt", 5, "img/MEN/Pants/id_00000002/01_1_front.jpg id_00000002 testing",
+       "Eval/list_eval_partition.txt:5: unknown evaluation status 'testing'"},
+      {"empty bbox", "Anno/list_bbox_inshop.txt", 5, "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 70 30 70 250",
+       "Anno/list_bbox_inshop.txt:5: bbox (70, 30, 70, 250) is empty"},
+      {"non-number", "Anno/list_bbox_inshop.txt", 6, "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg 1 1 40 4O 210 200",
+       "Anno/list_bbox_inshop.txt:6: y1 '4O' is not an integer"},
+      {"non-number landmark", "Anno/list_landmarks_inshop.txt", 5,
+       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 0 80 35 0 1x0 35 1 90 240 0 160 240", "Anno/list_landmarks_inshop.txt:5: landmark x '1x0'"},
+      {"clothes type out of range", "Anno/list_bbox_inshop.txt", 3, "img/WOMEN/Dresses/id_00000001/01_1_front.jpg 4 1 50 20 200 240",
+       "Anno/list_bbox_inshop.txt:3: clothes_type 4 is out of range [1, 3]"},
+      {"clothes type disagrees between files", "Anno/list_landmarks_inshop.txt", 6,
+       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg 2 1 0 80 35 0 170 35 1 90 240 0 160 240",
+       "Anno/list_landmarks_inshop.txt:6: clothes_type 2 differs"},
+      {"image listed twice", "Eval/list_eval_partition.txt", 4, "img/WOMEN/Dresses/id_00000001/01_1_front.jpg id_00000001 train",
+       "Eval/list_eval_partition.txt:4: image 'img/WOMEN/Dresses/id_00000001/01_1_front.jpg' is listed twice"},
+      {"item id differs from the path", "Eval/list_eval_partition.txt", 5, "img/MEN/Pants/id_00000002/01_1_front.jpg id_00000003 query",
+       "Eval/list_eval_partition.txt:5: item id 'id_00000003' differs"},
+      {"attribute value out of range", "Anno/list_attr_items.txt", 4, "id_00000002 -1 2 1",
+       "Anno/list_attr_items.txt:4: attribute value 2 is out of range [-1, 1]"},
+      {"negative landmark", "Anno/list_landmarks_inshop.txt", 5,
+       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 0 -80 35 0 170 35 1 90 240 0 160 240",
+       "Anno/list_landmarks_inshop.txt:5: L waistline landmark (-80, 35) is negative"},
+      {"image unknown to the item list", "Anno/list_item_inshop.txt", 0, "2\nid_00000001\nid_00000002\n",
+       "Eval/list_eval_partition.txt: 1 images name items missing from Anno/list_item_inshop.txt"},
+  };
+  for (const Case& c : cases) {
+    SECTION(c.what) {
+      TempDir d("bad");
+      auto files = inshop_files();
+      files[c.file] = c.line ? replace_line(files[c.file], c.line, c.text) : std::string(c.text);
+      write_all(d, files);
+      const std::string err = load_error(d.str(), "inshop");
+      INFO(c.what << "\n  error: " << err);
+      CHECK(err.find(c.expect) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("missing optional files: a warning when not required, an error when required") {
+  TempDir d("optional");
+  auto files = inshop_files();
+  files.erase("Anno/list_bbox_inshop.txt");
+  files.erase("Anno/list_landmarks_inshop.txt");
+  write_all(d, files);
+  CHECK(load_error(d.str(), "inshop", true).find("Anno/list_bbox_inshop.txt: missing") != std::string::npos);
+  LoadReport rep;
+  const Dataset ds = load_dataset(d.str(), "inshop", false, &rep);
+  CHECK(rep.error_count == 0);
+  CHECK(rep.warning_count == 2);
+  REQUIRE(ds.samples.size() == 4);
+  for (const auto& s : ds.samples) CHECK((!s.has_bbox && !s.has_landmarks && s.clothes_type == 0));
+  // The partition is required whatever require_annotations says.
+  fs::remove(d.path / "Eval/list_eval_partition.txt");
+  CHECK(load_error(d.str(), "inshop", false).find("Eval/list_eval_partition.txt: missing (required file)") != std::string::npos);
+}
+
+TEST_CASE("a report collects every problem instead of stopping at the first") {
+  TempDir d("many");
+  auto files = inshop_files();
+  files["Anno/list_bbox_inshop.txt"] = replace_line(replace_line(files["Anno/list_bbox_inshop.txt"], 3, "a 1 1 x 0 1 1"), 5,
+                                                    "img/MEN/Pants/id_00000002/01_1_front.jpg 2 9 70 30 180 250");
+  write_all(d, files);
+  LoadReport rep;
+  load_dataset(d.str(), "inshop", true, &rep);
+  REQUIRE(rep.error_count == 3);  // two bad lines, and the two images they fail to annotate (one error)
+  CHECK(rep.errors[0].find("Anno/list_bbox_inshop.txt:3: x1 'x' is not an integer") != std::string::npos);
+  CHECK(rep.errors[1].find("Anno/list_bbox_inshop.txt:5: pose_type 9 is out of range") != std::string::npos);
+  CHECK(rep.errors[2].find("2 images of the dataset have no record") != std::string::npos);
+}
+
+TEST_CASE("Consumer-to-shop reader: pairs to samples, BOM and CRLF, source and status") {
+  TempDir d("c2s");
+  auto crlf = [](std::string s) {
+    std::string out = "\xEF\xBB\xBF";
+    for (char c : s) out += c == '\n' ? std::string("\r\n") : std::string(1, c);
+    return out;
+  };
+  const std::string a = "img/TOPS/T_Shirt/id_00000001/", b = "img/TROUSERS/Pants/id_00000002/";
+  d.write("Eval/list_eval_partition.txt",
+          crlf("4\nimage_pair_name_1 image_pair_name_2 item_id evaluation_status\n" + a + "comsumer_01.jpg " + a +
+               "shop_01.jpg id_00000001 test\n" + a + "comsumer_02.jpg " + a + "shop_01.jpg id_00000001 test\n" + b +
+               "comsumer_01.jpg " + b + "shop_01.jpg id_00000002 train\n" + b + "comsumer_01.jpg " + b +
+               "shop_02.jpg id_00000002 train\n"));
+  d.write("Anno/list_item_consumer2shop.txt", crlf("2\nid_00000001\nid_00000002\n"));
+  d.write("Anno/list_bbox_consumer2shop.txt",
+          crlf("6\nimage_name clothes_type source_type x_1 y_1 x_2 y_2\n" + a + "comsumer_01.jpg 1 2 1 2 100 200\n" + a +
+               "shop_01.jpg 1 1 1 2 100 200\n" + a + "comsumer_02.jpg 1 2 1 2 100 200\n" + b + "comsumer_01.jpg 2 2 1 2 100 200\n" +
+               b + "shop_01.jpg 2 1 1 2 100 200\n" + b + "shop_02.jpg 2 1 1 2 100 200\n"));
+  d.write("Anno/list_attr_cloth.txt", crlf("2\nattribute_name (Chinese) attribute_name (English) attribute_type\n"
+                                           "条纹   striped pattern   1\n长袖   long sleeve   2\n"));
+  d.write("Anno/list_attr_items.txt", crlf("2\nitem_id attribute_labels\nid_00000001 1 -1\nid_00000002 -1 0\n"));
+  LoadReport rep;
+  const Dataset ds = load_dataset(d.str(), "consumer2shop", false, &rep);
+  INFO((rep.errors.empty() ? "" : rep.errors[0]));
+  CHECK(rep.error_count == 0);
+  REQUIRE(ds.samples.size() == 6);
+  CHECK(ds.samples[0].image == a + "comsumer_01.jpg");
+  CHECK((ds.samples[0].source == 2 && ds.samples[0].split == Split::Query));
+  CHECK((ds.samples[1].source == 1 && ds.samples[1].split == Split::Gallery));
+  CHECK((ds.samples[4].source == 1 && ds.samples[4].split == Split::Train && ds.samples[4].clothes_type == 2));
+  CHECK(ds.attribute_names == std::vector<std::string>{"striped pattern", "long sleeve"});
+  CHECK(ds.samples[5].attributes == std::vector<int8_t>{0, -1});
+  CHECK(ds.category_names == std::vector<std::string>{"TOPS/T_Shirt", "TROUSERS/Pants"});
+
+  SECTION("a source type that contradicts the partition") {
+    d.write("Anno/list_bbox_consumer2shop.txt",
+            crlf("1\nimage_name clothes_type source_type x_1 y_1 x_2 y_2\n" + a + "shop_01.jpg 1 2 1 2 100 200\n"));
+    LoadReport r;
+    load_dataset(d.str(), "consumer2shop", false, &r);
+    REQUIRE(r.error_count >= 1);
+    CHECK(r.errors[0].find("Anno/list_bbox_consumer2shop.txt:3: source_type 2") != std::string::npos);
+  }
+  SECTION("an unknown status") {
+    d.write("Eval/list_eval_partition.txt",
+            crlf("1\nimage_pair_name_1 image_pair_name_2 item_id evaluation_status\n" + a + "comsumer_01.jpg " + a +
+                 "shop_01.jpg id_00000001 gallery\n"));
+    CHECK(load_error(d.str(), "consumer2shop", false).find("Eval/list_eval_partition.txt:3: unknown evaluation status 'gallery'") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("Category and Landmark benchmark readers") {
+  TempDir d("category");
+  d.write("Anno/list_category_cloth.txt", "3\ncategory_name  category_type\nAnorak  1\nJeans  2\nDress  3\n");
+  d.write("Anno/list_category_img.txt",
+          "3\nimage_name  category_label\nimg/A/img_1.jpg  1\nimg/B/img_2.jpg  2\nimg/C/img_3.jpg  3\n");
+  d.write("Eval/list_eval_partition.txt", "3\nimage_name  evaluation_status\nimg/A/img_1.jpg train\nimg/B/img_2.jpg val\nimg/C/img_3.jpg test\n");
+  d.write("Anno/list_bbox.txt", "3\nimage_name  x_1  y_1  x_2  y_2\nimg/A/img_1.jpg 1 2 30 40\nimg/B/img_2.jpg 1 2 30 40\nimg/C/img_3.jpg 1 2 30 40\n");
+  d.write("Anno/list_landmarks.txt",
+          "3\nimage_name clothes_type variation_type\n"
+          "img/A/img_1.jpg 1 1 0 10 10 0 20 10 0 5 20 0 25 20 0 8 30 0 22 30\n"
+          "img/B/img_2.jpg 2 1 0 10 10 0 20 10 0 8 30 0 22 30 0 0 0 0 0 0 0 0 0 0 0 0\n"  // padded to 8 triples
+          "img/C/img_3.jpg 3 2 0 10 10 0 20 10 0 5 20 0 25 20 0 8 25 0 22 25 0 8 30 0 22 30\n");
+  d.write("Anno/list_attr_cloth.txt", "2\nattribute_name  attribute_type\na-line   3\nabstract chevron   1\n");
+  d.write("Anno/list_attr_img.txt", "3\nimage_name  attribute_labels\nimg/A/img_1.jpg 1 -1\nimg/B/img_2.jpg -1 -1\nimg/C/img_3.jpg 0 1\n");
+  const Dataset ds = load_dataset(d.str(), "category");
+  REQUIRE(ds.samples.size() == 3);
+  CHECK((ds.samples[1].category == 1 && ds.samples[1].clothes_type == 2 && ds.samples[1].split == Split::Val));
+  CHECK((ds.samples[1].lm.vis[kLWaist] == kVisible && ds.samples[1].lm.x[kRHem] == 22 && ds.samples[1].lm.vis[kLCollar] == kAbsent));
+  CHECK(ds.samples[2].attributes == std::vector<int8_t>{-1, 1});
+  CHECK(ds.attribute_names[1] == "abstract chevron");
+  CHECK(ds.attribute_types == std::vector<int>{3, 1});
+
+  SECTION("label out of range") {
+    d.write("Anno/list_category_img.txt", "1\nimage_name  category_label\nimg/A/img_1.jpg  4\n");
+    CHECK(load_error(d.str(), "category").find("Anno/list_category_img.txt:3: category_label 4 is out of range [1, 3]") != std::string::npos);
+  }
+  SECTION("padding that is not zero") {
+    d.write("Anno/list_landmarks.txt",
+            "1\nimage_name clothes_type variation_type\nimg/B/img_2.jpg 2 1 0 10 10 0 20 10 0 8 30 0 22 30 0 0 0 0 0 0 0 0 0 0 5 0\n");
+    CHECK(load_error(d.str(), "category").find("Anno/list_landmarks.txt:3: clothes_type 2 has 4 landmarks but column 26 is not 0") !=
+          std::string::npos);
+  }
+  SECTION("the Landmark benchmark: partition, landmarks, bbox") {
+    TempDir l("landmark");
+    l.write("Eval/list_eval_partition.txt", "2\nimage_name evaluation_status\nimg/img_00000001.jpg train\nimg/img_00000002.jpg test\n");
+    l.write("Anno/list_landmarks.txt", "2\nimage_name clothes_type variation_type\n"
+                                       "img/img_00000001.jpg 2 1 0 10 10 0 20 10 2 0 0 1 22 30\n"
+                                       "img/img_00000002.jpg 1 3 0 10 10 0 20 10 0 5 20 0 25 20 0 8 30 0 22 30\n");
+    l.write("Anno/list_bbox.txt", "2\nimage_name x_1 y_1 x_2 y_2\nimg/img_00000001.jpg 1 1 50 50\nimg/img_00000002.jpg 1 1 50 50\n");
+    const Dataset lm = load_dataset(l.str(), "landmark");
+    REQUIRE(lm.samples.size() == 2);
+    CHECK((lm.samples[0].clothes_type == 2 && lm.samples[0].lm.vis[kLHem] == kCutOff && lm.samples[0].lm.vis[kRHem] == kOccluded));
+    CHECK((lm.samples[1].split == Split::Test && lm.samples[1].has_bbox));
+  }
+}

@@ -1,0 +1,117 @@
+// Optimizers: three steps against torch.optim (1.13, float64) on a fixed problem, state naming, skipped
+// parameters, save/restore of the state, CUDA against the CPU.
+#include <cmath>
+
+#include "kernels/optim.h"
+#include "nn/optim.h"
+#include "tests/support/check.h"
+
+using namespace fn;
+
+namespace {
+// p = [1, -2, 0.5]; step k = 0, 1, 2 sees the gradient (k+1) * [0.5, 0.25, -1]. Returns p after 3 steps.
+template <class Opt, class Options>
+std::vector<double> three_steps(Options o) {
+  Tensor p = Tensor::from(std::vector<double>{1.0, -2.0, 0.5}, {3});
+  p.set_requires_grad(true).set_name("w");
+  Opt opt({p}, o);
+  for (int k = 0; k < 3; ++k) {
+    p.set_grad(Tensor::from(std::vector<double>{0.5 * (k + 1), 0.25 * (k + 1), -1.0 * (k + 1)}, {3}));
+    opt.step();
+  }
+  return p.to_vector_f64();
+}
+}  // namespace
+
+TEST_CASE("SGD: three steps equal torch.optim.SGD (plain, momentum + weight decay, Nesterov)") {
+  // Reference values printed by torch 1.13: torch.optim.SGD([p], ...) on the same problem in float64.
+  FN_REQUIRE_CLOSE(three_steps<nn::SGD>(nn::SgdOptions{0.1f, 0.f, 0.f, false}), (std::vector<double>{0.7, -2.15, 1.1}),
+                   1e-7, 1e-7);
+  FN_REQUIRE_CLOSE(three_steps<nn::SGD>(nn::SgdOptions{0.1f, 0.9f, 0.01f, false}),
+                   (std::vector<double>{0.5191847489999999, -2.2263946230000005, 1.4476174995000002}), 1e-7, 1e-7);
+  FN_REQUIRE_CLOSE(three_steps<nn::SGD>(nn::SgdOptions{0.1f, 0.9f, 0.01f, true}),
+                   (std::vector<double>{0.26489045819099993, -2.347467023757, 1.9501313364705002}), 1e-7, 1e-7);
+}
+
+TEST_CASE("Adam: three steps equal torch.optim.Adam (bias correction, L2 weight decay)") {
+  // torch.optim.Adam([p], lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01), float64.
+  // Tolerance 1e-7: the hyper-parameters are float32 here (0.9f != 0.9), a ~1e-8 relative difference.
+  FN_REQUIRE_CLOSE(three_steps<nn::Adam>(nn::AdamOptions{0.01f, 0.9f, 0.999f, 1e-8f, 0.01f}),
+                   (std::vector<double>{0.9707471837488328, -2.0291417735624586, 0.5292266332888202}), 1e-7, 1e-7);
+}
+
+TEST_CASE("optimizers: named state, parameters without a gradient are left alone") {
+  Tensor a = Tensor::full({2}, 1.0).set_name("fc6.weight"), b = Tensor::full({3}, 2.0);
+  a.set_requires_grad(true);
+  b.set_requires_grad(true);
+  nn::SGD sgd({a, b}, {0.1f, 0.9f});
+  auto st = sgd.state();
+  REQUIRE(st.size() == 2);
+  REQUIRE(st[0].first == "fc6.weight.momentum");
+  REQUIRE(st[1].first == "param1.momentum");
+  a.set_grad(Tensor::full({2}, 1.0));
+  sgd.step();
+  REQUIRE(a.to_vector() == std::vector<float>{0.9f, 0.9f});
+  REQUIRE(b.to_vector() == std::vector<float>{2.f, 2.f, 2.f});  // no gradient: untouched
+  REQUIRE(st[1].second.to_vector() == std::vector<float>{0.f, 0.f, 0.f});
+  nn::Adam adam({a}, {});
+  auto as = adam.state();
+  REQUIRE(as.size() == 3);
+  REQUIRE(as[0].first == "fc6.weight.exp_avg");
+  REQUIRE(as[1].first == "fc6.weight.exp_avg_sq");
+  REQUIRE(as[2].first == "fc6.weight.step");
+  adam.step();
+  REQUIRE(as[2].second.item() == 1.0);
+  nn::SGD plain({a}, {0.1f});
+  REQUIRE(plain.state().empty());
+}
+
+TEST_CASE("optimizers: restoring the state continues bitwise") {
+  auto make_grad = [](int k) { return Tensor::from(std::vector<float>{0.3f * k, -0.7f, 1.1f / (k + 1)}, {3}); };
+  Tensor p = Tensor::from(std::vector<float>{1.f, 2.f, 3.f}, {3}).set_name("p");
+  p.set_requires_grad(true);
+  nn::Adam a({p}, {0.05f});
+  for (int k = 0; k < 2; ++k) p.set_grad(make_grad(k)), a.step();
+  // Snapshot parameter and state, run one more step; then restore into a fresh optimizer and redo it.
+  Tensor saved_p = p.clone();
+  std::vector<Tensor> saved;
+  for (auto& [name, t] : a.state()) saved.push_back(t.clone());
+  p.set_grad(make_grad(2));
+  a.step();
+  auto after = p.to_vector();
+  Tensor q = saved_p.clone().set_name("p");
+  q.set_requires_grad(true);
+  nn::Adam b({q}, {0.05f});
+  auto st = b.state();
+  for (size_t i = 0; i < st.size(); ++i) st[i].second.copy_from(saved[i]);
+  q.set_grad(make_grad(2));
+  b.step();
+  REQUIRE(q.to_vector() == after);
+}
+
+TEST_CASE("optimizers: CUDA matches the CPU") {
+  FN_REQUIRE_CUDA();
+  for (int64_t n : {1, 33, 45, 100003}) {
+    Rng rng(n);
+    Tensor p = Tensor::randn({n}, rng), g = Tensor::randn({n}, rng), v = Tensor::randn({n}, rng),
+           m = Tensor::randn({n}, rng), s = Tensor::uniform({n}, rng, 0.0, 1.0);
+    for (bool nesterov : {false, true}) {
+      kernels::SgdHyper h{0.05f, 0.9f, 1e-4f, nesterov};
+      Tensor pc = p.clone(), vc = v.clone(), pg = p.to(Device::CUDA), vg = v.to(Device::CUDA);
+      kernels::sgd_step(pc, g, vc, h);
+      kernels::sgd_step(pg, g.to(Device::CUDA), vg, h);
+      FN_REQUIRE_CLOSE(pg, pc, 1e-6, 1e-6);
+      FN_REQUIRE_CLOSE(vg, vc, 1e-6, 1e-6);
+    }
+    kernels::AdamHyper h{1e-3f, 0.9f, 0.999f, 1e-8f, 1e-4f};
+    Tensor pc = p.clone(), mc = m.clone(), sc = s.clone();
+    Tensor pg = p.to(Device::CUDA), mg = m.to(Device::CUDA), sg = s.to(Device::CUDA);
+    for (int64_t t = 1; t <= 3; ++t) {
+      kernels::adam_step(pc, g, mc, sc, t, h);
+      kernels::adam_step(pg, g.to(Device::CUDA), mg, sg, t, h);
+    }
+    FN_REQUIRE_CLOSE(pg, pc, 1e-6, 1e-5);
+    FN_REQUIRE_CLOSE(mg, mc, 1e-6, 1e-6);
+    FN_REQUIRE_CLOSE(sg, sc, 1e-6, 1e-6);
+  }
+}
