@@ -37,6 +37,5 @@ int run_import_vgg16(int argc, char** argv) {
 
 }  // namespace
 
-// Registered by hand, as FN_COMMAND would (its parameter `fn` shadows the namespace; reported to the lead).
-static fn::apps::CommandRegistrar import_vgg16_command(
-    {"import-vgg16", "convert torchvision VGG16 weights (.safetensors) into a FashionNet init file", run_import_vgg16});
+FN_COMMAND("import-vgg16", "convert torchvision VGG16 weights (.safetensors) into a FashionNet init file",
+           run_import_vgg16);

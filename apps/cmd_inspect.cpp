@@ -60,6 +60,4 @@ int run_inspect(int argc, char** argv) {
 
 }  // namespace
 
-// Registered by hand, as FN_COMMAND would (its parameter `fn` shadows the namespace; reported to the lead).
-static fn::apps::CommandRegistrar inspect_command(
-    {"inspect", "list the metadata and tensors of a .safetensors checkpoint", run_inspect});
+FN_COMMAND("inspect", "list the metadata and tensors of a .safetensors checkpoint", run_inspect);

@@ -5,6 +5,8 @@
 // gradient and argmax read and the full feature gradient written); on a GPU it is set against the
 // device's copy bandwidth measured in the same run (cudaMemcpy device to device).
 //   bench_landmark_pool [--device cpu|cuda] [--quick] [--repeats R] [--json FILE]
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -16,7 +18,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "core/device.h"
 #include "core/philox.h"
@@ -161,8 +162,8 @@ int main(int argc, char** argv) {
   auto record = [&](const std::string& pass, const std::string& version, const std::string& dev, double ms,
                     double bytes, double peak_gbs) {
     double gbs = bytes / (ms * 1e6);
-    json r = {{"pass", pass}, {"version", version}, {"device", dev}, {"ms", ms}, {"gbytes_per_s", gbs},
-              {"bytes", bytes}, {"status", "ok"}};
+    json r = {{"pass", pass},        {"version", version}, {"device", dev}, {"ms", ms},
+              {"gbytes_per_s", gbs}, {"bytes", bytes},     {"status", "ok"}};
     if (peak_gbs > 0) r["fraction_of_copy_bandwidth"] = gbs / peak_gbs;
     out["results"].push_back(r);
     std::printf("%-9s %-14s %-5s %9.3f ms %8.2f GB/s", pass.c_str(), version.c_str(), dev.c_str(), ms, gbs);
@@ -187,18 +188,20 @@ int main(int argc, char** argv) {
 
   if (device == "cpu") {
     out["versions"]["device_description"] = device_description(Device::CPU);
-    std::printf("landmark_pool on %s, N=%lld C=%lld %lldx%lld, %lld slots, r=%d\n", cpu_model().c_str(),
-                (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.L, s.r);
-    record("forward", "v1_naive", "cpu", time_cpu([&] {
-      kernels::landmark_pool_forward(f, L, V, args, y, arg, LandmarkPoolForward::V1Naive);
-    }, warmup, repeats), fwd_bytes, 0);
-    record("forward", "plane_order", "cpu", time_cpu([&] { kernels::landmark_pool_forward(f, L, V, args, y, arg); },
-                                                     warmup, repeats), fwd_bytes, 0);
-    record("backward", "slot_order", "cpu", time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf); }, warmup,
-                                                     repeats), bwd_bytes, 0);
-    record("backward", "gather", "cpu",
-           time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf, LandmarkPoolBackward::Gather); }, warmup,
-                    repeats), bwd_bytes, 0);
+    std::printf("landmark_pool on %s, N=%lld C=%lld %lldx%lld, %lld slots, r=%d\n", cpu_model().c_str(), (long long)s.N,
+                (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.L, s.r);
+    record("forward", "v1_naive", "cpu",
+           time_cpu([&] { kernels::landmark_pool_forward(f, L, V, args, y, arg, LandmarkPoolForward::V1Naive); },
+                    warmup, repeats),
+           fwd_bytes, 0);
+    record("forward", "plane_order", "cpu",
+           time_cpu([&] { kernels::landmark_pool_forward(f, L, V, args, y, arg); }, warmup, repeats), fwd_bytes, 0);
+    record("backward", "slot_order", "cpu",
+           time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf); }, warmup, repeats), bwd_bytes, 0);
+    record(
+        "backward", "gather", "cpu",
+        time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf, LandmarkPoolBackward::Gather); }, warmup, repeats),
+        bwd_bytes, 0);
     // Baseline in the same run: a plain copy of the feature gradient's size (what the backward must write).
     Tensor src = Tensor::randn(f.shape(), rng), dst = Tensor::empty_like(f);
     double copy_ms = time_cpu([&] { dst.copy_from(src); }, warmup, repeats);

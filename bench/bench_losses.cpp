@@ -7,6 +7,8 @@
 // bandwidth measured in the same run. Most of these ops are tiny: at batch 32 their time is launch and
 // reduction latency, which the milliseconds show better than the GB/s.
 //   bench_losses [--device cpu|cuda] [--quick] [--repeats R] [--json FILE]
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -18,7 +20,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "core/device.h"
 #include "core/philox.h"
@@ -104,8 +105,8 @@ struct Bench {
   void record(const std::string& op, const std::string& shape, const std::string& version, double bytes,
               const std::function<void()>& fn) {
     double ms = timer(fn), gbs = bytes / (ms * 1e6);
-    json r = {{"op", op}, {"shape", shape}, {"version", version}, {"device", device_name(timer.dev)}, {"ms", ms},
-              {"gbytes_per_s", gbs}, {"bytes", bytes}, {"status", "ok"}};
+    json r = {{"op", op}, {"shape", shape},      {"version", version}, {"device", device_name(timer.dev)},
+              {"ms", ms}, {"gbytes_per_s", gbs}, {"bytes", bytes},     {"status", "ok"}};
     if (peak_gbs > 0) r["fraction_of_copy_bandwidth"] = gbs / peak_gbs;
     results.push_back(r);
     std::printf("%-22s %-14s %-16s %10.4f ms %8.2f GB/s\n", op.c_str(), shape.c_str(), version.c_str(), ms, gbs);
@@ -129,15 +130,19 @@ void bench_xent(Bench& B, Device dev, int64_t N, int K, Rng& rng) {
   for (int64_t i = 0; i < N; ++i) lab.push_back(float(rng.below(K)));
   Tensor y = Tensor::from(lab, {N});
   auto run = [&](const Tensor& zz, const Tensor& yy, Tensor& l, Tensor& lse, Tensor& rw, Tensor& nm,
-                 kernels::SoftmaxXentVersion v) { kernels::softmax_xent_forward(zz, yy, Tensor(), -1, l, lse, rw, nm, v); };
-  Tensor l64 = Tensor::empty({}, DType::F64), a64 = Tensor::empty({N}, DType::F64), b64 = Tensor::empty({N}, DType::F64),
-         n64 = Tensor::empty({}, DType::F64);
+                 kernels::SoftmaxXentVersion v) {
+    kernels::softmax_xent_forward(zz, yy, Tensor(), -1, l, lse, rw, nm, v);
+  };
+  Tensor l64 = Tensor::empty({}, DType::F64), a64 = Tensor::empty({N}, DType::F64),
+         b64 = Tensor::empty({N}, DType::F64), n64 = Tensor::empty({}, DType::F64);
   run(z.to(DType::F64), y.to(DType::F64), l64, a64, b64, n64, kernels::SoftmaxXentVersion::Default);
-  Tensor zd = on(z, dev), yd = on(y, dev), l = Tensor::empty({}, DType::F32, dev), lse = Tensor::empty({N}, DType::F32, dev),
-         rw = Tensor::empty({N}, DType::F32, dev), nm = Tensor::empty({}, DType::F32, dev), g = Tensor::full({}, 1.0, DType::F32, dev),
+  Tensor zd = on(z, dev), yd = on(y, dev), l = Tensor::empty({}, DType::F32, dev),
+         lse = Tensor::empty({N}, DType::F32, dev), rw = Tensor::empty({N}, DType::F32, dev),
+         nm = Tensor::empty({}, DType::F32, dev), g = Tensor::full({}, 1.0, DType::F32, dev),
          gz = Tensor::empty({N, K}, DType::F32, dev);
   const double fwd = double(N * K * 4 + N * 4 * 3), bwd = double(2 * N * K * 4 + N * 4 * 3);
-  std::vector<std::pair<kernels::SoftmaxXentVersion, const char*>> versions = {{kernels::SoftmaxXentVersion::V1RowThread, "v1_row_thread"}};
+  std::vector<std::pair<kernels::SoftmaxXentVersion, const char*>> versions = {
+      {kernels::SoftmaxXentVersion::V1RowThread, "v1_row_thread"}};
   if (dev == Device::CUDA) versions.push_back({kernels::SoftmaxXentVersion::V2RowWarp, "v2_row_warp"});
   for (auto [v, name] : versions) {
     l.fill_(NAN);
@@ -152,14 +157,18 @@ void bench_xent(Bench& B, Device dev, int64_t N, int K, Rng& rng) {
 // ---- attribute BCE
 void bench_bce(Bench& B, Device dev, int64_t N, int64_t A, Rng& rng) {
   Tensor z = Tensor::randn({N, A}, rng, 3.0), a = Tensor::empty({N, A}), k = Tensor::empty({N, A});
-  for (int64_t i = 0; i < N * A; ++i) a.f32()[i] = rng.uniform() < 0.1 ? 1.f : 0.f, k.f32()[i] = rng.uniform() < 0.9 ? 1.f : 0.f;
+  for (int64_t i = 0; i < N * A; ++i)
+    a.f32()[i] = rng.uniform() < 0.1 ? 1.f : 0.f, k.f32()[i] = rng.uniform() < 0.9 ? 1.f : 0.f;
   Tensor wp = Tensor::uniform({A}, rng, 0.5, 20), wn = Tensor::uniform({A}, rng, 0.5, 2);
   Tensor l64 = Tensor::empty({}, DType::F64);
-  kernels::attr_bce_forward(z.to(DType::F64), a.to(DType::F64), k.to(DType::F64), wp.to(DType::F64), wn.to(DType::F64), l64);
+  kernels::attr_bce_forward(z.to(DType::F64), a.to(DType::F64), k.to(DType::F64), wp.to(DType::F64), wn.to(DType::F64),
+                            l64);
   Tensor zd = on(z, dev), ad = on(a, dev), kd = on(k, dev), wpd = on(wp, dev), wnd = on(wn, dev);
-  Tensor l = Tensor::empty({}, DType::F32, dev), g = Tensor::full({}, 1.0, DType::F32, dev), gz = Tensor::empty({N, A}, DType::F32, dev);
+  Tensor l = Tensor::empty({}, DType::F32, dev), g = Tensor::full({}, 1.0, DType::F32, dev),
+         gz = Tensor::empty({N, A}, DType::F32, dev);
   const double fwd = double(3 * N * A * 4 + 2 * A * 4), bwd = fwd + double(N * A * 4);
-  std::vector<std::pair<kernels::AttrBceVersion, const char*>> versions = {{kernels::AttrBceVersion::V1Element, "v1_element"}};
+  std::vector<std::pair<kernels::AttrBceVersion, const char*>> versions = {
+      {kernels::AttrBceVersion::V1Element, "v1_element"}};
   if (dev == Device::CUDA) versions.push_back({kernels::AttrBceVersion::V2RowBlock, "v2_row_block"});
   for (auto [v, name] : versions) {
     l.fill_(NAN);
@@ -167,12 +176,14 @@ void bench_bce(Bench& B, Device dev, int64_t N, int64_t A, Rng& rng) {
     if (!B.check("attr_bce " + std::string(name), l.item(), l64.item())) continue;
     B.record("attr_bce.fwd", dims(N, A), name, fwd, [&] { kernels::attr_bce_forward(zd, ad, kd, wpd, wnd, l, v); });
   }
-  B.record("attr_bce.bwd", dims(N, A), "elementwise", bwd, [&] { kernels::attr_bce_backward(g, zd, ad, kd, wpd, wnd, gz); });
+  B.record("attr_bce.bwd", dims(N, A), "elementwise", bwd,
+           [&] { kernels::attr_bce_backward(g, zd, ad, kd, wpd, wnd, gz); });
 }
 
 // ---- landmark L2
 void bench_l2(Bench& B, Device dev, int64_t N, Rng& rng) {
-  Tensor p = Tensor::uniform({N, 8, 2}, rng, 0, 1), t = Tensor::uniform({N, 8, 2}, rng, 0, 1), v = Tensor::full({N, 8}, 1.0);
+  Tensor p = Tensor::uniform({N, 8, 2}, rng, 0, 1), t = Tensor::uniform({N, 8, 2}, rng, 0, 1),
+         v = Tensor::full({N, 8}, 1.0);
   Tensor l64 = Tensor::empty({}, DType::F64);
   kernels::landmark_l2_forward(p.to(DType::F64), t.to(DType::F64), v.to(DType::F64), l64);
   Tensor pd = on(p, dev), td = on(t, dev), vd = on(v, dev), l = Tensor::empty({}, DType::F32, dev);
@@ -191,34 +202,42 @@ void bench_embedding(Bench& B, Device dev, int64_t N, int64_t D, Rng& rng) {
   for (int64_t i = 0; i < N; ++i) lab.push_back(float(i / 4));
   Tensor y = Tensor::from(lab, {N});
   // Reference path in float64 on the CPU.
-  Tensor x64 = x.to(DType::F64), y64 = y.to(DType::F64), n64 = Tensor::empty({N}, DType::F64), e64 = Tensor::empty_like(x64);
+  Tensor x64 = x.to(DType::F64), y64 = y.to(DType::F64), n64 = Tensor::empty({N}, DType::F64),
+         e64 = Tensor::empty_like(x64);
   kernels::l2_normalize_forward(x64, 1e-12, e64, n64);
   Tensor d64 = Tensor::empty({N, N}, DType::F64), s64 = Tensor::empty_like(d64);
   kernels::pairwise_distance_forward(e64, 1e-12, d64, s64);
-  Tensor xd = on(x, dev), yd = on(y, dev), e = Tensor::empty({N, D}, DType::F32, dev), nr = Tensor::empty({N}, DType::F32, dev);
-  Tensor d = Tensor::empty({N, N}, DType::F32, dev), d2 = Tensor::empty_like(d), gd = Tensor::empty_like(d), ge = Tensor::empty_like(e);
+  Tensor xd = on(x, dev), yd = on(y, dev), e = Tensor::empty({N, D}, DType::F32, dev),
+         nr = Tensor::empty({N}, DType::F32, dev);
+  Tensor d = Tensor::empty({N, N}, DType::F32, dev), d2 = Tensor::empty_like(d), gd = Tensor::empty_like(d),
+         ge = Tensor::empty_like(e);
   Tensor l = Tensor::empty({}, DType::F32, dev), af = Tensor::empty_like(l), nm = Tensor::empty_like(l);
   Tensor g = Tensor::full({}, 1.0, DType::F32, dev);
   const std::string sh = dims(N, D);
-  std::vector<std::pair<kernels::L2NormalizeVersion, const char*>> versions = {{kernels::L2NormalizeVersion::V1RowThread, "v1_row_thread"}};
+  std::vector<std::pair<kernels::L2NormalizeVersion, const char*>> versions = {
+      {kernels::L2NormalizeVersion::V1RowThread, "v1_row_thread"}};
   if (dev == Device::CUDA) versions.push_back({kernels::L2NormalizeVersion::V2RowBlock, "v2_row_block"});
   for (auto [v, name] : versions) {
     kernels::l2_normalize_forward(xd, 1e-12, e, nr, v);
     if (!B.check("l2_normalize", nr.to_vector()[N - 1], n64.to_vector_f64()[N - 1])) continue;
-    B.record("l2_normalize.fwd", sh, name, double(2 * N * D * 4), [&] { kernels::l2_normalize_forward(xd, 1e-12, e, nr, v); });
+    B.record("l2_normalize.fwd", sh, name, double(2 * N * D * 4),
+             [&] { kernels::l2_normalize_forward(xd, 1e-12, e, nr, v); });
   }
   Tensor gy = on(Tensor::randn({N, D}, rng), dev);
-  B.record("l2_normalize.bwd", sh, "row", double(3 * N * D * 4), [&] { kernels::l2_normalize_backward(gy, e, nr, 1e-12, ge); });
+  B.record("l2_normalize.bwd", sh, "row", double(3 * N * D * 4),
+           [&] { kernels::l2_normalize_backward(gy, e, nr, 1e-12, ge); });
   kernels::pairwise_distance_forward(e, 1e-12, d, d2);
   B.check("pairwise_distance", d.to_vector()[1], d64.to_vector_f64()[1]);
   B.record("pairwise_distance.fwd", sh, "gemm", double(N * D * 4 + 2 * N * N * 4),
            [&] { kernels::pairwise_distance_forward(e, 1e-12, d, d2); });
-  for (auto [mode, name] : {std::pair{kernels::TripletMode::BatchHard, "batch_hard"}, std::pair{kernels::TripletMode::BatchAll, "batch_all"}}) {
+  for (auto [mode, name] : {std::pair{kernels::TripletMode::BatchHard, "batch_hard"},
+                            std::pair{kernels::TripletMode::BatchAll, "batch_all"}}) {
     Tensor l64 = Tensor::empty({}, DType::F64), a64 = Tensor::empty_like(l64), m64 = Tensor::empty_like(l64);
     kernels::triplet_forward(d64, y64, 0.2f, mode, l64, a64, m64);
     kernels::triplet_forward(d, yd, 0.2f, mode, l, af, nm);
     if (!B.check(std::string("triplet ") + name, l.item(), l64.item())) continue;
-    B.record("triplet.fwd", dims(N, N), name, double(N * N * 4), [&] { kernels::triplet_forward(d, yd, 0.2f, mode, l, af, nm); });
+    B.record("triplet.fwd", dims(N, N), name, double(N * N * 4),
+             [&] { kernels::triplet_forward(d, yd, 0.2f, mode, l, af, nm); });
     B.record("triplet.bwd", dims(N, N), name, double(2 * N * N * 4),
              [&] { kernels::triplet_backward(g, d, yd, 0.2f, mode, nm, gd); });
   }

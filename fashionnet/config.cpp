@@ -37,6 +37,7 @@ TrainConfig preset(const std::string& name) {
     n.fc6_local = 256;
     n.fc7_fusion = 1024;
     t.batch = 16;
+    t.clip_grad_norm = 10;
     t.P = 4;
     t.K = 4;
     t.stages = {{"stage1", 600, 0.01, stage1}, {"stage2", 1200, 0.01, stage2}};
@@ -52,6 +53,7 @@ TrainConfig preset(const std::string& name) {
     n.fc7_fusion = 32;
     n.dropout = 0.f;
     t.batch = 8;
+    t.clip_grad_norm = 10;
     t.P = 2;
     t.K = 4;
     t.weight_decay = 0;

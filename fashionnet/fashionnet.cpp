@@ -50,7 +50,7 @@ Tensor Conv5::operator()(const Tensor& pool4) const {
 
 FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   FN_CHECK(cfg.backbone == "vgg16", "backbone '", cfg.backbone, "' is not implemented (vgg16 is)");
-  FN_CHECK(cfg.input >= 32 && cfg.input % 32 == 0, "input size ", cfg.input, " must be a multiple of 32");
+  FN_CHECK(cfg.input >= 32 && cfg.input % 8 == 0, "input size ", cfg.input, " must be a multiple of 8, at least 32");
   FN_CHECK(cfg.pool_mode == "corner" || cfg.pool_mode == "zero", "pool_mode '", cfg.pool_mode,
            "' (expected corner or zero)");
   Rng rng(seed, 0x6e6574);  // "net"
@@ -67,6 +67,7 @@ FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   fc6_pose_ = linear("fc6_pose", flat5, cfg.fc6_pose, kaiming(flat5));
   fc7_pose_ = linear("fc7_pose", cfg.fc6_pose, cfg.fc7_pose, kaiming(cfg.fc6_pose));
   landmark_loc_ = linear("landmark_loc", cfg.fc7_pose, 2 * kSlots, kHeadStd);
+  landmark_loc_->bias.fill_(0.5);  // start every landmark at the image centre: a small first L2 loss
   landmark_vis_ = linear("landmark_vis", cfg.fc7_pose, 2 * kSlots, kHeadStd);
   int fusion_in = cfg.fc6_global;
   if (cfg.local_branch) {

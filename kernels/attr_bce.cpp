@@ -30,8 +30,8 @@ void attr_bce_forward(const Tensor& z, const Tensor& a, const Tensor& known, con
   Tensor norm = Tensor::empty({}, z.dtype(), z.device());
   if (z.is_cuda()) {
 #ifdef FN_WITH_CUDA
-    Tensor terms = Tensor::empty({version == AttrBceVersion::V1Element ? int64_t(N) * A : int64_t(N)}, z.dtype(),
-                                 z.device());
+    Tensor terms =
+        Tensor::empty({version == AttrBceVersion::V1Element ? int64_t(N) * A : int64_t(N)}, z.dtype(), z.device());
     cuda::attr_bce_terms_f32(version, z.f32(), a.f32(), known.defined() ? known.f32() : nullptr, wp.f32(), wn.f32(), N,
                              A, terms.f32());
     return loss_finalize(terms, Tensor(), double(N), loss, norm);
@@ -55,8 +55,8 @@ void attr_bce_forward(const Tensor& z, const Tensor& a, const Tensor& known, con
   loss_finalize(terms, Tensor(), double(N), loss, norm);
 }
 
-void attr_bce_backward(const Tensor& grad_loss, const Tensor& z, const Tensor& a, const Tensor& known,
-                       const Tensor& wp, const Tensor& wn, Tensor& gz) {
+void attr_bce_backward(const Tensor& grad_loss, const Tensor& z, const Tensor& a, const Tensor& known, const Tensor& wp,
+                       const Tensor& wn, Tensor& gz) {
   check_bce(z, a, known, wp, wn);
   check_same_shape("attribute_bce backward", z, gz);
   FN_CHECK(grad_loss.numel() == 1, "attribute_bce backward: scalar gradient expected, got ", grad_loss.describe());
@@ -90,8 +90,8 @@ AttributeWeights attribute_weights(const std::vector<int64_t>& pos, const std::v
     FN_CHECK(pos[j] >= 0 && neg[j] >= 0, "attribute_weights: negative count for attribute ", j);
     double m = double(pos[j] + neg[j]);
     auto weight = [&](int64_t count) {
-      if (m == 0) return 1.f;           // never labelled: neutral
-      if (count == 0) return hi;        // the side never occurs: its weight never applies; keep it finite
+      if (m == 0) return 1.f;     // never labelled: neutral
+      if (count == 0) return hi;  // the side never occurs: its weight never applies; keep it finite
       return std::clamp(float(m / (2.0 * double(count))), lo, hi);
     };
     w.w_pos.push_back(weight(pos[j]));

@@ -44,8 +44,8 @@ __global__ void terms_v2(const float* __restrict__ z, const float* __restrict__ 
 
 __global__ void backward_kernel(const float* __restrict__ grad_loss, const float* __restrict__ z,
                                 const float* __restrict__ a, const float* __restrict__ known,
-                                const float* __restrict__ wp, const float* __restrict__ wn, int N, int A,
-                                int64_t total, float* gz) {
+                                const float* __restrict__ wp, const float* __restrict__ wn, int N, int A, int64_t total,
+                                float* gz) {
   const float scale = grad_loss[0] / float(N);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
     int j = int(i % A);

@@ -18,7 +18,8 @@ void landmark_l2_backward(const Tensor& grad_loss, const Tensor& pred, const Ten
                           Tensor& grad_pred, Tensor& grad_target);
 
 // One image's term: sum over its L slots.
-template <class T> FN_HD T landmark_l2_row(const T* p, const T* t, const T* v, int L) {
+template <class T>
+FN_HD T landmark_l2_row(const T* p, const T* t, const T* v, int L) {
   T sum = T(0);
   for (int j = 0; j < L; ++j) {
     T dx = v[j] * (p[2 * j] - t[2 * j]), dy = v[j] * (p[2 * j + 1] - t[2 * j + 1]);
@@ -27,7 +28,10 @@ template <class T> FN_HD T landmark_l2_row(const T* p, const T* t, const T* v, i
   return sum;
 }
 // One coordinate's gradient wrt pred; scale = g / N.
-template <class T> FN_HD T landmark_l2_grad(T p, T t, T v, T scale) { return scale * T(2) * v * v * (p - t); }
+template <class T>
+FN_HD T landmark_l2_grad(T p, T t, T v, T scale) {
+  return scale * T(2) * v * v * (p - t);
+}
 
 #ifdef FN_WITH_CUDA
 namespace cuda {

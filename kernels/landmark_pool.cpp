@@ -44,8 +44,8 @@ Dims check_forward(const Tensor& f, const Tensor& lm, const Tensor& vis, const L
                    const Int32Buffer& argmax) {
   FN_CHECK(f.ndim() == 4, "landmark_pool: features must be (N,C,H,W), got ", f.describe());
   Dims d{int(f.size(0)), int(f.size(1)), int(f.size(2)), int(f.size(3)), 0};
-  FN_CHECK(lm.ndim() == 3 && lm.size(0) == d.N && lm.size(2) == 2, "landmark_pool: landmarks must be (N,L,2) with N=",
-           d.N, ", got ", lm.describe());
+  FN_CHECK(lm.ndim() == 3 && lm.size(0) == d.N && lm.size(2) == 2,
+           "landmark_pool: landmarks must be (N,L,2) with N=", d.N, ", got ", lm.describe());
   d.L = int(lm.size(1));
   FN_CHECK(vis.ndim() == 2 && vis.size(0) == d.N && vis.size(1) == d.L, "landmark_pool: visibility must be (N,L)=(",
            d.N, ",", d.L, "), got ", vis.describe());
@@ -84,8 +84,8 @@ void landmark_pool_forward(const Tensor& f, const Tensor& lm, const Tensor& vis,
   Dims d = check_forward(f, lm, vis, a, out, argmax);
   if (f.is_cuda()) {
 #ifdef FN_WITH_CUDA
-    return cuda::landmark_pool_forward_f32(version, f.f32(), lm.f32(), vis.f32(), d.N, d.C, d.H, d.W, d.L, a,
-                                           out.f32(), argmax.data());
+    return cuda::landmark_pool_forward_f32(version, f.f32(), lm.f32(), vis.f32(), d.N, d.C, d.H, d.W, d.L, a, out.f32(),
+                                           argmax.data());
 #endif
   }
   FN_CHECK(version != LandmarkPoolForward::V2SlotBlock, "landmark_pool: V2SlotBlock is a CUDA variant");

@@ -61,8 +61,8 @@ __global__ void backward_gather(const float* __restrict__ gout, const int32_t* _
   }
 }
 
-__global__ void backward_gather_plane(const float* __restrict__ gout, const int32_t* __restrict__ argmax, int C,
-                                      int L, int plane, float* gf) {
+__global__ void backward_gather_plane(const float* __restrict__ gout, const int32_t* __restrict__ argmax, int C, int L,
+                                      int plane, float* gf) {
   extern __shared__ unsigned char smem[];
   int32_t* s_arg = reinterpret_cast<int32_t*>(smem);
   float* s_g = reinterpret_cast<float*>(s_arg + L);
@@ -94,8 +94,8 @@ void landmark_pool_forward_f32(LandmarkPoolForward v, const float* feat, const f
   const int64_t total = int64_t(N) * L * C;
   if (total == 0) return;
   if (v == LandmarkPoolForward::V1Naive) {
-    forward_v1<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(feat, lm, vis, C, H, W, L, a.stride, a.radius,
-                                                                   a.mode, out, argmax, total);
+    forward_v1<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(feat, lm, vis, C, H, W, L, a.stride, a.radius, a.mode,
+                                                                  out, argmax, total);
   } else {
     // 128 threads: C is 512 at full width and 128 at quarter width, so no block idles for long.
     forward_v2<<<unsigned(int64_t(N) * L), 128, 0, ::fn::cuda::stream()>>>(feat, lm, vis, C, H, W, L, a.stride,

@@ -34,8 +34,8 @@ FN_HD int landmark_cell(T coord_pixels, int stride) {
   const T lim = T(1 << 20);
   if (!(c > -lim)) c = -lim;  // also catches NaN
   if (c > lim) c = lim;
-  T f = T(int(c));             // truncation toward zero ...
-  if (f > c) f -= T(1);        // ... corrected to floor for negative values
+  T f = T(int(c));       // truncation toward zero ...
+  if (f > c) f -= T(1);  // ... corrected to floor for negative values
   return int(f);
 }
 
@@ -89,9 +89,8 @@ FN_HD void window_max(const T* plane, int W, const PoolWindow& win, T& value, in
 // Forward of one output element out[n, s*C + c] (index i = (n*L + s)*C + c), the body of the CPU loop and
 // of the naive CUDA kernel.
 template <class T>
-FN_HD void landmark_pool_element(int64_t i, const T* feat, const T* landmarks, const T* visibility, int C, int H,
-                                 int W, int L, int stride, int radius, LandmarkPoolMode mode, T* out,
-                                 int32_t* argmax) {
+FN_HD void landmark_pool_element(int64_t i, const T* feat, const T* landmarks, const T* visibility, int C, int H, int W,
+                                 int L, int stride, int radius, LandmarkPoolMode mode, T* out, int32_t* argmax) {
   int c = int(i % C);
   int64_t ns = i / C;  // n*L + s
   int64_t n = ns / L;

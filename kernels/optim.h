@@ -29,12 +29,13 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_a
 
 // The bias corrections depend only on t: computed once on the host in double, passed to every element.
 struct AdamScalars {
-  float step_size;        // lr / (1 - b1^t)
-  float bias2_sqrt;       // sqrt(1 - b2^t)
+  float step_size;   // lr / (1 - b1^t)
+  float bias2_sqrt;  // sqrt(1 - b2^t)
 };
 AdamScalars adam_scalars(const AdamHyper& h, int64_t step);
 
-template <class T> FN_HD void sgd_element(T& p, T g, T* v, T lr, T mu, T wd, bool nesterov) {
+template <class T>
+FN_HD void sgd_element(T& p, T g, T* v, T lr, T mu, T wd, bool nesterov) {
   g += wd * p;
   if (v) {
     *v = mu * *v + g;

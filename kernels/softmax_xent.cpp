@@ -41,13 +41,13 @@ namespace {
 void check_xent(const Tensor& logits, const Tensor& labels, const Tensor& weights) {
   FN_CHECK(logits.ndim() == 2 && logits.size(1) > 0, "softmax_cross_entropy: logits must be (N,K), got ",
            logits.describe());
-  FN_CHECK(labels.numel() == logits.size(0), "softmax_cross_entropy: ", labels.numel(), " labels for ",
-           logits.size(0), " rows");
+  FN_CHECK(labels.numel() == logits.size(0), "softmax_cross_entropy: ", labels.numel(), " labels for ", logits.size(0),
+           " rows");
   check_same_device("softmax_cross_entropy", logits, labels);
   FN_CHECK(labels.dtype() == logits.dtype(), "softmax_cross_entropy: labels must have the logits' dtype");
   if (weights.defined()) {
-    FN_CHECK(weights.numel() == logits.size(0) && weights.dtype() == logits.dtype(),
-             "softmax_cross_entropy: weights ", weights.describe(), " for ", logits.size(0), " rows");
+    FN_CHECK(weights.numel() == logits.size(0) && weights.dtype() == logits.dtype(), "softmax_cross_entropy: weights ",
+             weights.describe(), " for ", logits.size(0), " rows");
     check_same_device("softmax_cross_entropy", logits, weights);
   }
   check_float32_on_cuda("softmax_cross_entropy", logits);

@@ -109,7 +109,7 @@ void softmax_xent_backward_f32(const float* grad_loss, const float* z, const flo
   const int64_t total = int64_t(N) * K;
   if (total == 0) return;
   xent_backward<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, lse, row_weight, norm, total,
-                                                                    K, gz);
+                                                                   K, gz);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -48,7 +48,8 @@ void l2_normalize_backward(const Tensor& gy, const Tensor& y, const Tensor& norm
   check_2d("l2_normalize backward", y);
   check_same_shape("l2_normalize backward", y, gy);
   check_same_shape("l2_normalize backward", y, gx);
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&gy, &norms, &gx}) check_like("l2_normalize backward", y, *t);
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&gy, &norms, &gx})
+    check_like("l2_normalize backward", y, *t);
   const int N = int(y.size(0)), D = int(y.size(1));
   if (y.is_cuda()) {
 #ifdef FN_WITH_CUDA
@@ -126,7 +127,8 @@ void pairwise_distance_backward(const Tensor& gd, const Tensor& x, const Tensor&
   check_same_shape("pairwise_distance backward", x, gx);
   check_same_shape("pairwise_distance backward", d, gd);
   check_same_shape("pairwise_distance backward", d, d2);
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&gd, &d, &d2, &gx}) check_like("pairwise_distance backward", x, *t);
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&gd, &d, &d2, &gx})
+    check_like("pairwise_distance backward", x, *t);
   const int N = int(x.size(0)), D = int(x.size(1));
   // t = S + S^T; gx = -2 t x (GEMM), then gx_i += 2 rowsum(t)_i x_i.
   Tensor t = Tensor::empty({N, N}, x.dtype(), x.device()), r = Tensor::empty({N}, x.dtype(), x.device());
@@ -201,7 +203,8 @@ void triplet_backward(const Tensor& grad_loss, const Tensor& d, const Tensor& la
   check_triplet(d, labels);
   check_same_shape("triplet backward", d, gd);
   FN_CHECK(grad_loss.numel() == 1 && norm.numel() == 1, "triplet backward: scalar gradient and norm expected");
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&grad_loss, &norm, &gd}) check_like("triplet backward", d, *t);
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&grad_loss, &norm, &gd})
+    check_like("triplet backward", d, *t);
   const int N = int(d.size(0));
   if (d.is_cuda()) {
 #ifdef FN_WITH_CUDA

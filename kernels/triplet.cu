@@ -138,12 +138,15 @@ __global__ void anchors_backward(const float* __restrict__ grad_loss, const floa
 
 void l2_normalize_forward_f32(L2NormalizeVersion v, const float* x, int N, int D, float eps, float* y, float* norms) {
   if (N == 0) return;
-  if (v == L2NormalizeVersion::V1RowThread) l2n_v1<<<grid_for(N, 128), 128, 0, ::fn::cuda::stream()>>>(x, N, D, eps, y, norms);
-  else l2n_v2<<<N, kRowThreads, 0, ::fn::cuda::stream()>>>(x, D, eps, y, norms);
+  if (v == L2NormalizeVersion::V1RowThread)
+    l2n_v1<<<grid_for(N, 128), 128, 0, ::fn::cuda::stream()>>>(x, N, D, eps, y, norms);
+  else
+    l2n_v2<<<N, kRowThreads, 0, ::fn::cuda::stream()>>>(x, D, eps, y, norms);
   CUDA_CHECK_LAUNCH();
 }
 
-void l2_normalize_backward_f32(const float* gy, const float* y, const float* norms, int N, int D, float eps, float* gx) {
+void l2_normalize_backward_f32(const float* gy, const float* y, const float* norms, int N, int D, float eps,
+                               float* gx) {
   if (N == 0) return;
   l2n_backward<<<N, kRowThreads, 0, ::fn::cuda::stream()>>>(gy, y, norms, D, eps, gx);
   CUDA_CHECK_LAUNCH();

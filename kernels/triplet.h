@@ -47,16 +47,21 @@ void triplet_backward(const Tensor& grad_loss, const Tensor& d, const Tensor& la
                       const Tensor& norm, Tensor& gd);
 
 // ---- per-row bodies, run by the CPU loops and the CUDA kernels
-template <class T> FN_HD T row_sq_norm(const T* x, int D) {
+template <class T>
+FN_HD T row_sq_norm(const T* x, int D) {
   T s = T(0);
   for (int k = 0; k < D; ++k) s += x[k] * x[k];
   return s;
 }
 
-template <class T> FN_HD T l2_inverse_scale(T norm, T eps) { return T(1) / (norm > eps ? norm : eps); }
+template <class T>
+FN_HD T l2_inverse_scale(T norm, T eps) {
+  return T(1) / (norm > eps ? norm : eps);
+}
 
 // gx for one row: (gy - y (y.gy)) / norm where the norm was not clamped, gy / eps where it was.
-template <class T> FN_HD void l2_normalize_grad_row(const T* gy, const T* y, T norm, T eps, int D, T* gx) {
+template <class T>
+FN_HD void l2_normalize_grad_row(const T* gy, const T* y, T norm, T eps, int D, T* gx) {
   if (!(norm > eps)) {
     for (int k = 0; k < D; ++k) gx[k] = gy[k] / eps;
     return;
@@ -67,20 +72,23 @@ template <class T> FN_HD void l2_normalize_grad_row(const T* gy, const T* y, T n
 }
 
 // d_ij from the GEMM's inner product: the clamp, the exact zero diagonal, the eps guard.
-template <class T> FN_HD T clamped_sq_distance(T ni, T nj, T dot, bool diagonal) {
+template <class T>
+FN_HD T clamped_sq_distance(T ni, T nj, T dot, bool diagonal) {
   T v = ni + nj - T(2) * dot;
   return diagonal || !(v > T(0)) ? T(0) : v;
 }
 
 // Per-anchor results of the forward.
-template <class T> struct AnchorTerms {
+template <class T>
+struct AnchorTerms {
   T loss = T(0);    // sum of the anchor's hinges
   T valid = T(0);   // triplets (BatchAll) or 1/0 (BatchHard) the anchor forms
   T active = T(0);  // of which have a positive hinge
 };
 
 // Batch-hard choice for anchor a: hardest positive and negative (-1 when absent).
-template <class T> FN_HD void hardest_pair(const T* drow, const T* labels, int a, int N, int& p, int& n) {
+template <class T>
+FN_HD void hardest_pair(const T* drow, const T* labels, int a, int N, int& p, int& n) {
   p = -1;
   n = -1;
   for (int j = 0; j < N; ++j) {
@@ -155,7 +163,8 @@ void finish_sq_distances_f32(const float* na, const float* nb, int M, int N, boo
 void sqrt_guard_f32(const float* d2, int64_t n, float eps, float* d);
 // t = S + S^T with S_ij = gd_ij / (2 d_ij) where d2_ij > 0; rowsum (N) of t.
 void distance_grad_sym_f32(const float* gd, const float* d, const float* d2, int N, float* t, float* rowsum);
-void add_row_scaled_f32(const float* x, const float* rowsum, int N, int D, float alpha, float* gx);  // gx += alpha*r_i*x_i
+void add_row_scaled_f32(const float* x, const float* rowsum, int N, int D, float alpha,
+                        float* gx);  // gx += alpha*r_i*x_i
 void triplet_anchors_f32(const float* d, const float* labels, int N, float margin, TripletMode mode, float* loss,
                          float* valid, float* active);
 void triplet_backward_f32(const float* grad_loss, const float* d, const float* labels, const float* norm, int N,

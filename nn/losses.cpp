@@ -38,11 +38,12 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const T
   Tensor norm = Tensor::empty({}, logits.dtype(), logits.device());
   kernels::softmax_xent_forward(logits, labels, weights, ignore_label, loss, lse, row_weight, norm);
   if (needs_grad({logits}))
-    record("softmax_cross_entropy", {logits, labels, weights}, loss, [logits, labels, lse, row_weight, norm](const Tensor& g) {
-      Tensor gz = Tensor::empty_like(logits);
-      kernels::softmax_xent_backward(g, logits, labels, lse, row_weight, norm, gz);
-      return std::vector<Tensor>{gz, Tensor(), Tensor()};
-    });
+    record("softmax_cross_entropy", {logits, labels, weights}, loss,
+           [logits, labels, lse, row_weight, norm](const Tensor& g) {
+             Tensor gz = Tensor::empty_like(logits);
+             kernels::softmax_xent_backward(g, logits, labels, lse, row_weight, norm, gz);
+             return std::vector<Tensor>{gz, Tensor(), Tensor()};
+           });
   return loss;
 }
 

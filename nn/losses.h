@@ -35,7 +35,7 @@ Tensor pairwise_distance(const Tensor& x, double eps = 1e-12);
 struct TripletArgs {
   float margin = 0.2f;  // on L2-normalised embeddings, where distances lie in [0, 2]
   kernels::TripletMode mode = kernels::TripletMode::BatchHard;
-  double eps = 1e-12;   // the sqrt guard of pairwise_distance
+  double eps = 1e-12;  // the sqrt guard of pairwise_distance
 };
 struct TripletResult {
   Tensor loss;             // 0-d, differentiable

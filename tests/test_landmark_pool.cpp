@@ -134,7 +134,10 @@ TEST_CASE("landmark_pool: windows are clipped; an empty or invisible slot follow
 }
 
 TEST_CASE("landmark_pool: forward matches an independent reference (values and argmax)") {
-  struct Case { int64_t N, C, H, W, L; int S, r; };
+  struct Case {
+    int64_t N, C, H, W, L;
+    int S, r;
+  };
   for (Case k : {Case{2, 1, 5, 7, 8, 8, 1}, Case{1, 33, 28, 28, 8, 8, 1}, Case{3, 45, 6, 4, 8, 4, 2},
                  Case{2, 3, 1, 1, 8, 8, 1}, Case{2, 5, 9, 9, 3, 8, 0}}) {
     for (auto mode : {LandmarkPoolMode::Corner, LandmarkPoolMode::Zero}) {
@@ -258,7 +261,10 @@ TEST_CASE("landmark_pool: batch N equals N runs of batch 1") {
 
 TEST_CASE("landmark_pool: CUDA matches the CPU (forward v1/v2, backward gather variants bitwise)") {
   FN_REQUIRE_CUDA();
-  struct Case { int64_t N, C, H, W; int r; };
+  struct Case {
+    int64_t N, C, H, W;
+    int r;
+  };
   for (Case k : {Case{1, 1, 1, 1, 1}, Case{2, 33, 28, 28, 1}, Case{3, 45, 7, 5, 2}, Case{32, 512, 28, 28, 1},
                  Case{2, 33, 6, 6, 0}}) {
     for (auto mode : {LandmarkPoolMode::Corner, LandmarkPoolMode::Zero}) {
@@ -283,8 +289,10 @@ TEST_CASE("landmark_pool: CUDA matches the CPU (forward v1/v2, backward gather v
         Tensor gf = Tensor::empty(f.shape(), DType::F32, Device::CUDA);
         fn::test::poison(gf);
         kernels::landmark_pool_backward(gog, *gpu.argmax, gf, v);
-        if (v == kernels::LandmarkPoolBackward::AtomicScatter) FN_REQUIRE_CLOSE(gf, ref, 1e-6, 1e-6);
-        else REQUIRE(gf.to_vector() == ref.to_vector());  // deterministic gather: bitwise
+        if (v == kernels::LandmarkPoolBackward::AtomicScatter)
+          FN_REQUIRE_CLOSE(gf, ref, 1e-6, 1e-6);
+        else
+          REQUIRE(gf.to_vector() == ref.to_vector());  // deterministic gather: bitwise
       }
     }
   }

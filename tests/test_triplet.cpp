@@ -171,7 +171,8 @@ TEST_CASE("triplet: CUDA matches the CPU (normalise, distances, both modes, forw
       Tensor x = Tensor::randn({N, D}, rng);
       Tensor y = pk_labels(P, K, DType::F32);
       // l2_normalize, both versions, and its backward
-      Tensor yn = Tensor::empty_like(x), nr = Tensor::empty({N}), gy = Tensor::randn({N, D}, rng), gx = Tensor::empty_like(x);
+      Tensor yn = Tensor::empty_like(x), nr = Tensor::empty({N}), gy = Tensor::randn({N, D}, rng),
+             gx = Tensor::empty_like(x);
       kernels::l2_normalize_forward(x, 1e-12, yn, nr);
       kernels::l2_normalize_backward(gy, yn, nr, 1e-12, gx);
       for (auto v : {kernels::L2NormalizeVersion::V1RowThread, kernels::L2NormalizeVersion::V2RowBlock}) {

@@ -12,6 +12,8 @@
 #include <set>
 
 #include "core/safetensors.h"
+#include "fashionnet/config.h"
+#include "fashionnet/fashionnet.h"
 #include "fashionnet/vgg16_import.h"
 #include "tests/support/check.h"
 
@@ -145,6 +147,29 @@ TEST_CASE("vgg16 import: every torchvision tensor lands on our names, conv5 in b
   mapped = import_vgg16(src, out, &report, {0.125, false});
   CHECK(mapped.size() == 32);
   CHECK(!load_safetensors(out).has("fc6_global.weight"));
+}
+
+TEST_CASE("vgg16 import: the init file loads into the real model (cpu-small widths, 1/4)", "[vgg16][model]") {
+  fashionnet::TrainConfig cfg = fashionnet::preset("cpu-small");
+  REQUIRE(cfg.net.width == 0.25);
+  cfg.net.input = 64;  // the input size changes no tensor this test loads; small keeps the model small
+  fashionnet::FashionNet model(cfg.net, 1);
+  const NamedTensors params = model.named_parameters();
+  NamedTensors tv = torchvision_vgg16(4, 6);
+  const std::string src = temp_dir() + "/vgg16_w4.safetensors", out = temp_dir() + "/init_w4.safetensors";
+  save_safetensors(src, tv);
+  // fc6_global at this preset is not VGG16's fc6 (a smaller input, a smaller pool5): --no-fc6.
+  import_vgg16(src, out, nullptr, {0.25, false});
+  LoadResult r = load_into(out, params, {/*allow_missing=*/true, false});  // every name and shape must match
+  CHECK(r.loaded.size() == 32);
+  for (const auto& n : r.missing) CHECK(n.rfind("trunk.", 0) != 0);  // the whole trunk is covered
+  CHECK(bits_equal(find(params, "trunk.conv1_1.weight"), find(tv, "features.0.weight")));
+  CHECK(bits_equal(find(params, "conv5_pose.conv5_3.bias"), find(tv, "features.28.bias")));
+  CHECK(bits_equal(find(params, "conv5_global.conv5_3.bias"), find(tv, "features.28.bias")));
+  // With fc6 mapped, the shape check names the mismatch the docs describe.
+  import_vgg16(src, out, nullptr, {0.25, true});
+  require_refused_with([&] { load_into(out, params, {true, false}); },
+                       {"checkpoint " + out, "tensor 'fc6_global.weight' has shape [1024,6272], the model expects"});
 }
 
 TEST_CASE("vgg16 import: a features-only file, a DataParallel prefix and F64 tensors are accepted", "[vgg16]") {
