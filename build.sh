@@ -9,7 +9,9 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 
 # Debian packages the build and the tests need.
-PACKAGES=(cmake ninja-build g++ catch2 libstb-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3-numpy)
+# python3-torch: the PyTorch parity test; chromium: the search page rendering test.
+PACKAGES=(cmake ninja-build g++ catch2 libstb-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3-numpy
+          python3-torch chromium)
 
 install_deps() {
   local missing=()

@@ -1,19 +1,26 @@
 // fashionnet embed --checkpoint C --data DIR --benchmark B --split query|gallery|train|all --out PREFIX
-//   writes PREFIX.npy (float32 N x D) and PREFIX.ids.txt ("image_path item_id" per row).
+// fashionnet embed --checkpoint C --images LIST.txt|IMG... --out PREFIX
+//   writes PREFIX.npy (float32 N x D) and PREFIX.ids.txt ("image_path item_id" per row). With --images,
+//   plain photos without annotation: the whole image is the crop, landmark_pool at the predicted
+//   landmarks, item id "-".
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "apps/command.h"
 #include "fashionnet/checkpoint.h"
 #include "fashionnet/inference.h"
+#include "fashionnet/photo_search.h"
 
 namespace {
 int run_embed(int argc, char** argv) {
   CLI::App app{"Write the retrieval embeddings of a split as .npy + ids"};
+  std::vector<std::string> images;
   std::string ckpt, root, benchmark = "inshop", split = "query", out, device = "auto";
   fn::fashionnet::InferenceOptions io;
   app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
-  app.add_option("--data", root, "dataset root")->required();
+  auto* data_opt = app.add_option("--data", root, "dataset root");
+  app.add_option("--images", images, "plain photos instead of a dataset: image files, or "
+                                    ".txt lists of image paths (one per line)")->excludes(data_opt);
   app.add_option("--benchmark", benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
   app.add_option("--split", split, "query | gallery | train | all")->capture_default_str();
   app.add_option("--out", out, "output prefix")->required();
@@ -22,7 +29,17 @@ int run_embed(int argc, char** argv) {
   app.add_flag("--gt-landmarks", io.pool_at_ground_truth, "pool at the annotated landmarks instead of the predicted");
   app.add_flag("--skip-bad", io.skip_bad, "skip unreadable images (counted)");
   CLI11_PARSE(app, argc, argv);
+  FN_CHECK(root.empty() != images.empty(), "embed: give either --data (a dataset) or --images (photos)");
   fn::Device dev = fn::parse_device(device);
+  if (!images.empty()) {
+    std::vector<std::string> paths = fn::fashionnet::expand_image_args(images);
+    auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
+    auto pe = fn::fashionnet::embed_photos(*model, paths, dev, io.batch, true);
+    fn::fashionnet::write_embeddings(out, pe.embeddings);
+    std::printf("wrote %s.npy (%lld x %lld) and %s.ids.txt (item ids \"-\")\n", out.c_str(),
+                (long long)pe.embeddings.rows(), (long long)pe.embeddings.dim(), out.c_str());
+    return 0;
+  }
   auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   std::vector<int> idx;

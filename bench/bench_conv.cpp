@@ -12,14 +12,10 @@
 //   --quick:  small batches for a CI smoke run (a few seconds).
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <fstream>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <cblas.h>
@@ -32,6 +28,8 @@
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
+
+#include "bench/bench_util.h"
 
 #ifdef FN_WITH_CUDA
 #include "core/cuda_context.h"
@@ -47,50 +45,7 @@ using fn::kernels::ConvCpuPlan;
 using fn::kernels::ConvGeom;
 using fn::kernels::ConvOptions;
 using json = nlohmann::json;
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// One warm-up of each, then `repeats` rounds that run every function once in turn; returns each one's
-// median in seconds. Interleaving keeps a baseline and the variants it is compared with under the same
-// load on a shared, noisy machine. `sync` waits for the device.
-std::vector<double> time_interleaved(int repeats, const std::vector<std::function<void()>>& fns,
-                                     const std::function<void()>& sync) {
-  for (auto& f : fns) f(), sync();
-  std::vector<std::vector<double>> t(fns.size());
-  for (int r = 0; r < repeats; ++r)
-    for (size_t i = 0; i < fns.size(); ++i) {
-      double t0 = now_s();
-      fns[i]();
-      sync();
-      t[i].push_back(now_s() - t0);
-    }
-  std::vector<double> med;
-  for (auto& v : t) med.push_back(median(v));
-  return med;
-}
-double time_median(int repeats, const std::function<void()>& fn, const std::function<void()>& sync) {
-  return time_interleaved(repeats, {fn}, sync)[0];
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
+using namespace fn::bench;
 
 struct Layer {
   std::string name;
@@ -227,32 +182,24 @@ json result_json(const std::array<double, 3>& t, double max_err, double gflop, b
 
 int main(int argc, char** argv) {
   CLI::App app{"Convolution benchmark at VGG16 layer shapes: our im2col+BLAS (CPU), cuDNN vs im2col+cuBLAS (CUDA)"};
-  std::string device = "cpu", json_path;
-  bool quick = false, no_backward = false;
-  int repeats = 5;
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--json", json_path, "write the results as JSON to this file");
-  app.add_option("--repeats", repeats, "timed runs per measurement (median reported)");
-  app.add_flag("--quick", quick, "small batches: a smoke run for CI");
+  Options opt;
+  opt.repeats = 5;
+  add_options(app, opt, "timed runs per measurement (median reported)");
+  bool no_backward = false, target_only = false;
   app.add_flag("--no-backward", no_backward, "time the forward only");
-  bool target_only = false;
   app.add_flag("--target-only", target_only, "only the target layer (conv3, batch 8)");
   CLI11_PARSE(app, argc, argv);
+  const std::string device = opt.device, json_path = opt.json_path;
+  const bool quick = opt.quick;
+  int repeats = opt.repeats;
   const bool backward = !no_backward;
 
   json out;
   out["benchmark"] = "bench_conv";
-  out["date"] = utc_now();
-  out["commit"] = FN_GIT_COMMIT;
-  out["machine"] = {{"cpu", cpu_model()}, {"hardware_threads", std::thread::hardware_concurrency()}};
+  out.update(machine_json(device));
   out["versions"] = {{"compiler", __VERSION__}, {"openblas", openblas_get_config()}};
   out["device"] = device;
   out["quick"] = quick;
-  auto write = [&] {
-    if (json_path.empty()) return;
-    std::ofstream(json_path) << out.dump(2) << "\n";
-    std::printf("wrote %s\n", json_path.c_str());
-  };
 
   // VGG16 layers at 224x224 input; the first is the target shape. --quick keeps batch 1 and smaller maps.
   std::vector<Layer> layers = {{"conv3 (conv3_2)", 8, 256, 56, 56, 256}, {"conv1_2", 8, 64, 224, 224, 64},
@@ -265,24 +212,12 @@ int main(int argc, char** argv) {
   }
 
   if (target_only) layers.resize(1);
-  if (device == "cuda") {
-    if (!fn::cuda_available()) {
-      std::printf("bench_conv: %s; the CUDA benchmark is skipped (no figures measured)\n",
-                  fn::cuda_compiled() ? "no CUDA device is present" : "this build has no CUDA");
-      out["status"] = "skipped";
-      out["reason"] = fn::cuda_compiled() ? "no CUDA device present" : "built without CUDA";
-      write();
-      return 0;
-    }
-  }
+  if (skip_without_cuda("bench_conv", device, out, json_path)) return 0;
 
 #ifdef FN_WITH_CUDA
   std::function<void()> sync = device == "cuda" ? std::function<void()>([] { fn::cuda::synchronize(); })
                                                 : std::function<void()>([] {});
-  if (device == "cuda") {
-    out["device_name"] = fn::device_description(fn::Device::CUDA);
-    out["versions"]["cudnn"] = cudnnGetVersion();
-  }
+  if (device == "cuda") out["versions"]["cudnn"] = cudnnGetVersion();
 #else
   std::function<void()> sync = [] {};
 #endif
@@ -365,6 +300,6 @@ int main(int argc, char** argv) {
     out["layers"].push_back(lj);
   }
   out["status"] = status == 0 ? "ok" : "target missed";
-  write();
+  if (!write_json(json_path, out)) status = 1;
   return status;
 }

@@ -9,14 +9,10 @@
 //             and 'skipped' in the JSON.
 //   --quick:  small sizes for a CI smoke run.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <fstream>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <cblas.h>
@@ -29,6 +25,8 @@
 #include "core/tensor.h"
 #include "kernels/gemm.h"
 
+#include "bench/bench_util.h"
+
 #ifdef FN_WITH_CUDA
 #include "core/cuda_context.h"
 #endif
@@ -39,50 +37,7 @@ namespace {
 
 using fn::Tensor;
 using json = nlohmann::json;
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// One warm-up of each, then `repeats` rounds that run every function once in turn; returns each one's
-// median in seconds. Interleaving keeps a baseline and the variants it is compared with under the same
-// load on a shared, noisy machine. `sync` waits for the device.
-std::vector<double> time_interleaved(int repeats, const std::vector<std::function<void()>>& fns,
-                                     const std::function<void()>& sync) {
-  for (auto& f : fns) f(), sync();
-  std::vector<std::vector<double>> t(fns.size());
-  for (int r = 0; r < repeats; ++r)
-    for (size_t i = 0; i < fns.size(); ++i) {
-      double t0 = now_s();
-      fns[i]();
-      sync();
-      t[i].push_back(now_s() - t0);
-    }
-  std::vector<double> med;
-  for (auto& v : t) med.push_back(median(v));
-  return med;
-}
-double time_median(int repeats, const std::function<void()>& fn, const std::function<void()>& sync) {
-  return time_interleaved(repeats, {fn}, sync)[0];
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
+using namespace fn::bench;
 
 struct Shape3 {
   std::string name;
@@ -112,36 +67,21 @@ double validate(const Shape3& s, const Tensor& A, const Tensor& B, const Tensor&
 
 int main(int argc, char** argv) {
   CLI::App app{"SGEMM benchmark: OpenBLAS raw vs our wrapper (CPU), cuBLAS (CUDA)"};
-  std::string device = "cpu", json_path;
-  bool quick = false;
-  int repeats = 5;
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--json", json_path, "write the results as JSON to this file");
-  app.add_option("--repeats", repeats, "timed runs per measurement (median reported)");
-  app.add_flag("--quick", quick, "small sizes: a smoke run for CI");
+  Options opt;
+  opt.repeats = 5;
+  add_options(app, opt, "timed runs per measurement (median reported)");
   CLI11_PARSE(app, argc, argv);
+  const std::string device = opt.device, json_path = opt.json_path;
+  const bool quick = opt.quick;
+  int repeats = opt.repeats;
 
   json out;
   out["benchmark"] = "bench_gemm";
-  out["date"] = utc_now();
-  out["commit"] = FN_GIT_COMMIT;
-  out["machine"] = {{"cpu", cpu_model()}, {"hardware_threads", std::thread::hardware_concurrency()}};
+  out.update(machine_json(device));
   out["versions"] = {{"compiler", __VERSION__}, {"openblas", openblas_get_config()}};
   out["device"] = device;
   out["quick"] = quick;
-  auto write = [&] {
-    if (json_path.empty()) return;
-    std::ofstream(json_path) << out.dump(2) << "\n";
-    std::printf("wrote %s\n", json_path.c_str());
-  };
-  if (device == "cuda" && !fn::cuda_available()) {
-    std::printf("bench_gemm: %s; the CUDA benchmark is skipped (no figures measured)\n",
-                fn::cuda_compiled() ? "no CUDA device is present" : "this build has no CUDA");
-    out["status"] = "skipped";
-    out["reason"] = fn::cuda_compiled() ? "no CUDA device present" : "built without CUDA";
-    write();
-    return 0;
-  }
+  if (skip_without_cuda("bench_gemm", device, out, json_path)) return 0;
 
   // FashionNet's dense shapes at batch 16: fc6_global x (16, 25088) W (4096, 25088); fc7_fusion x (16, 5120)
   // W (4096, 5120); the weight gradient g^T x of fc7; conv3's per-image im2col product.
@@ -164,7 +104,6 @@ int main(int argc, char** argv) {
   const bool cuda = device == "cuda";
 #ifdef FN_WITH_CUDA
   std::function<void()> sync = cuda ? std::function<void()>([] { fn::cuda::synchronize(); }) : std::function<void()>([] {});
-  if (cuda) out["device_name"] = fn::device_description(fn::Device::CUDA);
 #else
   std::function<void()> sync = [] {};
 #endif
@@ -219,6 +158,6 @@ int main(int argc, char** argv) {
     out["shapes"].push_back(sj);
   }
   out["status"] = status == 0 ? "ok" : "failed";
-  write();
+  if (!write_json(json_path, out)) status = 1;
   return status;
 }

@@ -5,24 +5,20 @@
 // gradient and argmax read and the full feature gradient written); on a GPU it is set against the
 // device's copy bandwidth measured in the same run (cudaMemcpy device to device).
 //   bench_landmark_pool [--device cpu|cuda] [--quick] [--repeats R] [--json FILE]
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <fstream>
 #include <functional>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
 #include "core/device.h"
 #include "core/philox.h"
 #include "core/tensor.h"
 #include "kernels/landmark_pool.h"
+
+#include "bench/bench_util.h"
 #ifdef FN_WITH_CUDA
 #include <cuda_runtime.h>
 
@@ -37,58 +33,15 @@ using kernels::LandmarkPoolForward;
 
 namespace {
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-std::string utc_now() {
-  char buf[32];
-  std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Median milliseconds of fn() over `repeats` runs after `warmup` runs (host clock; the caller synchronises).
 double time_cpu(const std::function<void()>& fn, int warmup, int repeats) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return median(ms);
+  return 1e3 * bench::median(bench::time_runs(warmup, repeats, fn));
 }
 
 #ifdef FN_WITH_CUDA
 // Median milliseconds by CUDA events on the engine's stream.
 double time_cuda(const std::function<void()>& fn, int warmup, int repeats) {
-  for (int i = 0; i < warmup; ++i) fn();
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    CUDA_CHECK(cudaEventRecord(a, cuda::stream()));
-    fn();
-    CUDA_CHECK(cudaEventRecord(b, cuda::stream()));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return median(ms);
+  return bench::median(bench::time_cuda_ms(warmup, repeats, fn));
 }
 
 // Device-to-device copy bandwidth (read + write bytes per second) of a 256 MiB buffer.
@@ -114,27 +67,21 @@ struct Shape4 {
 
 int main(int argc, char** argv) {
   CLI::App app{"Landmark pooling benchmark (forward and backward, every version)"};
-  std::string device = "cpu", json_path;
-  bool quick = false;
-  int repeats = 0;
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_flag("--quick", quick, "small shapes and few repeats (CI smoke)");
-  app.add_option("--repeats", repeats, "timed repeats (default 20, quick 3)");
-  app.add_option("--json", json_path, "write the results as JSON");
+  bench::Options opt;
+  bench::add_options(app, opt, "timed repeats (default 20, quick 3)");
   CLI11_PARSE(app, argc, argv);
-  if (repeats <= 0) repeats = quick ? 3 : 20;
+  const std::string device = opt.device, json_path = opt.json_path;
+  const bool quick = opt.quick;
+  const int repeats = opt.repeats > 0 ? opt.repeats : quick ? 3 : 20;
   const int warmup = quick ? 1 : 3;
 
   json out;
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
   out["benchmark"] = "landmark_pool";
-  out["date"] = utc_now();
-  out["commit"] = FN_GIT_COMMIT;
-  out["machine"] = {{"host", host}, {"cpu", cpu_model()}, {"threads", std::thread::hardware_concurrency()}};
+  out.update(bench::machine_json(device));
   out["versions"] = {{"compiler", __VERSION__}, {"cuda_compiled", cuda_compiled()}};
   out["device"] = device;
   out["results"] = json::array();
+  if (bench::skip_without_cuda("bench_landmark_pool", device, out, json_path)) return 0;
 
   Shape4 s = quick ? Shape4{4, 64, 28, 28, 8, 1} : Shape4{32, 512, 28, 28, 8, 1};
   out["shape"] = {{"N", s.N}, {"C", s.C}, {"H", s.H}, {"W", s.W}, {"slots", s.L}, {"radius", s.r}, {"stride", 8}};
@@ -188,7 +135,7 @@ int main(int argc, char** argv) {
 
   if (device == "cpu") {
     out["versions"]["device_description"] = device_description(Device::CPU);
-    std::printf("landmark_pool on %s, N=%lld C=%lld %lldx%lld, %lld slots, r=%d\n", cpu_model().c_str(), (long long)s.N,
+    std::printf("landmark_pool on %s, N=%lld C=%lld %lldx%lld, %lld slots, r=%d\n", bench::cpu_model().c_str(), (long long)s.N,
                 (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.L, s.r);
     record("forward", "v1_naive", "cpu",
            time_cpu([&] { kernels::landmark_pool_forward(f, L, V, args, y, arg, LandmarkPoolForward::V1Naive); },
@@ -208,11 +155,7 @@ int main(int argc, char** argv) {
     record("baseline", "memcpy_features", "cpu", copy_ms, 2.0 * double(f.nbytes()), 0);
   } else {
 #ifdef FN_WITH_CUDA
-    if (!cuda_available()) {
-      std::printf("SKIPPED: --device cuda but no CUDA device is present; no GPU figures recorded\n");
-      out["status"] = "skipped";
-      out["reason"] = "no CUDA device present";
-    } else {
+    {
       out["versions"]["device_description"] = device_description(Device::CUDA);
       int rt = 0;
       cudaRuntimeGetVersion(&rt);
@@ -255,13 +198,8 @@ int main(int argc, char** argv) {
                time_cuda([&] { kernels::landmark_pool_backward(gyg, ag, gfg, v); }, warmup, repeats), bwd_bytes, peak);
       }
     }
-#else
-    std::printf("SKIPPED: --device cuda but this build has no CUDA\n");
-    out["status"] = "skipped";
-    out["reason"] = "built without CUDA";
 #endif
   }
-  if (!out.contains("status")) out["status"] = "ok";
-  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
-  return 0;
+  out["status"] = "ok";
+  return bench::write_json(json_path, out, false) ? 0 : 1;
 }

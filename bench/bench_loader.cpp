@@ -5,14 +5,13 @@
 //   bench_loader [--root DIR] [--images N] [--input 224] [--repeats 3] [--out FILE]
 #include <nlohmann/json.hpp>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <time.h>
-#include <fstream>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -20,7 +19,11 @@
 #include "data/loader.h"
 #include "data/transform.h"
 
+#include "bench/bench_util.h"
+
 using namespace fn::data;
+using fn::bench::load_average;
+using fn::bench::median;
 using Clock = std::chrono::steady_clock;
 
 static double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -33,14 +36,6 @@ static double cpu_seconds(clockid_t which) {
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
 // The source tree: FN_SOURCE_DIR where the build defines it, else this file's own location.
 static std::string source_dir() {
 #ifdef FN_SOURCE_DIR
@@ -50,20 +45,6 @@ static std::string source_dir() {
   const size_t p = f.rfind("/bench/");
   return p == std::string::npos ? std::string(".") : f.substr(0, p);
 #endif
-}
-
-static double load_average() {
-  double l = -1;
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf", &l) != 1) l = -1;
-    std::fclose(f);
-  }
-  return l;
-}
-
-static double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 int main(int argc, char** argv) {
@@ -80,6 +61,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
+  }
+  if (!std::filesystem::is_directory(root)) {
+    std::printf("SKIPPED: %s not found\n", root.c_str());
+    return 0;
   }
   const Dataset ds = load_dataset(root, "imagefolder");
   std::vector<int> idx;
@@ -159,14 +144,9 @@ int main(int argc, char** argv) {
   }
   const double multi = n / median(loader_s);
 
-  char date[32];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  nlohmann::json j = {
+  nlohmann::json j = fn::bench::machine_json("cpu");
+  j.update({
       {"bench", "loader"},
-      {"machine", {{"cpu", cpu_model()}, {"threads", threads}}},
-      {"date", date},
-      {"commit", FN_GIT_COMMIT},
       {"root", root},
       {"images", idx.size()},
       {"input", input},
@@ -179,9 +159,7 @@ int main(int argc, char** argv) {
         {"crop_resize_flip_normalize_ms_per_image", 1e3 * median(transform_s) / n}}},
       {"all_threads", {{"threads", threads}, {"images_per_s", multi}, {"images_per_s_per_core", multi / threads},
                        {"images_per_cpu_s", n / median(loader_cpu_s)}}},
-  };
-  const std::string text = j.dump(2);
-  std::printf("%s\n", text.c_str());
-  if (!out.empty()) std::ofstream(out) << text << "\n";
-  return 0;
+  });
+  std::printf("%s\n", j.dump(2).c_str());
+  return fn::bench::write_json(out, j, false) ? 0 : 1;
 }

@@ -7,19 +7,13 @@
 // bandwidth measured in the same run. Most of these ops are tiny: at batch 32 their time is launch and
 // reduction latency, which the milliseconds show better than the GB/s.
 //   bench_losses [--device cpu|cuda] [--quick] [--repeats R] [--json FILE]
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
 #include "core/device.h"
 #include "core/philox.h"
@@ -29,6 +23,8 @@
 #include "kernels/optim.h"
 #include "kernels/softmax_xent.h"
 #include "kernels/triplet.h"
+
+#include "bench/bench_util.h"
 #ifdef FN_WITH_CUDA
 #include <cuda_runtime.h>
 
@@ -41,58 +37,16 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
-std::string utc_now() {
-  char buf[32];
-  std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// One timer for both devices: host clock on the CPU, CUDA events on the engine's stream on the GPU.
+// One timer for both devices: host clock on the CPU, CUDA events on the engine's stream on the GPU; the
+// median in milliseconds.
 struct Timer {
   Device dev;
   int warmup, repeats;
   double operator()(const std::function<void()>& fn) const {
-    for (int i = 0; i < warmup; ++i) fn();
-    std::vector<double> ms;
 #ifdef FN_WITH_CUDA
-    if (dev == Device::CUDA) {
-      cudaEvent_t a, b;
-      CUDA_CHECK(cudaEventCreate(&a));
-      CUDA_CHECK(cudaEventCreate(&b));
-      for (int i = 0; i < repeats; ++i) {
-        CUDA_CHECK(cudaEventRecord(a, cuda::stream()));
-        fn();
-        CUDA_CHECK(cudaEventRecord(b, cuda::stream()));
-        CUDA_CHECK(cudaEventSynchronize(b));
-        float t = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-        ms.push_back(t);
-      }
-      cudaEventDestroy(a);
-      cudaEventDestroy(b);
-      return median(ms);
-    }
+    if (dev == Device::CUDA) return bench::median(bench::time_cuda_ms(warmup, repeats, fn));
 #endif
-    for (int i = 0; i < repeats; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      fn();
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return median(ms);
+    return 1e3 * bench::median(bench::time_runs(warmup, repeats, fn));
   }
 };
 
@@ -265,38 +219,21 @@ void bench_optim(Bench& B, Device dev, int64_t n, Rng& rng) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Loss and optimizer kernels at FashionNet's training shapes"};
-  std::string device = "cpu", json_path;
-  bool quick = false;
-  int repeats = 0;
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_flag("--quick", quick, "small shapes and few repeats (CI smoke)");
-  app.add_option("--repeats", repeats, "timed repeats (default 20, quick 3)");
-  app.add_option("--json", json_path, "write the results as JSON");
+  bench::Options opt;
+  bench::add_options(app, opt, "timed repeats (default 20, quick 3)");
   CLI11_PARSE(app, argc, argv);
-  if (repeats <= 0) repeats = quick ? 3 : 20;
+  const std::string device = opt.device, json_path = opt.json_path;
+  const bool quick = opt.quick;
+  const int repeats = opt.repeats > 0 ? opt.repeats : quick ? 3 : 20;
 
   json out;
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
   out["benchmark"] = "losses";
-  out["date"] = utc_now();
-  out["commit"] = FN_GIT_COMMIT;
-  out["machine"] = {{"host", host}, {"cpu", cpu_model()}, {"threads", std::thread::hardware_concurrency()}};
+  out.update(bench::machine_json(device));
   out["versions"] = {{"compiler", __VERSION__}, {"cuda_compiled", cuda_compiled()}};
   out["device"] = device;
 
-  Device dev = Device::CPU;
-  if (device == "cuda") {
-    if (!cuda_available()) {
-      std::printf("SKIPPED: --device cuda but %s; no GPU figures recorded\n",
-                  cuda_compiled() ? "no CUDA device is present" : "this build has no CUDA");
-      out["status"] = "skipped";
-      out["reason"] = cuda_compiled() ? "no CUDA device present" : "built without CUDA";
-      if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
-      return 0;
-    }
-    dev = Device::CUDA;
-  }
+  if (bench::skip_without_cuda("bench_losses", device, out, json_path)) return 0;
+  const Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
   out["versions"]["device_description"] = device_description(dev);
   Bench B{Timer{dev, quick ? 1 : 3, repeats}};
 #ifdef FN_WITH_CUDA
@@ -322,6 +259,6 @@ int main(int argc, char** argv) {
   bench_optim(B, dev, quick ? (int64_t(1) << 20) : int64_t(4096) * 5120, rng);
   out["results"] = B.results;
   out["status"] = B.failed ? "validation_failed" : "ok";
-  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
-  return B.failed ? 1 : 0;
+  const bool written = bench::write_json(json_path, out, false);
+  return B.failed || !written ? 1 : 0;
 }

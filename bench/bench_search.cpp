@@ -11,11 +11,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -32,6 +30,8 @@
 #include "kernels/gemm.h"
 #include "kernels/topk_search.h"
 
+#include "bench/bench_util.h"
+
 #ifdef FN_WITH_CUDA
 #include <cuda_runtime.h>
 
@@ -46,28 +46,7 @@ namespace {
 using fn::kernels::Neighbours;
 using fn::kernels::SearchOptions;
 using json = nlohmann::json;
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Warm-up runs, then `repeats` timed runs; returns every timed run in seconds.
-std::vector<double> time_runs(int warmup, int repeats, const std::function<void()>& fn) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> t;
-  for (int i = 0; i < repeats; ++i) {
-    double t0 = now_s();
-    fn();
-    t.push_back(now_s() - t0);
-  }
-  return t;
-}
+using namespace fn::bench;
 
 // Random unit rows: Gaussian entries from Philox (rows in parallel; each element a pure function of the
 // seed and its position, so the data does not depend on the thread count), then L2-normalised.
@@ -137,39 +116,15 @@ json validate(const Neighbours& got, const fn::Tensor& q, const fn::Tensor& g, i
   return j;
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-json machine_info() {
-  json m;
-  m["cpu"] = run_capture("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'");
-  m["hardware_threads"] = std::thread::hardware_concurrency();
-  m["host"] = run_capture("hostname");
-  return m;
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 int run(int argc, char** argv) {
   CLI::App app{"Exact k-nearest search benchmark (In-shop size), with FAISS as the baseline"};
   int64_t nq = 14218, ng = 12612, dim = 4096, k = 50, block = 0;
   uint64_t seed = 2026;
-  int repeats = 3, threads = 0;
-  bool quick = false, faiss = false;
-  std::string device = "cpu", json_path, schedule = "blocks";
+  int threads = 0;
+  bool faiss = false;
+  std::string schedule = "blocks";
+  Options common;
+  common.repeats = 3;
   // The script sits beside this file in the source tree; run from the repository root, or pass its path.
   std::string faiss_script = std::getenv("FN_SOURCE_DIR") ? std::string(std::getenv("FN_SOURCE_DIR")) + "/bench/search_faiss.py"
                                                           : "bench/search_faiss.py";
@@ -178,17 +133,17 @@ int run(int argc, char** argv) {
   app.add_option("--dim", dim, "embedding dimension");
   app.add_option("--k", k, "neighbours per query");
   app.add_option("--seed", seed, "data seed");
-  app.add_option("--repeats", repeats, "timed repeats (median reported)");
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--block", block, "query rows per GEMM block (0: default)");
   app.add_option("--schedule", schedule, "CPU schedule: blocks (threads over query blocks) or blas")
       ->check(CLI::IsMember({"blocks", "blas"}));
-  app.add_flag("--quick", quick, "small sizes (CI smoke)");
   app.add_flag("--faiss", faiss, "also run FAISS IndexFlatIP on the same data (bench/search_faiss.py)");
   app.add_option("--faiss-script", faiss_script, "path of bench/search_faiss.py");
-  app.add_option("--device", device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--json", json_path, "write the results as JSON to this file");
+  add_options(app, common, "timed repeats (median reported)");
   CLI11_PARSE(app, argc, argv);
+  const std::string device = common.device, json_path = common.json_path;
+  const bool quick = common.quick;
+  const int repeats = common.repeats;
   if (quick) {
     nq = 1000;
     ng = 800;
@@ -199,9 +154,7 @@ int run(int argc, char** argv) {
 
   json out;
   out["benchmark"] = "bench_search";
-  out["date"] = utc_now();
-  out["commit"] = FN_GIT_COMMIT;
-  out["machine"] = machine_info();
+  out.update(machine_json(device));
   out["versions"] = {{"compiler", __VERSION__}, {"openblas", openblas_get_config()}};
   out["size"] = {{"queries", nq}, {"gallery", ng}, {"dim", dim}, {"k", k}, {"seed", seed}, {"gflop", gflop}};
   std::printf("exact search: %lld queries x %lld gallery x %lld dims, k = %lld (%.1f GFLOP)\n", (long long)nq,
@@ -288,7 +241,7 @@ int run(int argc, char** argv) {
                   fmed / med, median(pair_ratio));
       if (top1.second != 0) {
         std::fprintf(stderr, "bench_search: FAISS and ours disagree on top-1 beyond near-ties\n");
-        if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+        write_json(json_path, out, false);
         return 1;
       }
     }
@@ -335,11 +288,7 @@ int run(int argc, char** argv) {
 #endif
     }
   }
-  if (!json_path.empty()) {
-    std::ofstream(json_path) << out.dump(2) << "\n";
-    std::printf("wrote %s\n", json_path.c_str());
-  }
-  return 0;
+  return write_json(json_path, out) ? 0 : 1;
 }
 
 }  // namespace

@@ -191,11 +191,17 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
     const StageConfig& stage = cfg.stages[size_t(s)];
     int64_t begin = stage_begin(s), end = begin + stage.steps;
     if (st.stage != s) {  // entering a new stage: start from the previous stage's best weights
-      std::string best = run + "/" + cfg.stages[size_t(s - 1)].name + "_best.safetensors";
+      std::string best_name = cfg.stages[size_t(s - 1)].name + "_best.safetensors";
+      std::string best = run + "/" + best_name;
+      // A run resumed into another folder finds the best checkpoint next to the one it resumed from.
+      if (!fs::exists(best) && !opt.resume.empty()) best = (fs::path(opt.resume).parent_path() / best_name).string();
       if (fs::exists(best)) {
         load_checkpoint(best, model, nullptr);
         for (auto& [n, t] : sgd.state()) t.zero_();
         if (!opt.quiet) std::printf("%s starts from %s\n", stage.name.c_str(), best.c_str());
+      } else {
+        std::printf("warning: no %s in %s: %s goes on from the current weights\n", best_name.c_str(), run.c_str(),
+                    stage.name.c_str());
       }
       st.stage = s;
       st.ema_loss = st.best_loss = -1;
@@ -256,7 +262,8 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
       }
       if (!opt.quiet) prog.update(done, double(stage_images), cat("loss ", total, "  ", terms_line(terms.values)));
       bool stage_done = done == end;
-      if (done % cfg.checkpoint_every == 0 || stage_done || g_interrupted) {
+      bool stop = g_interrupted || (opt.stop_after > 0 && done >= opt.stop_after && done < total_steps);
+      if (done % cfg.checkpoint_every == 0 || stage_done || stop) {
         TrainState saved = st;
         saved.step = done;
         bool best = st.best_loss < 0 || st.ema_loss < st.best_loss;
@@ -268,9 +275,9 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
           fs::copy_file(run + "/last.safetensors", run + "/" + stage.name + "_final.safetensors",
                         fs::copy_options::overwrite_existing);
       }
-      if (g_interrupted) {
+      if (stop) {
         ++st.step;
-        if (!opt.quiet) std::printf("\ninterrupted: saved %s/last.safetensors at step %lld\n", run.c_str(), (long long)st.step);
+        if (!opt.quiet) std::printf("\nstopped: saved %s/last.safetensors at step %lld\n", run.c_str(), (long long)st.step);
         sum.interrupted = true;
         break;
       }

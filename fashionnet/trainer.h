@@ -26,6 +26,8 @@ struct TrainOptions {
   bool skip_bad = false;
   double holdout = 0.1;     // imagefolder: fraction of each class held out for validation
   bool quiet = false;
+  int64_t stop_after = 0;   // >0: stop once this many steps (over all stages) are done, saving last.safetensors
+                            // as Ctrl-C does, so that a later --resume continues the run
 };
 
 struct TrainSummary {

@@ -19,6 +19,18 @@ Extents extents_of(const char* op, const Tensor& y, const Tensor& b) {
   int64_t inner = channels * outer == 0 ? 0 : y.numel() / (channels * outer);
   return {outer, channels, inner};
 }
+// Sum of a row in 8 interleaved partial sums: the compiler vectorises this (a single running sum it may
+// not reorder), and the order is fixed, so results still repeat bitwise.
+template <class T>
+T row_sum(const T* row, int64_t n) {
+  T part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += row[i + j];
+  T s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  for (; i < n; ++i) s += row[i];
+  return s;
+}
 }  // namespace
 
 void bias_add(Tensor& y, const Tensor& b, bool relu) {
@@ -56,10 +68,7 @@ void bias_grad(const Tensor& gy, Tensor& gb) {
     for (int64_t k = 0; k < e.channels; ++k) pb[k] = T(0);
     for (int64_t n = 0; n < e.outer; ++n)
       for (int64_t k = 0; k < e.channels; ++k) {
-        const T* row = pg + (n * e.channels + k) * e.inner;
-        T s = 0;
-        for (int64_t i = 0; i < e.inner; ++i) s += row[i];
-        pb[k] += s;
+        pb[k] += row_sum(pg + (n * e.channels + k) * e.inner, e.inner);
       }
   });
 }

@@ -18,6 +18,58 @@ PoolGeom pool_geom(const Shape& x, int kernel, int stride, int pad) {
 }
 
 namespace {
+// VGG's pooling (kernel == stride, no padding) has disjoint windows: every input element belongs to at most
+// one window, so the backward can write each window's gradients directly instead of zero-filling gx and
+// scattering into it, and the forward needs no bounds tests. Same first-maximum rule as max_pool_window.
+bool disjoint_windows(const PoolGeom& g) {
+  return g.kernel == g.stride && g.pad == 0;
+}
+
+template <class T>
+void forward_disjoint(const T* x, T* y, const PoolGeom& g) {
+  const int64_t k = g.kernel;
+  for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
+    const T* xp = x + plane * g.H * g.W;
+    T* yp = y + plane * g.P * g.Q;
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; ++q) {
+        const T* w = xp + p * k * g.W + q * k;
+        T best = w[0];
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < k; ++j)
+            if (w[i * g.W + j] > best) best = w[i * g.W + j];
+        yp[p * g.Q + q] = best;
+      }
+  }
+}
+
+template <class T>
+void backward_disjoint(const T* x, const T* gy, T* gx, const PoolGeom& g) {
+  const int64_t k = g.kernel;
+  for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
+    const T* xp = x + plane * g.H * g.W;
+    T* gp = gx + plane * g.H * g.W;
+    const T* gyp = gy + plane * g.P * g.Q;
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; ++q) {
+        const int64_t base = p * k * g.W + q * k;
+        int64_t at = base;
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < k; ++j) {
+            const int64_t o = base + i * g.W + j;
+            gp[o] = T(0);
+            if (xp[o] > xp[at]) at = o;
+          }
+        gp[at] = gyp[p * g.Q + q];
+      }
+    // Rows and columns no window covers (odd H or W) get no gradient.
+    for (int64_t h = 0; h < g.H; ++h) {
+      const int64_t w0 = h < g.P * k ? g.Q * k : 0;
+      for (int64_t w = w0; w < g.W; ++w) gp[h * g.W + w] = T(0);
+    }
+  }
+}
+
 void check_pair(const char* op, const Tensor& a, const Tensor& b) {
   check_same_device(op, a, b);
   FN_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", a.describe(), ", ", b.describe());
@@ -38,6 +90,7 @@ void max_pool2d_forward(const Tensor& x, Tensor& y, int kernel, int stride, int 
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T* px = x.data<T>();
     T* py = y.data<T>();
+    if (disjoint_windows(g)) return forward_disjoint(px, py, g);
     for (int64_t plane = 0; plane < g.N * g.C; ++plane)
       for (int64_t p = 0; p < g.P; ++p)
         for (int64_t q = 0; q < g.Q; ++q) {
@@ -65,6 +118,7 @@ void max_pool2d_backward(const Tensor& x, const Tensor& y, const Tensor& gy, Ten
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T *px = x.data<T>(), *pgy = gy.data<T>();
     T* pgx = gx.data<T>();
+    if (disjoint_windows(g)) return backward_disjoint(px, pgy, pgx, g);
     std::memset(pgx, 0, gx.nbytes());
     for (int64_t plane = 0; plane < g.N * g.C; ++plane)
       for (int64_t p = 0; p < g.P; ++p)

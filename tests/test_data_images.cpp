@@ -2,48 +2,31 @@
 // error naming the file; the loader skips and counts them with skip_bad.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "core/error.h"
 #include "data/image_io.h"
 #include "data/loader.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_image.h"
 
 namespace fs = std::filesystem;
 using namespace fn::data;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("fn_test_images_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+using fn::test::read_bytes;
+using fn::test::write_bytes;
+
+struct TempDir : fn::test::TempDir {
+  explicit TempDir(const std::string& tag) : fn::test::TempDir("images_" + tag) {}
 };
 
 Image test_image(int w, int h) {
-  Image img;
-  img.w = w, img.h = h;
-  img.rgb.resize((size_t)w * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = &img.rgb[((size_t)y * w + x) * 3];
-      p[0] = (uint8_t)(x * 4), p[1] = (uint8_t)(y * 4), p[2] = (uint8_t)((x + y) * 2);
-    }
-  return img;
+  return fn::test::image_from(w, h, [](int x, int y) {
+    return std::array<uint8_t, 3>{(uint8_t)(x * 4), (uint8_t)(y * 4), (uint8_t)((x + y) * 2)};
+  });
 }
-
-std::string bytes_of(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-void put(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
 std::string decode_error(const std::string& path) {
   try {
@@ -80,7 +63,7 @@ TEST_CASE("bad image files: each error names the file") {
   const Image img = test_image(64, 64);
   write_image((d.path / "good.jpg").string(), img, 90);
   write_image((d.path / "good.png").string(), img);
-  const std::string jpeg = bytes_of(d.path / "good.jpg"), png = bytes_of(d.path / "good.png");
+  const std::string jpeg = read_bytes(d.path / "good.jpg"), png = read_bytes(d.path / "good.png");
 
   struct Case {
     const char* name;
@@ -98,7 +81,7 @@ TEST_CASE("bad image files: each error names the file") {
   };
   for (const Case& c : cases) {
     const fs::path p = d.path / c.name;
-    put(p, c.bytes);
+    write_bytes(p, c.bytes);
     const std::string err = decode_error(p.string());
     INFO(c.name << ": " << err);
     CHECK(err.rfind(p.string() + ": ", 0) == 0);  // starts with the path
@@ -115,9 +98,9 @@ TEST_CASE("the loader reports a bad image by name, or skips and counts it with s
   fs::create_directories(d.path / "b");
   const Image img = test_image(48, 48);
   for (int i = 0; i < 4; ++i) write_image((d.path / "a" / ("ok" + std::to_string(i) + ".jpg")).string(), img, 90);
-  put(d.path / "b" / "empty.jpg", "");
-  const std::string jpeg = bytes_of(d.path / "a" / "ok0.jpg");
-  put(d.path / "b" / "truncated.jpg", jpeg.substr(0, jpeg.size() - 100));
+  write_bytes(d.path / "b" / "empty.jpg", "");
+  const std::string jpeg = read_bytes(d.path / "a" / "ok0.jpg");
+  write_bytes(d.path / "b" / "truncated.jpg", jpeg.substr(0, jpeg.size() - 100));
   const Dataset ds = load_dataset(d.path.string(), "imagefolder");
   REQUIRE(ds.samples.size() == 6);
   std::vector<int> all(6);

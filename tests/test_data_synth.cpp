@@ -2,11 +2,7 @@
 // every annotation, exact landmarks in the right slots, all visibility codes, deterministic from the seed.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
@@ -15,31 +11,25 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/synth.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace fn::data;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("fn_test_synth_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+// The generator makes the folder itself.
+struct TempDir : fn::test::TempDir {
+  explicit TempDir(const std::string& tag) : fn::test::TempDir("synth_" + tag, /*create=*/false) {}
 };
 
-std::string bytes_of(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
+using fn::test::read_bytes;
 
 // Every file under `root` (relative path -> bytes).
 std::map<std::string, std::string> tree(const fs::path& root) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) out[fs::relative(e.path(), root).string()] = bytes_of(e.path());
+    if (e.is_regular_file()) out[fs::relative(e.path(), root).string()] = read_bytes(e.path());
   return out;
 }
 
@@ -171,10 +161,10 @@ TEST_CASE("synthetic Consumer-to-shop: BOM and CRLF files, pairs, shop and consu
   cfg.size = 80;
   cfg.seed = 4;
   synthesize(cfg);
-  const std::string part = bytes_of(d.path / "Eval/list_eval_partition.txt");
+  const std::string part = read_bytes(d.path / "Eval/list_eval_partition.txt");
   CHECK(part.rfind("\xEF\xBB\xBF", 0) == 0);
   CHECK(part.find("\r\n") != std::string::npos);
-  CHECK(bytes_of(d.path / "Anno/list_bbox_consumer2shop.txt").rfind("\xEF\xBB\xBF", 0) == 0);
+  CHECK(read_bytes(d.path / "Anno/list_bbox_consumer2shop.txt").rfind("\xEF\xBB\xBF", 0) == 0);
 
   LoadReport rep;
   const Dataset ds = load_dataset(cfg.out, "consumer2shop", true, &rep);

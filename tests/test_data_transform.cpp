@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/transform.h"
+#include "tests/support/test_image.h"
 
 using namespace fn::data;
 
@@ -19,15 +20,7 @@ Landmarks all_absent() {
 
 // R channel = x, G channel = y, B = 128: lets a test read back which source position a pixel came from.
 Image ramp(int w, int h) {
-  Image img;
-  img.w = w, img.h = h;
-  img.rgb.resize((size_t)w * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = &img.rgb[((size_t)y * w + x) * 3];
-      p[0] = (uint8_t)x, p[1] = (uint8_t)y, p[2] = 128;
-    }
-  return img;
+  return fn::test::image_from(w, h, [](int x, int y) { return std::array<uint8_t, 3>{(uint8_t)x, (uint8_t)y, 128}; });
 }
 
 float denorm(float v, int c) { return (v * kStd[c] + kMean[c]) * 255.f; }

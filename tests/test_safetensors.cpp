@@ -7,8 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +14,7 @@
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 using namespace fn;
 
@@ -23,27 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir() {
-  static const std::string dir = [] {
-    fs::path p = fs::temp_directory_path() / ("fn_test_safetensors_" + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p.string();
-  }();
-  static const struct Cleanup {
-    ~Cleanup() { std::error_code ec; fs::remove_all(dir, ec); }
-  } cleanup;
-  return dir;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-}
+std::string temp_dir() { return fn::test::process_temp_dir("safetensors"); }
+using fn::test::read_bytes;
+using fn::test::write_bytes;
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');

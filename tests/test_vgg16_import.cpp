@@ -2,7 +2,6 @@
 // width is 138 M values, 550 MB: too big for a test). Every tensor is copied bit for bit to the right names,
 // conv5 to both branches; wrong shapes, other networks and width mismatches are refused with the file named.
 // Where Debian's PyTorch is installed, bench/pytorch/vgg16_to_safetensors.py converts a .pth the test makes.
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +15,7 @@
 #include "fashionnet/fashionnet.h"
 #include "fashionnet/vgg16_import.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 using namespace fn;
 
@@ -23,17 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temp_dir() {
-  static const std::string dir = [] {
-    fs::path p = fs::temp_directory_path() / ("fn_test_vgg16_" + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p.string();
-  }();
-  static const struct Cleanup {
-    ~Cleanup() { std::error_code ec; fs::remove_all(dir, ec); }
-  } cleanup;
-  return dir;
-}
+std::string temp_dir() { return fn::test::process_temp_dir("vgg16"); }
 
 // torchvision.models.vgg16().state_dict() names and shapes, written out independently of the code under test,
 // with every channel count divided by `div` (the 3 input channels and the 1000 classes stay).

@@ -1,0 +1,450 @@
+// bench_train_step: FashionNet's whole training step and embedding extraction, on one fixed synthetic
+// in-memory batch (no loader, no disk), so the figure is the engine's and nothing else's.
+//
+//   step:      forward (training, dropout on), all five losses through fashionnet_loss, backward, SGD step
+//              with momentum and weight decay (the trainer's optimiser), zero_grad;
+//   embed:     forward only under NoGradGuard, evaluation mode (what `fashionnet embed` runs);
+//   validate:  before timing, the step must give a finite loss, the loss must fall over the warm-up steps
+//              (same batch, so it can only go down for a working backward), every parameter must get a
+//              finite gradient, and two models built alike must produce bitwise-equal losses (CPU);
+//   time:      --warmup steps, then --steps timed steps; the median step time gives images/s;
+//   --profile: the trunk's and conv5's convolutions and poolings timed kernel by kernel at the model's
+//              shapes (forward, data gradient, filter gradient), as a share of the measured step;
+//   memory:    allocator peak bytes on the device and the process's max RSS;
+//   --pytorch: runs bench/pytorch/train_step.py in the same run (PyTorch's figure on the same machine)
+//              and prints ours / theirs. Missing script: 'not available'.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/allocator.h"
+#include "core/autograd.h"
+#include "core/device.h"
+#include "core/philox.h"
+#include "fashionnet/batch.h"
+#include "fashionnet/config.h"
+#include "fashionnet/fashionnet.h"
+#include "fashionnet/losses.h"
+#include "kernels/conv2d.h"
+#include "kernels/gemm.h"
+#include "kernels/maxpool2d.h"
+#include "nn/optim.h"
+
+#ifdef FN_WITH_CUDA
+#include "core/cuda_context.h"
+#endif
+
+namespace {
+
+using fn::Device;
+using fn::Tensor;
+using json = nlohmann::json;
+namespace fnn = fn::fashionnet;
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void sync(Device d) {
+#ifdef FN_WITH_CUDA
+  if (d == Device::CUDA) fn::cuda::synchronize();
+#endif
+  (void)d;
+}
+
+// CPU seconds used by every thread of the process: on a loaded machine this still measures our work,
+// where wall time also counts the time other processes held the cores.
+double cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+double max_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+double load_average() {
+  double l[1] = {-1};
+  std::ifstream f("/proc/loadavg");
+  f >> l[0];
+  return l[0];
+}
+
+// A fixed batch of P items x K images: random pixels, random landmarks inside the image with ~3/4 of
+// them visible, a category per item, random attribute labels with most known.
+fnn::BatchTensors synthetic_batch(const fnn::TrainConfig& cfg, int batch, Device d, uint64_t seed) {
+  fn::Rng rng(seed, 0x62656e);
+  const int64_t n = batch, s = cfg.net.input, a = cfg.net.attributes;
+  const int K = std::max(1, cfg.K);
+  fnn::BatchTensors b;
+  b.n = n;
+  b.images = Tensor::randn({n, 3, s, s}, rng, 1.0, fn::DType::F32, d);
+  std::vector<float> xy(size_t(n * 16)), vis(size_t(n * 8)), l01(size_t(n * 16));
+  for (size_t i = 0; i < xy.size(); ++i) {
+    xy[i] = float(rng.uniform() * double(s - 1));
+    l01[i] = xy[i] / float(s);
+  }
+  b.vis_label.resize(size_t(n * 8));
+  for (size_t i = 0; i < vis.size(); ++i) {
+    vis[i] = rng.uniform() < 0.75 ? 1.f : 0.f;
+    b.vis_label[i] = vis[i] > 0.5f ? 0 : 1;
+  }
+  b.landmarks = Tensor::from(xy, {n, 8, 2}, d);
+  b.visible = Tensor::from(vis, {n, 8}, d);
+  b.landmarks01 = Tensor::from(l01, {n, 16}, d);
+  b.has_landmarks = true;
+  for (int64_t i = 0; i < n; ++i) {
+    b.item.push_back(int(i / K));
+    b.category.push_back(int((i / K) % cfg.net.categories));
+  }
+  if (a > 0) {
+    std::vector<float> at(size_t(n * a)), known(size_t(n * a));
+    for (size_t i = 0; i < at.size(); ++i) {
+      at[i] = rng.uniform() < 0.1 ? 1.f : 0.f;
+      known[i] = rng.uniform() < 0.9 ? 1.f : 0.f;
+    }
+    b.attr = Tensor::from(at, {n, a}, d);
+    b.attr_known = Tensor::from(known, {n, a}, d);
+  }
+  return b;
+}
+
+// A model, its optimiser and the loss context, as the trainer sets them up.
+struct Setup {
+  fnn::TrainConfig cfg;
+  std::unique_ptr<fnn::FashionNet> model;
+  std::unique_ptr<fn::nn::SGD> sgd;
+  fnn::LossContext ctx;
+  fnn::BatchTensors batch;
+  std::vector<Tensor> params;
+  int64_t step = 0;
+
+  Setup(const fnn::TrainConfig& c, int batch_size, Device d) : cfg(c) {
+    model = std::make_unique<fnn::FashionNet>(cfg.net, cfg.seed);
+    model->to(d);
+    params = model->parameters();
+    fn::nn::SgdOptions so;
+    so.lr = float(cfg.stages.at(1).lr);
+    so.momentum = float(cfg.momentum);
+    so.weight_decay = float(cfg.weight_decay);
+    sgd = std::make_unique<fn::nn::SGD>(params, so);
+    ctx.triplet_margin = cfg.triplet_margin;
+    ctx.triplet_mining = cfg.triplet_mining;
+    if (cfg.net.attributes > 0) {
+      ctx.attr_w_pos = Tensor::full({cfg.net.attributes}, 5.0, fn::DType::F32, d);
+      ctx.attr_w_neg = Tensor::full({cfg.net.attributes}, 0.55, fn::DType::F32, d);
+    }
+    batch = synthetic_batch(cfg, batch_size, d, 7);
+  }
+
+  // One training step with stage 2's weights (every term on); returns the total loss.
+  double train_step() {
+    const fnn::LossWeights& w = cfg.stages.at(1).weights;
+    fnn::Outputs out = model->forward(batch.images, fnn::PoolAt{batch.landmarks, batch.visible}, true, uint64_t(step++));
+    fnn::LossTerms terms = fnn::fashionnet_loss(out, batch, w, ctx);
+    double total = terms.total.item();
+    fn::backward(terms.total);
+    sgd->step();
+    sgd->zero_grad();
+    return total;
+  }
+
+  void embed() {
+    fn::NoGradGuard ng;
+    fnn::Outputs out = model->forward(batch.images, fnn::PoolAt{}, false, 0);
+    (void)out.embedding.numel();
+  }
+};
+
+// Before timing: finite losses, a falling loss, finite gradients everywhere, bitwise reproducibility.
+void validate(const fnn::TrainConfig& cfg, int batch, Device d, int steps) {
+  Setup a(cfg, batch, d), b(cfg, batch, d);
+  std::vector<double> la, lb;
+  for (int i = 0; i < steps; ++i) la.push_back(a.train_step());
+  FN_CHECK(std::isfinite(la.front()) && std::isfinite(la.back()), "bench_train_step: loss is not finite: ", la.front(),
+           " .. ", la.back());
+  FN_CHECK(la.back() < la.front(), "bench_train_step: the loss does not fall on a fixed batch over ", steps,
+           " steps: ", la.front(), " -> ", la.back());
+  // Gradients: one more forward/backward without the optimiser step.
+  {
+    fnn::Outputs out = a.model->forward(a.batch.images, fnn::PoolAt{a.batch.landmarks, a.batch.visible}, true, 99);
+    fn::backward(fnn::fashionnet_loss(out, a.batch, cfg.stages.at(1).weights, a.ctx).total);
+    for (auto& [name, p] : a.model->named_parameters()) {
+      FN_CHECK(p.grad().defined(), "bench_train_step: parameter ", name, " got no gradient");
+      for (float v : p.grad().to_vector())
+        FN_CHECK(std::isfinite(v), "bench_train_step: parameter ", name, " has a non-finite gradient");
+    }
+    a.sgd->zero_grad();
+  }
+  if (d == Device::CPU) {
+    for (int i = 0; i < steps; ++i) lb.push_back(b.train_step());
+    for (int i = 0; i < steps; ++i)
+      FN_CHECK(la[size_t(i)] == lb[size_t(i)], "bench_train_step: two identical runs differ at step ", i, ": ",
+               la[size_t(i)], " vs ", lb[size_t(i)], " (CPU results must reproduce bitwise)");
+  }
+  std::printf("validate: loss %.4f -> %.4f over %d steps, all gradients finite%s\n", la.front(), la.back(), steps,
+              d == Device::CPU ? ", bitwise reproducible" : "");
+}
+
+// Times f `repeats` times after one warm-up; median seconds.
+double time_median(int repeats, Device d, const std::function<void()>& f) {
+  f();
+  sync(d);
+  std::vector<double> t;
+  for (int r = 0; r < repeats; ++r) {
+    double t0 = now_s();
+    f();
+    sync(d);
+    t.push_back(now_s() - t0);
+  }
+  return median(t);
+}
+
+// Per-kernel profile of the convolutions and poolings at the model's shapes (one batch), in the order
+// the graph runs them. Returns rows {layer, fwd_ms, bwd_data_ms, bwd_filter_ms}.
+json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeats, double step_s) {
+  std::vector<int> ch = fnn::vgg_channels(cfg.net);
+  struct L {
+    std::string name;
+    int cin, cout, hw;
+    bool pool_after;
+  };
+  std::vector<L> layers;
+  const int convs[5] = {2, 2, 3, 3, 3};
+  int in = 3, hw = cfg.net.input;
+  for (int s = 0; s < 5; ++s) {
+    for (int k = 0; k < convs[s]; ++k) {
+      layers.push_back({"conv" + std::to_string(s + 1) + "_" + std::to_string(k + 1), in, ch[size_t(s)], hw,
+                        k + 1 == convs[s]});
+      in = ch[size_t(s)];
+    }
+    hw /= 2;
+  }
+  fn::Rng rng(3, 0x70726f);
+  json rows = json::array();
+  double conv_total = 0, pool_total = 0;
+  std::printf("\nprofile (batch %d; conv5 counted twice: two branches)\n", batch);
+  std::printf("  %-9s %14s %9s %9s %9s %9s\n", "layer", "shape", "fwd ms", "bwd_x ms", "bwd_w ms", "pool ms");
+  for (const L& l : layers) {
+    const int times = l.name.rfind("conv5", 0) == 0 ? 2 : 1;
+    Tensor x = Tensor::randn({batch, l.cin, l.hw, l.hw}, rng, 1.0, fn::DType::F32, d);
+    Tensor w = Tensor::randn({l.cout, l.cin, 3, 3}, rng, 0.1, fn::DType::F32, d);
+    Tensor b = Tensor::randn({l.cout}, rng, 0.1, fn::DType::F32, d);
+    Tensor y = Tensor::empty({batch, l.cout, l.hw, l.hw}, fn::DType::F32, d);
+    Tensor gx = Tensor::empty_like(x), gw = Tensor::empty_like(w);
+    double f = time_median(repeats, d, [&] { fn::kernels::conv2d_forward(x, w, b, y, 1, 1, true); });
+    double bx = l.cin == 3 ? 0 : time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1); });
+    double bw = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1); });
+    double p = 0;
+    if (l.pool_after) {
+      Tensor py = Tensor::empty({batch, l.cout, l.hw / 2, l.hw / 2}, fn::DType::F32, d);
+      Tensor pgx = Tensor::empty_like(y);
+      p = time_median(repeats, d, [&] {
+        fn::kernels::max_pool2d_forward(y, py, 2, 2, 0);
+        fn::kernels::max_pool2d_backward(y, py, py, pgx, 2, 2, 0);
+      });
+    }
+    conv_total += times * (f + bx + bw);
+    pool_total += times * p;
+    std::printf("  %-9s %14s %9.2f %9.2f %9.2f %9.2f\n", l.name.c_str(),
+                (std::to_string(l.cin) + ">" + std::to_string(l.cout) + "@" + std::to_string(l.hw)).c_str(), 1e3 * f,
+                1e3 * bx, 1e3 * bw, 1e3 * p);
+    rows.push_back({{"layer", l.name}, {"in", l.cin}, {"out", l.cout}, {"hw", l.hw}, {"branches", times},
+                    {"fwd_ms", 1e3 * f}, {"bwd_data_ms", 1e3 * bx}, {"bwd_filter_ms", 1e3 * bw}, {"pool_ms", 1e3 * p}});
+  }
+  double rest = step_s - conv_total - pool_total;
+  std::printf("  convolutions %.1f ms (%.0f%%), pooling %.1f ms (%.0f%%), everything else %.1f ms (%.0f%%) of the %.1f ms step\n",
+              1e3 * conv_total, 100 * conv_total / step_s, 1e3 * pool_total, 100 * pool_total / step_s, 1e3 * rest,
+              100 * rest / step_s, 1e3 * step_s);
+  // The conv1_1 data gradient is not part of the step (the image needs no gradient), hence bx = 0 there.
+  return {{"layers", rows}, {"conv_ms", 1e3 * conv_total}, {"pool_ms", 1e3 * pool_total}, {"rest_ms", 1e3 * rest}};
+}
+
+// bench/pytorch/train_step.py: under $FN_SOURCE_DIR, the working directory, or the source tree above the
+// build folder that holds this executable; empty if none has it.
+std::string find_pytorch_script() {
+  namespace fs = std::filesystem;
+  const char* rel = "bench/pytorch/train_step.py";
+  std::vector<fs::path> roots;
+  if (const char* e = std::getenv("FN_SOURCE_DIR")) roots.push_back(e);
+  roots.push_back(fs::current_path());
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) roots.push_back(exe.parent_path().parent_path());
+  for (const fs::path& r : roots)
+    if (fs::exists(r / rel)) return (r / rel).string();
+  return "";
+}
+
+// PyTorch's figure from bench/pytorch/train_step.py, run now on the same machine; null if unavailable.
+json run_pytorch(const std::string& preset, int batch, int steps, Device d) {
+  const std::string script = find_pytorch_script();
+  if (script.empty()) {
+    std::printf("pytorch: not available (bench/pytorch/train_step.py not found)\n");
+    return nullptr;
+  }
+  std::string tmp = (std::filesystem::temp_directory_path() / ("bench_train_step_pt_" + std::to_string(::getpid()) + ".json")).string();
+  std::string cmd = "/usr/bin/python3 " + script + " --preset " + preset + " --batch " + std::to_string(batch) +
+                    " --steps " + std::to_string(steps) + " --device " + fn::device_name(d) + " --json " + tmp;
+  std::printf("pytorch: %s\n", cmd.c_str());
+  std::fflush(stdout);
+  int rc = std::system(cmd.c_str());
+  if (rc != 0 || !std::filesystem::exists(tmp)) {
+    std::printf("pytorch: not available (the script failed, exit %d)\n", rc);
+    return nullptr;
+  }
+  std::ifstream f(tmp);
+  json j = json::parse(f, nullptr, false);
+  std::filesystem::remove(tmp);
+  if (j.is_discarded()) {
+    std::printf("pytorch: not available (unreadable JSON from %s)\n", script.c_str());
+    return nullptr;
+  }
+  return j;
+}
+
+// The first number among the keys PyTorch's script may use for training throughput.
+double pytorch_train_ips(const json& j) {
+  for (const char* k : {"train_images_per_s", "images_per_s", "train_img_per_s"})
+    if (j.contains(k) && j[k].is_number()) return j[k].get<double>();
+  if (j.contains("train") && j["train"].is_object() && j["train"].contains("images_per_s"))
+    return j["train"]["images_per_s"].get<double>();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_train_step: FashionNet training step and embedding throughput on a fixed synthetic batch"};
+  std::string preset = "cpu-small", device = "cpu", json_path;
+  int batch = 0, steps = 10, warmup = 3, threads = 0;
+  bool pytorch = false, profile = false;
+  app.add_option("--preset", preset, "paper | cpu-small | tiny")->capture_default_str();
+  app.add_option("--batch", batch, "images per step (default: the preset's)");
+  app.add_option("--steps", steps, "timed steps (median)")->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed steps first (also the validation length, at least 2)")->capture_default_str();
+  app.add_option("--device", device, "cpu | cuda")->capture_default_str();
+  app.add_option("--threads", threads, "OpenBLAS/worker threads (default: OpenBLAS's own choice)");
+  app.add_option("--json", json_path, "write the results here");
+  app.add_flag("--pytorch", pytorch, "also run bench/pytorch/train_step.py now and print the ratio");
+  app.add_flag("--profile", profile, "time every convolution and pooling kernel at the model's shapes");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const Device d = fn::parse_device(device);
+    if (d == Device::CUDA) {
+#ifndef FN_WITH_CUDA
+      std::printf("bench_train_step: --device cuda, but this build has no CUDA\n");
+      return 1;
+#endif
+    }
+    if (threads > 0) fn::kernels::set_blas_threads(threads);
+    fnn::TrainConfig cfg = fnn::preset(preset);
+    FN_CHECK(cfg.stages.size() >= 2, "bench_train_step: preset ", preset, " has fewer than two stages");
+    if (batch <= 0) batch = cfg.batch;
+    FN_CHECK(batch % std::max(1, cfg.K) == 0, "bench_train_step: --batch ", batch, " is not a multiple of K = ", cfg.K);
+    FN_CHECK(steps >= 1, "bench_train_step: --steps must be >= 1");
+    warmup = std::max(warmup, 2);
+
+    std::printf("bench_train_step: preset %s, batch %d, input %d, device %s, BLAS threads %d, load %.2f\n",
+                preset.c_str(), batch, cfg.net.input, fn::device_description(d).c_str(), fn::kernels::blas_threads(),
+                load_average());
+    validate(cfg, batch, d, warmup);
+
+    Setup s(cfg, batch, d);
+    for (int i = 0; i < warmup; ++i) s.train_step();
+    sync(d);
+    fn::allocator_reset_peak(d);
+    std::vector<double> ts, tc;
+    for (int i = 0; i < steps; ++i) {
+      double t0 = now_s(), c0 = cpu_s();
+      s.train_step();
+      sync(d);
+      ts.push_back(now_s() - t0);
+      tc.push_back(cpu_s() - c0);
+    }
+    const double step_s = median(ts), step_cpu_s = median(tc);
+    const size_t train_peak = fn::allocator_stats(d).peak;
+    for (int i = 0; i < warmup; ++i) s.embed();
+    sync(d);
+    fn::allocator_reset_peak(d);
+    std::vector<double> te;
+    for (int i = 0; i < steps; ++i) {
+      double t0 = now_s();
+      s.embed();
+      sync(d);
+      te.push_back(now_s() - t0);
+    }
+    const double embed_s = median(te);
+    const size_t embed_peak = fn::allocator_stats(d).peak;
+    const double train_ips = batch / step_s, embed_ips = batch / embed_s;
+    std::printf("train: %.1f ms/step (median of %d; min %.1f, max %.1f) = %.1f img/s\n", 1e3 * step_s, steps,
+                1e3 * *std::min_element(ts.begin(), ts.end()), 1e3 * *std::max_element(ts.begin(), ts.end()), train_ips);
+    std::printf("train: %.1f ms of CPU time per step (all threads, median)\n", 1e3 * step_cpu_s);
+    std::printf("embed: %.1f ms/batch = %.1f img/s\n", 1e3 * embed_s, embed_ips);
+    std::printf("memory: allocator peak %.1f MB (train), %.1f MB (embed); max RSS %.1f MB\n", train_peak / 1e6,
+                embed_peak / 1e6, max_rss_mb());
+
+    char date[32];
+    std::time_t tt = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", std::localtime(&tt));
+    json out = {{"bench", "train_step"},
+                {"commit", FN_GIT_COMMIT},
+                {"date", date},
+                {"machine", {{"device", fn::device_description(d)}, {"hardware_threads", std::thread::hardware_concurrency()},
+                             {"blas_threads", fn::kernels::blas_threads()}, {"load_average_1min", load_average()}}},
+                {"preset", preset},
+                {"batch", batch},
+                {"input", cfg.net.input},
+                {"steps", steps},
+                {"warmup", warmup},
+                {"train", {{"step_ms_median", 1e3 * step_s}, {"step_cpu_ms_median", 1e3 * step_cpu_s}, {"images_per_s", train_ips}}},
+                {"embed", {{"batch_ms_median", 1e3 * embed_s}, {"images_per_s", embed_ips}}},
+                {"memory", {{"allocator_peak_train_bytes", train_peak}, {"allocator_peak_embed_bytes", embed_peak},
+                            {"max_rss_mb", max_rss_mb()}}}};
+    if (profile) out["profile"] = profile_layers(cfg, batch, d, std::max(3, steps / 2), step_s);
+    if (pytorch) {
+      json pt = run_pytorch(preset, batch, steps, d);
+      out["pytorch"] = pt;
+      double pt_ips = pt.is_null() ? 0 : pytorch_train_ips(pt);
+      if (pt_ips > 0) {
+        std::printf("pytorch: %.1f img/s training; ours / pytorch = %.2f\n", pt_ips, train_ips / pt_ips);
+        out["ratio_train_vs_pytorch"] = train_ips / pt_ips;
+      } else {
+        out["ratio_train_vs_pytorch"] = nullptr;
+      }
+    }
+    if (!json_path.empty()) {
+      std::ofstream f(json_path);
+      FN_CHECK(f.good(), "bench_train_step: cannot write ", json_path);
+      f << out.dump(2) << "\n";
+      std::printf("wrote %s\n", json_path.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_train_step: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,109 @@
+// The whole FashionNet against PyTorch (docs/parity.md): our forward, five losses and backward on the CPU,
+// replayed by bench/pytorch/parity.py with the PyTorch twin (bench/pytorch/fashionnet_ref.py), which compares
+// every output, loss term and parameter gradient. Plus a negative control: a corrupted gradient must fail.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "core/safetensors.h"
+#include "fashionnet/parity_case.h"
+#include "support/check.h"
+
+namespace fs = std::filesystem;
+using namespace fn;
+
+namespace {
+
+const std::string kPython = "/usr/bin/python3";
+
+bool torch_available() { return std::system((kPython + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
+
+// Runs parity.py on a case folder; returns its exit status (its report goes to the test's output).
+int run_parity(const std::string& dir, bool quiet = false) {
+  std::string cmd = kPython + " " + FN_SOURCE_DIR + "/bench/pytorch/parity.py --case " + dir + (quiet ? " --quiet" : "") + " 2>&1";
+  std::fflush(stdout);
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+std::string temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("fn_parity_" + std::to_string(getpid()) + "_" + name);
+  fs::remove_all(p);
+  return p.string();
+}
+
+// Copies a case with one element of one tensor of outputs.safetensors moved by `delta`.
+std::string corrupted_copy(const std::string& dir, const std::string& tensor, double delta) {
+  std::string bad = dir + "_corrupt";
+  fs::create_directories(bad);
+  for (const char* f : {"model.safetensors", "inputs.safetensors"})
+    fs::copy_file(dir + "/" + f, bad + "/" + f, fs::copy_options::overwrite_existing);
+  SafetensorsFile in = load_safetensors(dir + "/outputs.safetensors");
+  NamedTensors all;
+  for (const auto& name : in.names) {
+    Tensor t = in.get(name);
+    if (name == tensor) {
+      auto v = t.to_vector_f64();
+      v[0] += delta;
+      Tensor c = Tensor::from(v, t.shape());
+      t = t.dtype() == DType::F32 ? c.to(DType::F32) : c;
+    }
+    all.emplace_back(name, t);
+  }
+  save_safetensors(bad + "/outputs.safetensors", all, in.metadata);
+  return bad;
+}
+
+}  // namespace
+
+TEST_CASE("FashionNet matches the PyTorch twin: outputs, losses and every gradient", "[parity]") {
+  if (!torch_available()) {
+    std::printf("SKIPPED: python3-torch not installed (%s -c 'import torch' failed)\n", kPython.c_str());
+    return;
+  }
+
+  SECTION("tiny preset: input 32, width 1/16, pool mode corner, batch-hard triplets, P 2 x K 4") {
+    fashionnet::ParityCaseOptions opt;
+    opt.cfg = fashionnet::preset("tiny");
+    opt.seed = 3;
+    std::string dir = temp_dir("tiny");
+    auto sum = fashionnet::write_parity_case(dir, opt);
+    INFO("triplet active fraction " << sum.triplet_active);
+    REQUIRE(sum.triplet_active > 0);  // the triplet loss must be live for its gradient to be checked
+    REQUIRE(run_parity(dir) == 0);
+
+    // Negative control: the same case with one gradient element moved by a visible amount must fail.
+    SafetensorsFile out = load_safetensors(dir + "/outputs.safetensors");
+    auto g = out.get("grad.trunk.conv1_1.weight").to_vector_f64();
+    double scale = 0;
+    for (double x : g) scale = std::max(scale, std::fabs(x));
+    std::string bad = corrupted_copy(dir, "grad.trunk.conv1_1.weight", 0.01 * scale);
+    REQUIRE(run_parity(bad, true) == 1);
+    std::string bad_loss = corrupted_copy(dir, "loss.tri", 0.01);
+    REQUIRE(run_parity(bad_loss, true) == 1);
+    fs::remove_all(dir);
+    fs::remove_all(bad);
+    fs::remove_all(bad_loss);
+  }
+
+  SECTION("second shape: input 64, width 1/8, pool mode zero, batch-all triplets, P 3 x K 3") {
+    fashionnet::ParityCaseOptions opt;
+    opt.cfg = fashionnet::preset("tiny");
+    opt.cfg.net.input = 64;
+    opt.cfg.net.width = 0.125;
+    opt.cfg.net.pool_mode = "zero";
+    opt.cfg.triplet_mining = "all";
+    opt.cfg.P = 3;
+    opt.cfg.K = 3;
+    opt.seed = 11;
+    std::string dir = temp_dir("w8_in64");
+    auto sum = fashionnet::write_parity_case(dir, opt);
+    REQUIRE(sum.triplet_active > 0);
+    REQUIRE(run_parity(dir) == 0);
+    fs::remove_all(dir);
+  }
+}

@@ -1,0 +1,309 @@
+// `fashionnet search` and `embed --images`: the HTML page writer on hand-made results (hit/miss marking,
+// relative links, distances, escaping), the preprocessing of one plain photo, refusals of bad inputs, an
+// end-to-end run (synthetic data, a tiny model trained for a few steps, a gallery, a search), and, where
+// Debian's `chromium` is installed, a headless render of a page to a PNG.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "core/npy.h"
+#include "data/image_io.h"
+#include "data/synth.h"
+#include "data/transform.h"
+#include "fashionnet/checkpoint.h"
+#include "fashionnet/inference.h"
+#include "fashionnet/photo_search.h"
+#include "fashionnet/query_image.h"
+#include "fashionnet/search_page.h"
+#include "fashionnet/trainer.h"
+#include "tests/support/check.h"
+
+namespace fs = std::filesystem;
+using namespace fn::fashionnet;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    path = fs::temp_directory_path() / ("fn_test_search_page_" + tag + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+size_t count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+// A w x h photo: left half `a`, right half `b`.
+fn::data::Image two_tone(int w, int h, const uint8_t a[3], const uint8_t b[3]) {
+  fn::data::Image img;
+  img.w = w;
+  img.h = h;
+  img.rgb.resize(size_t(w) * size_t(h) * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) img.rgb[(size_t(y) * w + x) * 3 + c] = (x < w / 2 ? a : b)[c];
+  return img;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A hand-made page: query 0 of item A (results: A hit, B miss), query 1 of unknown item.
+std::vector<PageQuery> hand_made(const std::string& root) {
+  PageQuery q0;
+  q0.image = root + "/queries/shirt <1>.jpg";
+  q0.item_id = "id_A";
+  q0.width = 200;
+  q0.height = 300;
+  q0.landmarks.assign(16, 0.5f);
+  q0.landmarks[0] = 0.25f;  // slot 0 at x = 0.25 of the width: 64 px of a 256 px display
+  q0.landmarks[1] = 0.1f;   // y = 0.1 of 384 px
+  q0.visible = {true, false, false, false, false, false, false, true};
+  q0.results = {{root + "/gallery/img/a1.jpg", "id_A", 0.125f}, {root + "/gallery/img/b1.jpg", "id_B", 0.5f}};
+  PageQuery q1 = q0;
+  q1.image = root + "/queries/unknown.png";
+  q1.item_id = "-";
+  return {q0, q1};
+}
+
+}  // namespace
+
+TEST_CASE("search page: hits and misses, relative links, distances, escaping", "[search_page]") {
+  const std::string root = "/data/run";
+  std::vector<PageQuery> qs = hand_made(root);
+  const std::string html = render_search_page(qs, root + "/pages");
+  // Query 0 knows its item: one hit and one miss; query 1 does not: no marking at all.
+  CHECK(count(html, "class=\"result hit\"") == 1);
+  CHECK(count(html, "class=\"result miss\"") == 1);
+  CHECK(count(html, "class=\"result\"") == 2);
+  CHECK(count(html, "&#10003; hit") == 1);
+  CHECK(html.find("first hit at rank 1") != std::string::npos);
+  CHECK(html.find("item: unknown") != std::string::npos);
+  // Links relative to the page's folder, percent-encoded; names HTML-escaped.
+  CHECK(html.find("src=\"../gallery/img/a1.jpg\"") != std::string::npos);
+  CHECK(html.find("src=\"../queries/shirt%20%3C1%3E.jpg\"") != std::string::npos);
+  CHECK(html.find("shirt &lt;1&gt;.jpg") != std::string::npos);
+  CHECK(html.find("shirt <1>") == std::string::npos);
+  // Distances with 4 decimals.
+  CHECK(html.find("d=0.1250") != std::string::npos);
+  CHECK(html.find("d=0.5000") != std::string::npos);
+  // Landmarks: visible slots only (2 per query), at fraction x display size.
+  CHECK(count(html, "<circle") == 4);
+  CHECK(html.find("cx=\"64.0\" cy=\"38.4\"") != std::string::npos);
+  CHECK(html.find("<title>L collar</title>") != std::string::npos);
+  CHECK(html.find("<title>R collar</title>") == std::string::npos);  // slot 1 is not visible
+
+  CHECK(html_escape("a&b<c>\"d'") == "a&amp;b&lt;c&gt;&quot;d&#39;");
+  CHECK(relative_link("/x/y/z.png", "/x/w") == "../y/z.png");
+  CHECK(relative_link("/x/y/z.png", "/x/y") == "z.png");
+  CHECK(!item_known("") );
+  CHECK(!item_known("-"));
+  CHECK(item_known("id_1"));
+
+  TempDir t("writer");
+  REQUIRE_NOTHROW(write_search_page(t / "page.html", qs));
+  CHECK(read_text(t / "page.html").find("<!DOCTYPE html>") == 0);
+  const std::string err = error_of([&] { write_search_page(t / "no_such_dir/page.html", qs); });
+  CHECK(err.find("no_such_dir/page.html") != std::string::npos);
+}
+
+TEST_CASE("query image: whole photo, resized and normalised", "[search_page]") {
+  TempDir t("query");
+  const uint8_t red[3] = {255, 0, 128}, blue[3] = {0, 64, 255};
+  fn::data::write_image(t / "photo.png", two_tone(40, 24, red, blue));
+  QueryImage q = load_query_image(t / "photo.png", 16);
+  REQUIRE(q.input.shape() == fn::Shape{1, 3, 16, 16});
+  CHECK(q.width == 40);
+  CHECK(q.height == 24);
+  const float* p = q.input.f32();
+  // Far from the seam the bilinear resize returns the source colour exactly: (v/255 - mean) / std.
+  for (int c = 0; c < 3; ++c) {
+    const float left = (red[c] / 255.f - fn::data::kMean[c]) / fn::data::kStd[c];
+    const float right = (blue[c] / 255.f - fn::data::kMean[c]) / fn::data::kStd[c];
+    for (int y = 0; y < 16; ++y) {
+      CHECK(std::fabs(p[(c * 16 + y) * 16 + 0] - left) < 1e-5f);
+      CHECK(std::fabs(p[(c * 16 + y) * 16 + 15] - right) < 1e-5f);
+    }
+  }
+  // The seam at source x = 20 of 40 sits at input x = 8 of 16: the whole width is the crop.
+  CHECK(std::fabs(p[4 * 16 + 6] - (255 / 255.f - fn::data::kMean[0]) / fn::data::kStd[0]) < 1e-5f);
+  CHECK(std::fabs(p[4 * 16 + 9] - (0 / 255.f - fn::data::kMean[0]) / fn::data::kStd[0]) < 1e-5f);
+
+  // Missing and corrupt files are refused naming the file.
+  CHECK(error_of([&] { load_query_image(t / "missing.jpg", 16); }).find("missing.jpg") != std::string::npos);
+  std::ofstream(t / "corrupt.jpg") << "not a jpeg at all";
+  CHECK(error_of([&] { load_query_image(t / "corrupt.jpg", 16); }).find("corrupt.jpg") != std::string::npos);
+}
+
+TEST_CASE("search: image lists, query ids, default gallery root", "[search_page]") {
+  TempDir t("args");
+  std::ofstream(t / "list.txt") << "# photos\n a.jpg \n\nsub/b.png\r\n";
+  auto paths = expand_image_args({t / "list.txt", "c.jpg"});
+  CHECK(paths == std::vector<std::string>{"a.jpg", "sub/b.png", "c.jpg"});
+  std::ofstream(t / "empty.txt") << "\n# nothing\n";
+  CHECK(error_of([&] { expand_image_args({t / "empty.txt"}); }).find("empty.txt") != std::string::npos);
+  CHECK(error_of([&] { expand_image_args({t / "nolist.txt"}); }).find("nolist.txt") != std::string::npos);
+
+  std::ofstream(t / "q.ids.txt") << "./x/a.jpg id_1\nb.jpg -\n";
+  auto ids = query_ids_from_file(t / "q.ids.txt", {"x/a.jpg", "b.jpg", "c.jpg"});
+  CHECK(ids == std::vector<std::string>{"id_1", "", ""});
+
+  // The ids file's folder is the root when the first path exists from there (and not from the cwd).
+  fs::create_directories(t.path / "img");
+  std::ofstream(t / "img/g_unique_name.jpg") << "x";
+  Embeddings g;
+  g.image_paths = {"img/g_unique_name.jpg"};
+  std::string warning;
+  CHECK(default_gallery_root(g, t / "gal.ids.txt", &warning) == t.path.string());
+  CHECK(warning.empty());
+  g.image_paths = {"img/absent.jpg"};
+  CHECK(default_gallery_root(g, t / "gal.ids.txt", &warning).empty());
+  CHECK(warning.find("--gallery-root") != std::string::npos);
+}
+
+TEST_CASE("search: end to end on a tiny model, and bad inputs refused", "[search_page][slow]") {
+  TempDir t("e2e");
+  fn::data::SynthConfig sc;
+  sc.out = t / "data";
+  sc.items = 12;
+  sc.size = 64;
+  sc.seed = 3;
+  fn::data::synthesize(sc);
+
+  TrainConfig cfg = preset("tiny");
+  REQUIRE(cfg.stages.size() == 2);
+  cfg.stages[0].steps = 3;
+  cfg.stages[1].steps = 3;
+  TrainOptions to;
+  to.data_root = sc.out;
+  to.out_dir = t / "run";
+  to.quiet = true;
+  TrainSummary ts = train(cfg, to);
+  REQUIRE(fs::exists(ts.final_checkpoint));
+
+  // The gallery, as `fashionnet embed --split gallery` writes it.
+  auto model = model_from_checkpoint(ts.final_checkpoint, fn::Device::CPU);
+  fn::data::Dataset ds = fn::data::load_dataset(sc.out, "inshop");
+  InferenceOptions io;
+  io.progress = false;
+  Predictions gp = run_inference(*model, ds, ds.indices(fn::data::Split::Gallery), fn::Device::CPU, io);
+  const std::string prefix = t / "gallery";
+  write_embeddings(prefix, gp.embeddings);
+  std::set<std::string> gallery_items(gp.embeddings.item_ids.begin(), gp.embeddings.item_ids.end());
+
+  // Two query photos: a query-split image whose item is in the gallery (item known), and one unknown.
+  std::vector<int> qidx = ds.indices(fn::data::Split::Query);
+  REQUIRE(qidx.size() >= 2);
+  const fn::data::Sample& s0 = ds.samples[size_t(qidx[0])];
+  const fn::data::Sample& s1 = ds.samples[size_t(qidx[1])];
+  REQUIRE(gallery_items.count(s0.item_id) == 1);
+
+  // embed --images: plain photos, item ids "-", batch size does not change the result.
+  const std::vector<std::string> photos = {(fs::path(sc.out) / s0.image).string(), (fs::path(sc.out) / s1.image).string()};
+  PhotoEmbeddings one = embed_photos(*model, photos, fn::Device::CPU, 1);
+  PhotoEmbeddings two = embed_photos(*model, photos, fn::Device::CPU, 2);
+  CHECK(one.embeddings.item_ids == std::vector<std::string>{"-", "-"});
+  REQUIRE(one.embeddings.features.shape() == fn::Shape{2, int64_t(model->config().fc7_fusion)});
+  FN_REQUIRE_CLOSE(two.embeddings.features, one.embeddings.features, 1e-5, 1e-4);
+  CHECK(one.landmarks.size() == 2 * 16);
+  write_embeddings(t / "photos", one.embeddings);  // accepted by the ids format
+  CHECK(read_embeddings(t / "photos").rows() == 2);
+
+  fs::create_directories(t.path / "page");
+  SearchRequest req;
+  req.checkpoint = ts.final_checkpoint;
+  req.gallery = prefix;
+  req.gallery_root = sc.out;
+  req.images = photos;
+  req.query_item_ids = {s0.item_id, ""};
+  req.k = 1000;  // the whole gallery, so the query's own item is surely among the results
+  req.html = t / "page/search.html";
+  SearchOutcome out = search_photos(req);
+  REQUIRE(out.queries.size() == 2);
+  REQUIRE(int64_t(out.queries[0].results.size()) == gp.embeddings.rows());
+  for (size_t r = 1; r < out.queries[0].results.size(); ++r)
+    CHECK(out.queries[0].results[r - 1].distance <= out.queries[0].results[r].distance);
+
+  const std::string html = read_text(req.html);
+  const std::string first = out.gallery_paths_as_listed[0][0];
+  CHECK(html.find("src=\"../data/" + first + "\"") != std::string::npos);  // relative to page/
+  CHECK(html.find(s0.item_id) != std::string::npos);
+  CHECK(count(html, "class=\"result hit\"") >= 1);       // query 0's item is in the gallery
+  CHECK(count(html, "class=\"result\"") == size_t(gp.embeddings.rows()));  // query 1: unmarked
+  CHECK(html.find("src=\"../data/" + s1.image + "\"") != std::string::npos);
+
+  // Bad inputs are refused naming the file.
+  SearchRequest bad = req;
+  bad.images = {t / "nope.jpg"};
+  bad.query_item_ids.clear();
+  CHECK(error_of([&] { search_photos(bad); }).find("nope.jpg") != std::string::npos);
+  std::ofstream(t / "corrupt.png") << "garbage";
+  bad.images = {t / "corrupt.png"};
+  CHECK(error_of([&] { search_photos(bad); }).find("corrupt.png") != std::string::npos);
+  bad.images = photos;
+  Embeddings wrong = gp.embeddings;
+  wrong.features = fn::Tensor::from(std::vector<float>(size_t(wrong.rows()) * 5, 1.f), {wrong.rows(), 5});
+  write_embeddings(t / "wrongdim", wrong);
+  bad.gallery = t / "wrongdim";
+  const std::string dim_err = error_of([&] { search_photos(bad); });
+  CHECK(dim_err.find("wrongdim.npy") != std::string::npos);
+  CHECK(dim_err.find("dimension 5") != std::string::npos);
+  fs::remove(t / "wrongdim.ids.txt");
+  CHECK(error_of([&] { search_photos(bad); }).find("wrongdim.ids.txt") != std::string::npos);
+}
+
+TEST_CASE("search page: headless chromium renders it", "[search_page][chromium]") {
+  if (std::system("command -v chromium >/dev/null 2>&1") != 0) {
+    std::printf("SKIPPED: chromium not installed\n");
+    return;
+  }
+  TempDir t("chromium");
+  const uint8_t a[3] = {200, 30, 30}, b[3] = {30, 30, 200};
+  for (const char* d : {"queries", "gallery/img", "pages"}) fs::create_directories(t.path / d);
+  fn::data::write_image(t / "queries/shirt <1>.jpg", two_tone(200, 300, a, b));
+  fn::data::write_image(t / "queries/unknown.png", two_tone(200, 300, b, a));
+  fn::data::write_image(t / "gallery/img/a1.jpg", two_tone(120, 160, a, a));
+  fn::data::write_image(t / "gallery/img/b1.jpg", two_tone(120, 160, b, b));
+  const std::string page = t / "pages/search.html", png = t / "shot.png";
+  write_search_page(page, hand_made(t.path.string()));
+  const std::string cmd = "timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir=" +
+                          (t / "profile") + " --screenshot=" + png + " --window-size=1200,800 file://" + page +
+                          " >" + (t / "chromium.log") + " 2>&1";
+  INFO(cmd << "\n" << read_text(t / "chromium.log"));
+  CHECK(std::system(cmd.c_str()) == 0);
+  REQUIRE(fs::exists(png));
+  CHECK(fs::file_size(png) > 4096);
+  fn::data::Image shot = fn::data::decode_image(png);
+  CHECK(shot.w == 1200);
+  std::set<uint32_t> colours;
+  for (size_t i = 0; i + 2 < shot.rgb.size() && colours.size() < 16; i += 3)
+    colours.insert(uint32_t(shot.rgb[i]) << 16 | uint32_t(shot.rgb[i + 1]) << 8 | shot.rgb[i + 2]);
+  CHECK(colours.size() >= 16);  // photos, text and landmark dots, not a blank page
+  // The query photo's red half is on screen (its <img> link resolved from the page's folder).
+  bool red = false;
+  for (size_t i = 0; i + 2 < shot.rgb.size() && !red; i += 3)
+    red = shot.rgb[i] > 180 && shot.rgb[i + 1] < 60 && shot.rgb[i + 2] < 60;
+  CHECK(red);
+}

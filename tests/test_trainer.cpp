@@ -1,0 +1,335 @@
+// The trainer and its checkpoints on the CPU, with the tiny preset on a small synthetic In-shop set:
+// bitwise resume (mid-stage and across the stage boundary), refusal of corrupted/truncated/mismatched
+// checkpoints with errors naming the file, a NaN loss stopping the run without touching the last good
+// checkpoint, the two-stage schedule (stage 2 starts from stage 1's best file) and the run folder's files.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+
+#include "core/safetensors.h"
+#include "data/synth.h"
+#include "fashionnet/checkpoint.h"
+#include "fashionnet/trainer.h"
+#include "tests/support/check.h"
+
+using namespace fn;
+using namespace fn::fashionnet;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A temporary folder for this process, removed at exit.
+struct Scratch {
+  fs::path dir = fs::temp_directory_path() / ("fn_trainer_test_" + std::to_string(::getpid()));
+  Scratch() {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+fs::path scratch() {
+  static Scratch s;
+  return s.dir;
+}
+
+// 16 items x 4 views of 64x64: 8 training items, 32 training photos (enough for P=2, K=4 batches).
+const std::string& dataset() {
+  static std::string root = [] {
+    data::SynthConfig sc;
+    sc.out = (scratch() / "data").string();
+    sc.items = 16;
+    sc.views = 4;
+    sc.size = 64;
+    sc.seed = 9;
+    data::synthesize(sc);
+    return sc.out;
+  }();
+  return root;
+}
+
+// tiny with 6 + 6 steps, a checkpoint every 3, and dropout on so that its per-step masks are exercised.
+TrainConfig small_run() {
+  TrainConfig cfg = preset("tiny");
+  cfg.net.dropout = 0.5f;
+  cfg.weight_decay = 5e-4;
+  cfg.stages[0].steps = 6;
+  cfg.stages[1].steps = 6;
+  cfg.checkpoint_every = 3;
+  cfg.log_every = 1;
+  return cfg;
+}
+
+TrainOptions options(const std::string& out) {
+  TrainOptions o;
+  o.data_root = dataset();
+  o.out_dir = (scratch() / out).string();
+  fs::remove_all(o.out_dir);
+  o.quiet = true;
+  return o;
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// Every tensor of two checkpoints (parameters and optimiser state), compared bit for bit.
+void require_bitwise_equal(const std::string& a, const std::string& b) {
+  SafetensorsFile fa = load_safetensors(a), fb = load_safetensors(b);
+  REQUIRE(fa.names == fb.names);
+  for (auto& name : fa.names) {
+    Tensor ta = fa.get(name), tb = fb.get(name);
+    INFO("tensor " << name << " of " << a << " vs " << b);
+    REQUIRE(ta.shape() == tb.shape());
+    REQUIRE(std::memcmp(ta.raw(), tb.raw(), ta.nbytes()) == 0);
+  }
+  for (auto key : {"step", "stage", "ema_loss", "best_loss"}) CHECK(fa.metadata.at(key) == fb.metadata.at(key));
+}
+
+// Only the model's parameters (not "optim.*") of a checkpoint, bit for bit.
+bool same_parameters(const std::string& a, const std::string& b) {
+  SafetensorsFile fa = load_safetensors(a), fb = load_safetensors(b);
+  for (auto& name : fa.names) {
+    if (name.rfind("optim.", 0) == 0) continue;
+    if (!fb.has(name)) return false;
+    Tensor ta = fa.get(name), tb = fb.get(name);
+    if (ta.shape() != tb.shape() || std::memcmp(ta.raw(), tb.raw(), ta.nbytes()) != 0) return false;
+  }
+  return true;
+}
+
+// The straight 12-step run, trained once and shared by the tests that compare against it.
+const std::string& straight_run() {
+  static std::string dir = [] {
+    TrainOptions o = options("straight");
+    TrainSummary s = train(small_run(), o);
+    REQUIRE(s.steps == 12);
+    REQUIRE_FALSE(s.interrupted);
+    return o.out_dir;
+  }();
+  return dir;
+}
+
+// Copies a checkpoint's tensors and metadata to `out`, letting `edit` change the list first.
+void rewrite(const std::string& in, const std::string& out, const std::function<void(NamedTensors&)>& edit) {
+  SafetensorsFile f = load_safetensors(in);
+  NamedTensors all;
+  for (auto& n : f.names) all.emplace_back(n, f.get(n));
+  edit(all);
+  save_safetensors(out, all, f.metadata);
+}
+
+}  // namespace
+
+TEST_CASE("Resuming from last.safetensors continues bitwise identically", "[trainer]") {
+  const std::string straight = straight_run() + "/final.safetensors";
+  // Stop mid stage 1, exactly at the stage boundary, and mid stage 2: each lands on a checkpoint.
+  for (int64_t stop : {3, 6, 9}) {
+    DYNAMIC_SECTION("stop after step " << stop << " of 12, then resume") {
+      TrainOptions o = options("resume_" + std::to_string(stop));
+      o.stop_after = stop;
+      TrainSummary first = train(small_run(), o);
+      CHECK(first.interrupted);
+      CHECK(first.steps == stop);
+      CHECK_FALSE(fs::exists(o.out_dir + "/final.safetensors"));
+      CHECK(checkpoint_state(o.out_dir + "/last.safetensors").step == stop);
+
+      TrainOptions r = o;
+      r.stop_after = 0;
+      r.resume = o.out_dir + "/last.safetensors";
+      TrainConfig ignored = preset("tiny");  // resume takes the checkpoint's configuration, not this one
+      TrainSummary rest = train(ignored, r);
+      CHECK_FALSE(rest.interrupted);
+      CHECK(rest.steps == 12);
+      require_bitwise_equal(o.out_dir + "/final.safetensors", straight);
+      require_bitwise_equal(o.out_dir + "/stage1_best.safetensors", straight_run() + "/stage1_best.safetensors");
+    }
+  }
+}
+
+TEST_CASE("Resuming into another folder at the stage boundary still starts stage 2 from the best", "[trainer]") {
+  TrainOptions o = options("boundary_first");
+  o.stop_after = 6;
+  train(small_run(), o);
+  TrainOptions r = options("boundary_elsewhere");
+  r.resume = o.out_dir + "/last.safetensors";
+  train(small_run(), r);
+  require_bitwise_equal(r.out_dir + "/final.safetensors", straight_run() + "/final.safetensors");
+}
+
+TEST_CASE("The two-stage schedule: stage 2 starts from stage 1's best checkpoint", "[trainer]") {
+  // Stage 2 with learning rate 0 leaves the weights where it started, so its final checkpoint shows them.
+  TrainConfig cfg = small_run();
+  cfg.stages[1].steps = 2;
+  cfg.stages[1].lr = 0;
+  TrainOptions o = options("two_stage");
+  o.stop_after = 6;  // the end of stage 1
+  train(cfg, o);
+  REQUIRE(fs::exists(o.out_dir + "/stage1_best.safetensors"));
+  REQUIRE(fs::exists(o.out_dir + "/stage1_final.safetensors"));
+
+  // Plant a different "best" (another initialisation) so that starting from it is told apart from
+  // carrying on with stage 1's last weights.
+  const std::string best = o.out_dir + "/stage1_best.safetensors";
+  TrainConfig planted_cfg = checkpoint_config(best);
+  FashionNet other(planted_cfg.net, 12345);
+  save_checkpoint(best, other, nullptr, planted_cfg, checkpoint_state(best));
+  const std::string planted = (scratch() / "planted.safetensors").string();
+  fs::copy_file(best, planted, fs::copy_options::overwrite_existing);
+  REQUIRE_FALSE(same_parameters(planted, o.out_dir + "/stage1_final.safetensors"));
+
+  TrainOptions r = o;
+  r.stop_after = 0;
+  r.resume = o.out_dir + "/last.safetensors";
+  train(cfg, r);
+  CHECK(same_parameters(o.out_dir + "/stage2_final.safetensors", planted));
+  CHECK(same_parameters(o.out_dir + "/final.safetensors", planted));
+}
+
+TEST_CASE("In one go, stage 2 starts from stage1_best.safetensors", "[trainer]") {
+  TrainConfig cfg = small_run();
+  cfg.stages[1].steps = 2;
+  cfg.stages[1].lr = 0;  // stage 2's weights stay where it started
+  TrainOptions o = options("two_stage_straight");
+  train(cfg, o);
+  CHECK(same_parameters(o.out_dir + "/stage2_final.safetensors", o.out_dir + "/stage1_best.safetensors"));
+}
+
+TEST_CASE("A run folder holds config.json, metrics.jsonl, loss.svg and the checkpoints", "[trainer]") {
+  const std::string dir = straight_run();
+  for (auto f : {"config.json", "metrics.jsonl", "loss.svg", "last.safetensors", "final.safetensors",
+                 "stage1_best.safetensors", "stage1_final.safetensors", "stage2_best.safetensors",
+                 "stage2_final.safetensors"})
+    CHECK(fs::exists(dir + "/" + f));
+
+  nlohmann::json cfg = nlohmann::json::parse(bytes_of(dir + "/config.json"));
+  TrainConfig back = cfg.get<TrainConfig>();
+  CHECK(back.preset == "tiny");
+  REQUIRE(back.stages.size() == 2);
+  CHECK(back.stages[0].steps == 6);
+  CHECK(back.net.categories > 1);
+
+  std::ifstream m(dir + "/metrics.jsonl");
+  std::string line;
+  int64_t expect = 1;
+  while (std::getline(m, line)) {
+    auto j = nlohmann::json::parse(line);
+    CHECK(j.at("step").get<int64_t>() == expect);
+    CHECK(j.at("stage").get<std::string>() == (expect <= 6 ? "stage1" : "stage2"));
+    CHECK(std::isfinite(j.at("total").get<double>()));
+    CHECK(j.at("terms").contains("cat"));
+    ++expect;
+  }
+  CHECK(expect == 13);  // log_every 1: one line per step
+  CHECK(bytes_of(dir + "/loss.svg").find("<svg") != std::string::npos);
+  CHECK(checkpoint_state(dir + "/final.safetensors").step == 12);
+  CHECK(checkpoint_state(dir + "/final.safetensors").category_names.size() == size_t(back.net.categories));
+}
+
+TEST_CASE("Corrupted, truncated and mismatched checkpoints are refused, naming the file", "[trainer][checkpoint]") {
+  const std::string good = straight_run() + "/final.safetensors";
+  TrainConfig cfg = checkpoint_config(good);
+  FashionNet model(cfg.net, 1);
+  const std::string bad = (scratch() / "bad.safetensors").string();
+  auto refused = [&](const std::string& what) {
+    INFO(what);
+    CHECK_THROWS_WITH(load_checkpoint(bad, model, nullptr), Catch::Contains(bad));
+    CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU), Catch::Contains(bad));
+  };
+
+  SECTION("garbage bytes") {
+    std::ofstream(bad, std::ios::binary) << std::string(4000, '\x7f') << "not a safetensors file";
+    refused("garbage");
+  }
+  SECTION("truncated") {
+    fs::copy_file(good, bad, fs::copy_options::overwrite_existing);
+    fs::resize_file(bad, fs::file_size(bad) / 2);
+    refused("truncated to half");
+    fs::resize_file(bad, 5);
+    refused("truncated inside the length field");
+  }
+  SECTION("a missing tensor") {
+    rewrite(good, bad, [](NamedTensors& all) {
+      all.erase(std::remove_if(all.begin(), all.end(), [](auto& p) { return p.first == "category.weight"; }), all.end());
+    });
+    CHECK_THROWS_WITH(load_checkpoint(bad, model, nullptr),
+                      Catch::Contains(bad) && Catch::Contains("category.weight"));
+    CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU), Catch::Contains(bad));
+  }
+  SECTION("a tensor of the wrong shape") {
+    rewrite(good, bad, [](NamedTensors& all) {
+      for (auto& [n, t] : all)
+        if (n == "fc7_fusion.bias") t = Tensor::zeros({t.numel() + 1});
+    });
+    CHECK_THROWS_WITH(load_checkpoint(bad, model, nullptr), Catch::Contains(bad) && Catch::Contains("fc7_fusion.bias"));
+    CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU), Catch::Contains(bad));
+  }
+  SECTION("a checkpoint of another configuration") {
+    NetConfig other = cfg.net;
+    other.width = 1.0 / 8;
+    other.fc7_fusion = 40;
+    FashionNet wrong(other, 1);
+    CHECK_THROWS_WITH(load_checkpoint(good, wrong, nullptr), Catch::Contains(good) && Catch::Contains("shape"));
+    NetConfig no_local = cfg.net;
+    no_local.local_branch = false;
+    FashionNet global_only(no_local, 1);
+    CHECK_THROWS_WITH(load_checkpoint(good, global_only, nullptr), Catch::Contains(good));
+  }
+  SECTION("plain weights without the training metadata") {
+    save_safetensors(bad, model.named_parameters());
+    CHECK_NOTHROW(load_checkpoint(bad, model, nullptr));  // the weights themselves are fine
+    CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU), Catch::Contains(bad) && Catch::Contains("config"));
+    CHECK_THROWS_WITH(checkpoint_state(bad), Catch::Contains(bad));
+  }
+  SECTION("malformed configuration metadata") {
+    SafetensorsFile f = load_safetensors(good);
+    auto md = f.metadata;
+    md["config"] = "{\"net\": {\"width\": \"wide\"}}";
+    save_safetensors(bad, model.named_parameters(), md);
+    CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU), Catch::Contains(bad));
+  }
+  SECTION("a missing file, and resuming from a bad file") {
+    const std::string none = (scratch() / "no_such.safetensors").string();
+    CHECK_THROWS_WITH(model_from_checkpoint(none, Device::CPU), Catch::Contains(none));
+    std::ofstream(bad, std::ios::binary) << "garbage";
+    TrainOptions o = options("resume_bad");
+    o.resume = bad;
+    CHECK_THROWS_WITH(train(small_run(), o), Catch::Contains(bad));
+  }
+}
+
+TEST_CASE("A NaN loss stops training, naming step and term, and keeps the last good checkpoint", "[trainer]") {
+  TrainOptions o = options("nan");
+  o.stop_after = 3;
+  train(small_run(), o);
+  const std::string last = o.out_dir + "/last.safetensors";
+  const std::string good_bytes = bytes_of(last);
+
+  // The same state with a poisoned category bias: the category term is NaN at the very next step.
+  const std::string poisoned = (scratch() / "poisoned.safetensors").string();
+  rewrite(last, poisoned, [](NamedTensors& all) {
+    for (auto& [n, t] : all)
+      if (n == "category.bias") t = Tensor::full(t.shape(), NAN);
+  });
+  TrainOptions r = o;
+  r.stop_after = 0;
+  r.resume = poisoned;
+  CHECK_THROWS_WITH(train(small_run(), r), Catch::Contains("'cat'") && Catch::Contains("at step 3") &&
+                                               Catch::Contains("stage1") && Catch::Contains(o.out_dir));
+  CHECK(bytes_of(last) == good_bytes);
+  CHECK_FALSE(fs::exists(o.out_dir + "/final.safetensors"));
+
+  // The run goes on from the kept checkpoint.
+  r.resume = last;
+  CHECK(train(small_run(), r).steps == 12);
+}
