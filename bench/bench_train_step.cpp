@@ -13,6 +13,7 @@
 //   memory:    allocator peak bytes on the device and the process's max RSS;
 //   --pytorch: runs bench/pytorch/train_step.py in the same run (PyTorch's figure on the same machine)
 //              and prints ours / theirs. Missing script: 'not available'.
+//   --quick:   the tiny preset, 2 + 2 steps: a smoke run for the tests.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -349,8 +350,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "OpenBLAS/worker threads (default: OpenBLAS's own choice)");
   app.add_option("--json", json_path, "write the results here");
   app.add_flag("--pytorch", pytorch, "also run bench/pytorch/train_step.py now and print the ratio");
+  bool quick = false;
+  app.add_flag("--quick", quick, "smoke run: the tiny preset, 2 warm-up and 2 timed steps");
   app.add_flag("--profile", profile, "time every convolution and pooling kernel at the model's shapes");
   CLI11_PARSE(app, argc, argv);
+  if (quick) preset = "tiny", steps = 2, warmup = 2;
 
   try {
     const Device d = fn::parse_device(device);

@@ -178,7 +178,6 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
   auto prev_handler = std::signal(SIGINT, on_sigint);
   TrainSummary sum;
   int64_t images = 0;
-  Progress progress("train", 0, "img", 1);
   auto stage_begin = [&](int s) {
     int64_t b = 0;
     for (int i = 0; i < s; ++i) b += cfg.stages[size_t(i)].steps;
@@ -224,7 +223,7 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
     };
     for (int64_t k = begin; k < st.step; ++k) next_batch();  // resume: replay the loader to where it was
 
-    Progress prog(stage.name, end, "img", std::max<int64_t>(1, cfg.log_every));
+    Progress prog(stage.name, stage.steps, "img", std::max<int64_t>(1, cfg.log_every));
     int64_t stage_images = 0;
     for (; st.step < end; ++st.step) {
       next_batch();
@@ -260,7 +259,7 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
         metrics << j.dump() << "\n";
         metrics.flush();
       }
-      if (!opt.quiet) prog.update(done, double(stage_images), cat("loss ", total, "  ", terms_line(terms.values)));
+      if (!opt.quiet) prog.update(done - begin, double(stage_images), cat("loss ", total, "  ", terms_line(terms.values)));
       bool stage_done = done == end;
       bool stop = g_interrupted || (opt.stop_after > 0 && done >= opt.stop_after && done < total_steps);
       if (done % cfg.checkpoint_every == 0 || stage_done || stop) {
@@ -296,8 +295,6 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
     sum.final_checkpoint = final_ckpt;
   }
   write_loss_curve(run);
-  (void)total_steps;
-  (void)progress;
   return sum;
 }
 
