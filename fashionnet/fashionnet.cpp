@@ -116,8 +116,11 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool tr
   }
 
   // Fusion and heads.
-  o.embedding = F::relu((*fc7_fusion_)(fused));
-  Tensor h = F::dropout(o.embedding, p, training, dropout_seed(step, 5));
+  // The retrieval embedding is fc7_fusion before its ReLU: after it, units that die take whole
+  // directions with them and the L2-normalised embeddings can collapse onto each other, which leaves the
+  // triplet loss stuck at the margin with no gradient.
+  o.embedding = (*fc7_fusion_)(fused);
+  Tensor h = F::dropout(F::relu(o.embedding), p, training, dropout_seed(step, 5));
   o.category = (*category_)(h);
   if (attributes_) o.attributes = (*attributes_)(h);
   return o;

@@ -43,7 +43,7 @@ struct Outputs {
   Tensor conv4;          // (N, C4, H/8, W/8)
   Tensor landmark_loc;   // (N, 16): (x, y) per slot in [0, 1] of the input
   Tensor landmark_vis;   // (N*8, 2): logits (visible, not visible) per slot
-  Tensor embedding;      // (N, fc7_fusion): fc7_fusion after ReLU, before dropout: the retrieval feature
+  Tensor embedding;      // (N, fc7_fusion): fc7_fusion before its ReLU: the retrieval feature
   Tensor category;       // (N, categories) logits
   Tensor attributes;     // (N, attributes) logits; undefined when the data has no attributes
 };

@@ -225,8 +225,8 @@ class FashionNetRef(nn.Module):
                 landmarks, visibility = self.predicted_pool_at(o)
             pooled = landmark_pool(conv4, landmarks, visibility, 8, cfg.pool_radius, cfg.pool_mode)
             fused = torch.cat([fc6_global, drop(F.relu(self.fc6_local(pooled)))], 1)
-        o["embedding"] = F.relu(self.fc7_fusion(fused))
-        h = drop(o["embedding"])
+        o["embedding"] = self.fc7_fusion(fused)  # before the ReLU, as fashionnet.cpp
+        h = drop(F.relu(o["embedding"]))
         o["category"] = self.category(h)
         if self.attributes is not None:
             o["attributes"] = self.attributes(h)
