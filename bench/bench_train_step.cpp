@@ -355,6 +355,14 @@ int main(int argc, char** argv) {
   app.add_flag("--profile", profile, "time every convolution and pooling kernel at the model's shapes");
   CLI11_PARSE(app, argc, argv);
   if (quick) preset = "tiny", steps = 2, warmup = 2;
+  if (device == "cuda" && !fn::cuda_available()) {  // no GPU: a skip, recorded, never a figure
+    std::printf("SKIPPED: bench_train_step --device cuda: %s\n",
+                fn::cuda_compiled() ? "no CUDA device present" : "built without CUDA");
+    if (!json_path.empty()) {
+      std::ofstream(json_path) << nlohmann::json{{"benchmark", "train_step"}, {"status", "skipped"}}.dump(2) << "\n";
+    }
+    return 0;
+  }
 
   try {
     const Device d = fn::parse_device(device);
