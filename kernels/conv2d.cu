@@ -17,6 +17,7 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
+#include "kernels/cudnn_desc.h"
 #include "kernels/bias.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
@@ -87,16 +88,6 @@ void backward_filter_im2col(const float* x, const float* gy, float* gw, const Co
 }
 
 // ---------------------------------------------------------------- v2: cuDNN
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(n), int(c), int(h), int(w)));
-  }
-  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
-};
 struct FilterDesc {
   cudnnFilterDescriptor_t d = nullptr;
   explicit FilterDesc(const ConvGeom& g) {

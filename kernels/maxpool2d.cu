@@ -3,21 +3,12 @@
 // never win the max, as in the CPU reference. Descriptors are RAII-owned and created per call.
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
+#include "kernels/cudnn_desc.h"
 #include "kernels/maxpool2d.h"
 
 namespace fn::kernels::cuda {
 namespace {
 
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(n), int(c), int(h), int(w)));
-  }
-  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
-};
 
 struct PoolDesc {
   cudnnPoolingDescriptor_t d = nullptr;
