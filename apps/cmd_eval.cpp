@@ -1,6 +1,7 @@
 // fashionnet eval --checkpoint C --data DIR --benchmark B [--json FILE] [--html DIR] [--device D]
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 
 #include "apps/command.h"
 #include "fashionnet/checkpoint.h"
@@ -33,6 +34,7 @@ int run_eval(int argc, char** argv) {
   std::printf("%s", fn::fashionnet::format_eval(r).c_str());
   if (!json_out.empty()) fn::fashionnet::write_text_file(json_out, fn::fashionnet::to_json(r).dump(2) + "\n");
   if (!html_dir.empty()) {
+    std::filesystem::create_directories(html_dir);  // topk.svg is written before write_report creates it
     fn::fashionnet::write_text_file(html_dir + "/topk.svg", fn::fashionnet::topk_curve_svg(r));
     fn::fashionnet::ReportOptions ro;
     ro.title = "FashionNet evaluation: " + ckpt;

@@ -41,6 +41,7 @@
 #include "fashionnet/config.h"
 #include "fashionnet/fashionnet.h"
 #include "fashionnet/losses.h"
+#include "fashionnet/trainer.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
 #include "kernels/maxpool2d.h"
@@ -167,6 +168,7 @@ struct Setup {
     fnn::LossTerms terms = fnn::fashionnet_loss(out, batch, w, ctx);
     double total = terms.total.item();
     fn::backward(terms.total);
+    if (cfg.clip_grad_norm > 0) fnn::clip_gradients(params, cfg.clip_grad_norm);  // as the trainer does
     sgd->step();
     sgd->zero_grad();
     return total;
@@ -300,7 +302,7 @@ std::string find_pytorch_script() {
 }
 
 // PyTorch's figure from bench/pytorch/train_step.py, run now on the same machine; null if unavailable.
-json run_pytorch(const std::string& preset, int batch, int steps, Device d) {
+json run_pytorch(const std::string& preset, int batch, int steps, Device d, double clip) {
   const std::string script = find_pytorch_script();
   if (script.empty()) {
     std::printf("pytorch: not available (bench/pytorch/train_step.py not found)\n");
@@ -308,7 +310,8 @@ json run_pytorch(const std::string& preset, int batch, int steps, Device d) {
   }
   std::string tmp = (std::filesystem::temp_directory_path() / ("bench_train_step_pt_" + std::to_string(::getpid()) + ".json")).string();
   std::string cmd = "/usr/bin/python3 " + script + " --preset " + preset + " --batch " + std::to_string(batch) +
-                    " --steps " + std::to_string(steps) + " --device " + fn::device_name(d) + " --json " + tmp;
+                    " --steps " + std::to_string(steps) + " --device " + fn::device_name(d) + " --clip " + std::to_string(clip) +
+                    " --json " + tmp;
   std::printf("pytorch: %s\n", cmd.c_str());
   std::fflush(stdout);
   int rc = std::system(cmd.c_str());
@@ -438,7 +441,7 @@ int main(int argc, char** argv) {
                             {"max_rss_mb", max_rss_mb()}}}};
     if (profile) out["profile"] = profile_layers(cfg, batch, d, std::max(3, steps / 2), step_s);
     if (pytorch) {
-      json pt = run_pytorch(preset, batch, steps, d);
+      json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm);
       out["pytorch"] = pt;
       double pt_ips = pt.is_null() ? 0 : pytorch_train_ips(pt);
       if (pt_ips > 0) {

@@ -53,6 +53,31 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
       m.attribute_recall_top5 += double(hit5[j]) / double(pos[j]);
     }
     if (counted) m.attribute_recall_top3 /= counted, m.attribute_recall_top5 /= counted;
+    m.attribute_count = counted;
+    m.attribute_total = p.attributes;
+    // Per group, by the same rule: the mean over the group's attributes that have positives.
+    const std::vector<int>& types = ds.attribute_types;
+    int groups = 0;
+    for (size_t j = 0; j < pos.size() && j < types.size(); ++j) groups = std::max(groups, types[j]);
+    if (groups > 0) groups = std::max(groups, int(ds.attribute_type_names.size()));
+    for (int t = 1; t <= groups; ++t) {
+      AttributeGroupRecall g;
+      g.type = t;
+      g.name = t <= int(ds.attribute_type_names.size()) && !ds.attribute_type_names[size_t(t - 1)].empty()
+                   ? ds.attribute_type_names[size_t(t - 1)]
+                   : "type " + std::to_string(t);
+      for (size_t j = 0; j < pos.size() && j < types.size(); ++j) {
+        if (types[j] != t) continue;
+        ++g.attributes_total;
+        if (!pos[j]) continue;
+        ++g.attributes;
+        g.top3 += double(hit3[j]) / double(pos[j]);
+        g.top5 += double(hit5[j]) / double(pos[j]);
+      }
+      if (g.attributes) g.top3 /= g.attributes, g.top5 /= g.attributes;
+      else g.top3 = g.top5 = NAN;
+      m.attribute_groups.push_back(std::move(g));
+    }
   }
   // Landmarks.
   std::vector<double> sum(8, 0);
@@ -95,6 +120,7 @@ std::string format_head_metrics(const HeadMetrics& m) {
     std::snprintf(b, sizeof b, "attributes (%lld images): top-3 recall %.2f%%  top-5 recall %.2f%% (mean over attributes)\n",
                   (long long)m.attribute_samples, 100 * m.attribute_recall_top3, 100 * m.attribute_recall_top5);
     s += b;
+    if (!m.attribute_groups.empty()) s += format_attribute_groups(m);
   }
   if (m.landmark_count) {
     std::snprintf(b, sizeof b,
@@ -112,11 +138,57 @@ std::string format_head_metrics(const HeadMetrics& m) {
   return s;
 }
 
+AttributeGroupRecall attribute_recall_all(const HeadMetrics& m) {
+  AttributeGroupRecall g;
+  g.name = "all";
+  g.attributes = m.attribute_count;
+  g.attributes_total = m.attribute_total;
+  g.top3 = m.attribute_recall_top3;
+  g.top5 = m.attribute_recall_top5;
+  return g;
+}
+
+std::string format_attribute_groups(const HeadMetrics& m) {
+  if (m.attribute_groups.empty()) return "";
+  std::vector<AttributeGroupRecall> rows = m.attribute_groups;
+  rows.push_back(attribute_recall_all(m));
+  size_t w = 5;  // "group"
+  for (const auto& g : rows) w = std::max(w, g.name.size());
+  const int iw = int(w);
+  char b[512];
+  std::snprintf(b, sizeof b, "  %-*s  attributes  top-3 recall  top-5 recall\n", iw, "group");
+  std::string s = b;
+  for (const auto& g : rows) {
+    char att[48];
+    std::snprintf(att, sizeof att, "%d/%d", g.attributes, g.attributes_total);
+    if (g.attributes)
+      std::snprintf(b, sizeof b, "  %-*s  %10s  %11.2f%%  %11.2f%%\n", iw, g.name.c_str(), att, 100 * g.top3, 100 * g.top5);
+    else
+      std::snprintf(b, sizeof b, "  %-*s  %10s  %12s  %12s\n", iw, g.name.c_str(), att, "-", "-");
+    s += b;
+  }
+  return s;
+}
+
+nlohmann::json to_json(const AttributeGroupRecall& g) {
+  auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  nlohmann::json j = {{"name", g.name}, {"attributes", g.attributes}, {"attributes_total", g.attributes_total},
+                      {"top3", num(g.top3)}, {"top5", num(g.top5)}};
+  if (g.type) j["type"] = g.type;
+  return j;
+}
+
 nlohmann::json to_json(const HeadMetrics& m) {
   nlohmann::json slots = nlohmann::json::array();
   for (double e : m.landmark_error_slot) slots.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
+  // "recall_top3"/"recall_top5" (the overall means) stay as before; "all" repeats them with the counts.
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& g : m.attribute_groups) groups.push_back(to_json(g));
+  nlohmann::json attributes = {{"samples", m.attribute_samples}, {"recall_top3", m.attribute_recall_top3},
+                               {"recall_top5", m.attribute_recall_top5}, {"all", to_json(attribute_recall_all(m))},
+                               {"groups", groups}};
   return {{"category", {{"samples", m.category_samples}, {"top1", m.category_top1}, {"top3", m.category_top3}, {"top5", m.category_top5}}},
-          {"attributes", {{"samples", m.attribute_samples}, {"recall_top3", m.attribute_recall_top3}, {"recall_top5", m.attribute_recall_top5}}},
+          {"attributes", attributes},
           {"landmarks", {{"visible", m.landmark_count}, {"normalized_error", m.landmark_error}, {"per_slot", slots},
                          {"detection_threshold", m.detection_threshold}, {"detection_rate", m.detection_rate},
                          {"visibility_accuracy", m.visibility_accuracy}}}};

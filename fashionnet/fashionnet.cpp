@@ -79,13 +79,13 @@ FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   if (cfg.attributes > 0) attributes_ = linear("attributes", cfg.fc7_fusion, cfg.attributes, kHeadStd);
 }
 
-Tensor FashionNet::local_features(const Tensor& conv4, const PoolAt& at, bool training, uint64_t step) const {
+Tensor FashionNet::local_features(const Tensor& conv4, const PoolAt& at) const {
   kernels::LandmarkPoolArgs args;
   args.stride = conv4_stride();
   args.radius = cfg_.pool_radius;
   args.mode = cfg_.pool_mode == "zero" ? kernels::LandmarkPoolMode::Zero : kernels::LandmarkPoolMode::Corner;
   Tensor pooled = F::landmark_pool(conv4, at.landmarks, at.visibility, args);  // (N, 8*C4)
-  return F::dropout(F::relu((*fc6_local_)(pooled)), cfg_.dropout, training, dropout_seed(step, 1));
+  return F::relu((*fc6_local_)(pooled));
 }
 
 Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool training, uint64_t step) const {
@@ -99,7 +99,8 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool tr
 
   // Global branch.
   Tensor g = F::flatten((*conv5_global_)(pool4));
-  Tensor fc6_global = F::dropout(F::relu((*fc6_global_)(g)), p, training, dropout_seed(step, 2));
+  o.fc6_global_act = F::relu((*fc6_global_)(g));
+  Tensor fc6_global = F::dropout(o.fc6_global_act, p, training, dropout_seed(step, 2));
 
   // Pose branch: landmark locations in [0,1] and visibility logits.
   Tensor q = F::flatten((*conv5_pose_)(pool4));
@@ -112,7 +113,8 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool tr
   Tensor fused = fc6_global;
   if (cfg_.local_branch) {
     PoolAt at = pool_at.landmarks.defined() ? pool_at : predicted_pool_at(o);
-    fused = F::concat({fc6_global, local_features(o.conv4, at, training, step)}, 1);
+    o.fc6_local_act = local_features(o.conv4, at);
+    fused = F::concat({fc6_global, F::dropout(o.fc6_local_act, p, training, dropout_seed(step, 1))}, 1);
   }
 
   // Fusion and heads.
@@ -124,6 +126,19 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool tr
   o.category = (*category_)(h);
   if (attributes_) o.attributes = (*attributes_)(h);
   return o;
+}
+
+double dead_fraction(const Tensor& act) {
+  FN_CHECK(act.ndim() == 2 && act.size(1) > 0, "dead_fraction: (N, units) expected, got ", act.describe());
+  std::vector<double> v = act.to_vector_f64();
+  const int64_t n = act.size(0), u = act.size(1);
+  int64_t dead = 0;
+  for (int64_t j = 0; j < u; ++j) {
+    bool zero = true;
+    for (int64_t i = 0; i < n && zero; ++i) zero = v[size_t(i * u + j)] == 0.0;
+    dead += zero;
+  }
+  return double(dead) / double(u);
 }
 
 PoolAt FashionNet::predicted_pool_at(const Outputs& o) const {

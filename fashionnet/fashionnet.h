@@ -46,7 +46,13 @@ struct Outputs {
   Tensor embedding;      // (N, fc7_fusion): fc7_fusion before its ReLU: the retrieval feature
   Tensor category;       // (N, categories) logits
   Tensor attributes;     // (N, attributes) logits; undefined when the data has no attributes
+  // Diagnostics: fc6_global and fc6_local after their ReLU, before dropout (fc6_local undefined without the
+  // local branch). A unit that is 0 for every image of a batch is "dead" (see dead_fraction).
+  Tensor fc6_global_act, fc6_local_act;
 };
+
+// The fraction of the units (columns) of act (N, units) that are zero for all N rows.
+double dead_fraction(const Tensor& act);
 
 // Where landmark_pool looks: ground truth (training) or the model's own prediction (evaluation).
 struct PoolAt {
@@ -65,7 +71,8 @@ class FashionNet : public nn::Module {
   int conv4_stride() const { return 8; }
 
  private:
-  Tensor local_features(const Tensor& conv4, const PoolAt& at, bool training, uint64_t step) const;
+  // fc6_local after its ReLU (before dropout), from conv4 pooled at `at`.
+  Tensor local_features(const Tensor& conv4, const PoolAt& at) const;
 
   NetConfig cfg_;
   Trunk* trunk_;

@@ -36,7 +36,24 @@ double learning_rate(const TrainConfig& cfg, const StageConfig& st, int64_t t) {
   return lr;
 }
 
-// Scales all gradients so that their global L2 norm is at most max_norm; returns the norm before.
+std::string terms_line(const std::vector<std::pair<std::string, double>>& terms) {
+  std::string s;
+  char b[64];
+  for (auto& [n, v] : terms) {
+    std::snprintf(b, sizeof b, "%s %.4f ", n.c_str(), v);
+    s += b;
+  }
+  return s;
+}
+
+uint64_t hash_name(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : s) h = (h ^ uint8_t(c)) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
 double clip_gradients(const std::vector<Tensor>& params, double max_norm) {
   double sq = 0;
   for (auto& p : params) {
@@ -57,23 +74,6 @@ double clip_gradients(const std::vector<Tensor>& params, double max_norm) {
   return norm;
 }
 
-std::string terms_line(const std::vector<std::pair<std::string, double>>& terms) {
-  std::string s;
-  char b[64];
-  for (auto& [n, v] : terms) {
-    std::snprintf(b, sizeof b, "%s %.4f ", n.c_str(), v);
-    s += b;
-  }
-  return s;
-}
-
-uint64_t hash_name(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : s) h = (h ^ uint8_t(c)) * 1099511628211ull;
-  return h;
-}
-
-}  // namespace
 
 std::vector<int> holdout_indices(const data::Dataset& ds, double holdout) {
   std::vector<int> r;
@@ -225,6 +225,7 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
 
     Progress prog(stage.name, stage.steps, "img", std::max<int64_t>(1, cfg.log_every));
     int64_t stage_images = 0;
+    bool warned_dead = false;
     for (; st.step < end; ++st.step) {
       next_batch();
       BatchTensors bt = to_tensors(batch, ds, opt.device);
@@ -256,6 +257,15 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
                             {"ema", st.ema_loss}, {"images_per_s", el > 0 ? images / el : 0}};
         for (auto& [n, v] : terms.values) j["terms"][n] = v;
         if (stage.weights.triplet > 0) j["triplet_active"] = terms.triplet_active;
+        // Dead ReLUs (zero for the whole batch): a global branch that dies leaves the embedding constant.
+        const double dead_g = dead_fraction(out.fc6_global_act);
+        j["dead"]["fc6_global"] = dead_g;
+        if (out.fc6_local_act.defined()) j["dead"]["fc6_local"] = dead_fraction(out.fc6_local_act);
+        if (dead_g >= 0.9 && !warned_dead && !opt.quiet) {
+          std::printf("\nwarning: %.0f%% of fc6_global's units output 0 for every image of the batch at step %lld "
+                      "(dead ReLUs); consider a lower --lr or a longer warm-up\n", 100 * dead_g, (long long)done);
+          warned_dead = true;
+        }
         metrics << j.dump() << "\n";
         metrics.flush();
       }

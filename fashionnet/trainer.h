@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/tensor.h"
 #include "data/dataset.h"
 #include "fashionnet/config.h"
 
@@ -29,6 +30,10 @@ struct TrainOptions {
   int64_t stop_after = 0;   // >0: stop once this many steps (over all stages) are done, saving last.safetensors
                             // as Ctrl-C does, so that a later --resume continues the run
 };
+
+// Scales all gradients so that their global L2 norm is at most max_norm (0: measure only); returns the
+// norm before scaling. The trainer and bench_train_step both call it.
+double clip_gradients(const std::vector<Tensor>& params, double max_norm);
 
 struct TrainSummary {
   int64_t steps = 0;

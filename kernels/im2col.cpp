@@ -1,7 +1,8 @@
-// CPU im2col / col2im. One output row (c, r, s) at a time: for each output row p the in-bounds q range
-// is computed once, so the inner loop is a plain copy (memcpy at stride 1) with zeros only at the borders.
+// CPU im2col / col2im. One col row (c, r, s) at a time: for each output row p the in-bounds q range is
+// computed once, so the inner loop is a plain copy (memcpy at stride 1) with zeros only at the borders.
 #include "kernels/im2col.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace fn::kernels {
@@ -33,12 +34,35 @@ inline void q_range(const ConvGeom& g, int64_t s, int64_t& lo, int64_t& hi) {
 
 template <class T>
 void im2col_cpu(const T* x, const ConvGeom& g, T* col, int64_t c0, int64_t c1) {
+  // Stride 1 with Q == W (VGG's 3x3 pad 1): for a fixed (c, r, s) the in-bounds part of the col row is x
+  // shifted by a constant, so one memcpy covers all output rows; the border columns it fills with the
+  // neighbouring row's pixels are zeroed after. Otherwise one output row p at a time.
+  const bool shifted = g.stride == 1 && g.Q == g.W;
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s = 0; s < g.S; ++s) {
         T* dst = col + ((c * g.R + r) * g.S + s) * g.pq();
         int64_t lo, hi;
         q_range(g, s, lo, hi);
+        const int64_t off = s - g.pad;  // column q reads row[q * stride + off]
+        if (shifted) {
+          const int64_t pf = std::max<int64_t>(0, g.pad - r), pl = std::min(g.P, g.H + g.pad - r);  // rows in x
+          if (pf >= pl || lo >= hi) {
+            std::memset(dst, 0, sizeof(T) * size_t(g.pq()));
+            continue;
+          }
+          std::memset(dst, 0, sizeof(T) * size_t(pf * g.Q + lo));
+          const T* src = x + (c * g.H + pf - g.pad + r) * g.W + off;  // src[i] is dst row pf's element i
+          std::memcpy(dst + pf * g.Q + lo, src + lo, sizeof(T) * size_t((pl - 1 - pf) * g.Q + hi - lo));
+          for (int64_t p = pf; p < pl; ++p) {
+            T* row = dst + p * g.Q;
+            for (int64_t q = 0; q < lo; ++q) row[q] = T(0);
+            for (int64_t q = hi; q < g.Q; ++q) row[q] = T(0);
+          }
+          T* tail = dst + (pl - 1) * g.Q + hi;
+          std::memset(tail, 0, sizeof(T) * size_t(dst + g.pq() - tail));
+          continue;
+        }
         for (int64_t p = 0; p < g.P; ++p, dst += g.Q) {
           int64_t h = p * g.stride - g.pad + r;
           if (h < 0 || h >= g.H) {
@@ -46,7 +70,6 @@ void im2col_cpu(const T* x, const ConvGeom& g, T* col, int64_t c0, int64_t c1) {
             continue;
           }
           const T* row = x + (c * g.H + h) * g.W;
-          const int64_t off = s - g.pad;  // column q reads row[q * stride + off]
           for (int64_t q = 0; q < lo; ++q) dst[q] = T(0);
           if (g.stride == 1) {
             if (hi > lo) std::memcpy(dst + lo, row + lo + off, sizeof(T) * size_t(hi - lo));

@@ -1,7 +1,14 @@
 // Max pooling: the CPU reference and device dispatch (CUDA side in maxpool2d.cu).
 #include "kernels/maxpool2d.h"
 
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
+
+#include "kernels/gemm.h"
+#include "kernels/launch.h"
 
 namespace fn::kernels {
 
@@ -25,8 +32,126 @@ bool disjoint_windows(const PoolGeom& g) {
   return g.kernel == g.stride && g.pad == 0;
 }
 
+// The CPU threads a pooling pass uses: all of them (the GEMM's count) once the input is large enough
+// that starting a thread (~20 us) is small beside the pass.
+int pool_threads(const PoolGeom& g) {
+  return g.N * g.C * g.H * g.W >= (int64_t(1) << 17) ? std::max(1, blas_threads()) : 1;
+}
+
+// 2x2 windows (all of VGG's pools). The forward is the max of the four; the backward gives gy to the first
+// window element, in the order (0,0), (0,1), (1,0), (1,1), that equals the forward's maximum y: the same
+// element the strict first-maximum loop picks. Eight windows at a time with AVX2 (the data is random, so a
+// branchy scalar loop mispredicts half its branches), a scalar loop for the rest of a row.
+template <class T>
+inline void window_2x2_backward(const T* r0, const T* r1, T m, T v, T* g0, T* g1) {
+  const bool ea = r0[0] == m, eb = !ea && r0[1] == m, ec = !ea && !eb && r1[0] == m;
+  const bool ed = !ea && !eb && !ec;
+  g0[0] = ea ? v : T(0);
+  g0[1] = eb ? v : T(0);
+  g1[0] = ec ? v : T(0);
+  g1[1] = ed ? v : T(0);
+}
+
+template <class T>
+inline T window_2x2_max(const T* r0, const T* r1) {
+  T m = r0[0];
+  if (r0[1] > m) m = r0[1];
+  if (r1[0] > m) m = r1[0];
+  if (r1[1] > m) m = r1[1];
+  return m;
+}
+
+#ifdef __AVX2__
+// y[0..8) = max of the eight 2x2 windows whose rows start at r0 and r1 (16 columns).
+inline void forward_2x2_x8(const float* r0, const float* r1, float* y) {
+  __m256 m0 = _mm256_max_ps(_mm256_loadu_ps(r0), _mm256_loadu_ps(r1));          // columns 0..7
+  __m256 m1 = _mm256_max_ps(_mm256_loadu_ps(r0 + 8), _mm256_loadu_ps(r1 + 8));  // columns 8..15
+  __m256 ev = _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(2, 0, 2, 0));  // per 128-bit lane: windows 0 1 4 5 | 2 3 6 7
+  __m256 od = _mm256_shuffle_ps(m0, m1, _MM_SHUFFLE(3, 1, 3, 1));
+  __m256 w = _mm256_max_ps(ev, od);
+  _mm256_storeu_ps(y, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(w), _MM_SHUFFLE(3, 1, 2, 0))));
+}
+
+// The gradients of eight 2x2 windows: m, v their maxima and output gradients.
+inline void backward_2x2_x8(const float* r0, const float* r1, const float* m, const float* v, float* g0, float* g1) {
+  const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+  const __m256 odd = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, 0, -1, 0, -1, 0, -1));
+  const __m256 mv = _mm256_loadu_ps(m), vv = _mm256_loadu_ps(v);
+  for (int half = 0; half < 2; ++half) {  // columns 0..7 (windows 0..3), then 8..15 (windows 4..7)
+    const __m256i idx = half ? hi : lo;
+    const __m256 mu = _mm256_permutevar8x32_ps(mv, idx), vu = _mm256_permutevar8x32_ps(vv, idx);
+    const __m256 e0 = _mm256_cmp_ps(_mm256_loadu_ps(r0 + 8 * half), mu, _CMP_EQ_OQ);  // a, b per pair
+    const __m256 e1 = _mm256_cmp_ps(_mm256_loadu_ps(r1 + 8 * half), mu, _CMP_EQ_OQ);  // c, d per pair
+    const __m256 p0 = _mm256_permute_ps(e0, _MM_SHUFFLE(2, 3, 0, 1));  // each lane's pair partner
+    const __m256 p1 = _mm256_permute_ps(e1, _MM_SHUFFLE(2, 3, 0, 1));
+    const __m256 first0 = _mm256_andnot_ps(_mm256_and_ps(p0, odd), e0);  // b counts only when a is not the max
+    const __m256 any0 = _mm256_or_ps(e0, p0);
+    const __m256 first1 = _mm256_andnot_ps(any0, _mm256_andnot_ps(_mm256_and_ps(p1, odd), e1));
+    _mm256_storeu_ps(g0 + 8 * half, _mm256_and_ps(first0, vu));
+    _mm256_storeu_ps(g1 + 8 * half, _mm256_and_ps(first1, vu));
+  }
+}
+#endif
+
+template <class T>
+void forward_2x2(const T* x, T* y, const PoolGeom& g, int64_t plane0, int64_t plane1) {
+  for (int64_t plane = plane0; plane < plane1; ++plane) {
+    const T* xp = x + plane * g.H * g.W;
+    T* yp = y + plane * g.P * g.Q;
+    for (int64_t p = 0; p < g.P; ++p) {
+      const T* r0 = xp + 2 * p * g.W;
+      const T* r1 = r0 + g.W;
+      T* out = yp + p * g.Q;
+      int64_t q = 0;
+#ifdef __AVX2__
+      if constexpr (std::is_same_v<T, float>)
+        for (; q + 8 <= g.Q; q += 8) forward_2x2_x8(r0 + 2 * q, r1 + 2 * q, out + q);
+#endif
+      for (; q < g.Q; ++q) out[q] = window_2x2_max(r0 + 2 * q, r1 + 2 * q);
+    }
+  }
+}
+
+template <class T>
+void backward_2x2(const T* x, const T* y, const T* gy, T* gx, const PoolGeom& g, int64_t plane0, int64_t plane1) {
+  for (int64_t plane = plane0; plane < plane1; ++plane) {
+    const T* xp = x + plane * g.H * g.W;
+    T* gp = gx + plane * g.H * g.W;
+    const T* yp = y + plane * g.P * g.Q;
+    const T* gyp = gy + plane * g.P * g.Q;
+    for (int64_t p = 0; p < g.P; ++p) {
+      const T* r0 = xp + 2 * p * g.W;
+      const T* r1 = r0 + g.W;
+      T* g0 = gp + 2 * p * g.W;
+      T* g1 = g0 + g.W;
+      const T *m = yp + p * g.Q, *v = gyp + p * g.Q;
+      int64_t q = 0;
+#ifdef __AVX2__
+      if constexpr (std::is_same_v<T, float>)
+        for (; q + 8 <= g.Q; q += 8) backward_2x2_x8(r0 + 2 * q, r1 + 2 * q, m + q, v + q, g0 + 2 * q, g1 + 2 * q);
+#endif
+      for (; q < g.Q; ++q) window_2x2_backward(r0 + 2 * q, r1 + 2 * q, m[q], v[q], g0 + 2 * q, g1 + 2 * q);
+    }
+  }
+}
+
+// Rows and columns no window covers (odd H or W) get no gradient.
+template <class T>
+void zero_uncovered(T* gx, const PoolGeom& g) {
+  if (g.H == g.P * g.kernel && g.W == g.Q * g.kernel) return;
+  for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
+    T* gp = gx + plane * g.H * g.W;
+    for (int64_t h = 0; h < g.H; ++h) {
+      const int64_t w0 = h < g.P * g.kernel ? g.Q * g.kernel : 0;
+      for (int64_t w = w0; w < g.W; ++w) gp[h * g.W + w] = T(0);
+    }
+  }
+}
+
 template <class T>
 void forward_disjoint(const T* x, T* y, const PoolGeom& g) {
+  if (g.kernel == 2)
+    return cpu_parallel_ranges(g.N * g.C, pool_threads(g), [&](int64_t a, int64_t b) { forward_2x2(x, y, g, a, b); });
   const int64_t k = g.kernel;
   for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
     const T* xp = x + plane * g.H * g.W;
@@ -44,7 +169,11 @@ void forward_disjoint(const T* x, T* y, const PoolGeom& g) {
 }
 
 template <class T>
-void backward_disjoint(const T* x, const T* gy, T* gx, const PoolGeom& g) {
+void backward_disjoint(const T* x, const T* y, const T* gy, T* gx, const PoolGeom& g) {
+  zero_uncovered(gx, g);
+  if (g.kernel == 2)
+    return cpu_parallel_ranges(g.N * g.C, pool_threads(g),
+                               [&](int64_t a, int64_t b) { backward_2x2(x, y, gy, gx, g, a, b); });
   const int64_t k = g.kernel;
   for (int64_t plane = 0; plane < g.N * g.C; ++plane) {
     const T* xp = x + plane * g.H * g.W;
@@ -62,11 +191,6 @@ void backward_disjoint(const T* x, const T* gy, T* gx, const PoolGeom& g) {
           }
         gp[at] = gyp[p * g.Q + q];
       }
-    // Rows and columns no window covers (odd H or W) get no gradient.
-    for (int64_t h = 0; h < g.H; ++h) {
-      const int64_t w0 = h < g.P * k ? g.Q * k : 0;
-      for (int64_t w = w0; w < g.W; ++w) gp[h * g.W + w] = T(0);
-    }
   }
 }
 
@@ -118,7 +242,7 @@ void max_pool2d_backward(const Tensor& x, const Tensor& y, const Tensor& gy, Ten
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T *px = x.data<T>(), *pgy = gy.data<T>();
     T* pgx = gx.data<T>();
-    if (disjoint_windows(g)) return backward_disjoint(px, pgy, pgx, g);
+    if (disjoint_windows(g)) return backward_disjoint(px, y.data<T>(), pgy, pgx, g);
     std::memset(pgx, 0, gx.nbytes());
     for (int64_t plane = 0; plane < g.N * g.C; ++plane)
       for (int64_t p = 0; p < g.P; ++p)

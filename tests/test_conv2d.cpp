@@ -32,6 +32,8 @@ const std::vector<Case> kCases = {
     {3, 7, 4, 5, 3, 1, 1, 1, 0},   // pointwise
     {1, 2, 6, 5, 3, 3, 1, 1, 0},   // R != S
     {2, 2, 5, 5, 3, 5, 5, 3, 2},   // 5x5, stride 3, pad 2
+    {1, 2, 6, 4, 2, 5, 5, 1, 2},   // 5x5 pad 2 on a 4-wide map (im2col's shifted-copy path, Q == W)
+    {1, 1, 2, 3, 1, 3, 3, 1, 1},   // 2-row map: every 3x3 row partly outside
 };
 
 struct Problem {

@@ -48,6 +48,47 @@ TEST_CASE("max_pool2d: a worked example, with padding and a tie (first max wins)
   REQUIRE(x.grad().to_vector_f64() == std::vector<double>{1, 1, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1});
 }
 
+TEST_CASE("max_pool2d: the disjoint-window fast paths equal the reference window loop, ties included") {
+  // Values from {-1, 0, 1} (and -0.0) make ties in most windows: the first maximum in window order must take
+  // the gradient, exactly as max_pool_window decides it. Kernels 2 (VGG's: 8-window AVX2 blocks plus a
+  // scalar tail, threaded over planes when large) and 3, odd sizes too.
+  const std::vector<Case> cases = {{2, 3, 8, 8, 2, 2, 0},   {1, 2, 5, 7, 2, 2, 0}, {1, 2, 7, 6, 3, 3, 0},
+                                   {2, 3, 18, 35, 2, 2, 0}, {4, 16, 64, 66, 2, 2, 0}};
+  Rng rng(11);
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::F64}) {
+      INFO("case " << c[2] << "x" << c[3] << " k" << c[4] << " " << dtype_name(dt));
+      std::vector<double> v(size_t(c[0] * c[1] * c[2] * c[3]));
+      for (auto& e : v) e = double(rng.below(4)) - 1.0;  // 2 means -0.0 below
+      for (auto& e : v) if (e == 2.0) e = -0.0;
+      Tensor x = Tensor::from(v, {c[0], c[1], c[2], c[3]});
+      if (dt == DType::F32) x = x.to(DType::F32);
+      kernels::PoolGeom g = kernels::pool_geom(x.shape(), c[4], c[5], c[6]);
+      Tensor y = Tensor::empty({g.N, g.C, g.P, g.Q}, dt), gx = Tensor::full(x.shape(), 7.0, dt);
+      Tensor gy = Tensor::from(std::vector<double>(size_t(shape_numel(y.shape())), 0.0), y.shape());
+      {
+        std::vector<double> gv(size_t(gy.numel()));
+        for (size_t i = 0; i < gv.size(); ++i) gv[i] = double(i + 1);
+        gy = Tensor::from(gv, y.shape());
+        if (dt == DType::F32) gy = gy.to(DType::F32);
+      }
+      kernels::max_pool2d_forward(x, y, c[4], c[5], c[6]);
+      kernels::max_pool2d_backward(x, y, gy, gx, c[4], c[5], c[6]);
+      std::vector<double> xv = x.to_vector_f64(), yv = y.to_vector_f64(), gyv = gy.to_vector_f64();
+      std::vector<double> want_gx(xv.size(), 0.0);
+      for (int64_t plane = 0; plane < g.N * g.C; ++plane)
+        for (int64_t p = 0; p < g.P; ++p)
+          for (int64_t q = 0; q < g.Q; ++q) {
+            int64_t at;
+            double m = kernels::max_pool_window(xv.data() + plane * g.H * g.W, g, p, q, &at);
+            const size_t o = size_t((plane * g.P + p) * g.Q + q);
+            REQUIRE(yv[o] == m);
+            want_gx[size_t(plane * g.H * g.W + at)] += gyv[o];
+          }
+      REQUIRE(gx.to_vector_f64() == want_gx);  // every uncovered and non-maximal cell zero (gx started at 7)
+    }
+}
+
 TEST_CASE("max_pool2d: gradients (float64, central differences, well-separated inputs)") {
   uint64_t seed = 1;
   for (const Case& c : kCases) {

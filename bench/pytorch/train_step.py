@@ -4,7 +4,7 @@ timed per full training step (forward in training mode with dropout, the five lo
 weight decay 5e-4) and per embedding extraction (eval, no_grad). Median of the timed steps, after warm-up.
 
     /usr/bin/python3 bench/pytorch/train_step.py --preset cpu-small --batch 16 --steps 10 --warmup 2 \
-        --device cpu --json FILE [--threads N]
+        --device cpu --json FILE [--threads N] [--clip 10]
 """
 import argparse
 import json
@@ -77,6 +77,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    ap.add_argument("--clip", type=float, default=0.0,
+                    help="clip the global gradient norm to this (0: off), as the trainer's preset does")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
@@ -98,6 +100,8 @@ def main():
         o = model(b["images"], b["landmarks"], b["visible"])
         total, _ = ref.fashionnet_loss(o, b, (1, 1, 1, 1, 1), 0.2, "batch_hard")
         total.backward()
+        if a.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
         opt.step()
 
     def embed():

@@ -1,0 +1,217 @@
+// Attribute recall of the heads' metrics on hand-made cases with known answers: per group and over all,
+// attributes without positives left out of the means, a group with no positive at all, the tie rule of the
+// ranks (equal scores: the lower attribute index ranks first), and datasets that give no groups (In-shop).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "fashionnet/eval_metrics.h"
+#include "tests/support/check.h"
+
+namespace {
+
+using namespace fn::fashionnet;
+using fn::data::Dataset;
+using fn::data::Sample;
+
+// One row of scores and one label vector (1 positive, 0 negative, -1 unknown, empty: no labels) per sample.
+struct Case {
+  Dataset ds;
+  Predictions p;
+};
+
+Case make_case(const std::vector<std::vector<float>>& scores, const std::vector<std::vector<int8_t>>& labels,
+               const std::vector<int>& types, const std::vector<std::string>& type_names) {
+  Case c;
+  c.ds.benchmark = "category";
+  c.ds.attribute_types = types;
+  c.ds.attribute_type_names = type_names;
+  c.p.attributes = int(scores.at(0).size());
+  for (size_t i = 0; i < scores.size(); ++i) {
+    Sample s;
+    s.attributes = labels[i];
+    c.ds.samples.push_back(s);
+    c.p.sample_index.push_back(int(i));
+    REQUIRE(int(scores[i].size()) == c.p.attributes);
+    c.p.attribute_logits.insert(c.p.attribute_logits.end(), scores[i].begin(), scores[i].end());
+  }
+  for (int j = 0; j < c.p.attributes; ++j) c.ds.attribute_names.push_back("attr" + std::to_string(j));
+  return c;
+}
+
+// Two groups of three attributes. Per attribute (positives; hits in the top 3; hits in the top 5):
+//   0: 2; 1; 1    1: none    2: none (its only label is unknown)    3: 1; 0; 1    4: 1; 1; 1    5: 1; 0; 0
+Case two_groups() {
+  return make_case({{6, 5, 4, 3, 2, 1}, {1, 2, 3, 4, 5, 6}, {3, 1, 2, 6, 5, 4}, {1, 1, 1, 1, 1, 1}},
+                   {{1, 0, 0, 1, 0, 1}, {1, 0, -1, 0, 1, 0}, {0, 0, 0, 0, 0, 0}, {}},
+                   {1, 1, 1, 2, 2, 2}, {"texture", "fabric"});
+}
+
+const std::string& line_of(const std::string& text, const std::string& start) {
+  static std::string found;
+  found.clear();
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    if (line.rfind(start, 0) == 0) return found = line;
+    at = end + 1;
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("attribute recall: two groups, attributes without positives left out") {
+  Case c = two_groups();
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  CHECK(m.attribute_samples == 3);  // the sample without labels is not counted
+  // All: attributes 0, 3, 4, 5. top-3 (1/2 + 0 + 1 + 0) / 4; top-5 (1/2 + 1 + 1 + 0) / 4.
+  CHECK(m.attribute_count == 4);
+  CHECK(m.attribute_total == 6);
+  CHECK(m.attribute_recall_top3 == Approx(0.375));
+  CHECK(m.attribute_recall_top5 == Approx(0.625));
+  REQUIRE(m.attribute_groups.size() == 2);
+  const AttributeGroupRecall& tex = m.attribute_groups[0];
+  CHECK(tex.name == "texture");
+  CHECK(tex.type == 1);
+  CHECK(tex.attributes == 1);  // attribute 0 only
+  CHECK(tex.attributes_total == 3);
+  CHECK(tex.top3 == Approx(0.5));
+  CHECK(tex.top5 == Approx(0.5));
+  const AttributeGroupRecall& fab = m.attribute_groups[1];
+  CHECK(fab.name == "fabric");
+  CHECK(fab.type == 2);
+  CHECK(fab.attributes == 3);
+  CHECK(fab.attributes_total == 3);
+  CHECK(fab.top3 == Approx(1.0 / 3));
+  CHECK(fab.top5 == Approx(2.0 / 3));
+  // "all" is the mean over attributes, not the mean of the group means ((1/2 + 1/3) / 2).
+  CHECK(m.attribute_recall_top3 != Approx((tex.top3 + fab.top3) / 2));
+
+  const std::string text = format_head_metrics(m);
+  INFO(text);
+  CHECK(line_of(text, "  group ") == "  group    attributes  top-3 recall  top-5 recall");
+  CHECK(line_of(text, "  texture") == "  texture         1/3        50.00%        50.00%");
+  CHECK(line_of(text, "  fabric") == "  fabric          3/3        33.33%        66.67%");
+  CHECK(line_of(text, "  all") == "  all             4/6        37.50%        62.50%");
+  CHECK(text.find("top-3 recall 37.50%  top-5 recall 62.50% (mean over attributes)") != std::string::npos);
+
+  const nlohmann::json j = to_json(m)["attributes"];
+  CHECK(j["samples"] == 3);
+  CHECK(j["recall_top3"].get<double>() == Approx(0.375));  // the keys written before groups existed
+  CHECK(j["recall_top5"].get<double>() == Approx(0.625));
+  CHECK(j["all"]["name"] == "all");
+  CHECK(j["all"]["attributes"] == 4);
+  CHECK(j["all"]["top3"].get<double>() == Approx(0.375));
+  REQUIRE(j["groups"].size() == 2);
+  CHECK(j["groups"][0]["name"] == "texture");
+  CHECK(j["groups"][0]["type"] == 1);
+  CHECK(j["groups"][0]["attributes"] == 1);
+  CHECK(j["groups"][0]["attributes_total"] == 3);
+  CHECK(j["groups"][1]["name"] == "fabric");
+  CHECK(j["groups"][1]["top5"].get<double>() == Approx(2.0 / 3));
+}
+
+TEST_CASE("attribute recall: a group without positives, type 0, unnamed and unused types") {
+  // Types: 1, 2, 2, 3 (unnamed: "type 3"), 0 (no group); names for types 1..4, type 4 has no attribute.
+  // Attribute 1 and 2 (group "fabric") have no positive label anywhere.
+  Case c = make_case({{5, 4, 3, 2, 1}, {1, 2, 3, 4, 5}},
+                     {{1, 0, -1, 0, 0}, {0, -1, 0, 1, 1}},
+                     {1, 2, 2, 3, 0}, {"texture", "fabric", "", "style"});
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  // Ranks: attribute 0 in sample 0 is 0 (hit); 3 in sample 1 is 1 (hit); 4 in sample 1 is 0 (hit).
+  CHECK(m.attribute_count == 3);
+  CHECK(m.attribute_recall_top3 == Approx(1.0));
+  REQUIRE(m.attribute_groups.size() == 4);
+  CHECK(m.attribute_groups[0].name == "texture");
+  CHECK(m.attribute_groups[0].attributes == 1);
+  CHECK(m.attribute_groups[0].top3 == Approx(1.0));
+  CHECK(m.attribute_groups[1].name == "fabric");
+  CHECK(m.attribute_groups[1].attributes == 0);
+  CHECK(m.attribute_groups[1].attributes_total == 2);
+  CHECK(std::isnan(m.attribute_groups[1].top3));
+  CHECK(std::isnan(m.attribute_groups[1].top5));
+  CHECK(m.attribute_groups[2].name == "type 3");
+  CHECK(m.attribute_groups[2].attributes == 1);
+  CHECK(m.attribute_groups[3].name == "style");
+  CHECK(m.attribute_groups[3].attributes_total == 0);
+  CHECK(std::isnan(m.attribute_groups[3].top3));
+  // The attribute of type 0 counts only in "all": the groups hold 2 of the 3 counted attributes.
+  int in_groups = 0;
+  for (const auto& g : m.attribute_groups) in_groups += g.attributes;
+  CHECK(in_groups == 2);
+
+  const std::string text = format_head_metrics(m);
+  INFO(text);
+  CHECK(line_of(text, "  fabric") == "  fabric          0/2             -             -");
+  CHECK(line_of(text, "  type 3") == "  type 3          1/1       100.00%       100.00%");
+  const nlohmann::json j = to_json(m)["attributes"];
+  CHECK(j["groups"][1]["top3"].is_null());
+  CHECK(j["groups"][1]["top5"].is_null());
+  CHECK(j["groups"][1]["attributes"] == 0);
+}
+
+TEST_CASE("attribute recall: equal scores rank the lower attribute index first") {
+  // Sample 0: all six scores equal, so attribute j has rank j: positive 2 is in the top 3, 3 and 4 only in
+  // the top 5, 5 in neither. Sample 1: attributes 1..4 tie at 9 above 0 and 5; positive 1 ranks 0 (top 3),
+  // positive 4 ranks 3 (top 5 only). A rule that counted only strictly higher scores would put 3, 4 and 5 of
+  // sample 0 and 4 of sample 1 at rank 0; one that ranked every tie last would put 1 of sample 1 at rank 3.
+  Case c = make_case({{0, 0, 0, 0, 0, 0}, {1, 9, 9, 9, 9, 0}},
+                     {{0, 0, 1, 1, 1, 1}, {0, 1, 0, 0, 1, 0}},
+                     {1, 1, 1, 2, 2, 2}, {"texture", "fabric"});
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  // Per attribute (top 3, top 5): 1 (1, 1); 2 (1, 1); 3 (0, 1); 4 (0/2, 2/2); 5 (0, 0).
+  REQUIRE(m.attribute_groups.size() == 2);
+  CHECK(m.attribute_groups[0].attributes == 2);
+  CHECK(m.attribute_groups[0].top3 == Approx(1.0));
+  CHECK(m.attribute_groups[0].top5 == Approx(1.0));
+  CHECK(m.attribute_groups[1].attributes == 3);
+  CHECK(m.attribute_groups[1].top3 == Approx(0.0).margin(1e-12));
+  CHECK(m.attribute_groups[1].top5 == Approx(2.0 / 3));
+  CHECK(m.attribute_count == 5);
+  CHECK(m.attribute_recall_top3 == Approx(2.0 / 5));
+  CHECK(m.attribute_recall_top5 == Approx(4.0 / 5));
+}
+
+TEST_CASE("attribute recall: no groups known reports only all") {
+  Case c = two_groups();
+  SECTION("no types (In-shop)") {
+    c.ds.attribute_types.clear();
+    c.ds.attribute_type_names.clear();
+  }
+  SECTION("every type 0, names present") {
+    c.ds.attribute_types.assign(6, 0);
+  }
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  CHECK(m.attribute_groups.empty());
+  CHECK(m.attribute_count == 4);
+  CHECK(m.attribute_recall_top3 == Approx(0.375));
+  CHECK(m.attribute_recall_top5 == Approx(0.625));
+  const std::string text = format_head_metrics(m);
+  INFO(text);
+  CHECK(text.find("top-3 recall 37.50%  top-5 recall 62.50% (mean over attributes)") != std::string::npos);
+  CHECK(text.find("  group ") == std::string::npos);
+  CHECK(format_attribute_groups(m).empty());
+  const nlohmann::json j = to_json(m)["attributes"];
+  CHECK(j["groups"].is_array());
+  CHECK(j["groups"].empty());
+  CHECK(j["all"]["attributes"] == 4);
+  CHECK(j["recall_top3"].get<double>() == Approx(0.375));
+}
+
+TEST_CASE("attribute recall: no attribute head or no labels gives no attribute figures") {
+  Case c = two_groups();
+  SECTION("model without attribute scores") {
+    c.p.attribute_logits.clear();
+  }
+  SECTION("samples without labels") {
+    for (auto& s : c.ds.samples) s.attributes.clear();
+  }
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  CHECK(m.attribute_samples == 0);
+  CHECK(m.attribute_count == 0);
+  CHECK(format_head_metrics(m).find("attributes") == std::string::npos);
+}
