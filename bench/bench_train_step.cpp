@@ -45,6 +45,8 @@
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
 #include "kernels/maxpool2d.h"
+#include "nn/functional.h"
+#include "nn/losses.h"
 #include "nn/optim.h"
 
 #ifdef FN_WITH_CUDA
@@ -285,6 +287,52 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
   return {{"layers", rows}, {"conv_ms", 1e3 * conv_total}, {"pool_ms", 1e3 * pool_total}, {"rest_ms", 1e3 * rest}};
 }
 
+// FashionNet's own kernels (issue 3) at the model's shapes, each against the step: landmark_pool forward +
+// backward at conv4, the five loss terms forward + backward on the outputs of one real forward, the
+// gradient-norm clip and the SGD update. Target on the CPU: none above 5% of a cpu-small step.
+json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) {
+  const fnn::LossWeights& w = s.cfg.stages.at(1).weights;
+  fnn::Outputs out = s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible}, true, 0);
+  fn::clear_tape();
+  auto leaf = [&](const Tensor& t) {
+    if (!t.defined()) return t;
+    Tensor l = Tensor::from(t.to_vector(), t.shape(), d);
+    l.set_requires_grad(true);
+    return l;
+  };
+  fnn::Outputs o;
+  o.landmark_loc = leaf(out.landmark_loc);
+  o.landmark_vis = leaf(out.landmark_vis);
+  o.embedding = leaf(out.embedding);
+  o.category = leaf(out.category);
+  o.attributes = leaf(out.attributes);
+  Tensor conv4 = leaf(out.conv4);
+  fn::kernels::LandmarkPoolArgs args;
+  args.radius = s.cfg.net.pool_radius;
+  double pool = time_median(repeats, d, [&] {
+    fn::backward(fn::F::sum(fn::F::landmark_pool(conv4, s.batch.landmarks, s.batch.visible, args)));
+  });
+  double losses = time_median(repeats, d, [&] { fn::backward(fnn::fashionnet_loss(o, s.batch, w, s.ctx).total); });
+  // Gradients on every parameter, as after a real backward, for the clip and the update.
+  fn::backward(fnn::fashionnet_loss(s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible},
+                                                     true, 1),
+                                     s.batch, w, s.ctx)
+                   .total);
+  double clip = time_median(repeats, d, [&] { fnn::clip_gradients(s.params, 1e30); });
+  double sgd = time_median(repeats, d, [&] { s.sgd->step(); });
+  s.sgd->zero_grad();
+  std::printf("\nFashionNet kernels at the model's shapes (target on the CPU: each < 5%% of the step)\n");
+  json rows = json::array();
+  for (auto [name, t] : std::vector<std::pair<std::string, double>>{{"landmark_pool fwd+bwd", pool},
+                                                                    {"five losses fwd+bwd", losses},
+                                                                    {"clip_gradients", clip},
+                                                                    {"sgd step", sgd}}) {
+    std::printf("  %-22s %8.3f ms  %5.2f%% of the step\n", name.c_str(), 1e3 * t, 100 * t / step_s);
+    rows.push_back({{"kernel", name}, {"ms", 1e3 * t}, {"share_of_step", t / step_s}});
+  }
+  return rows;
+}
+
 // bench/pytorch/train_step.py: under $FN_SOURCE_DIR, the working directory, or the source tree above the
 // build folder that holds this executable; empty if none has it.
 std::string find_pytorch_script() {
@@ -439,7 +487,10 @@ int main(int argc, char** argv) {
                 {"embed", {{"batch_ms_median", 1e3 * embed_s}, {"images_per_s", embed_ips}}},
                 {"memory", {{"allocator_peak_train_bytes", train_peak}, {"allocator_peak_embed_bytes", embed_peak},
                             {"max_rss_mb", max_rss_mb()}}}};
-    if (profile) out["profile"] = profile_layers(cfg, batch, d, std::max(3, steps / 2), step_s);
+    if (profile) {
+      out["profile"] = profile_layers(cfg, batch, d, std::max(3, steps / 2), step_s);
+      out["profile"]["fashionnet_kernels"] = profile_fashionnet_kernels(s, d, std::max(3, steps / 2), step_s);
+    }
     if (pytorch) {
       json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm);
       out["pytorch"] = pt;

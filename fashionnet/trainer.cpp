@@ -242,7 +242,7 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
                   "): training stopped; the last good checkpoint in ", run, " is kept");
         }
       backward(terms.total);
-      if (cfg.clip_grad_norm > 0) clip_gradients(params, cfg.clip_grad_norm);
+      const double grad_norm = cfg.clip_grad_norm > 0 ? clip_gradients(params, cfg.clip_grad_norm) : -1;
       sgd.step();
       sgd.zero_grad();
       images += bt.n;
@@ -257,6 +257,7 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
                             {"ema", st.ema_loss}, {"images_per_s", el > 0 ? images / el : 0}};
         for (auto& [n, v] : terms.values) j["terms"][n] = v;
         if (stage.weights.triplet > 0) j["triplet_active"] = terms.triplet_active;
+        if (grad_norm >= 0) j["grad_norm"] = grad_norm;  // before clipping
         // Dead ReLUs (zero for the whole batch): a global branch that dies leaves the embedding constant.
         const double dead_g = dead_fraction(out.fc6_global_act);
         j["dead"]["fc6_global"] = dead_g;
