@@ -27,6 +27,7 @@
 #include "core/philox.h"
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_direct.h"
 #include "kernels/gemm.h"
 
 #include "bench/bench_util.h"
@@ -185,8 +186,9 @@ int main(int argc, char** argv) {
   Options opt;
   opt.repeats = 5;
   add_options(app, opt, "timed runs per measurement (median reported)");
-  bool no_backward = false, target_only = false;
+  bool no_backward = false, target_only = false, cpu_small = false;
   app.add_flag("--no-backward", no_backward, "time the forward only");
+  app.add_flag("--cpu-small", cpu_small, "the cpu-small preset's layers (width 1/4, 112x112, batch 16) instead");
   app.add_flag("--target-only", target_only, "only the target layer (conv3, batch 8)");
   CLI11_PARSE(app, argc, argv);
   const std::string device = opt.device, json_path = opt.json_path;
@@ -211,6 +213,10 @@ int main(int argc, char** argv) {
     repeats = std::min(repeats, 3);
   }
 
+  if (cpu_small)  // the convolutions of a cpu-small training step (conv5_2 runs in both conv5 branches)
+    layers = {{"conv1_1", 16, 3, 112, 112, 16},  {"conv1_2", 16, 16, 112, 112, 16}, {"conv2_1", 16, 16, 56, 56, 32},
+              {"conv2_2", 16, 32, 56, 56, 32},   {"conv3_2", 16, 64, 28, 28, 64},    {"conv4_2", 16, 128, 14, 14, 128},
+              {"conv5_2", 16, 128, 7, 7, 128}};
   if (target_only) layers.resize(1);
   if (skip_without_cuda("bench_conv", device, out, json_path)) return 0;
 
@@ -250,6 +256,10 @@ int main(int argc, char** argv) {
     if (device == "cpu") {
       for (ConvCpuPlan plan : {ConvCpuPlan::Images, ConvCpuPlan::Blas, ConvCpuPlan::Auto})
         vs.push_back(make_variant(fn::kernels::conv_cpu_plan_name(plan), {ConvAlgo::Im2colGemm, plan}, xd, wd, gyd, ref, sync));
+      // The direct 3x3 kernel (its data gradient is a direct forward too, which needs C % 4 == 0; the filter
+      // gradient stays im2col + GEMM).
+      if (fn::kernels::conv3x3_direct_supported(g) && (!backward || g.C % 4 == 0))
+        vs.push_back(make_variant("direct3x3", {ConvAlgo::Direct3x3, ConvCpuPlan::Auto}, xd, wd, gyd, ref, sync));
     } else {
       for (ConvAlgo algo : {ConvAlgo::Cudnn, ConvAlgo::Im2colGemm})
         vs.push_back(make_variant(fn::kernels::conv_algo_name(algo), {algo}, xd, wd, gyd, ref, sync));
@@ -285,7 +295,7 @@ int main(int argc, char** argv) {
       std::printf("   (validated, scaled error %.1e)\n", vs[i].max_err);
       if (vs[i].opt.cpu_plan == ConvCpuPlan::Auto && vs[i].opt.algo == ConvAlgo::Im2colGemm) default_fwd = gflop / t[0];
     }
-    if (device == "cpu") {
+    if (device == "cpu" && !cpu_small) {
       double ratio = default_fwd / sgemm_rate;
       lj["forward_ratio_to_sgemm"] = ratio;
       if (li == 0) {

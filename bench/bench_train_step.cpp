@@ -43,6 +43,7 @@
 #include "fashionnet/losses.h"
 #include "fashionnet/trainer.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_direct.h"
 #include "kernels/gemm.h"
 #include "kernels/maxpool2d.h"
 #include "nn/functional.h"
@@ -261,6 +262,16 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
     Tensor gx = Tensor::empty_like(x), gw = Tensor::empty_like(w);
     double f = time_median(repeats, d, [&] { fn::kernels::conv2d_forward(x, w, b, y, 1, 1, true); });
     double bx = l.cin == 3 ? 0 : time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1); });
+    // Where the CPU default is the direct 3x3 kernel, im2col + GEMM timed right after, for comparison.
+    fn::kernels::ConvGeom g = fn::kernels::conv_geom(x.shape(), w.shape(), 1, 1);
+    const bool direct = d == Device::CPU && fn::kernels::conv3x3_direct_preferred(g);
+    const fn::kernels::ConvOptions gemm{fn::kernels::ConvAlgo::Im2colGemm};
+    double f_gemm = 0, bx_gemm = 0;
+    if (direct) {
+      f_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_forward(x, w, b, y, 1, 1, true, gemm); });
+      if (l.cin != 3)
+        bx_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1, gemm); });
+    }
     double bw = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1); });
     double p = 0;
     if (l.pool_after) {
@@ -273,11 +284,14 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
     }
     conv_total += times * (f + bx + bw);
     pool_total += times * p;
-    std::printf("  %-9s %14s %9.2f %9.2f %9.2f %9.2f\n", l.name.c_str(),
+    std::printf("  %-9s %14s %9.2f %9.2f %9.2f %9.2f", l.name.c_str(),
                 (std::to_string(l.cin) + ">" + std::to_string(l.cout) + "@" + std::to_string(l.hw)).c_str(), 1e3 * f,
                 1e3 * bx, 1e3 * bw, 1e3 * p);
+    if (direct) std::printf("   direct 3x3; im2col+GEMM: fwd %.2f bwd_x %.2f", 1e3 * f_gemm, 1e3 * bx_gemm);
+    std::printf("\n");
     rows.push_back({{"layer", l.name}, {"in", l.cin}, {"out", l.cout}, {"hw", l.hw}, {"branches", times},
-                    {"fwd_ms", 1e3 * f}, {"bwd_data_ms", 1e3 * bx}, {"bwd_filter_ms", 1e3 * bw}, {"pool_ms", 1e3 * p}});
+                    {"fwd_ms", 1e3 * f}, {"bwd_data_ms", 1e3 * bx}, {"bwd_filter_ms", 1e3 * bw}, {"pool_ms", 1e3 * p},
+                    {"direct3x3", direct}, {"im2col_gemm_fwd_ms", 1e3 * f_gemm}, {"im2col_gemm_bwd_data_ms", 1e3 * bx_gemm}});
   }
   double rest = step_s - conv_total - pool_total;
   std::printf("  convolutions %.1f ms (%.0f%%), pooling %.1f ms (%.0f%%), everything else %.1f ms (%.0f%%) of the %.1f ms step\n",

@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/conv2d_direct.h"
 #include "kernels/gemm.h"
 
 namespace fn::kernels {
@@ -22,6 +24,7 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Auto: return "auto";
     case ConvAlgo::Cudnn: return "cudnn";
     case ConvAlgo::Im2colGemm: return "im2col_gemm";
+    case ConvAlgo::Direct3x3: return "direct3x3";
   }
   return "?";
 }
@@ -55,9 +58,10 @@ void* scratch(int slot, size_t bytes) {
   }
   return b.p.get();
 }
-enum Slot { kCol = 0, kAcc = 1, kSlots = 2 };  // scratch slot of worker t: t * kSlots + purpose
-// The flipped filters of backward_data_as_forward: one buffer, past every worker's slots.
-constexpr int kFlipped = 64 * kSlots;
+enum Slot { kCol = 0, kAcc = 1, kSlots = 2 };  // the direct kernel's bordered copy uses kCol  // scratch slot of worker t: t * kSlots + purpose
+// The flipped filters of backward_data_as_forward and the direct kernel's packed filters: one buffer
+// each, past every worker's slots.
+constexpr int kFlipped = 64 * kSlots, kPacked = kFlipped + 1;
 
 // Runs f(t) for t in [0, n) on n threads (the caller is thread 0) and waits for all.
 template <class F>
@@ -119,10 +123,36 @@ const T* lower(const T* xn, const ConvGeom& g, T* col, int threads) {
   return col;
 }
 
+// Whether this float32 / float64 convolution runs the direct 3x3 kernel: on request, or by Auto for thin
+// layers.
 template <class T>
-void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvCpuPlan want) {
+bool use_direct(const ConvGeom& g, ConvAlgo algo) {
+  if (algo == ConvAlgo::Direct3x3) {
+    FN_CHECK((std::is_same_v<T, float>), "conv2d: ConvAlgo::Direct3x3 is float32 only");
+    FN_CHECK(conv3x3_direct_supported(g), "conv2d: ConvAlgo::Direct3x3 needs a 3x3, stride 1, pad 1 convolution with ",
+             "a multiple of 4 output channels (and an AVX2/FMA build); got ", g.K, " x ", g.C, " x ", g.R, "x", g.S,
+             " stride ", g.stride, " pad ", g.pad);
+    return true;
+  }
+  return std::is_same_v<T, float> && algo == ConvAlgo::Auto && conv3x3_direct_preferred(g);
+}
+
+template <class T>
+void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvOptions opt) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_direct<T>(g, opt.algo)) {
+      float* wt = static_cast<float*>(scratch(kPacked, sizeof(float) * size_t(g.K * g.crs())));
+      conv3x3_direct_pack_filters(w, g, wt);
+      std::vector<float*> pads = worker_buffers<float>(kCol, conv3x3_direct_scratch_floats(g));
+      return for_images(g, opt.cpu_plan, [&](int64_t n, int worker, int) {
+        conv3x3_direct_image(x + n * g.chw(), wt, b, y + n * g.K * g.pq(), g, relu, pads[size_t(worker)]);
+      });
+    }
+  } else {
+    (void)use_direct<T>(g, opt.algo);  // refuses Direct3x3 for float64
+  }
   std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
-  for_images(g, want, [&](int64_t n, int worker, int inner) {
+  for_images(g, opt.cpu_plan, [&](int64_t n, int worker, int inner) {
     const T* col = lower(x + n * g.chw(), g, cols[size_t(worker)], inner);
     T* yn = y + n * g.K * g.pq();
     gemm_cpu(false, false, g.K, g.pq(), g.crs(), T(1), w, g.crs(), col, g.pq(), T(0), yn, g.pq());
@@ -148,7 +178,7 @@ bool data_grad_as_forward(const ConvGeom& g) {
 }
 
 template <class T>
-void backward_data_as_forward(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvCpuPlan want) {
+void backward_data_as_forward(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOptions opt) {
   T* wt = static_cast<T*>(scratch(kFlipped, sizeof(T) * size_t(g.K * g.crs())));
   const int64_t rs = g.R * g.S;
   for (int64_t k = 0; k < g.K; ++k)
@@ -156,13 +186,16 @@ void backward_data_as_forward(const T* gy, const T* w, T* gx, const ConvGeom& g,
       for (int64_t i = 0; i < rs; ++i) wt[(c * g.K + k) * rs + (rs - 1 - i)] = w[(k * g.C + c) * rs + i];
   const int pad_t = int(g.R - 1 - g.pad);
   ConvGeom gt{g.N, g.K, g.P, g.Q, g.C, g.R, g.S, 1, pad_t, g.H, g.W};
-  forward_cpu<T>(gy, wt, nullptr, gx, gt, false, want);
+  forward_cpu<T>(gy, wt, nullptr, gx, gt, false, opt);
 }
 
 // dx_n = col2im(W^T gy_n): the product lands in a scratch dcol (or straight in dx_n when pointwise).
 template <class T>
-void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvCpuPlan want) {
-  if (data_grad_as_forward(g)) return backward_data_as_forward(gy, w, gx, g, want);
+void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOptions opt) {
+  if (data_grad_as_forward(g)) return backward_data_as_forward(gy, w, gx, g, opt);
+  FN_CHECK(opt.algo != ConvAlgo::Direct3x3, "conv2d_backward_data: ConvAlgo::Direct3x3 needs a stride-1 3x3 "
+           "convolution (its data gradient runs as a forward)");
+  const ConvCpuPlan want = opt.cpu_plan;
   std::vector<T*> dcols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   for_images(g, want, [&](int64_t n, int worker, int inner) {
     const T* gyn = gy + n * g.K * g.pq();
@@ -206,6 +239,8 @@ void check_like(const char* op, const Tensor& ref, const Tensor& t) {
 
 void check_cuda_algo(const char* op, const Tensor& t, ConvAlgo algo) {
   FN_CHECK(t.is_cuda() || algo != ConvAlgo::Cudnn, op, ": ConvAlgo::Cudnn needs CUDA tensors, got ", t.describe());
+  FN_CHECK(!t.is_cuda() || algo != ConvAlgo::Direct3x3, op, ": ConvAlgo::Direct3x3 is a CPU kernel, got ",
+           t.describe());
   check_float32_on_cuda(op, t);
 }
 
@@ -228,7 +263,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y
 #endif
   }
   FN_DISPATCH_FLOAT(x.dtype(), T, {
-    forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>(), g, relu, opt.cpu_plan);
+    forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>(), g, relu, opt);
   });
 }
 
@@ -244,7 +279,7 @@ void conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, int str
     return cuda::conv2d_backward_data_f32(gy.f32(), w.f32(), gx.f32(), g, opt.algo);
 #endif
   }
-  FN_DISPATCH_FLOAT(gy.dtype(), T, { backward_data_cpu<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g, opt.cpu_plan); });
+  FN_DISPATCH_FLOAT(gy.dtype(), T, { backward_data_cpu<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g, opt); });
 }
 
 void conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int stride, int pad, ConvOptions opt) {

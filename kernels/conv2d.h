@@ -5,7 +5,8 @@
 //   dW  = sum_n gy_n (K, P*Q) * col_n^T          (filter gradient)
 //   dx_n = col2im(W^T (C*R*S, K) * gy_n)          (data gradient)
 //   db  = sum over n, p, q of gy                  (bias_grad in bias.h)
-// CPU: im2col + OpenBLAS, float32 and float64, threaded where the work is large (see ConvCpuPlan).
+// CPU: im2col + OpenBLAS, float32 and float64, threaded where the work is large (see ConvCpuPlan); for
+// thin 3x3 layers in float32, a direct kernel instead (conv2d_direct.h).
 // CUDA (float32): cuDNN with a per-shape cached algorithm choice, or the handwritten im2col kernel +
 // cuBLAS (the teaching variant). FP32 arithmetic on both (no TF32), so tests compare with the CPU.
 #pragma once
@@ -20,6 +21,8 @@ enum class ConvAlgo {
   Auto,        // the fastest correct variant on the tensor's device: CPU im2col+BLAS, CUDA cuDNN
   Cudnn,       // CUDA only: cuDNN (cudnnConvolutionForward / BackwardData / BackwardFilter)
   Im2colGemm,  // im2col + GEMM: OpenBLAS on the CPU, the im2col CUDA kernel + cuBLAS on the GPU
+  Direct3x3,   // CPU float32 only: the direct 3x3 kernel of conv2d_direct.h (forward, and the data gradient
+               // run as a forward); Auto picks it on the CPU for thin layers (conv3x3_direct_preferred)
 };
 // How the CPU spreads a large convolution over blas_threads() cores.
 enum class ConvCpuPlan {

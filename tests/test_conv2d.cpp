@@ -4,6 +4,7 @@
 
 #include "kernels/bias.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_direct.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/launch.h"
@@ -211,6 +212,66 @@ TEST_CASE("conv2d: both CPU thread plans match the float64 reference at a thread
       REQUIRE(again.gw.to_vector() == r.gw.to_vector());
     }
   }
+}
+
+TEST_CASE("conv2d: the direct 3x3 kernel matches the definition and im2col + GEMM, and repeats bitwise") {
+  if (!kernels::conv3x3_direct_supported(kernels::conv_geom({1, 1, 3, 3}, {4, 1, 3, 3}, 1, 1))) {
+    std::printf("SKIPPED: this build has no AVX2/FMA, so no direct 3x3 kernel\n");
+    return;
+  }
+  // Widths below, at and across the 16-column block (tails), 1x1 maps, K = 4..32, one threaded size.
+  for (auto c : std::vector<Case>{{2, 3, 5, 7, 4, 3, 3, 1, 1},
+                                  {1, 16, 17, 33, 16, 3, 3, 1, 1},
+                                  {2, 1, 1, 1, 8, 3, 3, 1, 1},
+                                  {1, 5, 16, 16, 12, 3, 3, 1, 1},
+                                  {3, 16, 28, 28, 32, 3, 3, 1, 1}}) {
+    Problem p = make(c, 31);
+    Rng rng(32);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), 1, 1);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()));
+    Tensor x = p.x.to(DType::F32), w = p.w.to(DType::F32), b = p.b.to(DType::F32);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1);
+    for (bool relu : {false, true}) {
+      Tensor y = Tensor::empty({g.N, g.K, g.P, g.Q}), y2 = Tensor::empty_like(y);
+      fn::test::poison(y);
+      kernels::conv2d_forward(x, w, b, y, 1, 1, relu, {ConvAlgo::Direct3x3});
+      std::vector<double> want = conv_direct(x, w, b, 1, 1);
+      if (relu)
+        for (double& v : want) v = v > 0 ? v : 0;
+      FN_REQUIRE_CLOSE(y.to_vector_f64(), want, 1e-5, 1e-5);
+      kernels::conv2d_forward(x, w, Tensor(), y2, 1, 1, relu, {ConvAlgo::Direct3x3});  // no bias
+      std::vector<double> want_nb = conv_direct(x, w, Tensor(), 1, 1);
+      if (relu)
+        for (double& v : want_nb) v = v > 0 ? v : 0;
+      FN_REQUIRE_CLOSE(y2.to_vector_f64(), want_nb, 1e-5, 1e-5);
+      kernels::conv2d_forward(x, w, b, y2, 1, 1, relu, {ConvAlgo::Direct3x3});
+      REQUIRE(y2.to_vector() == y.to_vector());  // repeats bitwise
+    }
+    // The data gradient runs as a forward with the filters transposed: direct where C is a multiple of 4.
+    if (g.C % 4 == 0) {
+      Tensor gx = Tensor::empty_like(x), gx_gemm = Tensor::empty_like(x);
+      fn::test::poison(gx);
+      kernels::conv2d_backward_data(gy, w, gx, 1, 1, {ConvAlgo::Direct3x3});
+      kernels::conv2d_backward_data(gy, w, gx_gemm, 1, 1, {ConvAlgo::Im2colGemm});
+      FN_REQUIRE_CLOSE(gx, gx_gemm, 1e-5, 1e-5);
+    }
+  }
+  // Auto takes the direct kernel for thin layers (C*K <= 512) and im2col + GEMM otherwise.
+  Problem thin = make({2, 16, 12, 12, 16, 3, 3, 1, 1}, 40, DType::F32);
+  Tensor ya = Tensor::empty({2, 16, 12, 12}), yd = Tensor::empty_like(ya);
+  kernels::conv2d_forward(thin.x, thin.w, thin.b, ya, 1, 1, true);
+  kernels::conv2d_forward(thin.x, thin.w, thin.b, yd, 1, 1, true, {ConvAlgo::Direct3x3});
+  REQUIRE(ya.to_vector() == yd.to_vector());
+  // Refused, not quietly replaced: K not a multiple of 4, stride 2, float64, CUDA-only names on the CPU.
+  Problem k5 = make({1, 2, 5, 5, 5, 3, 3, 1, 1}, 41, DType::F32);
+  Tensor y5 = Tensor::empty({1, 5, 5, 5});
+  REQUIRE_THROWS_AS(kernels::conv2d_forward(k5.x, k5.w, k5.b, y5, 1, 1, false, {ConvAlgo::Direct3x3}), Error);
+  Problem s2 = make({1, 2, 6, 6, 4, 3, 3, 2, 1}, 42, DType::F32);
+  Tensor ys2 = Tensor::empty({1, 4, 3, 3});
+  REQUIRE_THROWS_AS(kernels::conv2d_forward(s2.x, s2.w, s2.b, ys2, 2, 1, false, {ConvAlgo::Direct3x3}), Error);
+  Problem d64 = make({1, 2, 5, 5, 4, 3, 3, 1, 1}, 43);
+  Tensor y64 = Tensor::empty({1, 4, 5, 5}, DType::F64);
+  REQUIRE_THROWS_AS(kernels::conv2d_forward(d64.x, d64.w, d64.b, y64, 1, 1, false, {ConvAlgo::Direct3x3}), Error);
 }
 
 TEST_CASE("conv2d: a batch of N equals N batches of 1") {
