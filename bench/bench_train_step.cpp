@@ -364,7 +364,7 @@ std::string find_pytorch_script() {
 }
 
 // PyTorch's figure from bench/pytorch/train_step.py, run now on the same machine; null if unavailable.
-json run_pytorch(const std::string& preset, int batch, int steps, Device d, double clip) {
+json run_pytorch(const std::string& preset, int batch, int steps, Device d, double clip, int threads) {
   const std::string script = find_pytorch_script();
   if (script.empty()) {
     std::printf("pytorch: not available (bench/pytorch/train_step.py not found)\n");
@@ -373,7 +373,7 @@ json run_pytorch(const std::string& preset, int batch, int steps, Device d, doub
   std::string tmp = (std::filesystem::temp_directory_path() / ("bench_train_step_pt_" + std::to_string(::getpid()) + ".json")).string();
   std::string cmd = "/usr/bin/python3 " + script + " --preset " + preset + " --batch " + std::to_string(batch) +
                     " --steps " + std::to_string(steps) + " --device " + fn::device_name(d) + " --clip " + std::to_string(clip) +
-                    " --json " + tmp;
+                    (threads > 0 ? " --threads " + std::to_string(threads) : std::string()) + " --json " + tmp;
   std::printf("pytorch: %s\n", cmd.c_str());
   std::fflush(stdout);
   int rc = std::system(cmd.c_str());
@@ -506,7 +506,7 @@ int main(int argc, char** argv) {
       out["profile"]["fashionnet_kernels"] = profile_fashionnet_kernels(s, d, std::max(3, steps / 2), step_s);
     }
     if (pytorch) {
-      json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm);
+      json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm, threads);
       out["pytorch"] = pt;
       double pt_ips = pt.is_null() ? 0 : pytorch_train_ips(pt);
       if (pt_ips > 0) {
