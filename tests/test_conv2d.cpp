@@ -191,8 +191,9 @@ TEST_CASE("conv2d_relu: equals relu(conv2d) forward and backward, and passes gra
 
 TEST_CASE("conv2d: both CPU thread plans match the float64 reference at a threaded size, and repeat bitwise") {
   // Large enough (> 2e7 flops) that the threaded paths run; N = 3 does not divide among 2 threads.
+  // {5, 48, 14, 14, 48}: a small late-layer map, N = 5 odd on 2 threads.
   for (auto c : std::vector<Case>{{4, 16, 28, 28, 32, 3, 3, 1, 1}, {3, 17, 33, 33, 33, 3, 3, 2, 1},
-                                  {4, 64, 14, 14, 64, 1, 1, 1, 0}}) {
+                                  {4, 64, 14, 14, 64, 1, 1, 1, 0}, {5, 48, 14, 14, 48, 3, 3, 1, 1}}) {
     Problem p = make(c, 77);
     Rng rng(78);
     ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
