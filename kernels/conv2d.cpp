@@ -1,6 +1,7 @@
 // Convolution launchers and the CPU path: im2col + OpenBLAS GEMM, one image at a time (CUDA side in
 // conv2d.cu). Per image n the forward is one product y_n (K, P*Q) = W (K, C*R*S) * col_n (C*R*S, P*Q),
 // written straight into y's NCHW storage, followed by one bias(+ReLU) pass over y_n while it is in cache.
+// Thin 3x3 layers in float32 take the direct kernel of conv2d_direct.h instead (ConvAlgo::Auto decides).
 //
 // Threads (ConvCpuPlan): a large convolution either runs images on threads, each with its own reused
 // im2col buffer and OpenBLAS held to one thread, or one image at a time with the im2col split by channel
