@@ -101,6 +101,25 @@ TEST_CASE("FashionNet output shapes: tiny preset and a 64x64 width-1/8 net", "[f
     }
 }
 
+TEST_CASE("dead_fraction counts the units that are zero for every image, and forward exposes fc6 activations",
+          "[fashionnet]") {
+  // Columns 1 and 3 are zero in every row; column 0 is zero in one row only (alive).
+  Tensor act = Tensor::from(std::vector<float>{0, 0, 2, 0, 1, 0, 0, 0, 3, 0, 5, 0}, {3, 4});
+  CHECK(dead_fraction(act) == 0.5);
+  CHECK(dead_fraction(Tensor::zeros({2, 5})) == 1.0);
+  CHECK_THROWS_AS(dead_fraction(Tensor::zeros({5})), Error);
+  for (bool local : {true, false}) {
+    NetConfig c = small_net(local, "corner");
+    FashionNet net(c, 3);
+    Rng rng(4);
+    Outputs o = net.forward(Tensor::randn({2, 3, c.input, c.input}, rng), PoolAt{}, false);
+    REQUIRE(o.fc6_global_act.shape() == Shape({2, c.fc6_global}));
+    for (float v : o.fc6_global_act.to_vector()) CHECK(v >= 0.f);  // after the ReLU
+    CHECK(o.fc6_local_act.defined() == local);
+    if (local) CHECK(o.fc6_local_act.shape() == Shape({2, c.fc6_local}));
+  }
+}
+
 TEST_CASE("FashionNet refuses a bad configuration or input", "[fashionnet]") {
   NetConfig c = tiny_net();
   c.input = 36;

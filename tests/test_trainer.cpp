@@ -228,6 +228,11 @@ TEST_CASE("A run folder holds config.json, metrics.jsonl, loss.svg and the check
     CHECK(j.at("stage").get<std::string>() == (expect <= 6 ? "stage1" : "stage2"));
     CHECK(std::isfinite(j.at("total").get<double>()));
     CHECK(j.at("terms").contains("cat"));
+    // tiny clips at norm 10, so the norm before clipping is logged; the dead-unit fractions are in [0, 1]
+    CHECK(j.at("grad_norm").get<double>() > 0);
+    const double dead = j.at("dead").at("fc6_global").get<double>();
+    CHECK((dead >= 0 && dead <= 1));
+    CHECK(j.at("dead").contains("fc6_local"));
     ++expect;
   }
   CHECK(expect == 13);  // log_every 1: one line per step
