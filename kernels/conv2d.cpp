@@ -140,8 +140,8 @@ bool use_direct(const ConvGeom& g, ConvAlgo algo) {
 
 template <class T>
 void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvOptions opt) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_direct<T>(g, opt.algo)) {
+  if (use_direct<T>(g, opt.algo)) {  // only ever true for float32 (it refuses Direct3x3 for float64)
+    if constexpr (std::is_same_v<T, float>) {
       float* wt = static_cast<float*>(scratch(kPacked, sizeof(float) * size_t(g.K * g.crs())));
       conv3x3_direct_pack_filters(w, g, wt);
       std::vector<float*> pads = worker_buffers<float>(kCol, conv3x3_direct_scratch_floats(g));
@@ -149,8 +149,6 @@ void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bo
         conv3x3_direct_image(x + n * g.chw(), wt, b, y + n * g.K * g.pq(), g, relu, pads[size_t(worker)]);
       });
     }
-  } else {
-    (void)use_direct<T>(g, opt.algo);  // refuses Direct3x3 for float64
   }
   std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   for_images(g, opt.cpu_plan, [&](int64_t n, int worker, int inner) {
