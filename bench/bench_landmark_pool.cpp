@@ -183,6 +183,8 @@ int main(int argc, char** argv) {
       }
       for (auto [v, name] : {std::pair{LandmarkPoolBackward::Gather, "gather"},
                              std::pair{LandmarkPoolBackward::GatherPlane, "gather_plane"},
+                             std::pair{LandmarkPoolBackward::GatherVec4, "gather_vec4"},
+                             std::pair{LandmarkPoolBackward::ZeroScatter, "zero_scatter"},
                              std::pair{LandmarkPoolBackward::AtomicScatter, "atomic_scatter"}}) {
         gfg.fill_(NAN);
         kernels::landmark_pool_backward(gyg, ag, gfg, v);
@@ -197,6 +199,12 @@ int main(int argc, char** argv) {
         record("backward", name, "cuda",
                time_cuda([&] { kernels::landmark_pool_backward(gyg, ag, gfg, v); }, warmup, repeats), bwd_bytes, peak);
       }
+      // What a training step runs: the default forward, then the default backward (the target's figure).
+      record("fwd+bwd", "defaults", "cuda", time_cuda([&] {
+               kernels::landmark_pool_forward(fg, Lg, Vg, args, yg, ag);
+               kernels::landmark_pool_backward(gyg, ag, gfg);
+             }, warmup, repeats),
+             fwd_bytes + bwd_bytes, peak);
     }
 #endif
   }

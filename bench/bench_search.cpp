@@ -190,7 +190,7 @@ int run(int argc, char** argv) {
       fs::create_directories(dir);
       fn::npy::write_f32((dir / "q.npy").string(), q);
       fn::npy::write_f32((dir / "g.npy").string(), g);
-      std::string cmd = "/usr/bin/python3 " + faiss_script + " --query " + (dir / "q.npy").string() + " --gallery " +
+      std::string cmd = python_exe() + " " + faiss_script + " --query " + (dir / "q.npy").string() + " --gallery " +
                         (dir / "g.npy").string() + " --k " + std::to_string(k) + " --threads " +
                         std::to_string(threads) + " --repeats 1 --warmup 0 --ids-out " + (dir / "ids.npy").string() +
                         " --json-out " + (dir / "faiss.json").string();

@@ -8,19 +8,23 @@
 //                           each one's median. Keeps a baseline and its variants under the same load.
 //   time_median(...)        time_interleaved of one function
 //   time_cuda_ms(...)       (CUDA builds) warm-up runs, then every timed run in ms by CUDA events on the
-//                           engine's stream
+//                           engine's stream; calls under 0.1 ms timed in back-to-back batches
 //   utc_now(), cpu_model(), host_name(), load_average() (1-minute, -1 where unknown)
 //   machine_json(device)    {date, commit, machine: {cpu, hardware_threads, host}, device_name (CUDA only,
 //                           when a device answers)}: merge it into a benchmark's JSON with out.update(...)
 //   write_json(path, j)     writes j (2-space indent) to path; nothing for an empty path
 //   Options, add_options    the options every kernel benchmark takes: --device --json --repeats --quick
 //   skip_without_cuda(...)  --device cuda without a GPU: prints "SKIPPED: ...", records the skip in the JSON
+//   python_exe()            the Python that runs the side-by-side scripts: $FN_PYTHON, else /usr/bin/python3 (Debian's,
+//                           with python3-torch and python3-faiss; the GPU machine's torch lives elsewhere)
 #pragma once
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <functional>
@@ -41,6 +45,11 @@
 #endif
 
 namespace fn::bench {
+
+inline std::string python_exe() {
+  const char* p = std::getenv("FN_PYTHON");
+  return (p && *p) ? std::string(p) : std::string("/usr/bin/python3");
+}
 
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -94,21 +103,27 @@ inline double time_median(int repeats, const std::function<void()>& fn, const st
 
 #ifdef FN_WITH_CUDA
 // `warmup` untimed runs, then `repeats` runs timed by CUDA events on the engine's stream; each in ms.
+// One launch between two events measures the host's launch latency (several microseconds) as much as the
+// kernel; a function shorter than 0.1 ms is therefore timed as a batch of back-to-back calls (enough for about
+// 0.2 ms, at most 100), and each timed run is that batch's time divided by its length.
 inline std::vector<double> time_cuda_ms(int warmup, int repeats, const std::function<void()>& fn) {
   for (int i = 0; i < warmup; ++i) fn();
   cudaEvent_t a, b;
   CUDA_CHECK(cudaEventCreate(&a));
   CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
+  auto span = [&](int inner) {
     CUDA_CHECK(cudaEventRecord(a, fn::cuda::stream()));
-    fn();
+    for (int k = 0; k < inner; ++k) fn();
     CUDA_CHECK(cudaEventRecord(b, fn::cuda::stream()));
     CUDA_CHECK(cudaEventSynchronize(b));
     float t = 0;
     CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
+    return double(t) / inner;
+  };
+  const double probe = span(1);
+  const int inner = probe < 0.1 ? std::min(100, int(std::ceil(0.2 / std::max(probe, 0.002)))) : 1;
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) ms.push_back(span(inner));
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return ms;

@@ -3,13 +3,43 @@
 # build folder, with logs and JSON written into a given output folder and a short table printed last.
 #   bench/device_check.sh [BUILD_DIR=build-gpu] [OUT_DIR=$OUT or device_out]
 # On a machine without a GPU it runs what it can and fails (exit 3) only for want of a GPU.
+# The device tool returns at most 8 files: bench/device_run.sh wraps this script and packs OUT_DIR into one
+# archive. Environment: FN_DC_STEP_TIMEOUT (seconds per benchmark, default 120), FN_DC_ALL_TESTS=1 runs every
+# test case, not only the CUDA ones (the CPU cases already run in CI), FN_DC_ONLY="bench_losses parity ..."
+# runs only the named steps of 2-5 (a short recheck after a kernel change; the tests always run).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-gpu}
 OUTDIR=${2:-${OUT:-device_out}}
+STEP=${FN_DC_STEP_TIMEOUT:-120}
 mkdir -p "$OUTDIR"
 [ -d .deps/lib ] && export LD_LIBRARY_PATH="$PWD/.deps/lib:${LD_LIBRARY_PATH:-}"
 [ -d "$BUILD/bin" ] || { echo "device_check: no $BUILD/bin (run bench/prepare_device.sh first)"; exit 2; }
+
+# The Python that holds torch (the GPU machine's is not /usr/bin/python3): the benchmarks read FN_PYTHON.
+for py in "${FN_PYTHON:-}" python3 /usr/bin/python3; do
+  [ -n "$py" ] && "$py" -c "import torch" >/dev/null 2>&1 && { export FN_PYTHON=$(command -v "$py"); break; }
+done
+PY=${FN_PYTHON:-python3}
+
+# cuDNN and cuBLAS: where the toolkit keeps them, else the copies PyTorch's wheels bring.
+probe=$(ls "$BUILD"/bin/test_* 2>/dev/null | head -1)
+if [ -n "$probe" ] && ldd "$probe" 2>/dev/null | grep -q "not found"; then
+  extra=$("$PY" - <<'PYEOF' 2>/dev/null
+import glob, os, importlib
+dirs = []
+for mod in ("nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cu13"):
+    try:
+        m = importlib.import_module(mod)
+    except Exception:
+        continue
+    for p in m.__path__:
+        dirs += [d for d in glob.glob(os.path.join(p, "**", "lib*"), recursive=True) if os.path.isdir(d)]
+print(":".join(dict.fromkeys(dirs)))
+PYEOF
+)
+  export LD_LIBRARY_PATH="${extra:+$extra:}$LD_LIBRARY_PATH:/usr/local/cuda/lib64"
+fi
 
 gpu=0
 nvidia-smi -L >/dev/null 2>&1 && gpu=1
@@ -18,40 +48,82 @@ nvidia-smi -L >/dev/null 2>&1 && gpu=1
   git rev-parse --short HEAD 2>/dev/null || echo "commit unknown"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null || echo "no GPU"
   nvcc --version 2>/dev/null | tail -1
-} > "$OUTDIR/machine.txt"
+  echo "python: $PY $("$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1 | tail -1)"
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  [ -n "$probe" ] && ldd "$probe" | grep -E "cudnn|cublas|cudart|openblas|not found"
+} > "$OUTDIR/machine.txt" 2>&1
 
-# 1. Tests: each Catch2 executable directly (ctest files hold absolute build paths).
+# 1. Tests: each Catch2 executable directly (ctest files hold absolute build paths); the CUDA cases only
+#    (every CUDA test case has "CUDA" in its name), unless FN_DC_ALL_TESTS=1.
+filter='*CUDA*'
+[ "${FN_DC_ALL_TESTS:-0}" = 1 ] && filter=''
 : > "$OUTDIR/tests.tsv"
 failed_tests=0
 for t in "$BUILD"/bin/test_*; do
   name=$(basename "$t")
-  timeout 300 "$t" > "$OUTDIR/$name.log" 2>&1
+  if [ -n "$filter" ] && ! "$t" --list-test-names-only "$filter" 2>/dev/null | grep -q .; then continue; fi
+  timeout 120 "$t" ${filter:+"$filter"} > "$OUTDIR/$name.log" 2>&1
   rc=$?
   skipped=$(grep -c "SKIPPED:" "$OUTDIR/$name.log")
   printf "%s\t%s\t%s\n" "$name" "$rc" "$skipped" >> "$OUTDIR/tests.tsv"
   [ "$rc" -eq 0 ] || failed_tests=$((failed_tests + 1))
 done
 
-# 2. Benchmarks on the GPU (each writes its own JSON; a missing one is skipped).
+# 2. Benchmarks on the GPU (each writes its own JSON), FashionNet's own kernels first, the vendor comparisons
+#    last; then the paper-preset training step beside PyTorch eager.
 : > "$OUTDIR/bench.tsv"
-for b in bench_gemm bench_conv bench_landmark_pool bench_losses bench_search bench_train_step; do
-  [ -x "$BUILD/bin/$b" ] || continue
-  timeout 300 "$BUILD/bin/$b" --device cuda --json "$OUTDIR/$b.json" > "$OUTDIR/$b.log" 2>&1
-  printf "%s\t%s\n" "$b" "$?" >> "$OUTDIR/bench.tsv"
-done
+wanted() { [ -z "${FN_DC_ONLY:-}" ] || [[ " $FN_DC_ONLY " == *" $1 "* ]]; }
+bench() {  # name, then arguments
+  local b=$1; shift
+  wanted "$b" && [ -x "$BUILD/bin/$b" ] || return 0
+  local t0=$(date +%s)
+  timeout "$STEP" "$BUILD/bin/$b" "$@" > "$OUTDIR/$b.log" 2>&1
+  printf "%s\t%s\t%ss\n" "$b" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+}
+bench bench_landmark_pool --device cuda --json "$OUTDIR/bench_landmark_pool.json"
+bench bench_losses --device cuda --json "$OUTDIR/bench_losses.json"
+bench bench_search --device cuda --json "$OUTDIR/bench_search.json"
+bench bench_train_step --device cuda --preset paper --batch 32 --steps 10 --pytorch --profile \
+  --json "$OUTDIR/bench_train_step.json"
 
-# 3. Side by side with PyTorch (the device machine has torch with CUDA).
-if [ -f bench/pytorch/parity.py ] && python3 -c "import torch" 2>/dev/null; then
-  timeout 300 python3 bench/pytorch/parity.py --build "$BUILD" --device cuda --out "$OUTDIR" > "$OUTDIR/parity.log" 2>&1
-  printf "parity\t%s\n" "$?" >> "$OUTDIR/bench.tsv"
+# 3. Parity of the whole network with PyTorch, our side on the GPU.
+if wanted parity && [ -f bench/pytorch/parity.py ] && "$PY" -c "import torch" 2>/dev/null; then
+  t0=$(date +%s)
+  timeout "$STEP" "$PY" bench/pytorch/parity.py --build "$BUILD" --device cuda --out "$OUTDIR" > "$OUTDIR/parity.log" 2>&1
+  printf "parity\t%s\t%ss\n" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+fi
+# 4. The demo end to end on the GPU (synthetic data, two-stage training, evaluation, report); the photos stay
+#    behind, the report, metrics and loss curve come back.
+if wanted demo && [ -x "$BUILD/bin/fashionnet" ]; then
+  t0=$(date +%s)
+  rm -rf /tmp/fn_demo
+  timeout "$STEP" "$BUILD/bin/fashionnet" demo --device cuda --threads 12 --out /tmp/fn_demo > "$OUTDIR/demo.log" 2>&1
+  printf "demo\t%s\t%ss\n" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+  mkdir -p "$OUTDIR/demo"
+  cp /tmp/fn_demo/report.html /tmp/fn_demo/run/metrics.jsonl /tmp/fn_demo/run/loss.svg /tmp/fn_demo/run/*.json \
+    "$OUTDIR/demo/" 2>/dev/null
+fi
+bench bench_gemm --device cuda --json "$OUTDIR/bench_gemm.json"
+bench bench_conv --device cuda --json "$OUTDIR/bench_conv.json"
+
+# 5. compute-sanitizer memcheck over the CUDA cases of FashionNet's own kernels (out-of-bounds and
+#    misaligned accesses that a comparison with the CPU can miss), last and time-capped: it is slow.
+if command -v compute-sanitizer >/dev/null 2>&1 && [ "${FN_DC_SANITIZER:-1}" = 1 ]; then
+  for t in test_landmark_pool test_losses test_triplet; do
+    wanted "memcheck_$t" && [ -x "$BUILD/bin/$t" ] || continue
+    t0=$(date +%s)
+    timeout 40 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/bin/$t" "*CUDA*" > "$OUTDIR/memcheck_$t.log" 2>&1
+    printf "memcheck_%s\t%s\t%ss\n" "$t" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+  done
 fi
 
-echo
-echo "== device check: $(head -3 "$OUTDIR/machine.txt" | tr '\n' ' ')"
-printf "%-28s %4s %8s\n" "test" "rc" "skipped"
-while IFS=$'\t' read -r n rc s; do printf "%-28s %4s %8s\n" "$n" "$rc" "$s"; done < "$OUTDIR/tests.tsv"
-printf "%-28s %4s\n" "benchmark" "rc"
-while IFS=$'\t' read -r n rc; do printf "%-28s %4s\n" "$n" "$rc"; done < "$OUTDIR/bench.tsv"
+{
+  echo "== device check: $(head -3 "$OUTDIR/machine.txt" | tr '\n' ' ')"
+  printf "%-28s %4s %8s\n" "test" "rc" "skipped"
+  while IFS=$'\t' read -r n rc s; do printf "%-28s %4s %8s\n" "$n" "$rc" "$s"; done < "$OUTDIR/tests.tsv"
+  printf "%-28s %4s %6s\n" "benchmark" "rc" "time"
+  while IFS=$'\t' read -r n rc s; do printf "%-28s %4s %6s\n" "$n" "$rc" "$s"; done < "$OUTDIR/bench.tsv"
+} | tee "$OUTDIR/summary.txt"
 if [ "$gpu" -eq 0 ]; then
   echo "device_check: no GPU on this machine: CUDA tests reported skipped, GPU benchmarks not measured"
   exit 3

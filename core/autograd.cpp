@@ -45,7 +45,10 @@ void backward(const Tensor& root, const Tensor& seed) {
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     Node& node = *it;
     Tensor g = node.output.grad();
-    if (!g.defined()) continue;  // this node does not lead to the root
+    if (!g.defined()) {  // this node does not lead to the root
+      node = Node{};
+      continue;
+    }
     std::vector<Tensor> grads = node.backward(g);
     FN_CHECK(grads.size() == node.inputs.size(), "backward of ", node.op, " returned ", grads.size(),
              " gradients for ", node.inputs.size(), " inputs");
@@ -68,8 +71,10 @@ void backward(const Tensor& root, const Tensor& seed) {
         in.set_grad(gi);
       }
     }
-    if (!node.output.is_leaf()) node.output.zero_grad();  // free intermediate gradients early
-    node.backward = nullptr;                               // and what the closure saved
+    if (!node.output.is_leaf()) node.output.zero_grad();  // free intermediate gradients early,
+    node.backward = nullptr;                               // what the closure saved,
+    node.inputs.clear();                                   // and the activations only this node held:
+    node.output = Tensor();                                // the peak then stays near the forward's
   }
   if (!root.is_leaf()) root.impl()->grad.reset();
 }

@@ -1,8 +1,9 @@
 // Reverse-mode autograd on a tape. An op run while gradients are recorded pushes a Node holding its
 // inputs, its output and a backward function; backward(loss) walks the tape in reverse, hands each node
 // the gradient of its output and accumulates what it returns into its inputs' .grad. First order only.
-// Leaves (parameters) keep their .grad across backward calls until zero_grad; intermediate gradients are
-// freed as soon as their node has run.
+// Leaves (parameters) keep their .grad across backward calls until zero_grad; intermediate gradients, and
+// each node's inputs, output and saved closure, are freed as soon as their node has run, so an activation
+// lives only until the last node that needs it (peak memory stays near the forward's).
 #pragma once
 #include <functional>
 #include <vector>

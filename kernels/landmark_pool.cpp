@@ -129,7 +129,7 @@ void landmark_pool_backward(const Tensor& gout, const Int32Buffer& argmax, Tenso
 #endif
   }
   FN_CHECK(version == LandmarkPoolBackward::Default || version == LandmarkPoolBackward::Gather,
-           "landmark_pool backward: GatherPlane and AtomicScatter are CUDA variants");
+           "landmark_pool backward: GatherPlane, GatherVec4, ZeroScatter and AtomicScatter are CUDA variants");
   if (version == LandmarkPoolBackward::Gather) {
     FN_DISPATCH_FLOAT(gf.dtype(), T, {
       const T* pg = gout.data<T>();

@@ -41,12 +41,14 @@ struct LandmarkPoolArgs {
 
 // Kernel versions, selectable by tests and benchmarks. Default = the fastest correct one.
 //   forward   CPU: V1Naive (the shared body in output order), Default = plane order (the slots of one
-//             (n, c) plane together, cache-friendly). CUDA: V1Naive, V2SlotBlock (default).
+//             (n, c) plane together, cache-friendly). CUDA: V1Naive (default: faster on the
+//             H100), V2SlotBlock.
 //   backward  CPU: Default = zero-fill + per-plane slot-order adds; Gather = one body call per cell (the
-//             reference). CUDA: Gather, GatherPlane (default), AtomicScatter (benchmark only, not
-//             reproducible when 3+ slots share a cell). All but AtomicScatter agree bitwise.
+//             reference). CUDA: Gather, GatherPlane, GatherVec4 (GatherPlane where H*W is not a multiple
+//             of 4), ZeroScatter (default: memset, then one thread per plane), AtomicScatter (benchmark only,
+//             not reproducible when 3+ slots share a cell). All but AtomicScatter agree bitwise.
 enum class LandmarkPoolForward { Default, V1Naive, V2SlotBlock };
-enum class LandmarkPoolBackward { Default, Gather, GatherPlane, AtomicScatter };
+enum class LandmarkPoolBackward { Default, Gather, GatherPlane, GatherVec4, ZeroScatter, AtomicScatter };
 
 // out (N, L*C) and argmax (N*L*C entries) are written in full.
 void landmark_pool_forward(const Tensor& features, const Tensor& landmarks, const Tensor& visibility,

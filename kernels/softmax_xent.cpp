@@ -66,7 +66,8 @@ void softmax_xent_forward(const Tensor& logits, const Tensor& labels, const Tens
                                    K, ignore_label, terms.f32(), lse.f32(), row_weight.f32());
 #endif
   } else {
-    FN_CHECK(version != SoftmaxXentVersion::V2RowWarp, "softmax_cross_entropy: V2RowWarp is a CUDA variant");
+    FN_CHECK(version == SoftmaxXentVersion::Default || version == SoftmaxXentVersion::V1RowThread,
+             "softmax_cross_entropy: V2RowWarp and V3RowWarpOnline are CUDA variants");
     FN_DISPATCH_FLOAT(logits.dtype(), T, {
       const T *z = logits.data<T>(), *y = labels.data<T>(), *w = weights.defined() ? weights.data<T>() : nullptr;
       T *pt = terms.data<T>(), *pl = lse.data<T>(), *pw = row_weight.data<T>();
@@ -85,7 +86,8 @@ void softmax_xent_forward(const Tensor& logits, const Tensor& labels, const Tens
 }
 
 void softmax_xent_backward(const Tensor& grad_loss, const Tensor& logits, const Tensor& labels, const Tensor& lse,
-                           const Tensor& row_weight, const Tensor& norm, Tensor& grad_logits) {
+                           const Tensor& row_weight, const Tensor& norm, Tensor& grad_logits,
+                           SoftmaxXentBackwardVersion version) {
   check_xent(logits, labels, Tensor());
   check_same_shape("softmax_cross_entropy backward", logits, grad_logits);
   FN_CHECK(grad_loss.numel() == 1 && norm.numel() == 1, "softmax_cross_entropy backward: scalar grad and norm");
@@ -96,10 +98,11 @@ void softmax_xent_backward(const Tensor& grad_loss, const Tensor& logits, const 
   const int N = int(logits.size(0)), K = int(logits.size(1));
   if (logits.is_cuda()) {
 #ifdef FN_WITH_CUDA
-    return cuda::softmax_xent_backward_f32(grad_loss.f32(), logits.f32(), labels.f32(), lse.f32(), row_weight.f32(),
-                                           norm.f32(), N, K, grad_logits.f32());
+    return cuda::softmax_xent_backward_f32(version, grad_loss.f32(), logits.f32(), labels.f32(), lse.f32(),
+                                           row_weight.f32(), norm.f32(), N, K, grad_logits.f32());
 #endif
   }
+  FN_CHECK(version != SoftmaxXentBackwardVersion::V2RowWarp, "softmax_cross_entropy backward: V2RowWarp is a CUDA variant");
   FN_DISPATCH_FLOAT(logits.dtype(), T, {
     const T *z = logits.data<T>(), *y = labels.data<T>(), *pl = lse.data<T>(), *pw = row_weight.data<T>();
     const T g = grad_loss.data<T>()[0], den = norm.data<T>()[0];

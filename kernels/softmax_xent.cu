@@ -7,8 +7,14 @@
 //                            where a warp per row would leave 30 of 32 lanes idle.
 //   forward v2 (row warp)    one warp per row: lanes stride over k (coalesced), max and sum by butterfly
 //                            shuffles; lane 0 writes the row's term. For K = 23 / 50 (categories).
-//   default                  v1 for K <= 8, v2 above (to be confirmed by bench_losses on a GPU).
-//   backward                 one thread per logit, grid-stride, the CPU's per-element body.
+//   forward v3 (online)      one warp per row, one pass: each lane keeps a running max and a sum rescaled
+//                            whenever its max grows; lanes merge (m, s) pairs by shuffles. Reads each logit
+//                            once (v2 reads the row twice, the second time from L1).
+//   default                  v1 for K <= 8, v2 above (H100 figures in docs/kernels/softmax_xent.md).
+//   backward v1 (element)    one thread per logit, grid-stride, the CPU's per-element body. Its 64-bit
+//                            i / K and i % K per element cost more than the memory traffic on wide rows.
+//   backward v2 (row warp)   one warp per row: the row's scale and label loaded once, lanes stride over k
+//                            (coalesced), no division. Default for K > 8.
 //   loss_finalize            one block of 256 threads: each thread sums a strided slice in double, then a
 //                            fixed shared-memory tree; deterministic, and close to the CPU's double sum.
 #include "core/cuda_check.h"
@@ -59,9 +65,11 @@ __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ l
   if (row >= N) return;  // whole warps leave together
   const float* zr = z + row * K;
   float m = -INFINITY;
+#pragma unroll 4  // four independent loads in flight per lane: a wide row is latency-bound otherwise
   for (int k = lane; k < K; k += 32) m = fmaxf(m, zr[k]);
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   float s = 0.f;
+#pragma unroll 4
   for (int k = lane; k < K; k += 32) s += expf(zr[k] - m);
   for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
   if (lane == 0) {
@@ -69,6 +77,51 @@ __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ l
     lse[row] = l;
     terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
   }
+}
+
+__global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
+                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (row >= N) return;
+  const float* zr = z + row * K;
+  float m = -INFINITY, s = 0.f;
+  for (int k = lane; k < K; k += 32) {
+    const float x = zr[k];
+    if (x > m) {
+      s = s * expf(m - x) + 1.f;  // exp(-inf) = 0 on the first element
+      m = x;
+    } else if (x != -INFINITY) {  // a -inf logit adds nothing (and must not form -inf - -inf)
+      s += expf(x - m);
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float mo = __shfl_xor_sync(0xffffffffu, m, o), so = __shfl_xor_sync(0xffffffffu, s, o);
+    const float mm = fmaxf(m, mo);
+    // A lane with no element has m = -inf and s = 0: its term is 0, and -inf - -inf is never formed.
+    s = (s == 0.f ? 0.f : s * expf(m - mm)) + (so == 0.f ? 0.f : so * expf(mo - mm));
+    m = mm;
+  }
+  if (lane == 0) {
+    float l = m + logf(s);
+    lse[row] = l;
+    terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
+  }
+}
+
+__global__ void xent_backward_rows(const float* __restrict__ grad_loss, const float* __restrict__ z,
+                                   const float* __restrict__ labels, const float* __restrict__ lse,
+                                   const float* __restrict__ row_weight, const float* __restrict__ norm, int N, int K,
+                                   float* __restrict__ gz) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  if (row >= N) return;
+  const float den = norm[0];
+  const float scale_row = den != 0.f ? grad_loss[0] * row_weight[row] / den : 0.f;
+  const float l = lse[row], label = labels[row];
+  const float* zr = z + row * K;
+  float* gr = gz + row * K;
+  for (int k = lane; k < K; k += 32) gr[k] = softmax_xent_grad(zr[k], l, k, label, scale_row);
 }
 
 __global__ void xent_backward(const float* __restrict__ grad_loss, const float* __restrict__ z,
@@ -94,20 +147,31 @@ void softmax_xent_forward_f32(SoftmaxXentVersion v, const float* z, const float*
                               int ignore, float* terms, float* lse, float* row_weight) {
   if (N == 0) return;
   if (v == SoftmaxXentVersion::Default) v = K <= 8 ? SoftmaxXentVersion::V1RowThread : SoftmaxXentVersion::V2RowWarp;
+  const int rows_per_block = 256 / 32;
+  const unsigned warp_blocks = unsigned((N + rows_per_block - 1) / rows_per_block);
   if (v == SoftmaxXentVersion::V1RowThread) {
     xent_v1<<<grid_for(N), 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
+  } else if (v == SoftmaxXentVersion::V3RowWarpOnline) {
+    xent_v3<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
   } else {
-    const int rows_per_block = 256 / 32;
-    xent_v2<<<(N + rows_per_block - 1) / rows_per_block, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore,
-                                                                                         terms, lse, row_weight);
+    xent_v2<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
   }
   CUDA_CHECK_LAUNCH();
 }
 
-void softmax_xent_backward_f32(const float* grad_loss, const float* z, const float* labels, const float* lse,
-                               const float* row_weight, const float* norm, int N, int K, float* gz) {
+void softmax_xent_backward_f32(SoftmaxXentBackwardVersion v, const float* grad_loss, const float* z, const float* labels,
+                               const float* lse, const float* row_weight, const float* norm, int N, int K, float* gz) {
   const int64_t total = int64_t(N) * K;
   if (total == 0) return;
+  if (v == SoftmaxXentBackwardVersion::Default)
+    v = K <= 8 ? SoftmaxXentBackwardVersion::V1Element : SoftmaxXentBackwardVersion::V2RowWarp;
+  if (v == SoftmaxXentBackwardVersion::V2RowWarp) {
+    const int rows_per_block = 256 / 32;
+    xent_backward_rows<<<unsigned((N + rows_per_block - 1) / rows_per_block), 256, 0, ::fn::cuda::stream()>>>(
+        grad_loss, z, labels, lse, row_weight, norm, N, K, gz);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   xent_backward<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, lse, row_weight, norm, total,
                                                                    K, gz);
   CUDA_CHECK_LAUNCH();

@@ -28,7 +28,9 @@ void loss_finalize(const Tensor& terms, const Tensor& denominators, double fixed
                    Tensor& norm);
 
 // ---- softmax cross-entropy
-enum class SoftmaxXentVersion { Default, V1RowThread, V2RowWarp };
+enum class SoftmaxXentVersion { Default, V1RowThread, V2RowWarp, V3RowWarpOnline };
+// Backward: V1Element (one thread per logit), V2RowWarp (one warp per row; CUDA). Default: V1 for K <= 8.
+enum class SoftmaxXentBackwardVersion { Default, V1Element, V2RowWarp };
 
 // Writes loss (0-d), and saves lse (N), row_weight (N: w_i, 0 for ignored rows) and norm (0-d) for the backward.
 void softmax_xent_forward(const Tensor& logits, const Tensor& labels, const Tensor& weights, int ignore_label,
@@ -36,7 +38,8 @@ void softmax_xent_forward(const Tensor& logits, const Tensor& labels, const Tens
                           SoftmaxXentVersion version = SoftmaxXentVersion::Default);
 // grad_loss is the 0-d gradient of the loss; grad_logits (N, K) is written in full.
 void softmax_xent_backward(const Tensor& grad_loss, const Tensor& logits, const Tensor& labels, const Tensor& lse,
-                           const Tensor& row_weight, const Tensor& norm, Tensor& grad_logits);
+                           const Tensor& row_weight, const Tensor& norm, Tensor& grad_logits,
+                           SoftmaxXentBackwardVersion version = SoftmaxXentBackwardVersion::Default);
 
 // The labelled part of a row once its lse is known: returns w_i * CE_i and the row's weight (0 if ignored);
 // an invalid label yields NaN.
@@ -79,8 +82,9 @@ void loss_finalize_f32(const float* terms, const float* denominators, int64_t n,
                        float* norm);
 void softmax_xent_forward_f32(SoftmaxXentVersion v, const float* logits, const float* labels, const float* weights,
                               int N, int K, int ignore_label, float* terms, float* lse, float* row_weight);
-void softmax_xent_backward_f32(const float* grad_loss, const float* logits, const float* labels, const float* lse,
-                               const float* row_weight, const float* norm, int N, int K, float* grad_logits);
+void softmax_xent_backward_f32(SoftmaxXentBackwardVersion v, const float* grad_loss, const float* logits,
+                               const float* labels, const float* lse, const float* row_weight, const float* norm, int N,
+                               int K, float* grad_logits);
 }  // namespace cuda
 #endif
 

@@ -285,6 +285,8 @@ TEST_CASE("landmark_pool: CUDA matches the CPU (forward v1/v2, backward gather v
       Forward gpu = run_forward(fg, lg, vg, a);
       Tensor gog = go.to(Device::CUDA);
       for (auto v : {kernels::LandmarkPoolBackward::Gather, kernels::LandmarkPoolBackward::GatherPlane,
+                     kernels::LandmarkPoolBackward::GatherVec4, kernels::LandmarkPoolBackward::ZeroScatter,
+                     kernels::LandmarkPoolBackward::Default,
                      kernels::LandmarkPoolBackward::AtomicScatter}) {
         Tensor gf = Tensor::empty(f.shape(), DType::F32, Device::CUDA);
         fn::test::poison(gf);

@@ -209,17 +209,21 @@ TEST_CASE("losses: CUDA matches the CPU (forward and backward, every version)") 
       kernels::softmax_xent_forward(z, y, w, -1, l, lse, rw, nm);
       Tensor g = Tensor::full({}, 0.7), gz = Tensor::empty_like(z);
       kernels::softmax_xent_backward(g, z, y, lse, rw, nm, gz);
-      for (auto v : {kernels::SoftmaxXentVersion::V1RowThread, kernels::SoftmaxXentVersion::V2RowWarp}) {
+      for (auto v : {kernels::SoftmaxXentVersion::V1RowThread, kernels::SoftmaxXentVersion::V2RowWarp,
+                     kernels::SoftmaxXentVersion::V3RowWarpOnline}) {
         Tensor L = gpu(Tensor::empty({})), LSE = gpu(Tensor::empty({N})), RW = gpu(Tensor::empty({N})),
                NM = gpu(Tensor::empty({}));
         for (Tensor* t : {&L, &LSE, &RW, &NM}) fn::test::poison(*t);
         kernels::softmax_xent_forward(gpu(z), gpu(y), gpu(w), -1, L, LSE, RW, NM, v);
         FN_REQUIRE_CLOSE(L, l, 1e-5, 1e-5);
         FN_REQUIRE_CLOSE(LSE, lse, 1e-5, 1e-5);
-        Tensor GZ = gpu(Tensor::empty_like(z));
-        fn::test::poison(GZ);
-        kernels::softmax_xent_backward(gpu(g), gpu(z), gpu(y), LSE, RW, NM, GZ);
-        FN_REQUIRE_CLOSE(GZ, gz, 1e-6, 1e-5);
+        for (auto bv : {kernels::SoftmaxXentBackwardVersion::V1Element, kernels::SoftmaxXentBackwardVersion::V2RowWarp,
+                        kernels::SoftmaxXentBackwardVersion::Default}) {
+          Tensor GZ = gpu(Tensor::empty_like(z));
+          fn::test::poison(GZ);
+          kernels::softmax_xent_backward(gpu(g), gpu(z), gpu(y), LSE, RW, NM, GZ, bv);
+          FN_REQUIRE_CLOSE(GZ, gz, 1e-6, 1e-5);
+        }
       }
     }
   for (int64_t N : {1, 33})

@@ -86,6 +86,12 @@ def main():
         return 2
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
+    if a.device == "cuda":
+        # FP32 on both sides: our engine runs cuDNN with FMA math and cuBLAS without TF32, so PyTorch must too
+        # (its cuDNN convolutions default to TF32). cudnn.benchmark: PyTorch's own algorithm search, as ours does.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
 
     cfg = ref.PRESETS[a.preset]
     P, K = PK[a.preset]
@@ -132,6 +138,8 @@ def main():
         "embed_cpu_s_median": statistics.median(emb_cpu),
         "peak_memory_bytes": int(peak),
         "peak_memory_kind": "torch.cuda.max_memory_allocated" if a.device == "cuda" else "max RSS of the process",
+        "tf32": False if a.device == "cuda" else None,
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if a.device == "cuda" else None,
     }
     print(f"pytorch {a.preset} batch {n} on {res['device']} ({res['threads']} threads): train step {med_t * 1e3:.1f} ms "
           f"({res['train_images_per_s']:.1f} images/s), embed {med_e * 1e3:.1f} ms ({res['embed_images_per_s']:.1f} "

@@ -51,6 +51,9 @@ inline Compared compare(const std::vector<double>& got, const std::vector<double
 }
 
 inline Compared compare(const Tensor& got, const Tensor& ref, double atol, double rtol, const std::string& what = "") {
+  // An undefined tensor (a gradient that never arrived) is a failure with a message, not a crash.
+  if (!got.defined() || !ref.defined())
+    return {false, cat(what, ": ", got.defined() ? "" : "result ", ref.defined() ? "" : "reference ", "undefined")};
   if (got.shape() != ref.shape()) return {false, cat(what, ": shape ", shape_str(got.shape()), " vs ", shape_str(ref.shape()))};
   return compare(got.to_vector_f64(), ref.to_vector_f64(), atol, rtol, what);
 }
