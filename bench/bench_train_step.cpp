@@ -449,8 +449,8 @@ int main(int argc, char** argv) {
     std::printf("bench_train_step: preset %s, batch %d, input %d, device %s, BLAS threads %d, load %.2f\n",
                 preset.c_str(), batch, cfg.net.input, fn::device_description(d).c_str(), fn::kernels::blas_threads(),
                 load_average());
-    // A failed validation is reported in the output and the JSON, and the timing still runs: on a GPU
-    // session every figure counts, and the record says plainly that this step did not validate.
+    // A failed validation is reported in the output and the JSON, and the timing still runs (on a GPU
+    // session every figure counts); the exit status is 1 all the same.
     std::string validation = "ok";
     try {
       validate(cfg, batch, d, warmup);
@@ -540,6 +540,10 @@ int main(int argc, char** argv) {
       FN_CHECK(f.good(), "bench_train_step: cannot write ", json_path);
       f << out.dump(2) << "\n";
       std::printf("wrote %s\n", json_path.c_str());
+    }
+    if (validation != "ok") {  // the figures are out, but the run fails (the smoke test relies on this)
+      std::fprintf(stderr, "bench_train_step: validation failed: %s\n", validation.c_str());
+      return 1;
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
