@@ -290,7 +290,7 @@ void conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int s
   check_cuda_algo("conv2d_backward_filter", x, opt.algo);
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
-    return cuda::conv2d_backward_filter_f32(x.f32(), gy.f32(), gw.f32(), g, opt.algo);
+    return cuda::conv2d_backward_filter_f32(x.f32(), gy.f32(), gw.f32(), g, opt.algo, opt.filter_chunks);
 #endif
   }
   FN_DISPATCH_FLOAT(x.dtype(),

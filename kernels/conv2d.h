@@ -33,6 +33,9 @@ enum class ConvCpuPlan {
 struct ConvOptions {
   ConvAlgo algo = ConvAlgo::Auto;
   ConvCpuPlan cpu_plan = ConvCpuPlan::Auto;
+  // CUDA (cuDNN) filter gradient: 0 = the batch is split into 1, 2 or 4 chunks as timing decides; N > 0
+  // forces N chunks (tests use it; N must divide the batch).
+  int filter_chunks = 0;
 };
 const char* conv_algo_name(ConvAlgo a);
 const char* conv_cpu_plan_name(ConvCpuPlan p);
@@ -52,7 +55,8 @@ namespace cuda {
 void conv2d_forward_f32(const float* x, const float* w, const float* b, float* y, const ConvGeom& g, bool relu,
                         ConvAlgo algo);
 void conv2d_backward_data_f32(const float* gy, const float* w, float* gx, const ConvGeom& g, ConvAlgo algo);
-void conv2d_backward_filter_f32(const float* x, const float* gy, float* gw, const ConvGeom& g, ConvAlgo algo);
+void conv2d_backward_filter_f32(const float* x, const float* gy, float* gw, const ConvGeom& g, ConvAlgo algo,
+                                int filter_chunks = 0);
 }  // namespace cuda
 #endif
 

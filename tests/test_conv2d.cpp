@@ -321,4 +321,28 @@ TEST_CASE("conv2d: CUDA (cuDNN and im2col + cuBLAS) matches the CPU, forward and
       }
     }
   }
+  // The cuDNN filter gradient computed in batch chunks that accumulate into dW (forced; normally timed).
+  for (Case c : {Case{4, 8, 12, 12, 6, 3, 3, 1, 1}, Case{8, 16, 10, 9, 8, 3, 3, 2, 1}}) {
+    Problem p = make(c, seed++, DType::F32);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+    Rng rng(seed);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1);
+    Tensor ref = Tensor::empty_like(p.w);
+    kernels::conv2d_backward_filter(p.x, gy, ref, c[7], c[8]);
+    for (int chunks : {1, 2, 4}) {
+      INFO("filter gradient in " << chunks << " chunks, x " << shape_str(p.x.shape()));
+      Tensor gw = Tensor::empty(p.w.shape(), DType::F32, Device::CUDA);
+      fn::test::poison(gw);
+      ConvOptions opt;
+      opt.algo = ConvAlgo::Cudnn;
+      opt.filter_chunks = chunks;
+      kernels::conv2d_backward_filter(p.x.to(Device::CUDA), gy.to(Device::CUDA), gw, c[7], c[8], opt);
+      FN_REQUIRE_CLOSE(gw, ref, 1e-5 * std::sqrt(double(g.N * g.pq())), 1e-4);
+    }
+    ConvOptions three;
+    three.filter_chunks = 3;
+    Tensor gw = Tensor::empty(p.w.shape(), DType::F32, Device::CUDA);
+    REQUIRE_THROWS_WITH(kernels::conv2d_backward_filter(p.x.to(Device::CUDA), gy.to(Device::CUDA), gw, c[7], c[8], three),
+                        Catch::Contains("do not divide the batch"));
+  }
 }

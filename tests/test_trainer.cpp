@@ -338,3 +338,26 @@ TEST_CASE("A NaN loss stops training, naming step and term, and keeps the last g
   r.resume = last;
   CHECK(train(small_run(), r).steps == 12);
 }
+
+TEST_CASE("clip_gradients: the global L2 norm over every parameter with a gradient, scaled only above the limit",
+          "[trainer]") {
+  auto param = [](std::vector<float> g) {
+    Tensor p = Tensor::zeros({int64_t(g.size())});
+    p.set_requires_grad(true);
+    p.set_grad(Tensor::from(g, {int64_t(g.size())}));
+    return p;
+  };
+  Tensor no_grad = Tensor::zeros({3});
+  no_grad.set_requires_grad(true);
+  std::vector<Tensor> ps = {param({3, 0}), no_grad, param({0, 4, 0}), param({12})};  // norm sqrt(9+16+144) = 13
+  REQUIRE(clip_gradients(ps, 0) == Approx(13.0).epsilon(1e-12));  // 0: measure only
+  REQUIRE(ps[3].grad().to_vector() == std::vector<float>{12});
+  REQUIRE(clip_gradients(ps, 20) == Approx(13.0).epsilon(1e-12));  // below the limit: unchanged
+  REQUIRE(ps[0].grad().to_vector() == std::vector<float>{3, 0});
+  REQUIRE(clip_gradients(ps, 6.5) == Approx(13.0).epsilon(1e-12));  // above: every gradient halved
+  REQUIRE(ps[0].grad().to_vector() == std::vector<float>{1.5f, 0});
+  REQUIRE(ps[2].grad().to_vector() == std::vector<float>{0, 2, 0});
+  REQUIRE(ps[3].grad().to_vector() == std::vector<float>{6});
+  REQUIRE(clip_gradients(ps, 0) == Approx(6.5).epsilon(1e-12));
+  REQUIRE(clip_gradients({no_grad}, 1) == 0.0);  // nothing to clip
+}
