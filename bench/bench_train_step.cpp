@@ -62,13 +62,9 @@ using fn::Tensor;
 using json = nlohmann::json;
 namespace fnn = fn::fashionnet;
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using fn::bench::load_average;
+using fn::bench::median;
+using fn::bench::now_s;
 
 void sync(Device d) {
 #ifdef FN_WITH_CUDA
@@ -89,13 +85,6 @@ double max_rss_mb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
-double load_average() {
-  double l[1] = {-1};
-  std::ifstream f("/proc/loadavg");
-  f >> l[0];
-  return l[0];
 }
 
 // A fixed batch of P items x K images: random pixels, random landmarks inside the image with ~3/4 of

@@ -80,7 +80,6 @@ double clip_gradients(const std::vector<Tensor>& params, double max_norm) {
   return norm;
 }
 
-
 std::vector<int> holdout_indices(const data::Dataset& ds, double holdout) {
   std::vector<int> r;
   if (ds.benchmark != "imagefolder") return ds.indices(data::Split::Val);

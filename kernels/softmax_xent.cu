@@ -27,6 +27,9 @@ namespace {
 
 constexpr int kFinalizeThreads = 256;
 
+// Blocks of 256 threads for the one-warp-per-row kernels: 8 rows a block.
+unsigned warp_row_blocks(int N) { return unsigned((N + 7) / 8); }
+
 __global__ void finalize_kernel(const float* __restrict__ terms, const float* __restrict__ den, int64_t n,
                                 float fixed_den, float* loss, float* norm) {
   __shared__ double s_sum[kFinalizeThreads], s_den[kFinalizeThreads];
@@ -65,11 +68,9 @@ __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ l
   if (row >= N) return;  // whole warps leave together
   const float* zr = z + row * K;
   float m = -INFINITY;
-#pragma unroll 4  // four independent loads in flight per lane: a wide row is latency-bound otherwise
   for (int k = lane; k < K; k += 32) m = fmaxf(m, zr[k]);
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   float s = 0.f;
-#pragma unroll 4
   for (int k = lane; k < K; k += 32) s += expf(zr[k] - m);
   for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
   if (lane == 0) {
@@ -147,8 +148,7 @@ void softmax_xent_forward_f32(SoftmaxXentVersion v, const float* z, const float*
                               int ignore, float* terms, float* lse, float* row_weight) {
   if (N == 0) return;
   if (v == SoftmaxXentVersion::Default) v = K <= 8 ? SoftmaxXentVersion::V1RowThread : SoftmaxXentVersion::V2RowWarp;
-  const int rows_per_block = 256 / 32;
-  const unsigned warp_blocks = unsigned((N + rows_per_block - 1) / rows_per_block);
+  const unsigned warp_blocks = warp_row_blocks(N);
   if (v == SoftmaxXentVersion::V1RowThread) {
     xent_v1<<<grid_for(N), 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
   } else if (v == SoftmaxXentVersion::V3RowWarpOnline) {
@@ -166,9 +166,8 @@ void softmax_xent_backward_f32(SoftmaxXentBackwardVersion v, const float* grad_l
   if (v == SoftmaxXentBackwardVersion::Default)
     v = K <= 8 ? SoftmaxXentBackwardVersion::V1Element : SoftmaxXentBackwardVersion::V2RowWarp;
   if (v == SoftmaxXentBackwardVersion::V2RowWarp) {
-    const int rows_per_block = 256 / 32;
-    xent_backward_rows<<<unsigned((N + rows_per_block - 1) / rows_per_block), 256, 0, ::fn::cuda::stream()>>>(
-        grad_loss, z, labels, lse, row_weight, norm, N, K, gz);
+    xent_backward_rows<<<warp_row_blocks(N), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, lse, row_weight,
+                                                                            norm, N, K, gz);
     CUDA_CHECK_LAUNCH();
     return;
   }
