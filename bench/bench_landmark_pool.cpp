@@ -2,8 +2,9 @@
 // 8 slots, r = 1. Every version, forward and backward. Validates first (CUDA against the CPU; the CPU's
 // fast backward against its gather), then times: warm-up, median of repeats. The figure that matters is
 // GB/s of compulsory traffic (the windows read, outputs and argmax written; for the backward the output
-// gradient and argmax read and the full feature gradient written); on a GPU it is set against the
-// device's copy bandwidth measured in the same run (cudaMemcpy device to device).
+// gradient and argmax read and the full feature gradient written; for the sparse accumulation the
+// output gradient and argmax read and one cell read and written per pooled output); on a GPU it is set
+// against the device's copy bandwidth measured in the same run (cudaMemcpy device to device).
 //   bench_landmark_pool [--device cpu|cuda] [--quick] [--repeats R] [--json FILE]
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -89,6 +90,9 @@ int main(int argc, char** argv) {
   const double outs = double(s.N * s.L * s.C);
   const double fwd_bytes = outs * win * 4 + double(s.N * s.L * 3 * 4) + outs * 8;
   const double bwd_bytes = outs * 8 + double(s.N * s.C * s.H * s.W) * 4;
+  // The dense gradient's later addition into conv4's gradient (read both, write one), which the sparse
+  // accumulation replaces.
+  const double add_bytes = 3.0 * double(s.N * s.C * s.H * s.W) * 4;
 
   // Inputs: random features, landmarks inside the image, a quarter invisible.
   Rng rng(2026);
@@ -132,6 +136,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "validation failed: CPU backward differs from the gather\n");
     return 1;
   }
+  // The sparse accumulation reads the output gradient and argmax and read-modify-writes one cell per
+  // pooled output; over zeros it is the dense backward bitwise.
+  int64_t pooled = 0;
+  for (int32_t a : arg.to_host()) pooled += a >= 0;
+  const double acc_bytes = outs * 8 + double(pooled) * 8;
+  Tensor base = Tensor::randn(f.shape(), rng), acc = Tensor::zeros_like(f);
+  kernels::landmark_pool_backward_accumulate(gy, arg, acc);
+  if (acc.to_vector() != gf_ref.to_vector()) {
+    std::fprintf(stderr, "validation failed: CPU accumulate over zeros differs from the dense backward\n");
+    return 1;
+  }
 
   if (device == "cpu") {
     out["versions"]["device_description"] = device_description(Device::CPU);
@@ -149,6 +164,15 @@ int main(int argc, char** argv) {
         "backward", "gather", "cpu",
         time_cpu([&] { kernels::landmark_pool_backward(gy, arg, gf, LandmarkPoolBackward::Gather); }, warmup, repeats),
         bwd_bytes, 0);
+    // What a training step ran before (dense gradient, then the autograd's add into pool4's) and runs now.
+    acc = base.clone();
+    record("backward", "dense_then_add", "cpu", time_cpu([&] {
+             kernels::landmark_pool_backward(gy, arg, gf);
+             acc.add_(gf);
+           }, warmup, repeats),
+           bwd_bytes + add_bytes, 0);
+    record("backward", "accumulate", "cpu",
+           time_cpu([&] { kernels::landmark_pool_backward_accumulate(gy, arg, acc); }, warmup, repeats), acc_bytes, 0);
     // Baseline in the same run: a plain copy of the feature gradient's size (what the backward must write).
     Tensor src = Tensor::randn(f.shape(), rng), dst = Tensor::empty_like(f);
     double copy_ms = time_cpu([&] { dst.copy_from(src); }, warmup, repeats);
@@ -199,12 +223,35 @@ int main(int argc, char** argv) {
         record("backward", name, "cuda",
                time_cuda([&] { kernels::landmark_pool_backward(gyg, ag, gfg, v); }, warmup, repeats), bwd_bytes, peak);
       }
-      // What a training step runs: the default forward, then the default backward (the target's figure).
+      // The sparse accumulation into an existing gradient (conv4's, holding pool4's): bitwise the CPU's.
+      Tensor accg = base.to(Device::CUDA), acc_ref = base.clone();
+      kernels::landmark_pool_backward_accumulate(gy, arg, acc_ref);
+      kernels::landmark_pool_backward_accumulate(gyg, ag, accg);
+      if (accg.to_vector() != acc_ref.to_vector()) {
+        std::fprintf(stderr, "validation failed: backward accumulate differs from the CPU\n");
+        return 1;
+      }
+      record("backward", "dense_then_add", "cuda", time_cuda([&] {
+               kernels::landmark_pool_backward(gyg, ag, gfg);
+               accg.add_(gfg);
+             }, warmup, repeats),
+             bwd_bytes + add_bytes, peak);
+      record("backward", "accumulate", "cuda",
+             time_cuda([&] { kernels::landmark_pool_backward_accumulate(gyg, ag, accg); }, warmup, repeats), acc_bytes,
+             peak);
+      // What a training step runs: the default forward, then the sparse accumulation (the target's figure),
+      // and the dense formulation it replaced.
       record("fwd+bwd", "defaults", "cuda", time_cuda([&] {
                kernels::landmark_pool_forward(fg, Lg, Vg, args, yg, ag);
-               kernels::landmark_pool_backward(gyg, ag, gfg);
+               kernels::landmark_pool_backward_accumulate(gyg, ag, accg);
              }, warmup, repeats),
-             fwd_bytes + bwd_bytes, peak);
+             fwd_bytes + acc_bytes, peak);
+      record("fwd+bwd", "dense_then_add", "cuda", time_cuda([&] {
+               kernels::landmark_pool_forward(fg, Lg, Vg, args, yg, ag);
+               kernels::landmark_pool_backward(gyg, ag, gfg);
+               accg.add_(gfg);
+             }, warmup, repeats),
+             fwd_bytes + bwd_bytes + add_bytes, peak);
     }
 #endif
   }

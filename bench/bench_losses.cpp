@@ -100,6 +100,7 @@ void bench_xent(Bench& B, Device dev, int64_t N, int K, Rng& rng) {
   if (dev == Device::CUDA) {
     versions.push_back({kernels::SoftmaxXentVersion::V2RowWarp, "v2_row_warp"});
     versions.push_back({kernels::SoftmaxXentVersion::V3RowWarpOnline, "v3_row_warp_online"});
+    versions.push_back({kernels::SoftmaxXentVersion::V4RowRegisters, "v4_row_registers"});
   }
   for (auto [v, name] : versions) {
     l.fill_(NAN);

@@ -313,6 +313,7 @@ json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) 
   Tensor conv4 = leaf(out.conv4);
   fn::kernels::LandmarkPoolArgs args;
   args.radius = s.cfg.net.pool_radius;
+  conv4.set_grad(Tensor::zeros_like(conv4));  // pool4's gradient, as in the step: landmark_pool adds into it
   double pool = time_median(repeats, d, [&] {
     fn::backward(fn::F::sum(fn::F::landmark_pool(conv4, s.batch.landmarks, s.batch.visible, args)));
   });

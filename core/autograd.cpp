@@ -19,14 +19,26 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward) {
+void record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward, AccumulateFn accumulate) {
   output.set_requires_grad(true);
   output.impl()->is_leaf = false;
-  g_tape.push_back(Node{op, std::move(inputs), output, std::move(backward)});
+  g_tape.push_back(Node{op, std::move(inputs), output, std::move(backward), std::move(accumulate)});
 }
 
 void clear_tape() { g_tape.clear(); }
 size_t tape_size() { return g_tape.size(); }
+
+namespace {
+// After a node has run: its output's gradient (unless a leaf's), its closures' saved tensors and the
+// activations only it held are freed, so the peak stays near the forward's.
+void release(Node& node) {
+  if (!node.output.is_leaf()) node.output.zero_grad();
+  node.backward = nullptr;
+  node.accumulate = nullptr;
+  node.inputs.clear();
+  node.output = Tensor();
+}
+}  // namespace
 
 void backward(const Tensor& root, const Tensor& seed) {
   FN_CHECK(root.defined() && root.requires_grad(), "backward: the root does not require a gradient (",
@@ -47,6 +59,13 @@ void backward(const Tensor& root, const Tensor& seed) {
     Tensor g = node.output.grad();
     if (!g.defined()) {  // this node does not lead to the root
       node = Node{};
+      continue;
+    }
+    Tensor* in0 = node.inputs.empty() ? nullptr : &node.inputs[0];
+    if (node.accumulate && in0->defined() && in0->requires_grad() && in0->grad().defined()) {
+      Tensor cur = in0->grad();
+      node.accumulate(g, cur);
+      release(node);
       continue;
     }
     std::vector<Tensor> grads = node.backward(g);
@@ -71,10 +90,7 @@ void backward(const Tensor& root, const Tensor& seed) {
         in.set_grad(gi);
       }
     }
-    if (!node.output.is_leaf()) node.output.zero_grad();  // free intermediate gradients early,
-    node.backward = nullptr;                               // what the closure saved,
-    node.inputs.clear();                                   // and the activations only this node held:
-    node.output = Tensor();                                // the peak then stays near the forward's
+    release(node);
   }
   if (!root.is_leaf()) root.impl()->grad.reset();
 }

@@ -15,11 +15,17 @@ namespace fn {
 // Given d(loss)/d(output), returns d(loss)/d(input i) for each input (undefined where not needed).
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
+// Optional, for an op whose gradient is sparse and goes to input 0 only: adds d(loss)/d(input 0) straight
+// into `input_grad`, the gradient that input already holds from its other consumers. Run instead of the
+// BackwardFn when that gradient exists, it saves a dense gradient tensor and its addition.
+using AccumulateFn = std::function<void(const Tensor& grad_output, Tensor& input_grad)>;
+
 struct Node {
   const char* op;
   std::vector<Tensor> inputs;
   Tensor output;
   BackwardFn backward;
+  AccumulateFn accumulate;  // may be empty
 };
 
 bool grad_enabled();
@@ -40,7 +46,9 @@ class NoGradGuard {
 bool needs_grad(const std::vector<Tensor>& inputs);
 
 // Records `output = op(inputs)`; marks output as requiring grad. Call only when needs_grad(inputs).
-void record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward);
+// `accumulate` (optional; see AccumulateFn) is only for ops whose inputs other than input 0 get no gradient.
+void record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward,
+            AccumulateFn accumulate = nullptr);
 
 // Back-propagates from a scalar loss (seed gradient 1), or from any tensor with an explicit seed gradient.
 // Clears the tape.

@@ -95,6 +95,10 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool tr
   int64_t n = images.size(0);
   float p = cfg_.dropout;
   o.conv4 = (*trunk_)(images);
+  // With given positions (training), the local branch is recorded before pool4, so that its backward runs
+  // after pool4's: landmark_pool then adds its sparse gradient into conv4's instead of a dense copy.
+  const bool local_first = cfg_.local_branch && pool_at.landmarks.defined();
+  if (local_first) o.fc6_local_act = local_features(o.conv4, pool_at);
   Tensor pool4 = F::max_pool2d(o.conv4);
 
   // Global branch.
@@ -109,11 +113,10 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool tr
   o.landmark_loc = (*landmark_loc_)(fc7_pose);
   o.landmark_vis = F::reshape((*landmark_vis_)(fc7_pose), {n * kSlots, 2});
 
-  // Local branch: pooled at the given landmarks, or at the predicted ones.
+  // Local branch at the predicted landmarks when none are given (evaluation).
   Tensor fused = fc6_global;
   if (cfg_.local_branch) {
-    PoolAt at = pool_at.landmarks.defined() ? pool_at : predicted_pool_at(o);
-    o.fc6_local_act = local_features(o.conv4, at);
+    if (!local_first) o.fc6_local_act = local_features(o.conv4, predicted_pool_at(o));
     fused = F::concat({fc6_global, F::dropout(o.fc6_local_act, p, training, dropout_seed(step, 1))}, 1);
   }
 

@@ -77,6 +77,16 @@ Dims check_backward(const Tensor& gout, const Int32Buffer& argmax, const Tensor&
   check_float32_on_cuda("landmark_pool backward", gf);
   return d;
 }
+
+// CPU: every (n, c) plane's L gradients added into gf, in slot order.
+void scatter_planes(const Tensor& gout, const Int32Buffer& argmax, const Dims& d, Tensor& gf) {
+  FN_DISPATCH_FLOAT(gf.dtype(), T, {
+    const T* pg = gout.data<T>();
+    T* px = gf.data<T>();
+    const int64_t planes = int64_t(d.N) * d.C, plane = int64_t(d.H) * d.W;
+    for (int64_t nc = 0; nc < planes; ++nc) landmark_pool_scatter_plane(nc, d.C, d.L, plane, argmax.data(), pg, px);
+  });
+}
 }  // namespace
 
 void landmark_pool_forward(const Tensor& f, const Tensor& lm, const Tensor& vis, const LandmarkPoolArgs& a, Tensor& out,
@@ -146,20 +156,17 @@ void landmark_pool_backward(const Tensor& gout, const Int32Buffer& argmax, Tenso
   // Zero the planes, then visit each plane's L outputs in slot order: every cell receives its gradients in
   // the same order as the gather adds them, so the two agree bitwise; O(N*C*(H*W + L)) instead of O(..*L).
   gf.zero_();
-  FN_DISPATCH_FLOAT(gf.dtype(), T, {
-    const T* pg = gout.data<T>();
-    const int32_t* pa = argmax.data();
-    T* px = gf.data<T>();
-    const int64_t plane = int64_t(d.H) * d.W;
-    for (int64_t n = 0; n < d.N; ++n)
-      for (int64_t c = 0; c < d.C; ++c) {
-        T* x = px + (n * d.C + c) * plane;
-        for (int s = 0; s < d.L; ++s) {
-          int64_t o = (n * d.L + s) * d.C + c;
-          if (pa[o] >= 0) x[pa[o]] += pg[o];
-        }
-      }
-  });
+  scatter_planes(gout, argmax, d, gf);
+}
+
+void landmark_pool_backward_accumulate(const Tensor& gout, const Int32Buffer& argmax, Tensor& gf) {
+  Dims d = check_backward(gout, argmax, gf);
+  if (gf.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::landmark_pool_accumulate_f32(gout.f32(), argmax.data(), d.N, d.C, d.H, d.W, d.L, gf.f32());
+#endif
+  }
+  scatter_planes(gout, argmax, d, gf);
 }
 
 }  // namespace fn::kernels

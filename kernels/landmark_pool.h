@@ -59,6 +59,11 @@ void landmark_pool_forward(const Tensor& features, const Tensor& landmarks, cons
 void landmark_pool_backward(const Tensor& grad_out, const Int32Buffer& argmax, Tensor& grad_features,
                             LandmarkPoolBackward version = LandmarkPoolBackward::Default);
 
+// The sparse backward: adds the output gradients into grad_features, which already holds the gradient of
+// the map's other consumers (in FashionNet, pool4's). Per plane in slot order, so deterministic; over zeros
+// it equals landmark_pool_backward bitwise. The autograd uses it when the gradient already exists.
+void landmark_pool_backward_accumulate(const Tensor& grad_out, const Int32Buffer& argmax, Tensor& grad_features);
+
 #ifdef FN_WITH_CUDA
 namespace cuda {
 void landmark_pool_forward_f32(LandmarkPoolForward v, const float* feat, const float* landmarks, const float* vis,
@@ -66,6 +71,8 @@ void landmark_pool_forward_f32(LandmarkPoolForward v, const float* feat, const f
                                int32_t* argmax);
 void landmark_pool_backward_f32(LandmarkPoolBackward v, const float* grad_out, const int32_t* argmax, int N, int C,
                                 int H, int W, int L, float* grad_features);
+void landmark_pool_accumulate_f32(const float* grad_out, const int32_t* argmax, int N, int C, int H, int W, int L,
+                                  float* grad_features);
 }  // namespace cuda
 #endif
 

@@ -115,4 +115,18 @@ FN_HD T landmark_pool_gather(int32_t cell, int L, const int32_t* argmax, const T
   return sum;
 }
 
+// Backward as a scatter, one (n, c) plane: adds the plane's L output gradients into their argmax cells of
+// `gf` (the gradient planes, N*C of `plane` cells), in slot order. Over zeros this equals the gather bitwise;
+// over another consumer's gradient it is the sparse accumulation (a plane has one writer: no atomics).
+template <class T>
+FN_HD void landmark_pool_scatter_plane(int64_t nc, int C, int L, int64_t plane, const int32_t* argmax,
+                                       const T* grad_out, T* gf) {
+  const int64_t first = (nc / C) * L * C + nc % C;  // output (n, slot 0, c)
+  T* x = gf + nc * plane;
+  for (int s = 0; s < L; ++s) {
+    const int32_t a = argmax[first + int64_t(s) * C];
+    if (a >= 0) x[a] += grad_out[first + int64_t(s) * C];
+  }
+}
+
 }  // namespace fn::kernels

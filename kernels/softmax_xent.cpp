@@ -67,7 +67,7 @@ void softmax_xent_forward(const Tensor& logits, const Tensor& labels, const Tens
 #endif
   } else {
     FN_CHECK(version == SoftmaxXentVersion::Default || version == SoftmaxXentVersion::V1RowThread,
-             "softmax_cross_entropy: V2RowWarp and V3RowWarpOnline are CUDA variants");
+             "softmax_cross_entropy: V2RowWarp, V3RowWarpOnline and V4RowRegisters are CUDA variants");
     FN_DISPATCH_FLOAT(logits.dtype(), T, {
       const T *z = logits.data<T>(), *y = labels.data<T>(), *w = weights.defined() ? weights.data<T>() : nullptr;
       T *pt = terms.data<T>(), *pl = lse.data<T>(), *pw = row_weight.data<T>();

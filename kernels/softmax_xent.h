@@ -28,7 +28,9 @@ void loss_finalize(const Tensor& terms, const Tensor& denominators, double fixed
                    Tensor& norm);
 
 // ---- softmax cross-entropy
-enum class SoftmaxXentVersion { Default, V1RowThread, V2RowWarp, V3RowWarpOnline };
+// Forward: V1RowThread (one thread per row), V2RowWarp, V3RowWarpOnline and V4RowRegisters (one warp per
+// row; CUDA). Default: V1 for K <= 8, V2 above.
+enum class SoftmaxXentVersion { Default, V1RowThread, V2RowWarp, V3RowWarpOnline, V4RowRegisters };
 // Backward: V1Element (one thread per logit), V2RowWarp (one warp per row; CUDA). Default: V1 for K <= 8.
 enum class SoftmaxXentBackwardVersion { Default, V1Element, V2RowWarp };
 

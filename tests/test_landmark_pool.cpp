@@ -4,7 +4,9 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/autograd.h"
 #include "kernels/landmark_pool.h"
+#include "nn/functional.h"
 #include "nn/losses.h"
 #include "tests/support/check.h"
 
@@ -201,6 +203,68 @@ TEST_CASE("landmark_pool: the fast CPU backward equals the gather bitwise") {
   }
 }
 
+TEST_CASE("landmark_pool: the sparse backward adds into an existing gradient") {
+  Rng rng(14);
+  for (int64_t C : {1, 33}) {
+    Tensor f = Tensor::randn({3, C, 4, 5}, rng);  // small map: slots share cells
+    Marks m = random_marks(3, 8, 4, 5, 8, 15);
+    Forward fw = run_forward(f, m.landmarks, m.visibility, {});
+    Tensor g = Tensor::randn(fw.out.shape(), rng);
+    Tensor dense = Tensor::empty_like(f);
+    kernels::landmark_pool_backward(g, *fw.argmax, dense);
+    // Over zeros: the dense backward, bitwise (same order of additions).
+    Tensor acc = Tensor::zeros_like(f);
+    kernels::landmark_pool_backward_accumulate(g, *fw.argmax, acc);
+    REQUIRE(acc.to_vector() == dense.to_vector());
+    // Over another gradient: base + dense, up to the order of additions where slots share a cell.
+    Tensor base = Tensor::randn(f.shape(), rng), expect = base.clone();
+    expect.add_(dense);
+    kernels::landmark_pool_backward_accumulate(g, *fw.argmax, base);
+    FN_REQUIRE_CLOSE(base, expect, 1e-6, 1e-6);
+  }
+}
+
+TEST_CASE("landmark_pool: gradients beside pool4 take the sparse path (float64, central differences)") {
+  // Recorded before max_pool2d, landmark_pool's backward runs after pool's and finds the features' gradient
+  // already there: the path FashionNet's training step takes.
+  for (auto mode : {LandmarkPoolMode::Corner, LandmarkPoolMode::Zero}) {
+    LandmarkPoolArgs a{8, 1, mode};
+    Tensor f = separated_features({2, 3, 6, 6}, 31);
+    f.set_requires_grad(true);
+    Marks m = random_marks(2, 8, 6, 6, 8, 32, DType::F64);
+    gradcheck(
+        [&](const std::vector<Tensor>& x) {
+          Tensor local = F::landmark_pool(x[0], m.landmarks, m.visibility, a);
+          return F::concat({local, F::flatten(F::max_pool2d(x[0]))}, 1);
+        },
+        {f});
+  }
+}
+
+TEST_CASE("autograd: an op's accumulate runs when its input already has a gradient, its backward otherwise") {
+  for (bool other_consumer : {false, true}) {
+    Tensor x = Tensor::full({3}, 2.0, DType::F64);
+    x.set_requires_grad(true);
+    int backwards = 0, accumulates = 0;
+    Tensor y = Tensor::full({3}, 0.0, DType::F64);  // y = 5x, by hand so both paths are visible
+    record(
+        "times5", {x}, y,
+        [&](const Tensor& g) {
+          ++backwards;
+          return std::vector<Tensor>{F::scale(g, 5.0)};
+        },
+        [&](const Tensor& g, Tensor& gx) {
+          ++accumulates;
+          gx.add_(F::scale(g, 5.0));
+        });
+    Tensor z = other_consumer ? F::concat({y, F::scale(x, 3.0)}, 0) : y;  // scale runs back first
+    backward(z, Tensor::full(z.shape(), 1.0, DType::F64));
+    REQUIRE(backwards == (other_consumer ? 0 : 1));
+    REQUIRE(accumulates == (other_consumer ? 1 : 0));
+    REQUIRE(x.grad().to_vector_f64() == std::vector<double>(3, other_consumer ? 8.0 : 5.0));
+  }
+}
+
 TEST_CASE("landmark_pool: all slots invisible") {
   Rng rng(8);
   Tensor f = Tensor::randn({2, 4, 6, 6}, rng);
@@ -259,7 +323,7 @@ TEST_CASE("landmark_pool: batch N equals N runs of batch 1") {
   }
 }
 
-TEST_CASE("landmark_pool: CUDA matches the CPU (forward v1/v2, backward gather variants bitwise)") {
+TEST_CASE("landmark_pool: CUDA matches the CPU (forward v1/v2, backward variants and accumulate bitwise)") {
   FN_REQUIRE_CUDA();
   struct Case {
     int64_t N, C, H, W;
@@ -296,6 +360,11 @@ TEST_CASE("landmark_pool: CUDA matches the CPU (forward v1/v2, backward gather v
         else
           REQUIRE(gf.to_vector() == ref.to_vector());  // deterministic gather: bitwise
       }
+      // The sparse accumulation: the same order of additions on both devices, so bitwise equal.
+      Tensor base = Tensor::randn(f.shape(), rng), ref_acc = base.clone(), gpu_acc = base.to(Device::CUDA);
+      kernels::landmark_pool_backward_accumulate(go, *cpu.argmax, ref_acc);
+      kernels::landmark_pool_backward_accumulate(gog, *gpu.argmax, gpu_acc);
+      REQUIRE(gpu_acc.to_vector() == ref_acc.to_vector());
     }
   }
 }

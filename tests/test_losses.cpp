@@ -200,8 +200,9 @@ TEST_CASE("losses: CUDA matches the CPU (forward and backward, every version)") 
   FN_REQUIRE_CUDA();
   auto gpu = [](const Tensor& t) { return t.to(DType::F32).to(Device::CUDA); };
   auto cpu32 = [](const Tensor& t) { return t.to(DType::F32); };
+  // K: visibility, both category counts, and for v4 a 16-byte-load width, its widest row and one past it.
   for (int64_t N : {1, 33, 45, 256})
-    for (int K : {2, 23, 50}) {
+    for (int K : {2, 23, 50, 36, 1024, 1025}) {
       Rng rng(N * K);
       Tensor z = Tensor::randn({N, K}, rng, 3.0), y = cpu32(random_labels(N, K, N, 4));
       Tensor w = Tensor::uniform({N}, rng, 0.5, 2.0);
@@ -210,7 +211,7 @@ TEST_CASE("losses: CUDA matches the CPU (forward and backward, every version)") 
       Tensor g = Tensor::full({}, 0.7), gz = Tensor::empty_like(z);
       kernels::softmax_xent_backward(g, z, y, lse, rw, nm, gz);
       for (auto v : {kernels::SoftmaxXentVersion::V1RowThread, kernels::SoftmaxXentVersion::V2RowWarp,
-                     kernels::SoftmaxXentVersion::V3RowWarpOnline}) {
+                     kernels::SoftmaxXentVersion::V3RowWarpOnline, kernels::SoftmaxXentVersion::V4RowRegisters}) {
         Tensor L = gpu(Tensor::empty({})), LSE = gpu(Tensor::empty({N})), RW = gpu(Tensor::empty({N})),
                NM = gpu(Tensor::empty({}));
         for (Tensor* t : {&L, &LSE, &RW, &NM}) fn::test::poison(*t);
