@@ -116,6 +116,19 @@ void bench_xent(Bench& B, Device dev, int64_t N, int K, Rng& rng) {
              [&, v = v] { kernels::softmax_xent_backward(g, zd, yd, lse, rw, nm, gz, v); });
 }
 
+// ---- the shared final reduction (part of every loss's forward): one block sums n terms and weights
+void bench_finalize(Bench& B, Device dev, int64_t n, Rng& rng) {
+  Tensor t = Tensor::randn({n}, rng), w = Tensor::uniform({n}, rng, 0.5, 2.0);
+  Tensor l64 = Tensor::empty({}, DType::F64), n64 = Tensor::empty({}, DType::F64);
+  kernels::loss_finalize(t.to(DType::F64), w.to(DType::F64), 0.0, l64, n64);
+  Tensor td = on(t, dev), wd = on(w, dev), l = Tensor::empty({}, DType::F32, dev), nm = Tensor::empty_like(l);
+  l.fill_(NAN);
+  kernels::loss_finalize(td, wd, 0.0, l, nm);
+  if (!B.check("loss_finalize", l.item(), l64.item())) return;
+  B.record("loss_finalize", std::to_string(n), "one_block", double(2 * n * 4),
+           [&] { kernels::loss_finalize(td, wd, 0.0, l, nm); });
+}
+
 // ---- attribute BCE
 void bench_bce(Bench& B, Device dev, int64_t N, int64_t A, Rng& rng) {
   Tensor z = Tensor::randn({N, A}, rng, 3.0), a = Tensor::empty({N, A}), k = Tensor::empty({N, A});
@@ -261,6 +274,7 @@ int main(int argc, char** argv) {
   const int64_t N = 32;
   for (int K : {23, 50}) bench_xent(B, dev, N, K, rng);
   bench_xent(B, dev, N * 8, 2, rng);  // per-slot visibility
+  bench_finalize(B, dev, N, rng);
   for (int64_t A : {463, 1000}) bench_bce(B, dev, N, A, rng);
   bench_l2(B, dev, N, rng);
   bench_embedding(B, dev, N, quick ? 512 : 4096, rng);
@@ -271,6 +285,7 @@ int main(int argc, char** argv) {
     // where its GB/s can be set against the copy bandwidth.
     std::printf("-- bandwidth-bound shape (not FashionNet's)\n");
     bench_xent(B, dev, 32768, 1000, rng);
+    bench_finalize(B, dev, 32768, rng);  // its share of the wide forward
     bench_bce(B, dev, 32768, 1000, rng);
   }
   out["results"] = B.results;
