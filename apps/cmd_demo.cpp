@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "apps/command.h"
 #include "apps/options.h"
@@ -61,7 +63,7 @@ double topk(const Arm& a, int64_t k) {
 int run_demo(int argc, char** argv) {
   CLI::App app{"Synthetic DeepFashion-format data -> two-stage training -> retrieval evaluation -> HTML report"};
   std::string out = "runs/demo", device = "auto";
-  int items = 300, views = 4, threads = 2;
+  int items = 300, views = 4, threads = 2, look_alikes = 1;
   bool ablation = false;
   fn::apps::TrainFlags flags;
   flags.steps = "250,500";
@@ -71,6 +73,10 @@ int run_demo(int argc, char** argv) {
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   app.add_option("--threads", threads, "image loader threads")->capture_default_str();
   app.add_flag("--ablation", ablation, "also train global-branch-only on the same data and budget");
+  app.add_option("--look-alikes", look_alikes,
+                 "items per look-alike group, told apart only by details on the landmarks (1: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   fn::apps::add_train_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
   fn::Device dev = fn::parse_device(device);
@@ -83,11 +89,24 @@ int run_demo(int argc, char** argv) {
   sc.views = views;
   sc.seed = 7;
   sc.threads = threads;
+  sc.look_alikes = look_alikes;
+  // The data is reused when it was made with the same settings (a folder without the stamp: the defaults).
+  const std::string stamp_path = data + "/demo_synth.txt";
+  const std::string stamp = fn::cat("items ", items, " views ", views, " seed ", sc.seed, " look_alikes ", look_alikes);
   if (!fs::exists(data + "/Eval/list_eval_partition.txt")) {
-    std::printf("== synthesising %d items x %d views into %s\n", items, views, data.c_str());
+    std::printf("== synthesising %d items x %d views%s into %s\n", items, views,
+                look_alikes > 1 ? fn::cat(", look-alike groups of ", look_alikes).c_str() : "", data.c_str());
     auto s = fn::data::synthesize(sc);
+    fn::fashionnet::write_text_file(stamp_path, stamp + "\n");
     std::printf("   %lld images in %.1f s\n", (long long)s.images, s.seconds);
   } else {
+    std::string found = fn::cat("items 300 views 4 seed 7 look_alikes 1");
+    if (std::ifstream f(stamp_path); f) std::getline(f, found);
+    if (found != stamp) {
+      std::fprintf(stderr, "demo: %s holds data made with \"%s\", not \"%s\"; pass another --out or delete it\n",
+                   data.c_str(), found.c_str(), stamp.c_str());
+      return 2;
+    }
     std::printf("== reusing the synthetic data in %s\n", data.c_str());
   }
 
@@ -102,7 +121,8 @@ int run_demo(int argc, char** argv) {
   }
 
   std::string notes = "<p>Synthetic In-shop-format data (" + std::to_string(items) + " items x " +
-                      std::to_string(views) + " views), preset " + cfg.preset + ", device " +
+                      std::to_string(views) + " views" +
+                      (look_alikes > 1 ? fn::cat(", look-alike groups of ", look_alikes) : std::string()) + "), preset " + cfg.preset + ", device " +
                       fn::device_description(dev) + ".</p>";
   if (ablation) {
     notes += "<h2>Ablation: what landmark pooling buys</h2><table><tr><th>network</th><th>top-1 %</th><th>top-20 %</th>"

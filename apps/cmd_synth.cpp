@@ -20,6 +20,9 @@ int run_synth(int argc, char** argv) {
   app.add_option("--size", cfg.size, "photo side in pixels")->check(CLI::Range(32, 4096));
   app.add_option("--threads", cfg.threads, "drawing threads (the output does not depend on it)")->check(CLI::PositiveNumber);
   app.add_option("--quality", cfg.jpeg_quality, "JPEG quality")->check(CLI::Range(1, 100));
+  app.add_option("--look-alikes", cfg.look_alikes,
+                 "items per look-alike group: they differ only in small details on the landmarks (1: none)")
+      ->check(CLI::Range(1, 16));
   CLI11_PARSE(app, argc, argv);
   const auto sum = fn::data::synthesize(cfg);
   std::printf("synth %s: %lld items, %lld images of %dx%d in %s (%.2f s, %.0f images/s)\n", cfg.benchmark.c_str(),

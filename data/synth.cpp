@@ -166,6 +166,39 @@ Item make_item(uint64_t seed, int index, const std::vector<CategorySpec>& cats) 
   return it;
 }
 
+// The items of look-alike group `group`: item `group * k + j` is the group's look (make_item of the group
+// index) with the j-th of k different trim combinations (different on a part the garment has).
+std::vector<Item> make_look_alikes(uint64_t seed, int group, int k, int items, const std::vector<CategorySpec>& cats) {
+  const Item look = make_item(seed, group, cats);
+  bool has[synth::kTrimParts] = {};
+  for (int slot : slots_of_type(look.g.type)) has[synth::trim_part(slot)] = true;
+  Rng rng(derive_seed(seed, 0x5452494du /* TRIM */, group));
+  std::vector<Item> out;
+  std::vector<std::vector<int>> taken;
+  for (int j = 0; j < k && group * k + j < items; ++j) {
+    std::vector<int> combo(synth::kTrimParts);
+    for (int tries = 0;; ++tries) {  // 36 combinations even for two parts: a new one is found quickly
+      for (int& c : combo) c = int(rng.below(synth::kTrimColours));
+      bool differs = true;
+      for (const auto& t : taken) {
+        bool same = true;
+        for (int p = 0; p < synth::kTrimParts; ++p) same = same && (!has[p] || t[p] == combo[p]);
+        differs = differs && !same;
+      }
+      if (differs || tries > 1000) break;
+    }
+    taken.push_back(combo);
+    Item it = look;
+    char id[32];
+    std::snprintf(id, sizeof id, "id_%08d", group * k + j + 1);
+    it.id = id;
+    it.g.trims = true;
+    for (int p = 0; p < synth::kTrimParts; ++p) it.g.trim[p] = synth::kTrimPalette[combo[size_t(p)]];
+    out.push_back(it);
+  }
+  return out;
+}
+
 // One photo to draw and how the annotation files describe it.
 struct Photo {
   int item;
@@ -294,24 +327,33 @@ SynthSummary synthesize(const SynthConfig& cfg) {
   FN_CHECK(cfg.benchmark == "inshop" || cfg.benchmark == "consumer2shop", "synth: benchmark must be inshop or consumer2shop, not '",
            cfg.benchmark, "'");
   FN_CHECK(cfg.items > 0 && cfg.views > 0 && cfg.size >= 32, "synth: items, views must be positive and size >= 32");
+  FN_CHECK(cfg.look_alikes >= 1 && cfg.look_alikes <= 16, "synth: look_alikes must be 1 to 16, got ", cfg.look_alikes);
   const auto t0 = std::chrono::steady_clock::now();
   const bool inshop = cfg.benchmark == "inshop";
   const auto& cats = inshop ? kInshop : kConsumer2shop;
 
+  const int k = cfg.look_alikes, groups = (cfg.items + k - 1) / k;  // k = 1: a group per item
   std::vector<Item> items;
-  for (int i = 0; i < cfg.items; ++i) items.push_back(make_item(cfg.seed, i, cats));
+  if (k == 1) {
+    for (int i = 0; i < cfg.items; ++i) items.push_back(make_item(cfg.seed, i, cats));
+  } else {
+    for (int gr = 0; gr < groups; ++gr)
+      for (Item& it : make_look_alikes(cfg.seed, gr, k, cfg.items, cats)) items.push_back(std::move(it));
+  }
 
-  // Items split by a seeded shuffle. In-shop: half train, half test (photos alternate gallery, query).
-  // Consumer-to-shop: 60% train, 20% val, 20% test.
-  std::vector<int> order(cfg.items);
-  for (int i = 0; i < cfg.items; ++i) order[i] = i;
+  // Groups (items, unless look-alikes) split by a seeded shuffle. In-shop: half train, half test (photos
+  // alternate gallery, query). Consumer-to-shop: 60% train, 20% val, 20% test.
+  std::vector<int> order(groups);
+  for (int i = 0; i < groups; ++i) order[i] = i;
   Rng split_rng(derive_seed(cfg.seed, 0x53504c54u /* SPLT */));
   split_rng.shuffle(order);
-  std::vector<int> item_split(cfg.items);  // 0 train, 1 val, 2 test
-  for (int r = 0; r < cfg.items; ++r) {
-    const double f = (r + 0.5) / cfg.items;
-    item_split[order[r]] = inshop ? (f < 0.5 ? 0 : 2) : (f < 0.6 ? 0 : f < 0.8 ? 1 : 2);
+  std::vector<int> group_split(groups);  // 0 train, 1 val, 2 test
+  for (int r = 0; r < groups; ++r) {
+    const double f = (r + 0.5) / groups;
+    group_split[order[r]] = inshop ? (f < 0.5 ? 0 : 2) : (f < 0.6 ? 0 : f < 0.8 ? 1 : 2);
   }
+  std::vector<int> item_split(cfg.items);
+  for (int i = 0; i < cfg.items; ++i) item_split[i] = group_split[i / k];
 
   std::vector<Photo> photos;
   for (int i = 0; i < cfg.items; ++i) {

@@ -16,6 +16,11 @@ struct SynthConfig {
   uint64_t seed = 0;
   int threads = 2;
   int jpeg_quality = 90;
+  // Items per look-alike group. 1 (default): every item its own look. K > 1: the items of a group share
+  // category, shape, colours and pattern, and differ only in their trims, small coloured details on the
+  // landmarks (collar, cuffs, waist, hem); a group stays together in the train/test split. Only local
+  // detail then tells a query's item from its look-alikes in the gallery: the case landmark pooling is for.
+  int look_alikes = 1;
 };
 
 struct SynthSummary {

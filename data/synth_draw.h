@@ -18,6 +18,15 @@ struct Rgb {
 
 enum Pattern { kPlain = 0, kStripes, kChecks, kDots, kPatterns };
 enum Sleeve { kSleeveless = 0, kShortSleeve, kLongSleeve };
+enum TrimPart { kTrimCollar = 0, kTrimSleeve, kTrimWaist, kTrimHem, kTrimParts };
+constexpr float kTrimRadius = 9.f;  // canonical pixels (a 256 image), about one conv4 cell at any input size
+// Trim colours: saturated and far apart, so a trim reads as a detail whatever the garment's palette.
+constexpr int kTrimColours = 6;
+constexpr Rgb kTrimPalette[kTrimColours] = {{0.85f, 0.1f, 0.1f},  {0.1f, 0.65f, 0.15f}, {0.12f, 0.2f, 0.85f},
+                                            {0.95f, 0.85f, 0.1f}, {0.8f, 0.15f, 0.75f}, {0.1f, 0.8f, 0.85f}};
+
+// The trim part of a landmark slot (collar, sleeve, waist, hem; left and right alike).
+inline int trim_part(int slot) { return slot / 2; }
 
 // What makes an item itself: shape and appearance, fixed across its views.
 struct Garment {
@@ -34,6 +43,10 @@ struct Garment {
   bool print = false;      // a small motif on the chest (front views)
   int print_shape = 0;     // 0 disc, 1 square, 2 triangle
   Rgb print_color;
+  // Trims: a small coloured disc on each landmark (a button at the collar, a cuff, a waist tab, a hem tag),
+  // one colour per part, the same left and right. Look-alike items differ only here (SynthConfig).
+  bool trims = false;
+  Rgb trim[kTrimParts];    // kTrimCollar, kTrimSleeve, kTrimWaist, kTrimHem
 };
 
 // How one photo sees the item.

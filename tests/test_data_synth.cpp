@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/synth.h"
+#include "data/synth_draw.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -149,6 +150,70 @@ TEST_CASE("synthesis is deterministic from the seed, whatever the thread count")
   CHECK(ta.size() == 18 + 6);
   CHECK(ta == tb);
   CHECK(ta != tc);
+}
+
+TEST_CASE("look-alike groups: one look, different trims on the landmarks, kept together in the split") {
+  TempDir d("lookalike");
+  SynthConfig cfg;
+  cfg.out = d.path.string();
+  cfg.items = 14;  // 5 groups of 3, the last one short
+  cfg.views = 2;
+  cfg.size = 128;
+  cfg.seed = 5;
+  cfg.look_alikes = 3;
+  synthesize(cfg);
+  LoadReport rep;
+  const Dataset ds = load_dataset(cfg.out, "inshop", true, &rep);
+  REQUIRE(rep.error_count == 0);
+  REQUIRE(ds.item_ids.size() == 14);
+  // Item id_N is member (N-1) % 3 of group (N-1) / 3: same category, attributes and split in a group.
+  std::map<int, const Sample*> first_of_group;
+  std::set<Split> splits;
+  for (const Sample& s : ds.samples) {
+    const int n = std::stoi(s.item_id.substr(3)) - 1;
+    auto [it, fresh] = first_of_group.emplace(n / 3, &s);
+    if (fresh) continue;
+    CHECK(s.category == it->second->category);
+    CHECK(s.attributes == it->second->attributes);
+    CHECK((s.split == Split::Train) == (it->second->split == Split::Train));
+    splits.insert(s.split);
+  }
+  CHECK(first_of_group.size() == 5);
+  CHECK(splits.size() >= 2);  // both train and test hold groups
+  // Front photos: nearly every visible landmark wears a trim colour, and in each group the members'
+  // trims differ on some part (colour index per trim part, read at the landmarks).
+  auto trim_colour = [](const Image& im, float x, float y) {
+    const uint8_t* p = &im.rgb[((size_t)std::clamp((int)y, 0, im.h - 1) * im.w + std::clamp((int)x, 0, im.w - 1)) * 3];
+    for (int c = 0; c < synth::kTrimColours; ++c) {
+      const synth::Rgb t = synth::kTrimPalette[c];
+      if (std::abs(p[0] - t.r * 255) + std::abs(p[1] - t.g * 255) + std::abs(p[2] - t.b * 255) < 60) return c;
+    }
+    return -1;
+  };
+  std::map<int, std::map<int, int>> parts;  // item number -> trim part -> colour index
+  int visible = 0, on_trim = 0;
+  for (const Sample& s : ds.samples) {
+    if (s.image.find("_front") == std::string::npos) continue;
+    const Image im = decode_image(cfg.out + "/" + s.image);
+    for (int k = 0; k < kSlots; ++k) {
+      if (s.lm.vis[k] != kVisible) continue;
+      const int c = trim_colour(im, s.lm.x[k], s.lm.y[k]);
+      ++visible;
+      on_trim += c >= 0;
+      if (c >= 0) parts[std::stoi(s.item_id.substr(3)) - 1][synth::trim_part(k)] = c;
+    }
+  }
+  CHECK(visible > 20);
+  CHECK(on_trim >= visible * 8 / 10);
+  int groups_differing = 0;
+  for (int g = 0; g < 4; ++g) {
+    bool differ = false;
+    for (int j = 1; j < 3; ++j)
+      for (auto [part, c] : parts[3 * g + j])
+        differ = differ || (parts[3 * g].count(part) && parts[3 * g][part] != c);
+    groups_differing += differ;
+  }
+  CHECK(groups_differing >= 3);  // an occluder can hide a differing trim in one group
 }
 
 TEST_CASE("synthetic Consumer-to-shop: BOM and CRLF files, pairs, shop and consumer photos") {
