@@ -62,7 +62,7 @@ void backward(const Tensor& root, const Tensor& seed) {
       continue;
     }
     Tensor* in0 = node.inputs.empty() ? nullptr : &node.inputs[0];
-    if (node.accumulate && in0->defined() && in0->requires_grad() && in0->grad().defined()) {
+    if (node.accumulate && in0 && in0->defined() && in0->requires_grad() && in0->grad().defined()) {
       Tensor cur = in0->grad();
       node.accumulate(g, cur);
       release(node);
