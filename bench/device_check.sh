@@ -73,12 +73,18 @@ done
 #    last; then the paper-preset training step beside PyTorch eager.
 : > "$OUTDIR/bench.tsv"
 wanted() { [ -z "${FN_DC_ONLY:-}" ] || [[ " $FN_DC_ONLY " == *" $1 "* ]]; }
+run_step() {  # name, time limit in seconds, then the command: its output goes to name.log, a row to bench.tsv
+  local name=$1 limit=$2 t0 rc
+  shift 2
+  t0=$(date +%s)
+  timeout "$limit" "$@" > "$OUTDIR/$name.log" 2>&1
+  rc=$?
+  printf "%s\t%s\t%ss\n" "$name" "$rc" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+}
 bench() {  # name, then arguments
   local b=$1; shift
   wanted "$b" && [ -x "$BUILD/bin/$b" ] || return 0
-  local t0=$(date +%s)
-  timeout "$STEP" "$BUILD/bin/$b" "$@" > "$OUTDIR/$b.log" 2>&1
-  printf "%s\t%s\t%ss\n" "$b" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+  run_step "$b" "$STEP" "$BUILD/bin/$b" "$@"
 }
 bench bench_landmark_pool --device cuda --json "$OUTDIR/bench_landmark_pool.json"
 bench bench_losses --device cuda --json "$OUTDIR/bench_losses.json"
@@ -88,17 +94,13 @@ bench bench_train_step --device cuda --preset paper --batch 32 --steps 10 --pyto
 
 # 3. Parity of the whole network with PyTorch, our side on the GPU.
 if wanted parity && [ -f bench/pytorch/parity.py ] && "$PY" -c "import torch" 2>/dev/null; then
-  t0=$(date +%s)
-  timeout "$STEP" "$PY" bench/pytorch/parity.py --build "$BUILD" --device cuda --out "$OUTDIR" > "$OUTDIR/parity.log" 2>&1
-  printf "parity\t%s\t%ss\n" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+  run_step parity "$STEP" "$PY" bench/pytorch/parity.py --build "$BUILD" --device cuda --out "$OUTDIR"
 fi
 # 4. The demo end to end on the GPU (synthetic data, two-stage training, evaluation, report); the photos stay
 #    behind, the report, metrics and loss curve come back.
 if wanted demo && [ -x "$BUILD/bin/fashionnet" ]; then
-  t0=$(date +%s)
   rm -rf /tmp/fn_demo
-  timeout "$STEP" "$BUILD/bin/fashionnet" demo --device cuda --threads 12 --out /tmp/fn_demo > "$OUTDIR/demo.log" 2>&1
-  printf "demo\t%s\t%ss\n" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+  run_step demo "$STEP" "$BUILD/bin/fashionnet" demo --device cuda --threads 12 --out /tmp/fn_demo
   mkdir -p "$OUTDIR/demo"
   cp /tmp/fn_demo/report.html /tmp/fn_demo/run/metrics.jsonl /tmp/fn_demo/run/loss.svg /tmp/fn_demo/run/*.json \
     "$OUTDIR/demo/" 2>/dev/null
@@ -111,9 +113,7 @@ bench bench_conv --device cuda --json "$OUTDIR/bench_conv.json"
 if command -v compute-sanitizer >/dev/null 2>&1 && [ "${FN_DC_SANITIZER:-1}" = 1 ]; then
   for t in test_landmark_pool test_losses test_triplet; do
     wanted "memcheck_$t" && [ -x "$BUILD/bin/$t" ] || continue
-    t0=$(date +%s)
-    timeout 40 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/bin/$t" "*CUDA*" > "$OUTDIR/memcheck_$t.log" 2>&1
-    printf "memcheck_%s\t%s\t%ss\n" "$t" "$?" "$(( $(date +%s) - t0 ))" >> "$OUTDIR/bench.tsv"
+    run_step "memcheck_$t" 40 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/bin/$t" "*CUDA*"
   done
 fi
 

@@ -4,19 +4,11 @@
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "kernels/softmax.h"
+#include "kernels/warp_reduce.cuh"
 
 namespace fn::kernels::cuda {
 namespace {
 constexpr int kWarpsPerBlock = 8;
-
-__device__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __global__ void softmax_fwd(const float* x, float* y, int64_t rows, int64_t cols) {
   int64_t r = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;

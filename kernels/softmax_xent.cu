@@ -28,6 +28,7 @@
 #include "core/cuda_context.h"
 #include "kernels/launch.h"
 #include "kernels/softmax_xent.h"
+#include "kernels/warp_reduce.cuh"
 
 namespace fn::kernels::cuda {
 namespace {
@@ -36,6 +37,18 @@ constexpr int kFinalizeThreads = 256;
 
 // Blocks of 256 threads for the one-warp-per-row kernels: 8 rows a block.
 unsigned warp_row_blocks(int N) { return unsigned((N + 7) / 8); }
+
+// The row of this thread's warp in those kernels (it may be >= N: the whole warp then returns).
+__device__ int64_t warp_row() { return (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; }
+
+// Once the warp knows its row's max m and sum of exp(z - m) s, lane 0 writes lse and the labelled term.
+__device__ void finish_row(const float* zr, int K, float m, float s, int64_t row, const float* labels, const float* w,
+                           int ignore, float* terms, float* lse, float* row_weight) {
+  if ((threadIdx.x & 31) != 0) return;
+  const float l = m + logf(s);
+  lse[row] = l;
+  terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
+}
 
 __global__ void finalize_kernel(const float* __restrict__ terms, const float* __restrict__ den, int64_t n,
                                 float fixed_den, float* loss, float* norm) {
@@ -71,26 +84,21 @@ __global__ void xent_v1(const float* __restrict__ z, const float* __restrict__ l
 __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
                         int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
   const int lane = threadIdx.x & 31;
-  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t row = warp_row();
   if (row >= N) return;  // whole warps leave together
   const float* zr = z + row * K;
   float m = -INFINITY;
   for (int k = lane; k < K; k += 32) m = fmaxf(m, zr[k]);
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  m = warp_max(m);
   float s = 0.f;
   for (int k = lane; k < K; k += 32) s += expf(zr[k] - m);
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) {
-    float l = m + logf(s);
-    lse[row] = l;
-    terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
-  }
+  finish_row(zr, K, m, warp_sum(s), row, labels, w, ignore, terms, lse, row_weight);
 }
 
 __global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
                         int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
   const int lane = threadIdx.x & 31;
-  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t row = warp_row();
   if (row >= N) return;
   const float* zr = z + row * K;
   float m = -INFINITY, s = 0.f;
@@ -110,11 +118,7 @@ __global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ l
     s = (s == 0.f ? 0.f : s * expf(m - mm)) + (so == 0.f ? 0.f : so * expf(mo - mm));
     m = mm;
   }
-  if (lane == 0) {
-    float l = m + logf(s);
-    lse[row] = l;
-    terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
-  }
+  finish_row(zr, K, m, s, row, labels, w, ignore, terms, lse, row_weight);
 }
 
 // kPer: logits per lane (a multiple of 4 when kVec4). Lane `lane` holds logits lane + 32 j (scalar) or the
@@ -124,7 +128,7 @@ template <int kPer, bool kVec4>
 __global__ void xent_v4(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
                         int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
   const int lane = threadIdx.x & 31;
-  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t row = warp_row();
   if (row >= N) return;
   const float* zr = z + row * K;
   float v[kPer];
@@ -150,17 +154,12 @@ __global__ void xent_v4(const float* __restrict__ z, const float* __restrict__ l
   float m = -INFINITY;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) m = fmaxf(m, v[j]);
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  m = warp_max(m);
   float s = 0.f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j)
     if (in[j]) s += expf(v[j] - m);
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) {
-    float l = m + logf(s);
-    lse[row] = l;
-    terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
-  }
+  finish_row(zr, K, m, warp_sum(s), row, labels, w, ignore, terms, lse, row_weight);
 }
 
 // Launches v4 with the fewest logits per lane that hold a row; false when K > 1024 (the caller uses v2).
@@ -195,7 +194,7 @@ __global__ void xent_backward_rows(const float* __restrict__ grad_loss, const fl
                                    const float* __restrict__ row_weight, const float* __restrict__ norm, int N, int K,
                                    float* __restrict__ gz) {
   const int lane = threadIdx.x & 31;
-  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t row = warp_row();
   if (row >= N) return;
   const float den = norm[0];
   const float scale_row = den != 0.f ? grad_loss[0] * row_weight[row] / den : 0.f;
