@@ -28,6 +28,7 @@
 #include "core/tensor.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_direct.h"
+#include "kernels/conv2d_winograd.h"
 #include "kernels/gemm.h"
 
 #include "bench/bench_util.h"
@@ -260,6 +261,9 @@ int main(int argc, char** argv) {
       // gradient stays im2col + GEMM).
       if (fn::kernels::conv3x3_direct_supported(g) && (!backward || g.C % 4 == 0))
         vs.push_back(make_variant("direct3x3", {ConvAlgo::Direct3x3, ConvCpuPlan::Auto}, xd, wd, gyd, ref, sync));
+      // Winograd F(2x2, 3x3): forward and data gradient (run as a forward); the filter gradient is im2col + GEMM.
+      if (fn::kernels::conv3x3_winograd_supported(g))
+        vs.push_back(make_variant("winograd3x3", {ConvAlgo::Winograd3x3, ConvCpuPlan::Auto}, xd, wd, gyd, ref, sync));
     } else {
       for (ConvAlgo algo : {ConvAlgo::Cudnn, ConvAlgo::Im2colGemm})
         vs.push_back(make_variant(fn::kernels::conv_algo_name(algo), {algo}, xd, wd, gyd, ref, sync));

@@ -45,6 +45,7 @@
 #include "fashionnet/trainer.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_direct.h"
+#include "kernels/conv2d_winograd.h"
 #include "kernels/gemm.h"
 #include "kernels/maxpool2d.h"
 #include "nn/functional.h"
@@ -252,17 +253,20 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
     Tensor gx = Tensor::empty_like(x), gw = Tensor::empty_like(w);
     double f = time_median(repeats, d, [&] { fn::kernels::conv2d_forward(x, w, b, y, 1, 1, true); });
     double bx = l.cin == 3 ? 0 : time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1); });
-    // Where the CPU default is the direct 3x3 kernel, im2col + GEMM timed right after, for comparison.
+    // Where the CPU default is the direct 3x3 kernel or Winograd, im2col + GEMM timed right after, for
+    // comparison (the direct kernel leaves the filter gradient to im2col + GEMM; Winograd does all three).
     fn::kernels::ConvGeom g = fn::kernels::conv_geom(x.shape(), w.shape(), 1, 1);
     const bool direct = d == Device::CPU && fn::kernels::conv3x3_direct_preferred(g);
+    const bool winograd = d == Device::CPU && fn::kernels::conv3x3_winograd_preferred(g);
     const fn::kernels::ConvOptions gemm{fn::kernels::ConvAlgo::Im2colGemm};
-    double f_gemm = 0, bx_gemm = 0;
-    if (direct) {
+    double f_gemm = 0, bx_gemm = 0, bw_gemm = 0;
+    if (direct || winograd) {
       f_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_forward(x, w, b, y, 1, 1, true, gemm); });
       if (l.cin != 3)
         bx_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1, gemm); });
     }
     double bw = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1); });
+    if (winograd) bw_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1, gemm); });
     double p = 0;
     if (l.pool_after) {
       Tensor py = Tensor::empty({batch, l.cout, l.hw / 2, l.hw / 2}, fn::DType::F32, d);
@@ -278,10 +282,13 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
                 (std::to_string(l.cin) + ">" + std::to_string(l.cout) + "@" + std::to_string(l.hw)).c_str(), 1e3 * f,
                 1e3 * bx, 1e3 * bw, 1e3 * p);
     if (direct) std::printf("   direct 3x3; im2col+GEMM: fwd %.2f bwd_x %.2f", 1e3 * f_gemm, 1e3 * bx_gemm);
+    if (winograd)
+      std::printf("   winograd; im2col+GEMM: fwd %.2f bwd_x %.2f bwd_w %.2f", 1e3 * f_gemm, 1e3 * bx_gemm, 1e3 * bw_gemm);
     std::printf("\n");
     rows.push_back({{"layer", l.name}, {"in", l.cin}, {"out", l.cout}, {"hw", l.hw}, {"branches", times},
                     {"fwd_ms", 1e3 * f}, {"bwd_data_ms", 1e3 * bx}, {"bwd_filter_ms", 1e3 * bw}, {"pool_ms", 1e3 * p},
-                    {"direct3x3", direct}, {"im2col_gemm_fwd_ms", 1e3 * f_gemm}, {"im2col_gemm_bwd_data_ms", 1e3 * bx_gemm}});
+                    {"direct3x3", direct}, {"winograd3x3", winograd}, {"im2col_gemm_fwd_ms", 1e3 * f_gemm},
+                    {"im2col_gemm_bwd_data_ms", 1e3 * bx_gemm}, {"im2col_gemm_bwd_filter_ms", 1e3 * bw_gemm}});
   }
   double rest = step_s - conv_total - pool_total;
   std::printf("  convolutions %.1f ms (%.0f%%), pooling %.1f ms (%.0f%%), everything else %.1f ms (%.0f%%) of the %.1f ms step\n",

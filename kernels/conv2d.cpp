@@ -1,7 +1,8 @@
 // Convolution launchers and the CPU path: im2col + OpenBLAS GEMM, one image at a time (CUDA side in
 // conv2d.cu). Per image n the forward is one product y_n (K, P*Q) = W (K, C*R*S) * col_n (C*R*S, P*Q),
 // written straight into y's NCHW storage, followed by one bias(+ReLU) pass over y_n while it is in cache.
-// Thin 3x3 layers in float32 take the direct kernel of conv2d_direct.h instead (ConvAlgo::Auto decides).
+// Thin 3x3 layers in float32 take the direct kernel of conv2d_direct.h instead, and the wider 3x3 stride-1
+// layers Winograd F(2x2, 3x3) of conv2d_winograd.h (ConvAlgo::Auto decides).
 //
 // Threads (ConvCpuPlan): a large convolution either runs images on threads, each with its own reused
 // im2col buffer and OpenBLAS held to one thread, or one image at a time with the im2col split by channel
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "kernels/conv2d_direct.h"
+#include "kernels/conv2d_winograd.h"
 #include "kernels/gemm.h"
 
 namespace fn::kernels {
@@ -26,6 +28,7 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Cudnn: return "cudnn";
     case ConvAlgo::Im2colGemm: return "im2col_gemm";
     case ConvAlgo::Direct3x3: return "direct3x3";
+    case ConvAlgo::Winograd3x3: return "winograd3x3";
   }
   return "?";
 }
@@ -80,27 +83,32 @@ struct SingleThreadedBlas {
   ~SingleThreadedBlas() { set_blas_threads(prev); }
 };
 
-// Runs per_image(n, worker, inner_threads) for every image n, spread over blas_threads() cores by the
-// plan: images on threads get worker = their thread index, inner_threads = 1 and OpenBLAS held to one
-// thread; images run one at a time get worker 0 and inner_threads = all (im2col/col2im split by channel,
-// OpenBLAS threading the product). Auto runs the largest multiple of the thread count as images on
-// threads and the remainder one at a time, so no core idles at the end of an odd batch.
+// Runs per_item(i, worker, inner_threads) for every item i < count (an image, or a chunk of images),
+// spread over blas_threads() cores by the plan: items on threads get worker = their thread index,
+// inner_threads = 1 and OpenBLAS held to one thread; items run one at a time get worker 0 and
+// inner_threads = all (im2col/col2im split by channel, OpenBLAS threading the product). Auto runs the
+// largest multiple of the thread count as items on threads and the remainder one at a time, so no core
+// idles at the end of an odd batch. `flops` is the whole convolution's: small ones stay on this thread.
 template <class F>
-void for_images(const ConvGeom& g, ConvCpuPlan want, F&& per_image) {
+void for_items(int64_t count, double flops, ConvCpuPlan want, F&& per_item) {
   const int t = blas_threads();
-  if (t <= 1 || g.flops() < kThreadedFlops) {
-    for (int64_t n = 0; n < g.N; ++n) per_image(n, 0, 1);
+  if (t <= 1 || flops < kThreadedFlops) {
+    for (int64_t i = 0; i < count; ++i) per_item(i, 0, 1);
     return;
   }
-  const int64_t split = want == ConvCpuPlan::Images ? g.N : want == ConvCpuPlan::Blas ? 0 : g.N / t * t;
+  const int64_t split = want == ConvCpuPlan::Images ? count : want == ConvCpuPlan::Blas ? 0 : count / t * t;
   if (split > 0) {
     const int workers = int(std::min<int64_t>(t, split));
     SingleThreadedBlas one;
     run_threads(workers, [&](int w) {
-      for (int64_t n = w; n < split; n += workers) per_image(n, w, 1);
+      for (int64_t i = w; i < split; i += workers) per_item(i, w, 1);
     });
   }
-  for (int64_t n = split; n < g.N; ++n) per_image(n, 0, t);
+  for (int64_t i = split; i < count; ++i) per_item(i, 0, t);
+}
+template <class F>
+void for_images(const ConvGeom& g, ConvCpuPlan want, F&& per_image) {
+  for_items(g.N, g.flops(), want, per_image);
 }
 
 // One scratch buffer of `count` elements per possible worker, taken from the calling thread's pool.
@@ -138,6 +146,31 @@ bool use_direct(const ConvGeom& g, ConvAlgo algo) {
   return std::is_same_v<T, float> && algo == ConvAlgo::Auto && conv3x3_direct_preferred(g);
 }
 
+// Whether this convolution runs Winograd F(2x2, 3x3): on request (float32 or float64), or by Auto for the
+// wider float32 3x3 stride-1 layers.
+template <class T>
+bool use_winograd(const ConvGeom& g, ConvAlgo algo) {
+  if (algo == ConvAlgo::Winograd3x3) {
+    FN_CHECK(conv3x3_winograd_supported(g), "conv2d: ConvAlgo::Winograd3x3 needs a 3x3, stride 1 convolution with ",
+             "pad 0, 1 or 2; got ", g.K, " x ", g.C, " x ", g.R, "x", g.S, " stride ", g.stride, " pad ", g.pad);
+    return true;
+  }
+  return std::is_same_v<T, float> && algo == ConvAlgo::Auto && conv3x3_winograd_preferred(g);
+}
+
+// Winograd: the filters transformed once, then chunks of whole images spread over the threads like images.
+template <class T>
+void forward_winograd(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvCpuPlan plan) {
+  T* U = static_cast<T*>(scratch(kPacked, sizeof(T) * size_t(16 * g.K * g.C)));
+  conv3x3_winograd_filters(w, g, U);
+  const int64_t per = conv3x3_winograd_chunk_images(g, blas_threads()), chunks = (g.N + per - 1) / per;
+  std::vector<T*> bufs = worker_buffers<T>(kCol, conv3x3_winograd_scratch(g, per));
+  for_items(chunks, g.flops(), plan, [&](int64_t i, int worker, int) {
+    const int64_t n0 = i * per, n = std::min(per, g.N - n0);
+    conv3x3_winograd_images(x + n0 * g.chw(), n, U, b, y + n0 * g.K * g.pq(), g, relu, bufs[size_t(worker)]);
+  });
+}
+
 template <class T>
 void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvOptions opt) {
   if (use_direct<T>(g, opt.algo)) {  // only ever true for float32 (it refuses Direct3x3 for float64)
@@ -150,6 +183,7 @@ void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bo
       });
     }
   }
+  if (use_winograd<T>(g, opt.algo)) return forward_winograd(x, w, b, y, g, relu, opt.cpu_plan);
   std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   for_images(g, opt.cpu_plan, [&](int64_t n, int worker, int inner) {
     const T* col = lower(x + n * g.chw(), g, cols[size_t(worker)], inner);
@@ -192,8 +226,8 @@ void backward_data_as_forward(const T* gy, const T* w, T* gx, const ConvGeom& g,
 template <class T>
 void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOptions opt) {
   if (data_grad_as_forward(g)) return backward_data_as_forward(gy, w, gx, g, opt);
-  FN_CHECK(opt.algo != ConvAlgo::Direct3x3, "conv2d_backward_data: ConvAlgo::Direct3x3 needs a stride-1 3x3 "
-           "convolution (its data gradient runs as a forward)");
+  FN_CHECK(opt.algo != ConvAlgo::Direct3x3 && opt.algo != ConvAlgo::Winograd3x3, "conv2d_backward_data: ConvAlgo::",
+           conv_algo_name(opt.algo), " needs a stride-1 3x3 convolution (its data gradient runs as a forward)");
   const ConvCpuPlan want = opt.cpu_plan;
   std::vector<T*> dcols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   for_images(g, want, [&](int64_t n, int worker, int inner) {
@@ -212,8 +246,32 @@ void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOp
 
 // dW = sum_n gy_n col_n^T. Worker w adds its images, in increasing n, into its own accumulator (worker 0
 // into gw itself); the accumulators are then added in worker order: a fixed order, so runs repeat bitwise.
+// Winograd's filter gradient: worker w adds its chunks, in increasing order, into its own (16, K, C)
+// accumulator; the accumulators are added in worker order, then transformed back into gw.
 template <class T>
-void backward_filter_cpu(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvCpuPlan want) {
+void backward_filter_winograd(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvCpuPlan plan) {
+  const int64_t per = conv3x3_winograd_chunk_images(g, blas_threads()), chunks = (g.N + per - 1) / per;
+  const int64_t un = 16 * g.K * g.C;
+  std::vector<T*> bufs = worker_buffers<T>(kCol, conv3x3_winograd_scratch(g, per));
+  std::vector<T*> accs = worker_buffers<T>(kAcc, un);
+  std::vector<char> used(accs.size(), 0);
+  for (T* a : accs) std::fill(a, a + un, T(0));
+  for_items(chunks, g.flops(), plan, [&](int64_t i, int worker, int) {
+    const int64_t n0 = i * per, n = std::min(per, g.N - n0);
+    conv3x3_winograd_filter_grad_images(x + n0 * g.chw(), gy + n0 * g.K * g.pq(), n, g, accs[size_t(worker)],
+                                        bufs[size_t(worker)]);
+    used[size_t(worker)] = 1;
+  });
+  for (size_t w = 1; w < accs.size(); ++w)
+    if (used[w])
+      for (int64_t i = 0; i < un; ++i) accs[0][i] += accs[w][i];
+  conv3x3_winograd_filter_grad_finish(accs[0], g, gw);
+}
+
+template <class T>
+void backward_filter_cpu(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvOptions opt) {
+  if (use_winograd<T>(g, opt.algo)) return backward_filter_winograd(x, gy, gw, g, opt.cpu_plan);
+  const ConvCpuPlan want = opt.cpu_plan;
   const int64_t wn = g.K * g.crs();
   std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   std::vector<T*> accs = worker_buffers<T>(kAcc, wn);
@@ -238,8 +296,8 @@ void check_like(const char* op, const Tensor& ref, const Tensor& t) {
 
 void check_cuda_algo(const char* op, const Tensor& t, ConvAlgo algo) {
   FN_CHECK(t.is_cuda() || algo != ConvAlgo::Cudnn, op, ": ConvAlgo::Cudnn needs CUDA tensors, got ", t.describe());
-  FN_CHECK(!t.is_cuda() || algo != ConvAlgo::Direct3x3, op, ": ConvAlgo::Direct3x3 is a CPU kernel, got ",
-           t.describe());
+  FN_CHECK(!t.is_cuda() || (algo != ConvAlgo::Direct3x3 && algo != ConvAlgo::Winograd3x3), op, ": ConvAlgo::",
+           conv_algo_name(algo), " is a CPU kernel, got ", t.describe());
   check_float32_on_cuda(op, t);
 }
 
@@ -294,7 +352,7 @@ void conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int s
 #endif
   }
   FN_DISPATCH_FLOAT(x.dtype(),
-                    T, { backward_filter_cpu<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g, opt.cpu_plan); });
+                    T, { backward_filter_cpu<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g, opt); });
 }
 
 }  // namespace fn::kernels

@@ -6,7 +6,8 @@
 //   dx_n = col2im(W^T (C*R*S, K) * gy_n)          (data gradient)
 //   db  = sum over n, p, q of gy                  (bias_grad in bias.h)
 // CPU: im2col + OpenBLAS, float32 and float64, threaded where the work is large (see ConvCpuPlan); for
-// thin 3x3 layers in float32, a direct kernel instead (conv2d_direct.h).
+// thin 3x3 layers in float32, a direct kernel instead (conv2d_direct.h), and for the wider 3x3 stride-1
+// layers Winograd F(2x2, 3x3) (conv2d_winograd.h).
 // CUDA (float32): cuDNN with a per-shape cached algorithm choice, or the handwritten im2col kernel +
 // cuBLAS (the teaching variant). FP32 arithmetic on both (no TF32), so tests compare with the CPU.
 #pragma once
@@ -23,6 +24,8 @@ enum class ConvAlgo {
   Im2colGemm,  // im2col + GEMM: OpenBLAS on the CPU, the im2col CUDA kernel + cuBLAS on the GPU
   Direct3x3,   // CPU float32 only: the direct 3x3 kernel of conv2d_direct.h (forward, and the data gradient
                // run as a forward); Auto picks it on the CPU for thin layers (conv3x3_direct_preferred)
+  Winograd3x3, // CPU only: Winograd F(2x2, 3x3) of conv2d_winograd.h (forward, and the data gradient run as a
+               // forward); Auto picks it on the CPU in float32 for the wider 3x3 stride-1 layers
 };
 // How the CPU spreads a large convolution over blas_threads() cores.
 enum class ConvCpuPlan {

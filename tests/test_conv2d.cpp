@@ -1,10 +1,12 @@
 // conv2d and conv2d_relu: a direct 7-loop reference, the im2col indexing, float64 gradient checks, both CPU
-// thread plans, batch invariance, determinism, and CUDA (cuDNN and im2col + cuBLAS) against the CPU.
+// thread plans, the direct 3x3 and Winograd kernels, batch invariance, determinism, and CUDA (cuDNN and
+// im2col + cuBLAS) against the CPU.
 #include <array>
 
 #include "kernels/bias.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_direct.h"
+#include "kernels/conv2d_winograd.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/launch.h"
@@ -98,6 +100,28 @@ Grads run_conv(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& 
   kernels::conv2d_backward_filter(x, gpre, r.gw, a.stride, a.pad, opt);
   kernels::bias_grad(gpre, r.gb);
   return r;
+}
+
+// The forward of case c (float32) under Auto and under `algo`: bitwise equal when Auto picks `algo`.
+bool auto_picks(const Case& c, uint64_t seed, ConvAlgo algo) {
+  Problem p = make(c, seed, DType::F32);
+  ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+  Tensor ya = Tensor::empty({g.N, g.K, g.P, g.Q}), yx = Tensor::empty_like(ya);
+  kernels::conv2d_forward(p.x, p.w, p.b, ya, c[7], c[8], true);
+  kernels::conv2d_forward(p.x, p.w, p.b, yx, c[7], c[8], true, {algo});
+  return ya.to_vector() == yx.to_vector();
+}
+// Whether asking for `algo` on case c (in type t) is refused with an Error.
+bool refused(const Case& c, ConvAlgo algo, DType t = DType::F32) {
+  Problem p = make(c, 9, t);
+  ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+  Tensor y = Tensor::empty({g.N, g.K, g.P, g.Q}, t);
+  try {
+    kernels::conv2d_forward(p.x, p.w, p.b, y, c[7], c[8], false, {algo});
+  } catch (const Error&) {
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -257,22 +281,61 @@ TEST_CASE("conv2d: the direct 3x3 kernel matches the definition and im2col + GEM
       FN_REQUIRE_CLOSE(gx, gx_gemm, 1e-5, 1e-5);
     }
   }
-  // Auto takes the direct kernel for thin layers (C*K <= 512) and im2col + GEMM otherwise.
-  Problem thin = make({2, 16, 12, 12, 16, 3, 3, 1, 1}, 40, DType::F32);
-  Tensor ya = Tensor::empty({2, 16, 12, 12}), yd = Tensor::empty_like(ya);
-  kernels::conv2d_forward(thin.x, thin.w, thin.b, ya, 1, 1, true);
-  kernels::conv2d_forward(thin.x, thin.w, thin.b, yd, 1, 1, true, {ConvAlgo::Direct3x3});
-  REQUIRE(ya.to_vector() == yd.to_vector());
-  // Refused, not quietly replaced: K not a multiple of 4, stride 2, float64, CUDA-only names on the CPU.
-  Problem k5 = make({1, 2, 5, 5, 5, 3, 3, 1, 1}, 41, DType::F32);
-  Tensor y5 = Tensor::empty({1, 5, 5, 5});
-  REQUIRE_THROWS_AS(kernels::conv2d_forward(k5.x, k5.w, k5.b, y5, 1, 1, false, {ConvAlgo::Direct3x3}), Error);
-  Problem s2 = make({1, 2, 6, 6, 4, 3, 3, 2, 1}, 42, DType::F32);
-  Tensor ys2 = Tensor::empty({1, 4, 3, 3});
-  REQUIRE_THROWS_AS(kernels::conv2d_forward(s2.x, s2.w, s2.b, ys2, 2, 1, false, {ConvAlgo::Direct3x3}), Error);
-  Problem d64 = make({1, 2, 5, 5, 4, 3, 3, 1, 1}, 43);
-  Tensor y64 = Tensor::empty({1, 4, 5, 5}, DType::F64);
-  REQUIRE_THROWS_AS(kernels::conv2d_forward(d64.x, d64.w, d64.b, y64, 1, 1, false, {ConvAlgo::Direct3x3}), Error);
+  // Auto takes the direct kernel for thin layers (C*K <= 512).
+  REQUIRE(auto_picks({2, 16, 12, 12, 16, 3, 3, 1, 1}, 40, ConvAlgo::Direct3x3));
+  // Refused, not quietly replaced: K not a multiple of 4, stride 2, float64.
+  REQUIRE(refused({1, 2, 5, 5, 5, 3, 3, 1, 1}, ConvAlgo::Direct3x3));
+  REQUIRE(refused({1, 2, 6, 6, 4, 3, 3, 2, 1}, ConvAlgo::Direct3x3));
+  REQUIRE(refused({1, 2, 5, 5, 4, 3, 3, 1, 1}, ConvAlgo::Direct3x3, DType::F64));
+  REQUIRE_FALSE(refused({1, 2, 5, 5, 4, 3, 3, 1, 1}, ConvAlgo::Direct3x3));  // the control
+}
+
+TEST_CASE("conv2d: Winograd F(2x2, 3x3) matches the definition and im2col + GEMM, and repeats bitwise") {
+  // Odd and even output sizes (partial tiles), pad 0, 1 and 2, 1x1 and 2-row maps, several chunks of
+  // one image (34x34: more tiles than a chunk), and a threaded size whose chunks run on both threads.
+  for (auto c : std::vector<Case>{{2, 3, 5, 7, 4, 3, 3, 1, 1},
+                                  {1, 2, 6, 5, 3, 3, 3, 1, 0},
+                                  {2, 3, 4, 4, 2, 3, 3, 1, 2},
+                                  {2, 1, 1, 1, 5, 3, 3, 1, 1},
+                                  {1, 2, 2, 3, 3, 3, 3, 1, 1},
+                                  {3, 4, 34, 34, 6, 3, 3, 1, 1},
+                                  {4, 16, 28, 28, 32, 3, 3, 1, 1}}) {
+    Problem p = make(c, 51);
+    Rng rng(52);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()) << " pad " << c[8]);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1, DType::F64);
+    // float64: the transforms are exact up to rounding, so Winograd equals the definition to 1e-12.
+    for (bool relu : {false, true}) {
+      Grads r = run_conv(p.x, p.w, p.b, gy, p.a, relu, {ConvAlgo::Winograd3x3});
+      Grads ref = run_conv(p.x, p.w, p.b, gy, p.a, relu, {ConvAlgo::Im2colGemm});
+      std::vector<double> want = conv_direct(p.x, p.w, p.b, c[7], c[8]);
+      if (relu)
+        for (double& v : want) v = v > 0 ? v : 0;
+      FN_REQUIRE_CLOSE(r.y.to_vector_f64(), want, 1e-12, 1e-12);
+      FN_REQUIRE_CLOSE(r.gx, ref.gx, 1e-12, 1e-12);  // the data gradient, run as a Winograd forward
+      FN_REQUIRE_CLOSE(r.gw, ref.gw, 1e-12, 1e-12);  // the filter gradient, G^T (sum of Z .* V) G
+    }
+    // float32: against the float64 definition, at the GEMM's tolerance, and bitwise on a second run.
+    Tensor x = p.x.to(DType::F32), w = p.w.to(DType::F32), b = p.b.to(DType::F32), gy32 = gy.to(DType::F32);
+    Grads r = run_conv(x, w, b, gy32, p.a, true, {ConvAlgo::Winograd3x3});
+    Grads ref = run_conv(p.x, p.w, p.b, gy, p.a, true, {ConvAlgo::Im2colGemm});
+    FN_REQUIRE_CLOSE(r.y, ref.y, 1e-5, 1e-5);
+    FN_REQUIRE_CLOSE(r.gx, ref.gx, 1e-5, 1e-5);
+    FN_REQUIRE_CLOSE(r.gw, ref.gw, 1e-4, 1e-4);  // a sum over N * P * Q products, as for im2col + GEMM
+    Grads again = run_conv(x, w, b, gy32, p.a, true, {ConvAlgo::Winograd3x3});
+    REQUIRE(again.y.to_vector() == r.y.to_vector());
+    REQUIRE(again.gx.to_vector() == r.gx.to_vector());
+    REQUIRE(again.gw.to_vector() == r.gw.to_vector());
+  }
+  // Auto takes Winograd in float32 for the wider 3x3 stride-1 layers; not at 7x7, where it gains nothing.
+  REQUIRE(auto_picks({2, 32, 12, 12, 32, 3, 3, 1, 1}, 53, ConvAlgo::Winograd3x3));
+  REQUIRE_FALSE(kernels::conv3x3_winograd_preferred(kernels::conv_geom({2, 128, 7, 7}, {128, 128, 3, 3}, 1, 1)));
+  // Refused, not quietly replaced: stride 2, 5x5 filters, pad 3.
+  REQUIRE(refused({1, 2, 6, 6, 4, 3, 3, 2, 1}, ConvAlgo::Winograd3x3));
+  REQUIRE(refused({1, 2, 6, 6, 4, 5, 5, 1, 2}, ConvAlgo::Winograd3x3));
+  REQUIRE(refused({1, 2, 6, 6, 4, 3, 3, 1, 3}, ConvAlgo::Winograd3x3));
+  REQUIRE_FALSE(refused({1, 2, 6, 6, 4, 3, 3, 1, 2}, ConvAlgo::Winograd3x3));  // the control: pad 2 runs
 }
 
 TEST_CASE("conv2d: a batch of N equals N batches of 1") {
