@@ -33,23 +33,23 @@ Tiles tiles_of(const ConvGeom& g) {
 
 // first[j] = src[2 j], second[j] = src[2 j + 1] for the n values of src.
 template <class T>
-void deinterleave(const T* src, int64_t n, T* first, T* second) {
-  int64_t j = 0;
-  for (; 2 * j + 1 < n; ++j) {
+void deinterleave(const T* __restrict src, int64_t n, T* __restrict first, T* __restrict second) {
+  const int64_t pairs = n / 2;
+  for (int64_t j = 0; j < pairs; ++j) {
     first[j] = src[2 * j];
     second[j] = src[2 * j + 1];
   }
-  if (2 * j < n) first[j] = src[2 * j];
+  if (n % 2) first[pairs] = src[n - 1];
 }
 // dst[2 j] = f(even[j]), dst[2 j + 1] = f(odd[j]) for the n values of dst.
 template <class T, class F>
-void interleave(const T* even, const T* odd, int64_t n, T* dst, F f) {
-  int64_t j = 0;
-  for (; 2 * j + 1 < n; ++j) {
+void interleave(const T* __restrict even, const T* __restrict odd, int64_t n, T* __restrict dst, F f) {
+  const int64_t pairs = n / 2;
+  for (int64_t j = 0; j < pairs; ++j) {
     dst[2 * j] = f(even[j]);
     dst[2 * j + 1] = f(odd[j]);
   }
-  if (2 * j < n) dst[2 * j] = f(even[j]);
+  if (n % 2) dst[n - 1] = f(even[pairs]);
 }
 
 }  // namespace
