@@ -6,6 +6,7 @@
 #include <string>
 
 #include "apps/command.h"
+#include "kernels/gemm.h"
 
 namespace fn::apps {
 std::vector<Command>& commands() {
@@ -22,6 +23,7 @@ static void usage() {
 }
 
 int main(int argc, char** argv) {
+  fn::kernels::blas_short_idle_spin(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage();
     return argc < 2 ? 2 : 0;

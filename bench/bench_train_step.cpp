@@ -401,6 +401,7 @@ double pytorch_train_ips(const json& j) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fn::kernels::blas_short_idle_spin(argv);
   CLI::App app{"bench_train_step: FashionNet training step and embedding throughput on a fixed synthetic batch"};
   std::string preset = "cpu-small", device = "cpu", json_path;
   int batch = 0, steps = 10, warmup = 3, threads = 0;

@@ -24,4 +24,12 @@ void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 void set_blas_threads(int n);
 int blas_threads();
 
+// OpenBLAS's idle worker threads spin on sched_yield for 2^28 cycles after each product before they sleep.
+// On a 2-core machine they then take turns with our own image threads and with the loader threads: 10-15%
+// of a cpu-small step's CPU time (docs/performance.md). The spin is read from OPENBLAS_THREAD_TIMEOUT once,
+// when the library loads, so a program that wants a short one calls this first thing in main(): where the
+// variable is unset it sets 2^12 cycles and re-executes the program; where it is set (by the user, or by
+// the re-execution) it returns at once. If the re-execution fails, the program goes on with the default.
+void blas_short_idle_spin(char** argv);
+
 }  // namespace fn::kernels
