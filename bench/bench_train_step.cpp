@@ -254,10 +254,11 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
     double f = time_median(repeats, d, [&] { fn::kernels::conv2d_forward(x, w, b, y, 1, 1, true); });
     double bx = l.cin == 3 ? 0 : time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1); });
     // Where the CPU default is the direct 3x3 kernel or Winograd, im2col + GEMM timed right after, for
-    // comparison (the direct kernel leaves the filter gradient to im2col + GEMM; Winograd does all three).
+    // comparison (the direct kernel has no filter gradient; Winograd's also serves some thin layers).
     fn::kernels::ConvGeom g = fn::kernels::conv_geom(x.shape(), w.shape(), 1, 1);
     const bool direct = d == Device::CPU && fn::kernels::conv3x3_direct_preferred(g);
     const bool winograd = d == Device::CPU && fn::kernels::conv3x3_winograd_preferred(g);
+    const bool winograd_w = d == Device::CPU && fn::kernels::conv3x3_winograd_filter_grad_preferred(g);
     const fn::kernels::ConvOptions gemm{fn::kernels::ConvAlgo::Im2colGemm};
     double f_gemm = 0, bx_gemm = 0, bw_gemm = 0;
     if (direct || winograd) {
@@ -266,7 +267,8 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
         bx_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_data(y, w, gx, 1, 1, gemm); });
     }
     double bw = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1); });
-    if (winograd) bw_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1, gemm); });
+    if (winograd_w)
+      bw_gemm = time_median(repeats, d, [&] { fn::kernels::conv2d_backward_filter(x, y, gw, 1, 1, gemm); });
     double p = 0;
     if (l.pool_after) {
       Tensor py = Tensor::empty({batch, l.cout, l.hw / 2, l.hw / 2}, fn::DType::F32, d);
@@ -281,13 +283,16 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
     std::printf("  %-9s %14s %9.2f %9.2f %9.2f %9.2f", l.name.c_str(),
                 (std::to_string(l.cin) + ">" + std::to_string(l.cout) + "@" + std::to_string(l.hw)).c_str(), 1e3 * f,
                 1e3 * bx, 1e3 * bw, 1e3 * p);
-    if (direct) std::printf("   direct 3x3; im2col+GEMM: fwd %.2f bwd_x %.2f", 1e3 * f_gemm, 1e3 * bx_gemm);
-    if (winograd)
-      std::printf("   winograd; im2col+GEMM: fwd %.2f bwd_x %.2f bwd_w %.2f", 1e3 * f_gemm, 1e3 * bx_gemm, 1e3 * bw_gemm);
+    if (direct || winograd || winograd_w) {
+      std::printf("   %s%s; im2col+GEMM:", direct ? "direct 3x3" : winograd ? "winograd" : "im2col+GEMM",
+                  winograd_w && !winograd ? ", dW winograd" : "");
+      if (direct || winograd) std::printf(" fwd %.2f bwd_x %.2f", 1e3 * f_gemm, 1e3 * bx_gemm);
+      if (winograd_w) std::printf(" bwd_w %.2f", 1e3 * bw_gemm);
+    }
     std::printf("\n");
     rows.push_back({{"layer", l.name}, {"in", l.cin}, {"out", l.cout}, {"hw", l.hw}, {"branches", times},
                     {"fwd_ms", 1e3 * f}, {"bwd_data_ms", 1e3 * bx}, {"bwd_filter_ms", 1e3 * bw}, {"pool_ms", 1e3 * p},
-                    {"direct3x3", direct}, {"winograd3x3", winograd}, {"im2col_gemm_fwd_ms", 1e3 * f_gemm},
+                    {"direct3x3", direct}, {"winograd3x3", winograd}, {"winograd3x3_filter_grad", winograd_w}, {"im2col_gemm_fwd_ms", 1e3 * f_gemm},
                     {"im2col_gemm_bwd_data_ms", 1e3 * bx_gemm}, {"im2col_gemm_bwd_filter_ms", 1e3 * bw_gemm}});
   }
   double rest = step_s - conv_total - pool_total;

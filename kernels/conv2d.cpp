@@ -146,16 +146,17 @@ bool use_direct(const ConvGeom& g, ConvAlgo algo) {
   return std::is_same_v<T, float> && algo == ConvAlgo::Auto && conv3x3_direct_preferred(g);
 }
 
-// Whether this convolution runs Winograd F(2x2, 3x3): on request (float32 or float64), or by Auto for the
-// wider float32 3x3 stride-1 layers.
+// Whether this convolution (its filter gradient, where `filter_grad`) runs Winograd F(2x2, 3x3): on
+// request (float32 or float64), or by Auto for float32 3x3 stride-1 layers where it pays.
 template <class T>
-bool use_winograd(const ConvGeom& g, ConvAlgo algo) {
+bool use_winograd(const ConvGeom& g, ConvAlgo algo, bool filter_grad = false) {
   if (algo == ConvAlgo::Winograd3x3) {
     FN_CHECK(conv3x3_winograd_supported(g), "conv2d: ConvAlgo::Winograd3x3 needs a 3x3, stride 1 convolution with ",
              "pad 0, 1 or 2; got ", g.K, " x ", g.C, " x ", g.R, "x", g.S, " stride ", g.stride, " pad ", g.pad);
     return true;
   }
-  return std::is_same_v<T, float> && algo == ConvAlgo::Auto && conv3x3_winograd_preferred(g);
+  return std::is_same_v<T, float> && algo == ConvAlgo::Auto &&
+         (filter_grad ? conv3x3_winograd_filter_grad_preferred(g) : conv3x3_winograd_preferred(g));
 }
 
 // Winograd: the filters transformed once, then chunks of whole images spread over the threads like images.
@@ -270,7 +271,7 @@ void backward_filter_winograd(const T* x, const T* gy, T* gw, const ConvGeom& g,
 
 template <class T>
 void backward_filter_cpu(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvOptions opt) {
-  if (use_winograd<T>(g, opt.algo)) return backward_filter_winograd(x, gy, gw, g, opt.cpu_plan);
+  if (use_winograd<T>(g, opt.algo, true)) return backward_filter_winograd(x, gy, gw, g, opt.cpu_plan);
   const ConvCpuPlan want = opt.cpu_plan;
   const int64_t wn = g.K * g.crs();
   std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());

@@ -58,12 +58,17 @@ bool conv3x3_winograd_supported(const ConvGeom& g) {
   return g.R == 3 && g.S == 3 && g.stride == 1 && g.pad >= 0 && g.pad <= 2;
 }
 
-bool conv3x3_winograd_preferred(const ConvGeom& g) {
-  if (!conv3x3_winograd_supported(g) || conv3x3_direct_preferred(g) || g.C < 16 || g.K < 16) return false;
+bool conv3x3_winograd_filter_grad_preferred(const ConvGeom& g) {
+  // C, K >= 16: at conv1_1 (3 channels) the GEMMs are too thin and Winograd measured 0.6x.
+  if (!conv3x3_winograd_supported(g) || g.C < 16 || g.K < 16) return false;
   // Multiply-adds of the 16 GEMMs (spare column included) against im2col + GEMM's 9 per output: 0.46 at
   // 56x56, 0.51 at 14x14, but 0.73 at 7x7, where partial tiles and the spare column eat the gain.
   const Tiles t = tiles_of(g);
   return 16.0 * double(t.per_image) <= 0.6 * 9.0 * double(g.P * g.Q);
+}
+
+bool conv3x3_winograd_preferred(const ConvGeom& g) {
+  return conv3x3_winograd_filter_grad_preferred(g) && !conv3x3_direct_preferred(g);
 }
 
 int64_t conv3x3_winograd_chunk_images(const ConvGeom& g, int threads) {

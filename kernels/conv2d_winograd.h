@@ -1,5 +1,5 @@
 // Winograd F(2x2, 3x3) convolution on the CPU (float32 and float64): the variant for VGG's 3x3, stride-1
-// layers that are too wide for the direct kernel.
+// layers that are too wide for the direct kernel, and for the thin layers' filter gradients.
 //
 // Math (Lavin & Gray 2016): cut the output into 2x2 tiles; each reads a 4x4 patch d of one input channel
 // (x = 0 outside the image). With the fixed matrices
@@ -13,15 +13,17 @@
 // 2.25x fewer, paid for by the two transforms, which are O(C T) and O(K T) additions.
 //
 // Layouts: U[(xi * K + k) * C + c]; V[(xi * C + c) * T + t] and M[(xi * K + k) * T + t] with t = image *
-// tiles_per_image + tile_row * tiles_w + tile_col, so each GEMM reads and writes plain row-major matrices.
-// The input transform runs down 4 zero-bordered rows at once (vertical pass over whole rows, which
-// vectorises), then across each tile (horizontal pass); the output transform likewise, into a row pair.
+// tiles_per_image + tile_row * pitch + tile_col, so each GEMM reads and writes plain row-major matrices.
+// pitch = tiles_w + 1: each row of tiles has one spare column, so that the transforms are flat loops over
+// t that vectorise. An input channel is split by row and column parity into four phase planes; each of
+// the 16 values a tile reads is then one of them shifted by 0, 1, pitch or pitch + 1. The spare column's
+// values ride through the GEMMs and are never written out (and are zero in the filter gradient's Z).
 //
 // Threads (mapping on the CPU): conv2d.cpp hands chunks of whole images to workers as it does images for
 // im2col + GEMM; a chunk's 16 GEMMs use OpenBLAS on that worker's thread (or all threads when chunks run
 // one at a time). Every sum runs in an order fixed by the shapes and the thread count, so a run repeats
 // bitwise. The rounding differs from im2col + GEMM's (the transforms add and halve), so the two agree to
-// rounding, not bitwise: a few units in the last place more than the GEMM (docs/kernels/conv2d.md).
+// rounding, not bitwise; the error against float64 is about the GEMM's (docs/kernels/conv2d.md).
 #pragma once
 #include <cstdint>
 
@@ -31,9 +33,13 @@ namespace fn::kernels {
 
 // True where the Winograd kernel applies: 3x3 filters, stride 1, pad 0, 1 or 2.
 bool conv3x3_winograd_supported(const ConvGeom& g);
-// True where conv2d's ConvAlgo::Auto picks it on the CPU for float32: supported, not thin enough for the
-// direct kernel, and wide enough that the 16 GEMMs run near OpenBLAS's rate (docs/kernels/conv2d.md).
+// True where conv2d's ConvAlgo::Auto picks it on the CPU for the float32 forward (and the data gradient,
+// which runs as a forward): supported, not thin enough for the direct kernel, at least 16 channels in
+// and out, and maps large enough for the tiles to pay (not 7x7) (docs/kernels/conv2d.md).
 bool conv3x3_winograd_preferred(const ConvGeom& g);
+// The same for the filter gradient, which the direct kernel does not do: thin layers (conv1_2, conv2_1)
+// take Winograd there too.
+bool conv3x3_winograd_filter_grad_preferred(const ConvGeom& g);
 
 // Images per chunk on `threads` threads: enough tiles for the GEMMs to run well, few enough for V and M
 // to stay small, and a number of chunks that spreads evenly over the threads.

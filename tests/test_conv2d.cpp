@@ -331,6 +331,19 @@ TEST_CASE("conv2d: Winograd F(2x2, 3x3) matches the definition and im2col + GEMM
   // Auto takes Winograd in float32 for the wider 3x3 stride-1 layers; not at 7x7, where it gains nothing.
   REQUIRE(auto_picks({2, 32, 12, 12, 32, 3, 3, 1, 1}, 53, ConvAlgo::Winograd3x3));
   REQUIRE_FALSE(kernels::conv3x3_winograd_preferred(kernels::conv_geom({2, 128, 7, 7}, {128, 128, 3, 3}, 1, 1)));
+  // On a thin layer the direct kernel takes the forward and Winograd the filter gradient; not with 3 channels.
+  const ConvGeom thin = kernels::conv_geom({2, 16, 12, 12}, {16, 16, 3, 3}, 1, 1);
+  REQUIRE(kernels::conv3x3_direct_preferred(thin));
+  REQUIRE_FALSE(kernels::conv3x3_winograd_preferred(thin));
+  REQUIRE(kernels::conv3x3_winograd_filter_grad_preferred(thin));
+  REQUIRE_FALSE(kernels::conv3x3_winograd_filter_grad_preferred(kernels::conv_geom({2, 3, 12, 12}, {16, 3, 3, 3}, 1, 1)));
+  Problem tp = make({2, 16, 12, 12, 16, 3, 3, 1, 1}, 57, DType::F32);
+  Rng trng(58);
+  Tensor tgy = Tensor::uniform({2, 16, 12, 12}, trng, -1, 1);
+  Tensor gw_auto = Tensor::empty_like(tp.w), gw_wino = Tensor::empty_like(tp.w);
+  kernels::conv2d_backward_filter(tp.x, tgy, gw_auto, 1, 1);
+  kernels::conv2d_backward_filter(tp.x, tgy, gw_wino, 1, 1, {ConvAlgo::Winograd3x3});
+  REQUIRE(gw_auto.to_vector() == gw_wino.to_vector());
   // Refused, not quietly replaced: stride 2, 5x5 filters, pad 3.
   REQUIRE(refused({1, 2, 6, 6, 4, 3, 3, 2, 1}, ConvAlgo::Winograd3x3));
   REQUIRE(refused({1, 2, 6, 6, 4, 5, 5, 1, 2}, ConvAlgo::Winograd3x3));
