@@ -2,7 +2,8 @@
 // conv2d.cu). Per image n the forward is one product y_n (K, P*Q) = W (K, C*R*S) * col_n (C*R*S, P*Q),
 // written straight into y's NCHW storage, followed by one bias(+ReLU) pass over y_n while it is in cache.
 // Thin 3x3 layers in float32 take the direct kernel of conv2d_direct.h instead, and the wider 3x3 stride-1
-// layers Winograd F(2x2, 3x3) of conv2d_winograd.h (ConvAlgo::Auto decides).
+// layers (and the thin ones' filter gradients) Winograd F(2x2, 3x3) of conv2d_winograd.h (ConvAlgo::Auto
+// decides).
 //
 // Threads (ConvCpuPlan): a large convolution either runs images on threads, each with its own reused
 // im2col buffer and OpenBLAS held to one thread, or one image at a time with the im2col split by channel
@@ -245,8 +246,6 @@ void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOp
   });
 }
 
-// dW = sum_n gy_n col_n^T. Worker w adds its images, in increasing n, into its own accumulator (worker 0
-// into gw itself); the accumulators are then added in worker order: a fixed order, so runs repeat bitwise.
 // Winograd's filter gradient: worker w adds its chunks, in increasing order, into its own (16, K, C)
 // accumulator; the accumulators are added in worker order, then transformed back into gw.
 template <class T>
@@ -269,6 +268,8 @@ void backward_filter_winograd(const T* x, const T* gy, T* gw, const ConvGeom& g,
   conv3x3_winograd_filter_grad_finish(accs[0], g, gw);
 }
 
+// dW = sum_n gy_n col_n^T. Worker w adds its images, in increasing n, into its own accumulator (worker 0
+// into gw itself); the accumulators are then added in worker order: a fixed order, so runs repeat bitwise.
 template <class T>
 void backward_filter_cpu(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvOptions opt) {
   if (use_winograd<T>(g, opt.algo, true)) return backward_filter_winograd(x, gy, gw, g, opt.cpu_plan);

@@ -19,13 +19,15 @@
 namespace fn::kernels {
 
 enum class ConvAlgo {
-  Auto,        // the fastest correct variant on the tensor's device: CPU im2col+BLAS, CUDA cuDNN
+  Auto,        // the fastest correct variant on the tensor's device: on the CPU direct 3x3, Winograd or
+               // im2col + BLAS by shape (below); on CUDA cuDNN
   Cudnn,       // CUDA only: cuDNN (cudnnConvolutionForward / BackwardData / BackwardFilter)
   Im2colGemm,  // im2col + GEMM: OpenBLAS on the CPU, the im2col CUDA kernel + cuBLAS on the GPU
   Direct3x3,   // CPU float32 only: the direct 3x3 kernel of conv2d_direct.h (forward, and the data gradient
                // run as a forward); Auto picks it on the CPU for thin layers (conv3x3_direct_preferred)
-  Winograd3x3, // CPU only: Winograd F(2x2, 3x3) of conv2d_winograd.h (forward, and the data gradient run as a
-               // forward); Auto picks it on the CPU in float32 for the wider 3x3 stride-1 layers
+  Winograd3x3, // CPU only: Winograd F(2x2, 3x3) of conv2d_winograd.h (forward, the data gradient run as a
+               // forward, and the filter gradient); Auto picks it on the CPU in float32 for the wider 3x3
+               // stride-1 layers, and for the thin layers' filter gradients
 };
 // How the CPU spreads a large convolution over blas_threads() cores.
 enum class ConvCpuPlan {
