@@ -204,7 +204,7 @@ void box_blur(Canvas& cv) {
   }
 }
 
-// Canonical -> image, as draw() computes it: rotate, squeeze and scale about the garment centre.
+// Canonical -> image (draw()'s to_image): rotate, squeeze and scale about the garment centre.
 struct Placement {
   float ox, oy, s, ca, sa, squeeze;
   P operator()(P p) const {
@@ -256,7 +256,7 @@ Drawn draw(const Garment& g, const View& v, int size, Rng& rng) {
   const Shape shape = build_shape(g, v);
   const float s = v.scale * size / 256.f * 1.1f, ca = std::cos(v.angle), sa = std::sin(v.angle);
   const float ox = v.cx * size, oy = v.cy * size;
-  auto to_image = [&](P p) { const float u = p.u * v.squeeze; return P{ox + s * (ca * u - sa * p.v), oy + s * (sa * u + ca * p.v)}; };
+  const Placement to_image{ox, oy, s, ca, sa, v.squeeze};
   auto to_canon = [&](float x, float y) {
     const float dx = x - ox, dy = y - oy;
     return P{(ca * dx + sa * dy) / (s * v.squeeze), (-sa * dx + ca * dy) / s};
@@ -276,7 +276,7 @@ Drawn draw(const Garment& g, const View& v, int size, Rng& rng) {
   }
   const Rgb skin = {0.86f + rng.uniform(-0.05f, 0.05f), 0.70f + rng.uniform(-0.05f, 0.05f), 0.60f + rng.uniform(-0.05f, 0.05f)};
   for (const Poly& poly : shape.skin) fill(cv, transform(poly), [&](int, int) { return skin; });
-  if (g.trims) draw_trims(cv, g, shape, Placement{ox, oy, s, ca, sa, v.squeeze});
+  if (g.trims) draw_trims(cv, g, shape, to_image);
 
   Drawn out;
   for (int k = 0; k < kSlots; ++k) out.lm.x[k] = out.lm.y[k] = 0, out.lm.vis[k] = kAbsent;

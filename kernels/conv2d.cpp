@@ -160,16 +160,24 @@ bool use_winograd(const ConvGeom& g, ConvAlgo algo, bool filter_grad = false) {
          (filter_grad ? conv3x3_winograd_filter_grad_preferred(g) : conv3x3_winograd_preferred(g));
 }
 
-// Winograd: the filters transformed once, then chunks of whole images spread over the threads like images.
+// Runs per_chunk(n0, n, worker, scratch) for Winograd's chunks of whole images (images n0 .. n0 + n - 1),
+// spread over the threads like images, each worker with its own V/M scratch.
+template <class T, class F>
+void for_winograd_chunks(const ConvGeom& g, ConvCpuPlan plan, F&& per_chunk) {
+  const int64_t per = conv3x3_winograd_chunk_images(g, blas_threads()), chunks = (g.N + per - 1) / per;
+  std::vector<T*> bufs = worker_buffers<T>(kCol, conv3x3_winograd_scratch(g, per));
+  for_items(chunks, g.flops(), plan, [&](int64_t i, int worker, int) {
+    per_chunk(i * per, std::min(per, g.N - i * per), worker, bufs[size_t(worker)]);
+  });
+}
+
+// Winograd: the filters transformed once, then the chunks.
 template <class T>
 void forward_winograd(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvCpuPlan plan) {
   T* U = static_cast<T*>(scratch(kPacked, sizeof(T) * size_t(16 * g.K * g.C)));
   conv3x3_winograd_filters(w, g, U);
-  const int64_t per = conv3x3_winograd_chunk_images(g, blas_threads()), chunks = (g.N + per - 1) / per;
-  std::vector<T*> bufs = worker_buffers<T>(kCol, conv3x3_winograd_scratch(g, per));
-  for_items(chunks, g.flops(), plan, [&](int64_t i, int worker, int) {
-    const int64_t n0 = i * per, n = std::min(per, g.N - n0);
-    conv3x3_winograd_images(x + n0 * g.chw(), n, U, b, y + n0 * g.K * g.pq(), g, relu, bufs[size_t(worker)]);
+  for_winograd_chunks<T>(g, plan, [&](int64_t n0, int64_t n, int, T* buf) {
+    conv3x3_winograd_images(x + n0 * g.chw(), n, U, b, y + n0 * g.K * g.pq(), g, relu, buf);
   });
 }
 
@@ -250,16 +258,12 @@ void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOp
 // accumulator; the accumulators are added in worker order, then transformed back into gw.
 template <class T>
 void backward_filter_winograd(const T* x, const T* gy, T* gw, const ConvGeom& g, ConvCpuPlan plan) {
-  const int64_t per = conv3x3_winograd_chunk_images(g, blas_threads()), chunks = (g.N + per - 1) / per;
   const int64_t un = 16 * g.K * g.C;
-  std::vector<T*> bufs = worker_buffers<T>(kCol, conv3x3_winograd_scratch(g, per));
   std::vector<T*> accs = worker_buffers<T>(kAcc, un);
   std::vector<char> used(accs.size(), 0);
   for (T* a : accs) std::fill(a, a + un, T(0));
-  for_items(chunks, g.flops(), plan, [&](int64_t i, int worker, int) {
-    const int64_t n0 = i * per, n = std::min(per, g.N - n0);
-    conv3x3_winograd_filter_grad_images(x + n0 * g.chw(), gy + n0 * g.K * g.pq(), n, g, accs[size_t(worker)],
-                                        bufs[size_t(worker)]);
+  for_winograd_chunks<T>(g, plan, [&](int64_t n0, int64_t n, int worker, T* buf) {
+    conv3x3_winograd_filter_grad_images(x + n0 * g.chw(), gy + n0 * g.K * g.pq(), n, g, accs[size_t(worker)], buf);
     used[size_t(worker)] = 1;
   });
   for (size_t w = 1; w < accs.size(); ++w)
