@@ -1,6 +1,7 @@
 // Options shared by the commands that build a training configuration (train, demo).
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -21,12 +22,24 @@ struct TrainFlags {
   std::string pool_mode;    // corner | zero
 };
 
+// CLI11's PositiveNumber prints DBL_MAX in full; this says it in words.
+inline const CLI::Validator& positive() {
+  static const CLI::Validator v(
+      [](std::string& in) -> std::string {
+        char* end = nullptr;
+        const double x = std::strtod(in.c_str(), &end);
+        return end != in.c_str() && *end == 0 && x > 0 ? "" : "must be a positive number, got '" + in + "'";
+      },
+      "POSITIVE");
+  return v;
+}
+
 inline void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--preset", f.preset, "paper | cpu-small | tiny")->capture_default_str();
   app.add_option("--config", f.config_file, "JSON file overriding fields of the preset");
   app.add_option("--steps", f.steps, "steps per stage, e.g. 300,600");
-  app.add_option("--lr", f.lr, "base learning rate of every stage");
-  app.add_option("--batch", f.batch, "batch size (P*K with triplets)");
+  app.add_option("--lr", f.lr, "base learning rate of every stage")->check(positive());
+  app.add_option("--batch", f.batch, "batch size (P*K with triplets)")->check(positive());
   app.add_option("--seed", f.seed, "random seed");
   app.add_flag("--no-local", f.no_local, "ablation: global branch only (no landmark pooling)");
   app.add_option("--pool-mode", f.pool_mode, "invisible landmarks: corner | zero");
@@ -41,7 +54,11 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
     FN_CHECK(!j.is_discarded(), "--config ", f.config_file, ": not valid JSON");
     nlohmann::json base = cfg;
     base.merge_patch(j);
-    base.get_to(cfg);
+    try {
+      base.get_to(cfg);
+    } catch (const nlohmann::json::exception& e) {
+      FN_FAIL("--config ", f.config_file, ": ", e.what());
+    }
   }
   if (!f.steps.empty()) {
     std::stringstream ss(f.steps);
@@ -49,7 +66,14 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
     size_t i = 0;
     while (std::getline(ss, part, ',')) {
       FN_CHECK(i < cfg.stages.size(), "--steps ", f.steps, ": the preset has ", cfg.stages.size(), " stages");
-      cfg.stages[i++].steps = std::stoll(part);
+      size_t used = 0;
+      try {
+        cfg.stages[i].steps = std::stoll(part, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      FN_CHECK(!part.empty() && used == part.size(), "--steps ", f.steps, ": '", part, "' is not a whole number");
+      ++i;
     }
   }
   if (f.lr > 0)
@@ -61,6 +85,7 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
   if (f.seed) cfg.seed = f.seed;
   if (f.no_local) cfg.net.local_branch = false;
   if (!f.pool_mode.empty()) cfg.net.pool_mode = f.pool_mode;
+  check_config(cfg, f.config_file.empty() ? std::string("the training options") : "--config " + f.config_file);
   return cfg;
 }
 

@@ -40,8 +40,8 @@ void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, bool fl
   std::fill_n(&out.lm_visible[(size_t)j * kSlots], kSlots, 0.f);
   std::fill_n(&out.lm_vis[(size_t)j * kSlots], kSlots, (uint8_t)kAbsent);
   const size_t A = ds.attribute_names.size();
-  std::fill_n(&out.attr[j * A], A, 0.f);  // no attributes: all unknown
-  std::fill_n(&out.attr_known[j * A], A, 0.f);
+  std::fill_n(out.attr.data() + j * A, A, 0.f);  // no attributes: all unknown (data(): A may be 0)
+  std::fill_n(out.attr_known.data() + j * A, A, 0.f);
   crop_resize_normalize(img, r, in, flip, &out.image[(size_t)j * 3 * in * in]);
   if (s.has_landmarks) {
     uint8_t* vis = &out.lm_vis[(size_t)j * kSlots];

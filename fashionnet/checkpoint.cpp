@@ -47,6 +47,7 @@ TrainConfig checkpoint_config(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     FN_FAIL("checkpoint ", path, ": its config metadata is not valid: ", e.what());
   }
+  check_config(cfg, "checkpoint " + path);
   return cfg;
 }
 
@@ -64,6 +65,8 @@ TrainState checkpoint_state(const std::string& path) {
   } catch (const std::exception& e) {
     FN_FAIL("checkpoint ", path, ": malformed training state in its metadata: ", e.what());
   }
+  FN_CHECK(st.stage >= 0 && st.step >= 0, "checkpoint ", path, ": malformed training state in its metadata: stage ",
+           st.stage, ", step ", st.step);
   return st;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "core/error.h"
 
@@ -68,6 +70,89 @@ TrainConfig preset(const std::string& name) {
   }
   return t;
 }
+
+namespace {
+// Collects "<name> <value>: <rule>" for each value outside its rule.
+struct Problems {
+  std::vector<std::string> list;
+  std::string prefix;
+  template <class T>
+  void range(const char* name, T v, T lo, T hi, const char* rule) {
+    // The negated test also catches NaN.
+    if (!(v >= lo && v <= hi)) list.push_back(cat(prefix, name, " ", v, ": ", rule));
+  }
+  void one_of(const char* name, const std::string& v, std::initializer_list<const char*> allowed) {
+    for (const char* a : allowed)
+      if (v == a) return;
+    std::string rule;
+    for (const char* a : allowed) rule += (rule.empty() ? "" : " or ") + std::string(a);
+    list.push_back(cat(prefix, name, " '", v, "': ", rule));
+  }
+};
+
+void throw_problems(const std::vector<std::string>& list, const std::string& where) {
+  if (list.empty()) return;
+  std::string msg = where + ": invalid configuration: ";
+  for (size_t i = 0; i < list.size(); ++i) msg += (i ? "; " : "") + list[i];
+  throw Error(msg);
+}
+}  // namespace
+
+std::vector<std::string> config_problems(const NetConfig& c) {
+  Problems p;
+  p.one_of("backbone", c.backbone, {"vgg16"});
+  p.range("width", c.width, 1e-3, 8.0, "from 0.001 to 8");
+  if (c.input % 8 != 0 || c.input < 32 || c.input > 2048)
+    p.list.push_back(cat("input ", c.input, ": a multiple of 8 from 32 to 2048"));
+  const int kMaxUnits = 1 << 16;
+  p.range("fc6_global", c.fc6_global, 1, kMaxUnits, "from 1 to 65536");
+  p.range("fc6_pose", c.fc6_pose, 1, kMaxUnits, "from 1 to 65536");
+  p.range("fc7_pose", c.fc7_pose, 1, kMaxUnits, "from 1 to 65536");
+  p.range("fc6_local", c.fc6_local, 1, kMaxUnits, "from 1 to 65536");
+  p.range("fc7_fusion", c.fc7_fusion, 1, kMaxUnits, "from 1 to 65536");
+  p.range("categories", c.categories, 1, 1 << 20, "from 1 to 2^20");
+  p.range("attributes", c.attributes, 0, 1 << 20, "from 0 to 2^20");
+  p.range("pool_radius", c.pool_radius, 0, 16, "from 0 to 16");
+  p.one_of("pool_mode", c.pool_mode, {"corner", "zero"});
+  p.range("dropout", c.dropout, 0.f, 0.99f, "from 0 to 0.99");
+  return p.list;
+}
+
+std::vector<std::string> config_problems(const TrainConfig& c) {
+  Problems p;
+  for (const std::string& n : config_problems(c.net)) p.list.push_back("net." + n);
+  p.range("batch", c.batch, 1, 1 << 16, "from 1 to 65536");
+  p.range("P", c.P, 1, 1 << 16, "from 1 to 65536");
+  p.range("K", c.K, 1, 1 << 16, "from 1 to 65536");
+  p.range("momentum", c.momentum, 0.0, 0.999, "from 0 to 0.999");
+  p.range("weight_decay", c.weight_decay, 0.0, 1.0, "from 0 to 1");
+  p.range("clip_grad_norm", c.clip_grad_norm, 0.0, 1e30, "0 (off) or positive");
+  p.one_of("schedule", c.schedule, {"cosine", "step"});
+  p.range("step_gamma", c.step_gamma, 1e-9, 1.0, "above 0, at most 1");
+  p.range<int64_t>("step_every", c.step_every, 0, INT64_MAX, "0 or positive");
+  p.range<int64_t>("warmup", c.warmup, 0, INT64_MAX, "0 or positive");
+  p.range("triplet_margin", c.triplet_margin, 0.f, 1e6f, "0 or positive");
+  p.one_of("triplet_mining", c.triplet_mining, {"batch_hard", "all"});
+  p.range<int64_t>("checkpoint_every", c.checkpoint_every, 0, INT64_MAX, "0 or positive");
+  p.range<int64_t>("log_every", c.log_every, 1, INT64_MAX, "positive");
+  p.range("bbox_margin", c.bbox_margin, 0.f, 1.f, "from 0 to 1");
+  if (c.stages.empty()) p.list.push_back("stages: none (at least one)");
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const StageConfig& s = c.stages[i];
+    p.prefix = cat("stages[", i, "].");
+    if (s.name.empty()) p.list.push_back(p.prefix + "name: empty");
+    p.range<int64_t>("steps", s.steps, 0, INT64_MAX / 4, "0 or positive");
+    p.range("lr", s.lr, 0.0, 1e3, "from 0 to 1000");
+    for (auto [name, w] : {std::pair<const char*, double>{"weights.landmarks", s.weights.landmarks},
+                           {"weights.visibility", s.weights.visibility}, {"weights.category", s.weights.category},
+                           {"weights.attributes", s.weights.attributes}, {"weights.triplet", s.weights.triplet}})
+      p.range(name, w, 0.0, 1e6, "from 0 to 1e6");
+  }
+  return p.list;
+}
+
+void check_config(const TrainConfig& c, const std::string& where) { throw_problems(config_problems(c), where); }
+void check_config(const NetConfig& c, const std::string& where) { throw_problems(config_problems(c), where); }
 
 #define FN_JSON_GET(field) \
   if (j.contains(#field)) j.at(#field).get_to(c.field)

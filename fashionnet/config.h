@@ -67,6 +67,15 @@ void from_json(const nlohmann::json& j, StageConfig& c);
 void to_json(nlohmann::json& j, const TrainConfig& c);
 void from_json(const nlohmann::json& j, TrainConfig& c);
 
+// Every field out of its range, one line each ("net.input 30: a multiple of 8 from 32 to 2048"); empty when
+// the configuration is usable. A configuration from a file (--config, a checkpoint) is checked before a
+// network is built from it, so a bad value is named instead of failing deep inside a layer.
+std::vector<std::string> config_problems(const NetConfig& c);
+std::vector<std::string> config_problems(const TrainConfig& c);  // the network's problems too, as net.*
+// Throws fn::Error "<where>: <problem>; <problem>..." when there is any.
+void check_config(const TrainConfig& c, const std::string& where);
+void check_config(const NetConfig& c, const std::string& where);
+
 // VGG16 channel counts after the width multiplier (at least 4 each).
 std::vector<int> vgg_channels(const NetConfig& c);  // 5 stages
 

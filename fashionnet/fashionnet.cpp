@@ -49,10 +49,7 @@ Tensor Conv5::operator()(const Tensor& pool4) const {
 }
 
 FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
-  FN_CHECK(cfg.backbone == "vgg16", "backbone '", cfg.backbone, "' is not implemented (vgg16 is)");
-  FN_CHECK(cfg.input >= 32 && cfg.input % 8 == 0, "input size ", cfg.input, " must be a multiple of 8, at least 32");
-  FN_CHECK(cfg.pool_mode == "corner" || cfg.pool_mode == "zero", "pool_mode '", cfg.pool_mode,
-           "' (expected corner or zero)");
+  check_config(cfg, "FashionNet");
   Rng rng(seed, 0x6e6574);  // "net"
   auto ch = vgg_channels(cfg);
   int pool5 = cfg.input / 32, flat5 = ch[4] * pool5 * pool5;

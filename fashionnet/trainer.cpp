@@ -147,6 +147,9 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
     cfg.net.attributes = int(ds.attribute_names.size());
     st.category_names = ds.category_names;
   }
+  check_config(cfg, opt.resume.empty() ? std::string("train") : "checkpoint " + opt.resume);
+  FN_CHECK(st.stage <= int(cfg.stages.size()), "checkpoint ", opt.resume, ": stage ", st.stage, " but its configuration has ",
+           cfg.stages.size(), " stages");
   FashionNet model(cfg.net, cfg.seed);
   model.to(opt.device);
   if (!opt.init.empty() && opt.resume.empty()) {

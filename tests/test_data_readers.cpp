@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "tests/support/annotation_fixtures.h"
 
 namespace fs = std::filesystem;
 using namespace fn::data;
@@ -35,32 +36,7 @@ struct TempDir {
   }
 };
 
-// A valid tiny In-shop dataset: 4 images of 3 items, one of each clothes type.
-std::map<std::string, std::string> inshop_files() {
-  return {
-      {"Eval/list_eval_partition.txt",
-       "4\nimage_name item_id evaluation_status\n"
-       "img/WOMEN/Dresses/id_00000001/01_1_front.jpg id_00000001 train\n"
-       "img/WOMEN/Dresses/id_00000001/01_2_side.jpg id_00000001 train\n"
-       "img/MEN/Pants/id_00000002/01_1_front.jpg id_00000002 query\n"
-       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg id_00000003 gallery\n"},
-      {"Anno/list_item_inshop.txt", "3\nid_00000001\nid_00000002\nid_00000003\n"},
-      {"Anno/list_bbox_inshop.txt",
-       "4\nimage_name clothes_type pose_type x_1 y_1 x_2 y_2\n"
-       "img/WOMEN/Dresses/id_00000001/01_1_front.jpg 3 1 50 20 200 240\n"
-       "img/WOMEN/Dresses/id_00000001/01_2_side.jpg 3 2 60 20 190 240\n"
-       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 70 30 180 250\n"
-       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg 1 1 40 40 210 200\n"},
-      {"Anno/list_landmarks_inshop.txt",
-       "4\nimage_name clothes_type variation_type landmark_visibility_1 landmark_location_x_1 landmark_location_y_1\n"
-       "img/WOMEN/Dresses/id_00000001/01_1_front.jpg 3 1 0 100 30 0 150 30 1 60 80 0 190 80 0 90 120 0 160 120 2 0 0 0 180 230\n"
-       "img/WOMEN/Dresses/id_00000001/01_2_side.jpg 3 2 0 100 30 0 150 30 0 60 80 0 190 80 0 90 120 0 160 120 0 70 230 0 180 230\n"
-       "img/MEN/Pants/id_00000002/01_1_front.jpg 2 1 0 80 35 0 170 35 1 90 240 0 160 240\n"
-       "img/MEN/Tees_Tanks/id_00000003/01_1_front.jpg 1 1 0 100 45 0 150 45 0 50 90 2 0 0 0 60 190 0 200 190\n"},
-      {"Anno/list_attr_cloth.txt", "3\nattribute_name\nlightweight\nfloral print\nknit\n"},
-      {"Anno/list_attr_items.txt", "3\nitem_id attribute_labels\nid_00000001 1 -1 0\nid_00000002 -1 -1 1\nid_00000003 0 1 -1\n"},
-  };
-}
+using fn::test::inshop_files;
 
 void write_all(const TempDir& d, const std::map<std::string, std::string>& files) {
   for (const auto& [rel, text] : files) d.write(rel, text);
@@ -353,18 +329,7 @@ TEST_CASE("Consumer-to-shop reader: pairs to samples, BOM and CRLF, source and s
 
 TEST_CASE("Category and Landmark benchmark readers") {
   TempDir d("category");
-  d.write("Anno/list_category_cloth.txt", "3\ncategory_name  category_type\nAnorak  1\nJeans  2\nDress  3\n");
-  d.write("Anno/list_category_img.txt",
-          "3\nimage_name  category_label\nimg/A/img_1.jpg  1\nimg/B/img_2.jpg  2\nimg/C/img_3.jpg  3\n");
-  d.write("Eval/list_eval_partition.txt", "3\nimage_name  evaluation_status\nimg/A/img_1.jpg train\nimg/B/img_2.jpg val\nimg/C/img_3.jpg test\n");
-  d.write("Anno/list_bbox.txt", "3\nimage_name  x_1  y_1  x_2  y_2\nimg/A/img_1.jpg 1 2 30 40\nimg/B/img_2.jpg 1 2 30 40\nimg/C/img_3.jpg 1 2 30 40\n");
-  d.write("Anno/list_landmarks.txt",
-          "3\nimage_name clothes_type variation_type\n"
-          "img/A/img_1.jpg 1 1 0 10 10 0 20 10 0 5 20 0 25 20 0 8 30 0 22 30\n"
-          "img/B/img_2.jpg 2 1 0 10 10 0 20 10 0 8 30 0 22 30 0 0 0 0 0 0 0 0 0 0 0 0\n"  // padded to 8 triples
-          "img/C/img_3.jpg 3 2 0 10 10 0 20 10 0 5 20 0 25 20 0 8 25 0 22 25 0 8 30 0 22 30\n");
-  d.write("Anno/list_attr_cloth.txt", "2\nattribute_name  attribute_type\na-line   3\nabstract chevron   1\n");
-  d.write("Anno/list_attr_img.txt", "3\nimage_name  attribute_labels\nimg/A/img_1.jpg 1 -1\nimg/B/img_2.jpg -1 -1\nimg/C/img_3.jpg 0 1\n");
+  fn::test::write_files(d.path, fn::test::category_files());
   const Dataset ds = load_dataset(d.str(), "category");
   REQUIRE(ds.samples.size() == 3);
   CHECK((ds.samples[1].category == 1 && ds.samples[1].clothes_type == 2 && ds.samples[1].split == Split::Val));
@@ -385,11 +350,7 @@ TEST_CASE("Category and Landmark benchmark readers") {
   }
   SECTION("the Landmark benchmark: partition, landmarks, bbox") {
     TempDir l("landmark");
-    l.write("Eval/list_eval_partition.txt", "2\nimage_name evaluation_status\nimg/img_00000001.jpg train\nimg/img_00000002.jpg test\n");
-    l.write("Anno/list_landmarks.txt", "2\nimage_name clothes_type variation_type\n"
-                                       "img/img_00000001.jpg 2 1 0 10 10 0 20 10 2 0 0 1 22 30\n"
-                                       "img/img_00000002.jpg 1 3 0 10 10 0 20 10 0 5 20 0 25 20 0 8 30 0 22 30\n");
-    l.write("Anno/list_bbox.txt", "2\nimage_name x_1 y_1 x_2 y_2\nimg/img_00000001.jpg 1 1 50 50\nimg/img_00000002.jpg 1 1 50 50\n");
+    fn::test::write_files(l.path, fn::test::landmark_files());
     const Dataset lm = load_dataset(l.str(), "landmark");
     REQUIRE(lm.samples.size() == 2);
     CHECK((lm.samples[0].clothes_type == 2 && lm.samples[0].lm.vis[kLHem] == kCutOff && lm.samples[0].lm.vis[kRHem] == kOccluded));

@@ -127,6 +127,10 @@ TEST_CASE("FashionNet refuses a bad configuration or input", "[fashionnet]") {
   c = tiny_net();
   c.pool_mode = "middle";
   CHECK_THROWS_WITH(FashionNet(c), Catch::Contains("pool_mode"));
+  c = tiny_net();
+  c.fc7_fusion = 0;
+  c.dropout = 1.f;  // every problem is named, not only the first
+  CHECK_THROWS_WITH(FashionNet(c), Catch::Contains("fc7_fusion 0: from 1 to 65536") && Catch::Contains("dropout 1"));
   FashionNet net(tiny_net());
   NoGradGuard ng;
   CHECK_THROWS_WITH(net.forward(random_images(1, 40, 1), PoolAt{}, false), Catch::Contains("expects images"));

@@ -303,6 +303,25 @@ TEST_CASE("Corrupted, truncated and mismatched checkpoints are refused, naming t
     save_safetensors(bad, model.named_parameters(), md);
     CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU), Catch::Contains(bad));
   }
+  SECTION("configuration values out of range are named before any network is built") {
+    SafetensorsFile f = load_safetensors(good);
+    auto md = f.metadata;
+    nlohmann::json j = nlohmann::json::parse(md["config"]);
+    j["net"]["fc6_global"] = -1;  // would be a negative dimension deep inside a layer
+    j["stages"][0]["lr"] = -0.5;
+    md["config"] = j.dump();
+    save_safetensors(bad, model.named_parameters(), md);
+    CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU),
+                      Catch::Contains("checkpoint " + bad + ": invalid configuration: net.fc6_global -1: from 1 to 65536") &&
+                          Catch::Contains("stages[0].lr -0.5"));
+  }
+  SECTION("a training state with a negative stage") {
+    SafetensorsFile f = load_safetensors(good);
+    auto md = f.metadata;
+    md["stage"] = "-1";
+    save_safetensors(bad, model.named_parameters(), md);
+    CHECK_THROWS_WITH(checkpoint_state(bad), Catch::Contains(bad) && Catch::Contains("stage -1"));
+  }
   SECTION("a missing file, and resuming from a bad file") {
     const std::string none = (scratch() / "no_such.safetensors").string();
     CHECK_THROWS_WITH(model_from_checkpoint(none, Device::CPU), Catch::Contains(none));
