@@ -59,6 +59,8 @@ void read_category(Dataset& ds, LoadContext& ctx) {
       ds.category_types.push_back(r.to_int(1, "category_type", 1, 3));
       ds.category_names.push_back(r.str(0));
     });
+    // Without this, labels would be range-checked against nothing (a header "0" and no records loads).
+    if (ds.category_names.empty()) ctx.report.error(cat(cats, ": lists no categories"));
   }
   if (!imgs.empty()) {  // "<image> <label 1..C>": defines the samples; without it the other files are still checked
     TextTable t;

@@ -40,7 +40,9 @@ EpochPlan plan_pk(const Dataset& ds, const std::vector<int>& indices, int P, int
   }
   std::vector<int> items;
   for (auto& kv : by_item) items.push_back(kv.first);
-  FN_CHECK((int)items.size() >= P, "PK sampler: P=", P, " but only ", items.size(), " items");
+  FN_CHECK((int)items.size() >= P, "triplet batches take P=", P, " items of K=", K, " images each, but the ",
+           indices.size(), " training images show only ", items.size(),
+           " item(s): use more items, or a smaller --batch (P = batch / K)");
   Rng rng(derive_seed(seed, 0x504Bu /* "PK" */, epoch));
   rng.shuffle(items);
 

@@ -342,6 +342,10 @@ TEST_CASE("Category and Landmark benchmark readers") {
     d.write("Anno/list_category_img.txt", "1\nimage_name  category_label\nimg/A/img_1.jpg  4\n");
     CHECK(load_error(d.str(), "category").find("Anno/list_category_img.txt:3: category_label 4 is out of range [1, 3]") != std::string::npos);
   }
+  SECTION("a category list with no records") {
+    d.write("Anno/list_category_cloth.txt", "0\ncategory_name  category_type\n");
+    CHECK(load_error(d.str(), "category").find("Anno/list_category_cloth.txt: lists no categories") != std::string::npos);
+  }
   SECTION("padding that is not zero") {
     d.write("Anno/list_landmarks.txt",
             "1\nimage_name clothes_type variation_type\nimg/B/img_2.jpg 2 1 0 10 10 0 20 10 0 8 30 0 22 30 0 0 0 0 0 0 0 0 0 0 5 0\n");
