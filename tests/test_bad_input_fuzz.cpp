@@ -25,6 +25,7 @@
 #include "data/synth.h"
 #include "fashionnet/checkpoint.h"
 #include "fashionnet/config.h"
+#include "fashionnet/embedding_io.h"
 #include "tests/support/annotation_fixtures.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_image.h"
@@ -291,6 +292,32 @@ TEST_CASE("fuzz: mutated .npy embedding files load or are refused naming the fil
     }
   }
   std::printf("npy: %lld mutated files, %lld loaded\n", (long long)rounds(3000), (long long)loaded);
+}
+
+TEST_CASE("fuzz: mutated embedding sets (.npy + .ids.txt) load or are refused naming a file", "[fuzz]") {
+  fn::test::TempDir dir("fuzz_emb");
+  const std::string good = (dir.path / "good").string(), bad = (dir.path / "bad").string();
+  fashionnet::Embeddings e;
+  e.features = Tensor::zeros({4, 3});
+  for (int64_t i = 0; i < 12; ++i) e.features.f32()[i] = float(i % 5) - 2.f;
+  e.image_paths = {"img/a/1.jpg", "img/a/2.jpg", "img/b/1.jpg", "img/c/1.jpg"};
+  e.item_ids = {"id_1", "id_1", "id_2", "id_3"};
+  fashionnet::write_embeddings(good, e);
+  const std::string npy_bytes = fn::test::read_bytes(good + ".npy"), ids = fn::test::read_bytes(good + ".ids.txt");
+  Mutator m(6);
+  int64_t loaded = 0;
+  for (int64_t r = 0, n = rounds(1500); r < n; ++r) {
+    const bool ids_side = m.below(2) == 0;
+    fn::test::write_bytes(bad + ".npy", ids_side ? npy_bytes : m.bytes(npy_bytes));
+    fn::test::write_bytes(bad + ".ids.txt", ids_side ? m.text(ids) : ids);
+    fashionnet::Embeddings got;
+    if (loads_or_names([&] { got = fashionnet::read_embeddings(bad); }, bad, r, "embeddings")) {
+      ++loaded;
+      CHECK((got.image_paths.size() == size_t(got.rows()) && got.item_ids.size() == size_t(got.rows())));
+      for (size_t i = 0; i < got.item_ids.size(); ++i) CHECK((!got.image_paths[i].empty() && !got.item_ids[i].empty()));
+    }
+  }
+  std::printf("embedding sets: %lld mutated, %lld loaded\n", (long long)rounds(1500), (long long)loaded);
 }
 
 TEST_CASE("fuzz: mutated checkpoints are refused naming the file, and never half-loaded", "[fuzz]") {
