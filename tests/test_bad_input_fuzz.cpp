@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/options.h"
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/philox.h"
@@ -346,6 +347,26 @@ TEST_CASE("fuzz: mutated checkpoints are refused naming the file, and never half
       ++loaded;
   }
   std::printf("checkpoints: %lld mutated files, %lld loaded\n", (long long)rounds(600), (long long)loaded);
+}
+
+TEST_CASE("fuzz: mutated --config files give a checked configuration or are refused naming the file", "[fuzz]") {
+  fn::test::TempDir dir("fuzz_config");
+  const std::string path = (dir.path / "config.json").string();
+  const std::string good = nlohmann::json(fashionnet::preset("tiny")).dump(1);
+  apps::TrainFlags flags;
+  flags.preset = "tiny";
+  flags.config_file = path;
+  Mutator m(7);
+  int64_t loaded = 0;
+  for (int64_t r = 0, n = rounds(1500); r < n; ++r) {
+    fn::test::write_bytes(path, m.below(2) ? m.replace_number(good) : m.text(good));
+    fashionnet::TrainConfig cfg;
+    if (loads_or_names([&] { cfg = apps::make_config(flags); }, path, r, "--config")) {
+      ++loaded;
+      CHECK(fashionnet::config_problems(cfg).empty());
+    }
+  }
+  std::printf("--config: %lld mutated files, %lld loaded\n", (long long)rounds(1500), (long long)loaded);
 }
 
 TEST_CASE("fuzz: mutated JPEG and PNG photos decode or are refused naming the file", "[fuzz]") {
