@@ -56,7 +56,7 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
     base.merge_patch(j);
     try {
       base.get_to(cfg);
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const std::exception& e) {  // json's type errors, and the integer checks of from_json
       FN_FAIL("--config ", f.config_file, ": ", e.what());
     }
   }

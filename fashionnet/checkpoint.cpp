@@ -42,9 +42,10 @@ void save_checkpoint(const std::string& path, const FashionNet& model, const nn:
 TrainConfig checkpoint_config(const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   TrainConfig cfg;
+  const std::string& text = meta(f, "config");
   try {
-    nlohmann::json::parse(meta(f, "config")).get_to(cfg);
-  } catch (const nlohmann::json::exception& e) {
+    nlohmann::json::parse(text).get_to(cfg);
+  } catch (const std::exception& e) {  // json's errors, and the integer checks of from_json
     FN_FAIL("checkpoint ", path, ": its config metadata is not valid: ", e.what());
   }
   check_config(cfg, "checkpoint " + path);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -154,8 +156,26 @@ std::vector<std::string> config_problems(const TrainConfig& c) {
 void check_config(const TrainConfig& c, const std::string& where) { throw_problems(config_problems(c), where); }
 void check_config(const NetConfig& c, const std::string& where) { throw_problems(config_problems(c), where); }
 
-#define FN_JSON_GET(field) \
-  if (j.contains(#field)) j.at(#field).get_to(c.field)
+namespace {
+// json's own conversion of a number to an integer field truncates 16.7 and wraps 4294967297 silently.
+template <class T>
+void get_field(const nlohmann::json& j, const char* name, T& out) {
+  if (!j.contains(name)) return;
+  const nlohmann::json& v = j.at(name);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    const bool whole = v.is_number_integer() || (v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>());
+    if (!v.is_number() || !whole) FN_FAIL("'", name, "' is ", v.dump(), ": a whole number expected");
+    const double d = v.get<double>();
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                                             : d >= double(std::numeric_limits<T>::lowest()) &&
+                                                   d <= double(std::numeric_limits<T>::max());
+    if (!fits) FN_FAIL("'", name, "' is ", v.dump(), ": out of range for its type");
+  }
+  v.get_to(out);
+}
+}  // namespace
+
+#define FN_JSON_GET(field) get_field(j, #field, c.field)
 
 void to_json(nlohmann::json& j, const NetConfig& c) {
   j = {{"backbone", c.backbone},     {"width", c.width},         {"input", c.input},

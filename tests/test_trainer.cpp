@@ -315,6 +315,18 @@ TEST_CASE("Corrupted, truncated and mismatched checkpoints are refused, naming t
                       Catch::Contains("checkpoint " + bad + ": invalid configuration: net.fc6_global -1: from 1 to 65536") &&
                           Catch::Contains("stages[0].lr -0.5"));
   }
+  SECTION("integer fields that json would truncate or wrap") {
+    SafetensorsFile f = load_safetensors(good);
+    auto md = f.metadata;
+    for (const char* v : {"16.5", "4294967297"}) {
+      nlohmann::json j = nlohmann::json::parse(md["config"]);
+      j["batch"] = nlohmann::json::parse(v);
+      md["config"] = j.dump();
+      save_safetensors(bad, model.named_parameters(), md);
+      CHECK_THROWS_WITH(model_from_checkpoint(bad, Device::CPU),
+                        Catch::Contains("checkpoint " + bad) && Catch::Contains(std::string("'batch' is ") + v));
+    }
+  }
   SECTION("a training state with a negative stage") {
     SafetensorsFile f = load_safetensors(good);
     auto md = f.metadata;
