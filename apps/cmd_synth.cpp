@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "apps/command.h"
+#include "apps/validators.h"
 #include "data/synth.h"
 
 namespace {
@@ -14,11 +15,11 @@ int run_synth(int argc, char** argv) {
   CLI::App app{"Write a synthetic DeepFashion dataset in the real benchmark's layout and file formats"};
   app.add_option("--out", cfg.out, "dataset root to write")->required();
   app.add_option("--benchmark", cfg.benchmark, "inshop | consumer2shop")->check(CLI::IsMember({"inshop", "consumer2shop"}));
-  app.add_option("--items", cfg.items, "number of items")->required()->check(CLI::PositiveNumber);
+  app.add_option("--items", cfg.items, "number of items")->required()->check(fn::apps::positive());
   app.add_option("--seed", cfg.seed, "random seed")->required();
-  app.add_option("--views", cfg.views, "photos per item (consumer2shop: half shop, half consumer)")->check(CLI::PositiveNumber);
+  app.add_option("--views", cfg.views, "photos per item (consumer2shop: half shop, half consumer)")->check(fn::apps::positive());
   app.add_option("--size", cfg.size, "photo side in pixels")->check(CLI::Range(32, 4096));
-  app.add_option("--threads", cfg.threads, "drawing threads (the output does not depend on it)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", cfg.threads, "drawing threads (the output does not depend on it)")->check(fn::apps::positive());
   app.add_option("--quality", cfg.jpeg_quality, "JPEG quality")->check(CLI::Range(1, 100));
   app.add_option("--look-alikes", cfg.look_alikes,
                  "items per look-alike group: they differ only in small details on the landmarks (1: none)")

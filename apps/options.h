@@ -1,11 +1,11 @@
 // Options shared by the commands that build a training configuration (train, demo).
 #pragma once
 #include <CLI/CLI.hpp>
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "apps/validators.h"
 #include "core/error.h"
 #include "fashionnet/config.h"
 
@@ -21,18 +21,6 @@ struct TrainFlags {
   bool no_local = false;    // ablation: global branch only
   std::string pool_mode;    // corner | zero
 };
-
-// CLI11's PositiveNumber prints DBL_MAX in full; this says it in words.
-inline const CLI::Validator& positive() {
-  static const CLI::Validator v(
-      [](std::string& in) -> std::string {
-        char* end = nullptr;
-        const double x = std::strtod(in.c_str(), &end);
-        return end != in.c_str() && *end == 0 && x > 0 ? "" : "must be a positive number, got '" + in + "'";
-      },
-      "POSITIVE");
-  return v;
-}
 
 inline void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--preset", f.preset, "paper | cpu-small | tiny")->capture_default_str();
