@@ -147,7 +147,7 @@ TrainSummary train(TrainConfig cfg, const TrainOptions& opt) {
     cfg.net.attributes = int(ds.attribute_names.size());
     st.category_names = ds.category_names;
   }
-  check_config(cfg, opt.resume.empty() ? std::string("train") : "checkpoint " + opt.resume);
+  if (opt.resume.empty()) check_config(cfg, "train");  // checkpoint_config checked a resumed run's
   FN_CHECK(st.stage <= int(cfg.stages.size()), "checkpoint ", opt.resume, ": stage ", st.stage, " but its configuration has ",
            cfg.stages.size(), " stages");
   FashionNet model(cfg.net, cfg.seed);

@@ -78,34 +78,24 @@ struct Mutator {
     return s;
   }
 
-  std::string replace_token(std::string s) {
-    std::vector<std::pair<size_t, size_t>> tok;  // [begin, end) of whitespace-separated tokens
+  // One maximal run of characters with in_run (picked at random) swapped for an edge token.
+  template <class Pred>
+  std::string replace_run(const std::string& s, Pred in_run) {
+    std::vector<std::pair<size_t, size_t>> runs;  // [begin, end)
     for (size_t i = 0; i < s.size();) {
-      while (i < s.size() && std::isspace((unsigned char)s[i])) ++i;
-      size_t b = i;
-      while (i < s.size() && !std::isspace((unsigned char)s[i])) ++i;
-      if (i > b) tok.emplace_back(b, i);
-    }
-    if (tok.empty()) return s;
-    auto [b, e] = tok[below(tok.size())];
-    const auto& edge = edge_tokens();
-    return s.substr(0, b) + edge[below(edge.size())] + s.substr(e);
-  }
-
-  // A run of digits (inside JSON, a header dictionary or a line) swapped for an edge token.
-  std::string replace_number(std::string s) {
-    std::vector<std::pair<size_t, size_t>> runs;
-    for (size_t i = 0; i < s.size();) {
-      if (!std::isdigit((unsigned char)s[i])) { ++i; continue; }
-      size_t b = i;
-      while (i < s.size() && std::isdigit((unsigned char)s[i])) ++i;
-      runs.emplace_back(b, i);
+      while (i < s.size() && !in_run((unsigned char)s[i])) ++i;
+      const size_t b = i;
+      while (i < s.size() && in_run((unsigned char)s[i])) ++i;
+      if (i > b) runs.emplace_back(b, i);
     }
     if (runs.empty()) return s;
     auto [b, e] = runs[below(runs.size())];
     const auto& edge = edge_tokens();
     return s.substr(0, b) + edge[below(edge.size())] + s.substr(e);
   }
+  // A whitespace-separated token; a run of digits (inside JSON, a header dictionary or a line).
+  std::string replace_token(const std::string& s) { return replace_run(s, [](unsigned char c) { return !std::isspace(c); }); }
+  std::string replace_number(const std::string& s) { return replace_run(s, [](unsigned char c) { return std::isdigit(c) != 0; }); }
 
   std::string text(std::string s) {
     for (int edits = 1 + int(below(3)); edits > 0; --edits) {
