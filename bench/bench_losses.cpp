@@ -19,8 +19,10 @@
 #include "core/philox.h"
 #include "core/tensor.h"
 #include "kernels/attr_bce.h"
+#include "kernels/elementwise.h"
 #include "kernels/landmark_l2.h"
 #include "kernels/optim.h"
+#include "kernels/reduce.h"
 #include "kernels/softmax_xent.h"
 #include "kernels/triplet.h"
 
@@ -234,6 +236,17 @@ void bench_optim(Bench& B, Device dev, int64_t n, Rng& rng) {
   kernels::AdamHyper ah;
   int64_t t = 0;
   B.record("adam", shape, "elementwise", double(7 * n * 4), [&] { kernels::adam_step(pd, gd, m, v2, ++t, ah); });
+  // The gradient clip's norm: one read of the gradient (before, a squared copy written and read back).
+  Tensor sq = Tensor::empty({1}, DType::F32, dev), sq64 = Tensor::empty({1}, DType::F64);
+  kernels::sum_squares(gd, sq);
+  kernels::sum_squares(g.to(DType::F64), sq64);
+  if (!B.check("sum_squares", sq.item(), sq64.item())) return;
+  B.record("sum_squares", shape, "two_pass", double(n * 4), [&] { kernels::sum_squares(gd, sq); });
+  Tensor g2 = Tensor::empty_like(gd);
+  B.record("sum_squares", shape, "mul_then_sum_all", double(3 * n * 4), [&] {
+    kernels::mul(gd, gd, g2);
+    kernels::sum_all(g2, sq);
+  });
 }
 
 }  // namespace

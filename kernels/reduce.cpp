@@ -5,29 +5,54 @@
 
 namespace fn::kernels {
 
-void sum_all(const Tensor& x, Tensor& out) {
-  FN_CHECK(out.numel() == 1 && out.dtype() == x.dtype(), "sum_all: output must be one ", dtype_name(x.dtype()));
-  check_same_device("sum_all", x, out);
+namespace {
+
+// Eight interleaved double partial sums of f(x[i]), added in a fixed order at the end: the compiler can
+// vectorise it (one running sum cannot be reordered), and the result still repeats bitwise.
+template <typename T, typename F>
+double sum_lanes(const T* p, int64_t n, F f) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lane[k] += f(double(p[i + k]));
+  double s = 0;
+  for (; i < n; ++i) s += f(double(p[i]));
+  return s + (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
+}
+
+// The two reductions differ only in the term and the CUDA kernel.
+template <typename F>
+void reduce_all(const char* what, const Tensor& x, Tensor& out, F term,
+                void (*cuda_f32)(const float*, int64_t, float*)) {
+  FN_CHECK(out.numel() == 1 && out.dtype() == x.dtype(), what, ": output must be one ", dtype_name(x.dtype()));
+  check_same_device(what, x, out);
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
-    check_float32_on_cuda("sum_all", x);
-    return cuda::sum_all_f32(x.f32(), x.numel(), out.f32());
+    check_float32_on_cuda(what, x);
+    return cuda_f32(x.f32(), x.numel(), out.f32());
+#else
+    (void)cuda_f32;
 #endif
   }
-  FN_DISPATCH_FLOAT(x.dtype(), T, {
-    // Eight interleaved double partial sums, added in a fixed order at the end: the compiler can vectorise
-    // it (one running sum cannot be reordered), and the result still repeats bitwise.
-    const T* p = x.data<T>();
-    const int64_t n = x.numel();
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (int k = 0; k < 8; ++k) lane[k] += double(p[i + k]);
-    double s = 0;
-    for (; i < n; ++i) s += double(p[i]);
-    s += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-    out.data<T>()[0] = T(s);
-  });
+  FN_DISPATCH_FLOAT(x.dtype(), T, { out.data<T>()[0] = T(sum_lanes(x.data<T>(), x.numel(), term)); });
+}
+
+#ifdef FN_WITH_CUDA
+constexpr auto kSumAllCuda = &cuda::sum_all_f32;
+constexpr auto kSumSquaresCuda = &cuda::sum_squares_f32;
+#else
+constexpr void (*kSumAllCuda)(const float*, int64_t, float*) = nullptr;
+constexpr void (*kSumSquaresCuda)(const float*, int64_t, float*) = nullptr;
+#endif
+
+}  // namespace
+
+void sum_all(const Tensor& x, Tensor& out) {
+  reduce_all("sum_all", x, out, [](double v) { return v; }, kSumAllCuda);
+}
+
+void sum_squares(const Tensor& x, Tensor& out) {
+  reduce_all("sum_squares", x, out, [](double v) { return v * v; }, kSumSquaresCuda);
 }
 
 void broadcast_scalar(const Tensor& s, double alpha, Tensor& out) {

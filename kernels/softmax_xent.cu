@@ -14,8 +14,8 @@
 //                            loads its ceil(K/32) logits (16-byte loads where K % 4 == 0) into registers up
 //                            front, then max and sum of exp run from registers. v2 and v3 keep about one
 //                            load per lane in flight, which at K = 1000 leaves them latency-bound (60% and
-//                            44% of copy on the H100). Rows of up to 1024 logits; v2 above that.
-//   default                  v1 for K <= 8, v2 above (H100 figures in docs/kernels/softmax_xent.md).
+//                            44% of copy on the H100; v4 74%). Rows of up to 1024 logits; v2 above that.
+//   default                  v1 for K <= 8, v4 above (H100 figures in docs/kernels/softmax_xent.md).
 //   backward v1 (element)    one thread per logit, grid-stride, the CPU's per-element body. Its 64-bit
 //                            i / K and i % K per element cost more than the memory traffic on wide rows.
 //   backward v2 (row warp)   one warp per row: the row's scale and label loaded once, lanes stride over k
@@ -226,7 +226,7 @@ void loss_finalize_f32(const float* terms, const float* den, int64_t n, float fi
 void softmax_xent_forward_f32(SoftmaxXentVersion v, const float* z, const float* labels, const float* w, int N, int K,
                               int ignore, float* terms, float* lse, float* row_weight) {
   if (N == 0) return;
-  if (v == SoftmaxXentVersion::Default) v = K <= 8 ? SoftmaxXentVersion::V1RowThread : SoftmaxXentVersion::V2RowWarp;
+  if (v == SoftmaxXentVersion::Default) v = K <= 8 ? SoftmaxXentVersion::V1RowThread : SoftmaxXentVersion::V4RowRegisters;
   const unsigned warp_blocks = warp_row_blocks(N);
   if (v == SoftmaxXentVersion::V4RowRegisters) {
     if (!launch_xent_v4(z, labels, w, N, K, ignore, terms, lse, row_weight))

@@ -29,7 +29,7 @@ void loss_finalize(const Tensor& terms, const Tensor& denominators, double fixed
 
 // ---- softmax cross-entropy
 // Forward: V1RowThread (one thread per row), V2RowWarp, V3RowWarpOnline and V4RowRegisters (one warp per
-// row; CUDA). Default: V1 for K <= 8, V2 above.
+// row; CUDA). Default: V1 for K <= 8, V4 above (V4 itself runs V2 for rows over 1024 logits).
 enum class SoftmaxXentVersion { Default, V1RowThread, V2RowWarp, V3RowWarpOnline, V4RowRegisters };
 // Backward: V1Element (one thread per logit), V2RowWarp (one warp per row; CUDA). Default: V1 for K <= 8.
 enum class SoftmaxXentBackwardVersion { Default, V1Element, V2RowWarp };

@@ -211,7 +211,8 @@ TEST_CASE("losses: CUDA matches the CPU (forward and backward, every version)") 
       Tensor g = Tensor::full({}, 0.7), gz = Tensor::empty_like(z);
       kernels::softmax_xent_backward(g, z, y, lse, rw, nm, gz);
       for (auto v : {kernels::SoftmaxXentVersion::V1RowThread, kernels::SoftmaxXentVersion::V2RowWarp,
-                     kernels::SoftmaxXentVersion::V3RowWarpOnline, kernels::SoftmaxXentVersion::V4RowRegisters}) {
+                     kernels::SoftmaxXentVersion::V3RowWarpOnline, kernels::SoftmaxXentVersion::V4RowRegisters,
+                     kernels::SoftmaxXentVersion::Default}) {
         Tensor L = gpu(Tensor::empty({})), LSE = gpu(Tensor::empty({N})), RW = gpu(Tensor::empty({N})),
                NM = gpu(Tensor::empty({}));
         for (Tensor* t : {&L, &LSE, &RW, &NM}) fn::test::poison(*t);

@@ -42,6 +42,28 @@ TEST_CASE("softmax: stable with outlier logits, rows sum to one") {
   for (int i = 3; i < 6; ++i) REQUIRE(y[i] == Approx(1.0 / 3));
 }
 
+TEST_CASE("sum_all and sum_squares: against a plain double loop, in both float types") {
+  Rng rng(4);
+  for (int64_t n : {0, 1, 7, 8, 9, 1001}) {
+    for (DType t : {DType::F32, DType::F64}) {
+      Tensor x = Tensor::randn({n}, rng, 2.0, t);
+      double s = 0, s2 = 0;
+      for (double v : x.to_vector_f64()) {
+        s += v;
+        s2 += v * v;
+      }
+      Tensor a = Tensor::empty({1}, t), b = Tensor::empty({1}, t);
+      kernels::sum_all(x, a);
+      kernels::sum_squares(x, b);
+      const double tol = t == DType::F32 ? 1e-6 : 1e-13;
+      REQUIRE(a.item() == Approx(s).epsilon(tol).margin(tol));
+      REQUIRE(b.item() == Approx(s2).epsilon(tol).margin(tol));
+    }
+  }
+  Tensor wrong = Tensor::empty({2});
+  REQUIRE_THROWS_AS(kernels::sum_squares(Tensor::randn({3}, rng), wrong), Error);
+}
+
 TEST_CASE("reductions and softmax: CUDA matches the CPU reference") {
   FN_REQUIRE_CUDA();
   Rng rng(9);
@@ -57,6 +79,23 @@ TEST_CASE("reductions and softmax: CUDA matches the CPU reference") {
     kernels::broadcast_scalar(sc, 0.5, bc);
     kernels::broadcast_scalar(sc.to(Device::CUDA), 0.5, bg);
     FN_REQUIRE_CLOSE(bg, bc, 1e-6, 1e-6);
+  }
+  // Both sums over sizes that reach each path of the CUDA kernel (float4 loads four at a time, float4 one at
+  // a time, the scalar tail), from a 16-byte aligned start and from one float past it (the scalar path).
+  for (int64_t n : {0, 1, 3, 4, 5, 70001, 3000001}) {
+    Tensor x = Tensor::randn({n + 1}, rng);
+    Tensor xg = x.to(Device::CUDA);
+    for (int64_t from : {0, 1}) {
+      INFO("n " << n << ", from element " << from);
+      Tensor xc = x.slice0(from, from + n), xs = xg.slice0(from, from + n);
+      for (bool squares : {false, true}) {
+        Tensor sc = Tensor::empty({1}), sg = Tensor::empty({1}, DType::F32, Device::CUDA);
+        fn::test::poison(sg);
+        (squares ? kernels::sum_squares : kernels::sum_all)(xc, sc);
+        (squares ? kernels::sum_squares : kernels::sum_all)(xs, sg);
+        FN_REQUIRE_CLOSE(sg, sc, 1e-5, 1e-6);
+      }
+    }
   }
   for (int64_t cols : {1, 2, 33, 45, 1000}) {
     Tensor x = Tensor::randn({7, cols}, rng, 3.0), gy = Tensor::randn({7, cols}, rng);
