@@ -108,10 +108,11 @@ fi
 bench bench_gemm --device cuda --json "$OUTDIR/bench_gemm.json"
 bench bench_conv --device cuda --json "$OUTDIR/bench_conv.json"
 
-# 5. compute-sanitizer memcheck over the CUDA cases of FashionNet's own kernels (out-of-bounds and
-#    misaligned accesses that a comparison with the CPU can miss), last and time-capped: it is slow.
+# 5. compute-sanitizer memcheck over the CUDA cases of FashionNet's own kernels and of the reductions (the
+#    gradient clip's norm): out-of-bounds and misaligned accesses that a comparison with the CPU can miss.
+#    Last and time-capped: it is slow.
 if command -v compute-sanitizer >/dev/null 2>&1 && [ "${FN_DC_SANITIZER:-1}" = 1 ]; then
-  for t in test_landmark_pool test_losses test_triplet; do
+  for t in test_landmark_pool test_losses test_triplet test_shape_reduce; do
     wanted "memcheck_$t" && [ -x "$BUILD/bin/$t" ] || continue
     run_step "memcheck_$t" 40 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/bin/$t" "*CUDA*"
   done
