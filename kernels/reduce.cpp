@@ -20,40 +20,28 @@ double sum_lanes(const T* p, int64_t n, F f) {
   return s + (((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
 }
 
-// The two reductions differ only in the term and the CUDA kernel.
-template <typename F>
-void reduce_all(const char* what, const Tensor& x, Tensor& out, F term,
-                void (*cuda_f32)(const float*, int64_t, float*)) {
+// The two reductions differ only in the term.
+void reduce_all(const char* what, const Tensor& x, Tensor& out, bool squares) {
   FN_CHECK(out.numel() == 1 && out.dtype() == x.dtype(), what, ": output must be one ", dtype_name(x.dtype()));
   check_same_device(what, x, out);
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
     check_float32_on_cuda(what, x);
-    return cuda_f32(x.f32(), x.numel(), out.f32());
-#else
-    (void)cuda_f32;
+    return (squares ? cuda::sum_squares_f32 : cuda::sum_all_f32)(x.f32(), x.numel(), out.f32());
 #endif
   }
-  FN_DISPATCH_FLOAT(x.dtype(), T, { out.data<T>()[0] = T(sum_lanes(x.data<T>(), x.numel(), term)); });
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    const T* p = x.data<T>();
+    const double s = squares ? sum_lanes(p, x.numel(), [](double v) { return v * v; })
+                             : sum_lanes(p, x.numel(), [](double v) { return v; });
+    out.data<T>()[0] = T(s);
+  });
 }
-
-#ifdef FN_WITH_CUDA
-constexpr auto kSumAllCuda = &cuda::sum_all_f32;
-constexpr auto kSumSquaresCuda = &cuda::sum_squares_f32;
-#else
-constexpr void (*kSumAllCuda)(const float*, int64_t, float*) = nullptr;
-constexpr void (*kSumSquaresCuda)(const float*, int64_t, float*) = nullptr;
-#endif
 
 }  // namespace
 
-void sum_all(const Tensor& x, Tensor& out) {
-  reduce_all("sum_all", x, out, [](double v) { return v; }, kSumAllCuda);
-}
-
-void sum_squares(const Tensor& x, Tensor& out) {
-  reduce_all("sum_squares", x, out, [](double v) { return v * v; }, kSumSquaresCuda);
-}
+void sum_all(const Tensor& x, Tensor& out) { reduce_all("sum_all", x, out, false); }
+void sum_squares(const Tensor& x, Tensor& out) { reduce_all("sum_squares", x, out, true); }
 
 void broadcast_scalar(const Tensor& s, double alpha, Tensor& out) {
   FN_CHECK(s.numel() == 1 && s.dtype() == out.dtype(), "broadcast_scalar: one-element source expected, got ",
