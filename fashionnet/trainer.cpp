@@ -55,18 +55,15 @@ uint64_t hash_name(const std::string& s) {
 }  // namespace
 
 double clip_gradients(const std::vector<Tensor>& params, double max_norm) {
-  // Each parameter's sum of squares goes into its own slot of one tensor, read back once: on a GPU one
-  // synchronisation a step instead of one per parameter. Summed in double in parameter order.
+  // Each parameter's sum of squares goes into its own slot of one tensor, read back once: on a GPU two
+  // launches and one synchronisation a step. Summed in double in parameter order.
   std::vector<Tensor> grads;
   for (auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   double sq = 0;
   if (!grads.empty()) {
     Tensor sums = Tensor::empty({int64_t(grads.size())}, grads[0].dtype(), grads[0].device());
-    for (size_t i = 0; i < grads.size(); ++i) {
-      Tensor s = sums.slice0(int64_t(i), int64_t(i) + 1);
-      kernels::sum_squares(grads[i], s);
-    }
+    kernels::sum_squares_each(grads, sums);
     for (double v : sums.to_vector_f64()) sq += v;
   }
   double norm = std::sqrt(sq);

@@ -43,6 +43,32 @@ void reduce_all(const char* what, const Tensor& x, Tensor& out, bool squares) {
 void sum_all(const Tensor& x, Tensor& out) { reduce_all("sum_all", x, out, false); }
 void sum_squares(const Tensor& x, Tensor& out) { reduce_all("sum_squares", x, out, true); }
 
+void sum_squares_each(const std::vector<Tensor>& xs, Tensor& out) {
+  FN_CHECK(out.ndim() == 1 && out.numel() == int64_t(xs.size()), "sum_squares_each: output must be 1-D, one element per tensor (",
+           xs.size(), "), got ", out.describe());
+  for (const Tensor& x : xs) {
+    FN_CHECK(x.dtype() == out.dtype(), "sum_squares_each: every tensor must be ", dtype_name(out.dtype()), ", got ",
+             x.describe());
+    check_same_device("sum_squares_each", x, out);
+  }
+  if (out.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    check_float32_on_cuda("sum_squares_each", out);
+    std::vector<const float*> ptrs;
+    std::vector<int64_t> sizes;
+    for (const Tensor& x : xs) {
+      ptrs.push_back(x.f32());
+      sizes.push_back(x.numel());
+    }
+    return cuda::sum_squares_each_f32(ptrs.data(), sizes.data(), int(xs.size()), out.f32());
+#endif
+  }
+  for (size_t i = 0; i < xs.size(); ++i) {
+    Tensor s = out.slice0(int64_t(i), int64_t(i) + 1);
+    reduce_all("sum_squares_each", xs[i], s, true);
+  }
+}
+
 void broadcast_scalar(const Tensor& s, double alpha, Tensor& out) {
   FN_CHECK(s.numel() == 1 && s.dtype() == out.dtype(), "broadcast_scalar: one-element source expected, got ",
            s.describe());

@@ -64,6 +64,26 @@ TEST_CASE("sum_all and sum_squares: against a plain double loop, in both float t
   REQUIRE_THROWS_AS(kernels::sum_squares(Tensor::randn({3}, rng), wrong), Error);
 }
 
+TEST_CASE("sum_squares_each: each tensor's sum_squares, bitwise; bad outputs refused") {
+  Rng rng(5);
+  std::vector<Tensor> xs;
+  for (int64_t n : {5, 0, 1, 1001, 64}) xs.push_back(Tensor::randn({n}, rng));
+  xs.push_back(Tensor::randn({3, 7}, rng));
+  Tensor out = Tensor::empty({int64_t(xs.size())});
+  kernels::sum_squares_each(xs, out);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    Tensor one = Tensor::empty({1});
+    kernels::sum_squares(xs[i], one);
+    REQUIRE(out.to_vector()[i] == one.item());
+  }
+  Tensor too_short = Tensor::empty({int64_t(xs.size()) - 1}), not_flat = Tensor::empty({2, 3});
+  REQUIRE_THROWS_AS(kernels::sum_squares_each(xs, too_short), Error);
+  REQUIRE_THROWS_AS(kernels::sum_squares_each(xs, not_flat), Error);
+  xs.push_back(Tensor::randn({2}, rng, 1.0, DType::F64));
+  Tensor seven = Tensor::empty({7});
+  REQUIRE_THROWS_AS(kernels::sum_squares_each(xs, seven), Error);  // a float64 tensor among float32
+}
+
 TEST_CASE("reductions and softmax: CUDA matches the CPU reference") {
   FN_REQUIRE_CUDA();
   Rng rng(9);
@@ -95,6 +115,31 @@ TEST_CASE("reductions and softmax: CUDA matches the CPU reference") {
         (squares ? kernels::sum_squares : kernels::sum_all)(xs, sg);
         FN_REQUIRE_CLOSE(sg, sc, 1e-5, 1e-6);
       }
+    }
+  }
+  // sum_squares_each over 70 tensors (two launches of up to 64): each bitwise its own sum_squares on the GPU,
+  // and close to the CPU's.
+  {
+    std::vector<Tensor> xc, xs;
+    Tensor big = Tensor::randn({3000001}, rng);
+    for (int i = 0; i < 70; ++i) {
+      const int64_t n = i == 3 ? 0 : i == 5 ? 3000000 : 1 + (int64_t(i) * 7919) % 20000;
+      Tensor x = i == 5 ? big : Tensor::randn({n + 1}, rng);
+      const int64_t from = i % 2;  // every other tensor starts one float past 16-byte alignment
+      xc.push_back(x.slice0(from, from + n));
+      xs.push_back(x.to(Device::CUDA).slice0(from, from + n));
+    }
+    Tensor oc = Tensor::empty({70}), og = Tensor::empty({70}, DType::F32, Device::CUDA);
+    fn::test::poison(og);
+    kernels::sum_squares_each(xc, oc);
+    kernels::sum_squares_each(xs, og);
+    FN_REQUIRE_CLOSE(og, oc, 1e-5, 1e-6);
+    std::vector<float> each = og.to_vector();
+    for (int i = 0; i < 70; ++i) {
+      Tensor one = Tensor::empty({1}, DType::F32, Device::CUDA);
+      kernels::sum_squares(xs[size_t(i)], one);
+      INFO("tensor " << i);
+      REQUIRE(each[size_t(i)] == one.item());
     }
   }
   for (int64_t cols : {1, 2, 33, 45, 1000}) {
