@@ -1,11 +1,12 @@
 // Sum of n floats, or of their squares. Pass 1: a fixed grid of 256 blocks, each thread accumulates a
 // grid-stride slice in double, the block reduces through shared memory to one partial. Pass 2: one block
-// reduces the partials. sum_squares_each does this for up to 64 tensors at once (the gradient clip's 50
-// gradients: two launches instead of a hundred), with a second grid dimension over the tensors. The grid size and the order of additions are fixed, so the result is bitwise
-// reproducible. Where x is 16-byte aligned, each thread issues four float4 loads before adding any: 65,536
-// threads with one scalar load in flight each keep ~256 KB in flight, far too little to stream a large
-// tensor at DRAM speed (the gradient clip reads every gradient, 0.7 GB at the paper preset); four float4
-// each keep 4 MB in flight. The tail (and an unaligned x) takes the scalar loop.
+// reduces the partials. The grid size and the order of additions are fixed, so the result is bitwise
+// reproducible. sum_squares_each does this for up to 64 tensors at once (the gradient clip's 50 gradients:
+// two launches instead of a hundred), with a second grid dimension over the tensors.
+// Where x is 16-byte aligned, each thread issues four float4 loads before adding any: 65,536 threads with
+// one scalar load in flight each keep ~256 KB in flight, far too little to stream a large tensor at DRAM
+// speed (the gradient clip reads every gradient, 0.7 GB at the paper preset); four float4 each keep 4 MB
+// in flight. The tail (and an unaligned x) takes the scalar loop.
 // Broadcast: one thread per output element reads the device scalar.
 #include <algorithm>
 #include <cstdint>
