@@ -8,14 +8,15 @@
 #include <fstream>
 #include <string>
 
+#include "core/atomic_file.h"
 #include "apps/command.h"
 #include "apps/options.h"
 #include "data/synth.h"
-#include "fashionnet/checkpoint.h"
-#include "fashionnet/evaluate.h"
-#include "fashionnet/plot.h"
-#include "fashionnet/report.h"
-#include "fashionnet/trainer.h"
+#include "fashionnet/train/checkpoint.h"
+#include "fashionnet/eval/evaluate.h"
+#include "fashionnet/report/plot.h"
+#include "fashionnet/report/report.h"
+#include "fashionnet/train/trainer.h"
 
 namespace fs = std::filesystem;
 
@@ -39,7 +40,7 @@ Arm train_and_evaluate(const std::string& name, fn::fashionnet::TrainConfig cfg,
   to.loader_threads = threads;
   if (fs::exists(run + "/metrics.jsonl")) fs::remove(run + "/metrics.jsonl");
   auto s = fn::fashionnet::train(cfg, to);
-  FN_CHECK(!s.interrupted, "demo interrupted");
+  FN_EXPECT(!s.interrupted, "demo: training was interrupted (", run, "); no report was written");
   Arm a;
   a.name = name;
   a.train_seconds = s.seconds;
@@ -97,7 +98,7 @@ int run_demo(int argc, char** argv) {
     std::printf("== synthesising %d items x %d views%s into %s\n", items, views,
                 look_alikes > 1 ? fn::cat(", look-alike groups of ", look_alikes).c_str() : "", data.c_str());
     auto s = fn::data::synthesize(sc);
-    fn::fashionnet::write_text_file(stamp_path, stamp + "\n");
+    fn::write_text_file(stamp_path, stamp + "\n");
     std::printf("   %lld images in %.1f s\n", (long long)s.images, s.seconds);
   } else {
     std::string found = "items 300 views 4 seed 7 look_alikes 1";  // a folder from before the stamp
@@ -138,7 +139,7 @@ int run_demo(int argc, char** argv) {
   ro.run_dir = out + "/run";
   ro.notes_html = notes;
   std::string page = fn::fashionnet::write_report(arms[0].result, ds, ro);
-  fn::fashionnet::write_text_file(out + "/run/eval.json", fn::fashionnet::to_json(arms[0].result).dump(2) + "\n");
+  fn::write_text_file(out + "/run/eval.json", fn::fashionnet::to_json(arms[0].result).dump(2) + "\n");
 
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("\n== demo finished in %.0f s\n", total);

@@ -7,9 +7,9 @@
 #include <cstdio>
 
 #include "apps/command.h"
-#include "fashionnet/checkpoint.h"
-#include "fashionnet/inference.h"
-#include "fashionnet/photo_search.h"
+#include "fashionnet/train/checkpoint.h"
+#include "fashionnet/eval/inference.h"
+#include "fashionnet/eval/photo_search.h"
 
 namespace {
 int run_embed(int argc, char** argv) {
@@ -29,7 +29,8 @@ int run_embed(int argc, char** argv) {
   app.add_flag("--gt-landmarks", io.pool_at_ground_truth, "pool at the annotated landmarks instead of the predicted");
   app.add_flag("--skip-bad", io.skip_bad, "skip unreadable images (counted)");
   CLI11_PARSE(app, argc, argv);
-  FN_CHECK(root.empty() != images.empty(), "embed: give either --data (a dataset) or --images (photos)");
+  FN_EXPECT(root.empty() != images.empty(), "embed: give either --data (a dataset) or --images (photos), not ",
+            root.empty() ? "neither" : "both");
   fn::Device dev = fn::parse_device(device);
   if (!images.empty()) {
     std::vector<std::string> paths = fn::fashionnet::expand_image_args(images);
@@ -52,9 +53,9 @@ int run_embed(int argc, char** argv) {
   } else if (split == "train") {
     idx = ds.indices(fn::data::Split::Train);
   } else {
-    FN_FAIL("--split '", split, "' (expected query, gallery, train or all)");
+    FN_USER_FAIL("--split '", split, "': expected query, gallery, train or all");
   }
-  FN_CHECK(!idx.empty(), "split '", split, "' of ", root, " has no images");
+  FN_EXPECT(!idx.empty(), root, ": the ", split, " split has no images");
   auto p = fn::fashionnet::run_inference(*model, ds, idx, dev, io);
   fn::fashionnet::write_embeddings(out, p.embeddings);
   std::printf("wrote %s.npy (%lld x %lld) and %s.ids.txt\n", out.c_str(), (long long)p.embeddings.rows(),

@@ -3,11 +3,12 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "apps/command.h"
-#include "fashionnet/checkpoint.h"
-#include "fashionnet/evaluate.h"
-#include "fashionnet/plot.h"
-#include "fashionnet/report.h"
+#include "fashionnet/train/checkpoint.h"
+#include "fashionnet/eval/evaluate.h"
+#include "fashionnet/report/plot.h"
+#include "fashionnet/report/report.h"
 
 namespace {
 int run_eval(int argc, char** argv) {
@@ -32,10 +33,10 @@ int run_eval(int argc, char** argv) {
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   auto r = fn::fashionnet::evaluate(*model, ds, dev, opt);
   std::printf("%s", fn::fashionnet::format_eval(r).c_str());
-  if (!json_out.empty()) fn::fashionnet::write_text_file(json_out, fn::fashionnet::to_json(r).dump(2) + "\n");
+  if (!json_out.empty()) fn::write_text_file(json_out, fn::fashionnet::to_json(r).dump(2) + "\n");
   if (!html_dir.empty()) {
     std::filesystem::create_directories(html_dir);  // topk.svg is written before write_report creates it
-    fn::fashionnet::write_text_file(html_dir + "/topk.svg", fn::fashionnet::topk_curve_svg(r));
+    fn::write_text_file(html_dir + "/topk.svg", fn::fashionnet::topk_curve_svg(r));
     fn::fashionnet::ReportOptions ro;
     ro.title = "FashionNet evaluation: " + ckpt;
     ro.run_dir = html_dir;

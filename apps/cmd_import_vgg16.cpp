@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "apps/command.h"
-#include "fashionnet/vgg16_import.h"
+#include "fashionnet/train/vgg16_import.h"
 
 namespace {
 

@@ -1,14 +1,14 @@
 // fashionnet metrics: retrieval accuracy of saved embeddings (PREFIX.npy + PREFIX.ids.txt, as `embed`
 // writes them): exact nearest-neighbour search of every query in the gallery, then the paper's top-k
-// accuracy and mmfashion's recall@k (definitions: fashionnet/retrieval_metrics.h, docs/search.md).
+// accuracy and mmfashion's recall@k (definitions: fashionnet/eval/retrieval_metrics.h, docs/search.md).
 #include <cstdio>
 #include <fstream>
 
 #include <CLI/CLI.hpp>
 
 #include "apps/command.h"
-#include "fashionnet/embedding_io.h"
-#include "fashionnet/retrieval_metrics.h"
+#include "fashionnet/eval/embedding_io.h"
+#include "fashionnet/eval/retrieval_metrics.h"
 
 namespace {
 
@@ -38,8 +38,10 @@ int run_metrics(int argc, char** argv) {
     std::printf("%s", fn::fashionnet::format_table(report).c_str());
   if (!json_path.empty()) {
     std::ofstream f(json_path);
-    FN_CHECK(f.good(), json_path, ": cannot open for writing");
+    FN_EXPECT(f.good(), json_path, ": cannot open for writing (does the folder exist?)");
     f << j.dump(2) << "\n";
+    f.close();
+    FN_EXPECT(f.good(), json_path, ": write failed (is the disk full?)");
   }
   return 0;
 }

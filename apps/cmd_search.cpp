@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "apps/command.h"
-#include "fashionnet/photo_search.h"
+#include "fashionnet/eval/photo_search.h"
 
 namespace {
 int run_search(int argc, char** argv) {
@@ -28,8 +28,8 @@ int run_search(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   req.device = fn::parse_device(device);
   if (!item.empty()) {
-    FN_CHECK(req.images.size() == 1, "--item names the item of a single query image; for ", req.images.size(),
-             " images use --query-ids");
+    FN_EXPECT(req.images.size() == 1, "--item names the item of a single query image; for ", req.images.size(),
+              " images use --query-ids");
     req.query_item_ids = {item};
   } else if (!query_ids.empty()) {
     req.query_item_ids = fn::fashionnet::query_ids_from_file(query_ids, req.images);

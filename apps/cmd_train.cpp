@@ -4,7 +4,7 @@
 
 #include "apps/command.h"
 #include "apps/options.h"
-#include "fashionnet/trainer.h"
+#include "fashionnet/train/trainer.h"
 
 namespace {
 int run_train(int argc, char** argv) {

@@ -32,10 +32,19 @@ int main(int argc, char** argv) {
     if (c.name != argv[1]) continue;
     std::string prog = std::string("fashionnet ") + argv[1];
     argv[1] = prog.data();
+    // Every error ends here, printed once as "fashionnet <command>: error: <message>" with exit status 1. The
+    // message is the exception's own text: user errors (core/error.h: FN_EXPECT, FN_USER_FAIL) name the file
+    // or option and what is wrong; internal ones (FN_CHECK) also carry their source location.
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const std::exception& e) {
+      std::fflush(stdout);  // progress printed so far comes before the error when both go to one terminal or file
       std::fprintf(stderr, "fashionnet %s: error: %s\n", c.name.c_str(), e.what());
+      return 1;
+    } catch (...) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "fashionnet %s: error: an unknown exception was thrown (an internal error)\n",
+                   c.name.c_str());
       return 1;
     }
   }

@@ -7,7 +7,7 @@
 
 #include "apps/validators.h"
 #include "core/error.h"
-#include "fashionnet/config.h"
+#include "fashionnet/model/config.h"
 
 namespace fn::apps {
 
@@ -37,15 +37,21 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
   fashionnet::TrainConfig cfg = fashionnet::preset(f.preset);
   if (!f.config_file.empty()) {
     std::ifstream in(f.config_file);
-    FN_CHECK(in.good(), "cannot read --config ", f.config_file);
-    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    FN_CHECK(!j.is_discarded(), "--config ", f.config_file, ": not valid JSON");
+    FN_EXPECT(in.good(), "--config ", f.config_file, ": cannot open for reading");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {  // "parse error at line 3, column 5: ..."
+      FN_USER_FAIL("--config ", f.config_file, ": not valid JSON: ", without_library_tag(e.what()));
+    }
+    FN_EXPECT(j.is_object(), "--config ", f.config_file, ": expected a JSON object of configuration fields, got ",
+              j.type_name());
     nlohmann::json base = cfg;
     base.merge_patch(j);
     try {
       base.get_to(cfg);
     } catch (const std::exception& e) {  // json's type errors, and the integer checks of from_json
-      FN_FAIL("--config ", f.config_file, ": ", e.what());
+      FN_USER_FAIL("--config ", f.config_file, ": ", without_library_tag(e.what()));
     }
   }
   if (!f.steps.empty()) {
@@ -53,14 +59,14 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
     std::string part;
     size_t i = 0;
     while (std::getline(ss, part, ',')) {
-      FN_CHECK(i < cfg.stages.size(), "--steps ", f.steps, ": the preset has ", cfg.stages.size(), " stages");
+      FN_EXPECT(i < cfg.stages.size(), "--steps ", f.steps, ": the preset has ", cfg.stages.size(), " stages");
       size_t used = 0;
       try {
         cfg.stages[i].steps = std::stoll(part, &used);
       } catch (const std::exception&) {
         used = 0;
       }
-      FN_CHECK(!part.empty() && used == part.size(), "--steps ", f.steps, ": '", part, "' is not a whole number");
+      FN_EXPECT(!part.empty() && used == part.size(), "--steps ", f.steps, ": '", part, "' is not a whole number");
       ++i;
     }
   }

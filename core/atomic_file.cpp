@@ -30,12 +30,14 @@ std::string folder_of(const std::string& path) {
 void atomic_file_inject_failure(int64_t after_bytes) { g_fail_after = after_bytes; }
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
-  FN_CHECK(!path.empty(), "cannot write a file with an empty path");
+  FN_EXPECT(!path.empty(), "cannot write a file: the path is empty");
   tmp_ = cat(path, ".tmp.", ::getpid());
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0)
-    FN_FAIL(path, ": cannot open '", tmp_, "' for writing: ", std::strerror(errno),
-            errno == ENOENT ? " (does the folder exist?)" : "");
+  if (fd_ < 0) {
+    const int err = errno;
+    FN_USER_FAIL(path, ": cannot open for writing (temporary file '", tmp_, "'): ", std::strerror(err),
+                 err == ENOENT ? " (does the folder exist?)" : "");
+  }
 }
 
 AtomicFile::~AtomicFile() {
@@ -61,11 +63,11 @@ void AtomicFile::write(const void* data, size_t n) {
       size_t fits = uint64_t(limit) > written_ ? size_t(uint64_t(limit) - written_) : 0;
       if (fits > 0 && ::write(fd_, p, fits) == ssize_t(fits)) written_ += fits;
       g_fail_after = -1;
-      FN_FAIL(path_, ": write failed after ", written_, " bytes: No space left on device (injected failure)");
+      FN_USER_FAIL(path_, ": write failed after ", written_, " bytes: No space left on device (injected failure)");
     }
     ssize_t w = ::write(fd_, p, chunk);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) FN_FAIL(path_, ": write failed after ", written_, " bytes: ", std::strerror(errno));
+    if (w <= 0) FN_USER_FAIL(path_, ": write failed after ", written_, " bytes: ", std::strerror(errno));
     p += w;
     n -= size_t(w);
     written_ += uint64_t(w);
@@ -75,12 +77,12 @@ void AtomicFile::write(const void* data, size_t n) {
 void AtomicFile::commit() {
   FN_CHECK(fd_ >= 0 && !committed_, path_, ": commit of a file that is not open");
   g_fail_after = -1;
-  if (::fsync(fd_) != 0) FN_FAIL(path_, ": fsync failed: ", std::strerror(errno));
+  if (::fsync(fd_) != 0) FN_USER_FAIL(path_, ": cannot flush the file to disk: ", std::strerror(errno));
   int rc = ::close(fd_);
   fd_ = -1;
-  if (rc != 0) FN_FAIL(path_, ": close failed: ", std::strerror(errno));
+  if (rc != 0) FN_USER_FAIL(path_, ": cannot finish writing the file: ", std::strerror(errno));
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-    FN_FAIL(path_, ": cannot rename '", tmp_, "' over it: ", std::strerror(errno));
+    FN_USER_FAIL(path_, ": cannot move the finished file '", tmp_, "' into place: ", std::strerror(errno));
   committed_ = true;
   // Make the rename itself durable. A failure here is not fatal: the file is complete and in place.
   int dfd = ::open(folder_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -88,6 +90,16 @@ void AtomicFile::commit() {
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+}  // namespace fn
+
+namespace fn {
+
+void write_text_file(const std::string& path, const std::string& text) {
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
 }
 
 }  // namespace fn

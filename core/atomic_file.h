@@ -36,6 +36,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// The whole of `text` into `path` through an AtomicFile (config.json, reports, SVG charts).
+void write_text_file(const std::string& path, const std::string& text);
+
 // Test hook: the next AtomicFile writes fail (throw) once `after_bytes` bytes have been written in total, as
 // a full disk would. -1 (the default) disables it. It applies to one file only, then resets itself.
 void atomic_file_inject_failure(int64_t after_bytes);

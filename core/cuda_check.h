@@ -7,10 +7,6 @@
 
 #include "core/error.h"
 
-namespace fn::cuda {
-const char* cublas_status_name(cublasStatus_t s);
-}
-
 #define CUDA_CHECK(call)                                                                       \
   do {                                                                                         \
     cudaError_t e_ = (call);                                                                   \
@@ -25,7 +21,7 @@ const char* cublas_status_name(cublasStatus_t s);
     cublasStatus_t s_ = (call);                                                                \
     if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
       ::fn::throw_error(__FILE__, __LINE__,                                                    \
-                        ::fn::cat("cuBLAS error ", ::fn::cuda::cublas_status_name(s_), " in ", #call)); \
+                        ::fn::cat("cuBLAS error ", cublasGetStatusName(s_), " in ", #call));   \
   } while (0)
 
 #define CUDNN_CHECK(call)                                                                      \

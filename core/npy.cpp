@@ -6,7 +6,9 @@
 #include "core/npy.h"
 
 #include <cctype>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -56,7 +58,7 @@ class DictParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    FN_FAIL(path_, ": malformed .npy header: ", what, " (at character ", i_, " of \"", s_, "\")");
+    FN_USER_FAIL(path_, ": malformed .npy header: ", what, " (at character ", i_, " of \"", s_, "\")");
   }
   char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
   void skip_space() {
@@ -110,6 +112,20 @@ class DictParser {
   size_t i_ = 0;
 };
 
+// Opens `path` for reading, or throws a user error saying why it cannot be read.
+std::ifstream open_for_reading(const std::string& path) {
+  errno = 0;
+  std::ifstream f(path, std::ios::binary);
+  if (f.good()) {
+    std::error_code ec;
+    FN_EXPECT(!std::filesystem::is_directory(path, ec), path,
+              ": cannot open for reading: it is a folder, not a .npy file");
+    return f;
+  }
+  const int err = errno;
+  FN_USER_FAIL(path, ": cannot open for reading", err ? cat(": ", std::strerror(err)) : std::string());
+}
+
 uint64_t file_size(std::ifstream& f) {
   f.seekg(0, std::ios::end);
   auto n = static_cast<uint64_t>(f.tellg());
@@ -120,37 +136,36 @@ uint64_t file_size(std::ifstream& f) {
 }  // namespace
 
 Header read_header(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  FN_CHECK(f.good(), path, ": cannot open for reading");
+  std::ifstream f = open_for_reading(path);
   uint64_t size = file_size(f);
   unsigned char pre[10] = {};
   f.read(reinterpret_cast<char*>(pre), 8);
-  FN_CHECK(f.gcount() == 8 && std::memcmp(pre, kMagic, 6) == 0, path,
-           ": not a .npy file (bad magic: the file must start with \\x93NUMPY)");
+  FN_EXPECT(f.gcount() == 8 && std::memcmp(pre, kMagic, 6) == 0, path,
+            ": not a .npy file (bad magic: the file must start with \\x93NUMPY)");
   Header h;
   h.major = pre[6];
   h.minor = pre[7];
-  FN_CHECK(h.major >= 1 && h.major <= 3 && h.minor == 0, path, ": unsupported .npy format version ", h.major, ".",
-           h.minor, " (this reader takes 1.0, 2.0 and 3.0)");
+  FN_EXPECT(h.major >= 1 && h.major <= 3 && h.minor == 0, path, ": unsupported .npy format version ", h.major, ".",
+            h.minor, " (this reader takes 1.0, 2.0 and 3.0)");
   uint64_t hlen = 0;
   if (h.major == 1) {
     f.read(reinterpret_cast<char*>(pre + 8), 2);
-    FN_CHECK(f.gcount() == 2, path, ": truncated .npy header");
+    FN_EXPECT(f.gcount() == 2, path, ": truncated .npy header");
     hlen = uint64_t(pre[8]) | uint64_t(pre[9]) << 8;
     h.data_offset = 10 + hlen;
   } else {
     unsigned char l[4] = {};
     f.read(reinterpret_cast<char*>(l), 4);
-    FN_CHECK(f.gcount() == 4, path, ": truncated .npy header");
+    FN_EXPECT(f.gcount() == 4, path, ": truncated .npy header");
     hlen = uint64_t(l[0]) | uint64_t(l[1]) << 8 | uint64_t(l[2]) << 16 | uint64_t(l[3]) << 24;
     h.data_offset = 12 + hlen;
   }
-  FN_CHECK(h.data_offset <= size, path, ": truncated .npy header (header length ", hlen, " but the file has ", size,
-           " bytes)");
+  FN_EXPECT(h.data_offset <= size, path, ": truncated .npy header (header length ", hlen, " but the file has ", size,
+            " bytes)");
   std::string text(hlen, '\0');
   f.read(text.data(), std::streamsize(hlen));
-  FN_CHECK(uint64_t(f.gcount()) == hlen, path, ": truncated .npy header");
-  FN_CHECK(!text.empty() && text.back() == '\n', path, ": malformed .npy header: it does not end with a newline");
+  FN_EXPECT(uint64_t(f.gcount()) == hlen, path, ": truncated .npy header");
+  FN_EXPECT(!text.empty() && text.back() == '\n', path, ": malformed .npy header: it does not end with a newline");
   Header parsed = DictParser(text, path).parse();
   h.descr = parsed.descr;
   h.fortran_order = parsed.fortran_order;
@@ -160,25 +175,25 @@ Header read_header(const std::string& path) {
 
 Tensor read_f32(const std::string& path, int64_t expect_cols) {
   Header h = read_header(path);
-  FN_CHECK(h.descr == "<f4", path, ": unsupported dtype '", h.descr,
-           "' (expected '<f4', little-endian float32; convert with arr.astype('<f4'))");
-  FN_CHECK(!h.fortran_order, path, ": fortran_order is True (expected C order; save np.ascontiguousarray(arr))");
-  FN_CHECK(h.shape.size() == 2, path, ": expected a 2-D array (rows, dims), got ", h.shape.size(), " dimensions");
+  FN_EXPECT(h.descr == "<f4", path, ": unsupported dtype '", h.descr,
+            "' (expected '<f4', little-endian float32; convert with arr.astype('<f4'))");
+  FN_EXPECT(!h.fortran_order, path, ": fortran_order is True (expected C order; save np.ascontiguousarray(arr))");
+  FN_EXPECT(h.shape.size() == 2, path, ": expected a 2-D array (rows, dims), got ", h.shape.size(), " dimensions");
   int64_t rows = h.shape[0], cols = h.shape[1];
   if (expect_cols >= 0)
-    FN_CHECK(cols == expect_cols, path, ": shape mismatch: ", cols, " columns, expected ", expect_cols);
-  FN_CHECK(cols == 0 || rows <= std::numeric_limits<int64_t>::max() / 4 / cols, path, ": shape too large");
-  std::ifstream f(path, std::ios::binary);
-  FN_CHECK(f.good(), path, ": cannot open for reading");
+    FN_EXPECT(cols == expect_cols, path, ": shape mismatch: ", cols, " columns, expected ", expect_cols);
+  FN_EXPECT(cols == 0 || rows <= std::numeric_limits<int64_t>::max() / 4 / cols, path, ": shape too large");
+  std::ifstream f = open_for_reading(path);
   uint64_t size = file_size(f);
   uint64_t want = uint64_t(rows) * uint64_t(cols) * 4, have = size - h.data_offset;
-  FN_CHECK(have >= want, path, ": truncated data: shape (", rows, ", ", cols, ") needs ", want, " bytes, the file has ",
-           have, " after the header");
-  FN_CHECK(have == want, path, ": ", have - want, " unexpected bytes after the data of shape (", rows, ", ", cols, ")");
+  FN_EXPECT(have >= want, path, ": truncated data: shape (", rows, ", ", cols, ") needs ", want,
+            " bytes, the file has ", have, " after the header");
+  FN_EXPECT(have == want, path, ": ", have - want, " unexpected bytes after the data of shape (", rows, ", ", cols,
+            ")");
   Tensor t = Tensor::empty({rows, cols});
   f.seekg(std::streamoff(h.data_offset));
   f.read(static_cast<char*>(t.raw()), std::streamsize(want));
-  FN_CHECK(uint64_t(f.gcount()) == want, path, ": read error in the data");
+  FN_EXPECT(uint64_t(f.gcount()) == want, path, ": read error in the data");
   static_assert(sizeof(float) == 4, "float32 expected");
   // The data is little-endian; every machine this engine runs on (x86-64, aarch64 Linux) is too.
   return t;
@@ -193,8 +208,11 @@ void write_f32(const std::string& path, const float* data, int64_t rows, int64_t
   dict.append(padded - total, ' ');
   dict.push_back('\n');
   FN_CHECK(dict.size() <= 65535, path, ": header too long for .npy version 1.0");
+  errno = 0;
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  FN_CHECK(f.good(), path, ": cannot open for writing");
+  const int err = errno;
+  FN_EXPECT(f.good(), path, ": cannot open for writing", err ? cat(": ", std::strerror(err)) : std::string(),
+            err == ENOENT ? " (does the folder exist?)" : "");
   f.write(kMagic, 6);
   const char ver[2] = {1, 0};
   f.write(ver, 2);
@@ -203,7 +221,7 @@ void write_f32(const std::string& path, const float* data, int64_t rows, int64_t
   f.write(dict.data(), std::streamsize(dict.size()));
   f.write(reinterpret_cast<const char*>(data), std::streamsize(uint64_t(rows) * uint64_t(cols) * 4));
   f.close();
-  FN_CHECK(f.good(), path, ": write error");
+  FN_EXPECT(f.good(), path, ": write failed (is the disk full?)");
 }
 
 void write_f32(const std::string& path, const Tensor& t) {

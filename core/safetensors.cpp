@@ -2,6 +2,9 @@
 #include "core/safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -20,8 +23,10 @@ using ojson = nlohmann::ordered_json;  // keeps the header's key order, so tenso
 constexpr uint64_t kMaxHeader = uint64_t(100) << 20;  // the reference implementation's limit (100 MB)
 constexpr size_t kShownProblems = 8;
 
-// "checkpoint P: <one problem>" or "checkpoint P: K problems: a; b; ... (and M more)".
-[[noreturn]] void fail_with(const std::string& path, const std::vector<std::string>& problems) {
+// A user error "checkpoint P: <one problem>" or "checkpoint P: K problems: a; b; ... (and M more)", thrown
+// from file:line (shown under FN_ERROR_LOCATION=1). Call through FAIL_WITH(path, {problems}).
+[[noreturn]] void fail_with(const char* file, int line, const std::string& path,
+                            const std::vector<std::string>& problems) {
   std::string msg = cat("checkpoint ", path, ": ");
   if (problems.size() == 1) {
     msg += problems[0];
@@ -30,12 +35,18 @@ constexpr size_t kShownProblems = 8;
     for (size_t i = 0; i < problems.size() && i < kShownProblems; ++i) msg += (i ? "; " : "") + problems[i];
     if (problems.size() > kShownProblems) msg += cat(" (and ", problems.size() - kShownProblems, " more)");
   }
-  throw Error(msg);
+  throw_user_error(file, line, msg);
 }
+#define FAIL_WITH(...) fail_with(__FILE__, __LINE__, __VA_ARGS__)
 
 uint64_t file_size(const std::string& path) {
+  errno = 0;
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f.good()) fail_with(path, {"cannot open for reading"});
+  const int err = errno;
+  if (!f.good())
+    FAIL_WITH(path, {cat("cannot open for reading", err ? cat(": ", std::strerror(err)) : std::string())});
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) FAIL_WITH(path, {"cannot open for reading: it is a folder, not a file"});
   return uint64_t(f.tellg());
 }
 
@@ -69,7 +80,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     else if (!seen.insert(name).second) problems.push_back(cat("tensor '", name, "' appears twice"));
     if (!t.defined()) problems.push_back(cat("tensor '", name, "' is undefined"));
   }
-  if (!problems.empty()) fail_with(path, problems);
+  if (!problems.empty()) FAIL_WITH(path, problems);
 
   ojson header = ojson::object();
   if (!metadata.empty()) {
@@ -87,7 +98,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    fail_with(path, {cat("cannot encode the header (names and metadata must be UTF-8): ", e.what())});
+    FAIL_WITH(path, {cat("cannot encode the header (names and metadata must be UTF-8): ",
+                         without_library_tag(e.what()))});
   }
   text.append((8 - text.size() % 8) % 8, ' ');  // 8 + N stays a multiple of 8, so data starts 8-aligned
 
@@ -112,7 +124,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 
 const SafetensorsEntry& SafetensorsFile::entry(const std::string& name) const {
   auto it = index_.find(name);
-  if (it == index_.end()) fail_with(path, {cat("no tensor '", name, "' in the file")});
+  if (it == index_.end()) FAIL_WITH(path, {cat("no tensor '", name, "' in the file")});
   return entries_[it->second];
 }
 
@@ -122,14 +134,14 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   t.set_name(name);
   if (e.end == e.begin) return t;
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f.good()) fail_with(path, {cat("tensor '", name, "': cannot open the file for reading")});
+  if (!f.good()) FAIL_WITH(path, {cat("tensor '", name, "': cannot open the file for reading")});
   uint64_t size = uint64_t(f.tellg());
   if (size != file_bytes)
-    fail_with(path, {cat("tensor '", name, "': the file changed since it was opened (", file_bytes, " bytes then, ",
+    FAIL_WITH(path, {cat("tensor '", name, "': the file changed since it was opened (", file_bytes, " bytes then, ",
                          size, " now)")});
   f.seekg(std::streamoff(data_start() + e.begin));
   f.read(static_cast<char*>(t.raw()), std::streamsize(e.end - e.begin));
-  if (uint64_t(f.gcount()) != e.end - e.begin) fail_with(path, {cat("tensor '", name, "': read error")});
+  if (uint64_t(f.gcount()) != e.end - e.begin) FAIL_WITH(path, {cat("tensor '", name, "': read error")});
   return t;
 }
 
@@ -138,7 +150,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   sf.path = path;
   sf.file_bytes = file_size(path);
   if (sf.file_bytes < 8)
-    fail_with(path, {cat("truncated file: ", sf.file_bytes,
+    FAIL_WITH(path, {cat("truncated file: ", sf.file_bytes,
                          " bytes, too short to hold the 8-byte header length (not a safetensors file?)")});
   std::ifstream f(path, std::ios::binary);
   unsigned char len[8] = {};
@@ -146,13 +158,13 @@ SafetensorsFile load_safetensors(const std::string& path) {
   uint64_t n = 0;
   for (int b = 0; b < 8; ++b) n |= uint64_t(len[b]) << (8 * b);
   if (n > sf.file_bytes - 8)
-    fail_with(path, {cat("truncated file: the header length says ", n, " bytes but only ", sf.file_bytes - 8,
+    FAIL_WITH(path, {cat("truncated file: the header length says ", n, " bytes but only ", sf.file_bytes - 8,
                          " follow (not a safetensors file, or cut short)")});
-  if (n > kMaxHeader) fail_with(path, {cat("header of ", n, " bytes is larger than the 100 MB limit")});
+  if (n > kMaxHeader) FAIL_WITH(path, {cat("header of ", n, " bytes is larger than the 100 MB limit")});
   sf.header_bytes = n;
   std::string text(n, '\0');
   f.read(text.data(), std::streamsize(n));
-  if (uint64_t(f.gcount()) != n) fail_with(path, {"read error in the header"});
+  if (uint64_t(f.gcount()) != n) FAIL_WITH(path, {"read error in the header"});
 
   ojson header;
   std::set<std::string> top_keys;
@@ -166,9 +178,9 @@ SafetensorsFile load_safetensors(const std::string& path) {
       return true;
     });
   } catch (const nlohmann::json::exception& e) {
-    fail_with(path, {cat("the header is not valid JSON: ", e.what())});
+    FAIL_WITH(path, {cat("the header is not valid JSON: ", without_library_tag(e.what()))});
   }
-  if (!header.is_object()) fail_with(path, {"the header is not a JSON object"});
+  if (!header.is_object()) FAIL_WITH(path, {"the header is not a JSON object"});
 
   std::vector<SafetensorsEntry> entries;
   std::vector<bool> offsets_ok;
@@ -271,7 +283,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
       problems.push_back(cat(data_bytes - expected, " unexpected bytes after the last tensor's data"));
     }
   }
-  if (!problems.empty()) fail_with(path, problems);
+  if (!problems.empty()) FAIL_WITH(path, problems);
 
   for (size_t i : order) {
     sf.index_[entries[i].name] = sf.entries_.size();
@@ -290,7 +302,7 @@ LoadResult load_into(const std::string& path, const NamedTensors& params, const 
     if (!wanted.emplace(name, &t).second) problems.push_back(cat("the model names two parameters '", name, "'"));
     if (!t.defined()) problems.push_back(cat("the model's parameter '", name, "' is undefined"));
   }
-  if (!problems.empty()) fail_with(path, problems);
+  if (!problems.empty()) FAIL_WITH(path, problems);
 
   SafetensorsFile sf = load_safetensors(path);
   LoadResult r;
@@ -317,7 +329,7 @@ LoadResult load_into(const std::string& path, const NamedTensors& params, const 
       problems.push_back(cat("unexpected tensor '", name, "' (", safetensors_dtype(sf.dtype(name)),
                              shape_str(sf.shape(name)), "): the model has no such parameter"));
   }
-  if (!problems.empty()) fail_with(path, problems);
+  if (!problems.empty()) FAIL_WITH(path, problems);
 
   for (const auto& [name, t] : params) {
     if (!sf.has(name)) continue;

@@ -63,13 +63,14 @@ Dataset load_dataset(const std::string& root, const std::string& benchmark, bool
     else if (benchmark == "category") read_category(ds, ctx);
     else if (benchmark == "landmark") read_landmark(ds, ctx);
     else if (benchmark == "imagefolder") read_imagefolder(ds, ctx);
-    else FN_FAIL("unknown benchmark '", benchmark, "' (inshop, consumer2shop, category, landmark, imagefolder)");
+    else FN_USER_FAIL("unknown benchmark '", benchmark,
+                      "' (expected inshop, consumer2shop, category, landmark or imagefolder)");
   }
   if (!report && rep.error_count > 0) {
     std::string msg = cat("cannot load ", benchmark, " dataset at ", root, ": ", rep.error_count, " error(s)");
     for (size_t i = 0; i < rep.errors.size() && i < 10; ++i) msg += cat("\n  ", rep.errors[i]);
     if (rep.error_count > 10) msg += "\n  ...";
-    throw Error(msg);
+    FN_USER_FAIL(msg);
   }
   return ds;
 }

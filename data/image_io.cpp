@@ -13,12 +13,15 @@ namespace fn::data {
 
 static std::vector<uint8_t> read_bytes(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw Error(cat(path, ": cannot open image (", std::strerror(errno), ")"));
+  if (!f) {
+    const int err = errno;
+    FN_USER_FAIL(path, ": cannot open image (", std::strerror(err), ")");
+  }
   std::vector<uint8_t> bytes;
   uint8_t buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) bytes.insert(bytes.end(), buf, buf + n);
-  if (bytes.empty()) throw Error(cat(path, ": image file is empty"));
+  FN_EXPECT(!bytes.empty(), path, ": image file is empty");
   return bytes;
 }
 
@@ -42,11 +45,11 @@ static bool png_complete(const std::vector<uint8_t>& b) {
 
 static void check_complete(const std::string& path, const std::vector<uint8_t>& b) {
   if (is_jpeg(b)) {
-    if (!jpeg_complete(b)) throw Error(cat(path, ": truncated JPEG (no end-of-image marker)"));
+    FN_EXPECT(jpeg_complete(b), path, ": truncated JPEG (no end-of-image marker)");
   } else if (is_png(b)) {
-    if (!png_complete(b)) throw Error(cat(path, ": truncated PNG (no IEND chunk)"));
+    FN_EXPECT(png_complete(b), path, ": truncated PNG (no IEND chunk)");
   } else {
-    throw Error(cat(path, ": not a JPEG or PNG file"));
+    FN_USER_FAIL(path, ": not a JPEG or PNG file");
   }
 }
 
@@ -56,7 +59,7 @@ Image decode_image(const std::string& path) {
   Image img;
   int comp = 0;
   stbi_uc* px = stbi_load_from_memory(bytes.data(), (int)bytes.size(), &img.w, &img.h, &comp, 3);
-  if (!px) throw Error(cat(path, ": cannot decode image (", stbi_failure_reason(), ")"));
+  FN_EXPECT(px, path, ": cannot decode image (", stbi_failure_reason(), ")");
   img.rgb.assign(px, px + (size_t)img.w * img.h * 3);
   stbi_image_free(px);
   return img;
@@ -67,7 +70,7 @@ void image_size(const std::string& path, int& w, int& h) {
   check_complete(path, bytes);
   int comp = 0;
   if (!stbi_info_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &comp))
-    throw Error(cat(path, ": cannot read image header (", stbi_failure_reason(), ")"));
+    FN_USER_FAIL(path, ": cannot read image header (", stbi_failure_reason(), ")");
 }
 
 void write_image(const std::string& path, const Image& img, int jpeg_quality) {
@@ -75,7 +78,7 @@ void write_image(const std::string& path, const Image& img, int jpeg_quality) {
   const bool png = path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
   const int ok = png ? stbi_write_png(path.c_str(), img.w, img.h, 3, img.rgb.data(), img.w * 3)
                      : stbi_write_jpg(path.c_str(), img.w, img.h, 3, img.rgb.data(), jpeg_quality);
-  if (!ok) throw Error(cat(path, ": cannot write image"));
+  FN_EXPECT(ok, path, ": cannot write image (does the folder exist, is the disk full?)");
 }
 
 }  // namespace fn::data

@@ -35,14 +35,15 @@ EpochPlan plan_pk(const Dataset& ds, const std::vector<int>& indices, int P, int
   std::map<int, std::vector<int>> by_item;  // ordered by item: the plan must not depend on hash order
   for (int i : indices) {
     const int item = ds.samples[i].item;
-    FN_CHECK(item >= 0, "PK sampler: sample ", i, " (", ds.samples[i].image, ") has no item");
+    FN_EXPECT(item >= 0, ds.samples[i].image, ": the image has no item id, and triplet batches (P items x K images) "
+              "need one for every training image");
     by_item[item].push_back(i);
   }
   std::vector<int> items;
   for (auto& kv : by_item) items.push_back(kv.first);
-  FN_CHECK((int)items.size() >= P, "triplet batches take P=", P, " items of K=", K, " images each, but the ",
-           indices.size(), " training images show only ", items.size(),
-           " item(s): use more items, or a smaller --batch (P = batch / K)");
+  FN_EXPECT((int)items.size() >= P, "triplet batches take P=", P, " items of K=", K, " images each, but the ",
+            indices.size(), " training images show only ", items.size(),
+            " item(s): use more items, or a smaller --batch (P = batch / K)");
   Rng rng(derive_seed(seed, 0x504Bu /* "PK" */, epoch));
   rng.shuffle(items);
 

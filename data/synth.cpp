@@ -266,7 +266,7 @@ class ListFile {
   void save() {
     std::ofstream f(path_, std::ios::binary);
     f << text_;
-    if (!f) throw Error(cat(path_, ": cannot write"));
+    FN_EXPECT(f, path_, ": cannot write (does the folder exist, is the disk full?)");
   }
 
  private:
@@ -324,10 +324,13 @@ std::string attr_values(const Item& it) {
 
 SynthSummary synthesize(const SynthConfig& cfg) {
   namespace fs = std::filesystem;
-  FN_CHECK(cfg.benchmark == "inshop" || cfg.benchmark == "consumer2shop", "synth: benchmark must be inshop or consumer2shop, not '",
-           cfg.benchmark, "'");
-  FN_CHECK(cfg.items > 0 && cfg.views > 0 && cfg.size >= 32, "synth: items, views must be positive and size >= 32");
-  FN_CHECK(cfg.look_alikes >= 1 && cfg.look_alikes <= 16, "synth: look_alikes must be 1 to 16, got ", cfg.look_alikes);
+  FN_EXPECT(cfg.benchmark == "inshop" || cfg.benchmark == "consumer2shop",
+            "synth: the benchmark must be inshop or consumer2shop, not '", cfg.benchmark, "'");
+  FN_EXPECT(cfg.items > 0, "synth: the number of items must be positive, got ", cfg.items);
+  FN_EXPECT(cfg.views > 0, "synth: the number of views per item must be positive, got ", cfg.views);
+  FN_EXPECT(cfg.size >= 32, "synth: the photo size must be at least 32 pixels, got ", cfg.size);
+  FN_EXPECT(cfg.look_alikes >= 1 && cfg.look_alikes <= 16, "synth: look-alike groups take 1 to 16 items, got ",
+            cfg.look_alikes);
   const auto t0 = std::chrono::steady_clock::now();
   const bool inshop = cfg.benchmark == "inshop";
   const auto& cats = inshop ? kInshop : kConsumer2shop;

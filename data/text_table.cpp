@@ -1,7 +1,9 @@
 #include "data/text_table.h"
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -73,8 +75,12 @@ void read_table(TextTable& out, const std::string& full_path, const std::string&
   out.records.clear();
   out.declared = -1;
   {
+    errno = 0;
     std::ifstream f(full_path, std::ios::binary);
-    if (!f) throw Error(cat(shown_path, ": cannot open (", full_path, ")"));
+    const int err = errno;
+    if (!f)
+      FN_USER_FAIL(shown_path, ": cannot open for reading (", full_path, ")",
+                   err ? cat(": ", std::strerror(err)) : std::string());
     std::ostringstream ss;
     ss << f.rdbuf();
     out.text = ss.str();

@@ -11,8 +11,8 @@ namespace fn::data {
 CropRect crop_rect(const Sample& s, int img_w, int img_h, float margin) {
   if (!s.has_bbox) return {0, 0, img_w, img_h};
   if (s.x2 > img_w || s.y2 > img_h)
-    throw Error(cat(s.image, ": bbox (", s.x1, ", ", s.y1, ", ", s.x2, ", ", s.y2, ") is outside the ", img_w, "x",
-                    img_h, " image"));
+    FN_USER_FAIL(s.image, ": bbox (", s.x1, ", ", s.y1, ", ", s.x2, ", ", s.y2, ") is outside the ", img_w, "x", img_h,
+                 " image");
   // Rounded outwards to whole pixels; the small epsilon keeps 0.1f * 100 from becoming 11 pixels.
   const double mx = margin * (s.x2 - s.x1), my = margin * (s.y2 - s.y1), eps = 1e-3;
   const int x0 = std::max(0, (int)std::floor(s.x1 - mx + eps)), y0 = std::max(0, (int)std::floor(s.y1 - my + eps));

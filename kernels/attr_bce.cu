@@ -5,11 +5,12 @@
 //   forward v1 (element)    one thread per element writes its term; the shared one-block loss_finalize sums
 //                           N*A terms (32k at FashionNet's shapes): simple, but the final sum is serial-ish.
 //   forward v2 (row block)  one block of 256 threads per row: threads stride over the attributes (coalesced),
-//                           a shared-memory tree gives the row's term; loss_finalize sums only N terms.
+//                           block_reduce's fixed tree gives the row's term; loss_finalize sums only N terms.
 //   backward                one thread per element, grid-stride, the CPU's body.
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "kernels/attr_bce.h"
+#include "kernels/block_reduce.cuh"
 #include "kernels/launch.h"
 
 namespace fn::kernels::cuda {
@@ -28,18 +29,12 @@ __global__ void terms_v1(const float* __restrict__ z, const float* __restrict__ 
 
 __global__ void terms_v2(const float* __restrict__ z, const float* __restrict__ a, const float* __restrict__ known,
                          const float* __restrict__ wp, const float* __restrict__ wn, int A, float* terms) {
-  __shared__ float s[kRowThreads];
   const int64_t base = int64_t(blockIdx.x) * A;
   float sum = 0.f;
   for (int j = threadIdx.x; j < A; j += kRowThreads)
     sum += attr_bce_term(z[base + j], a[base + j], known ? known[base + j] : 1.f, wp[j], wn[j]);
-  s[threadIdx.x] = sum;
-  __syncthreads();
-  for (int w = kRowThreads / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) terms[blockIdx.x] = s[0];
+  sum = block_reduce<kRowThreads, ReduceSum>(sum);
+  if (threadIdx.x == 0) terms[blockIdx.x] = sum;
 }
 
 __global__ void backward_kernel(const float* __restrict__ grad_loss, const float* __restrict__ z,

@@ -4,11 +4,12 @@
 //   inner == 1 (linear, y (N, out)): one thread per column k loops down the rows; consecutive threads read
 //     consecutive floats of a row, so loads are coalesced.
 //   inner > 1 (conv, y (N, K, P*Q)): one 256-thread block per channel; each thread sums a strided share
-//     of that channel's outer*inner values, then a shared-memory tree adds the 256 partials. The order is
-//     fixed by the launch shape, so the result is deterministic (no atomics).
+//     of that channel's outer*inner values, then block_reduce's fixed tree adds the 256 partials. The order
+//     is fixed by the launch shape, so the result is deterministic (no atomics).
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "kernels/bias.h"
+#include "kernels/block_reduce.cuh"
 #include "kernels/launch.h"
 
 namespace fn::kernels::cuda {
@@ -31,20 +32,14 @@ __global__ void column_sum_kernel(const float* gy, float* gb, int64_t rows, int6
 
 constexpr int kBlock = 256;
 __global__ void channel_sum_kernel(const float* gy, float* gb, int64_t outer, int64_t channels, int64_t inner) {
-  __shared__ float part[kBlock];
   const int64_t k = blockIdx.x, m = outer * inner;
   float s = 0.f;
   for (int64_t j = threadIdx.x; j < m; j += kBlock) {
     int64_t o = j / inner, i = j - o * inner;
     s += gy[(o * channels + k) * inner + i];
   }
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = kBlock / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) gb[k] = part[0];
+  s = block_reduce<kBlock, ReduceSum>(s);
+  if (threadIdx.x == 0) gb[k] = s;
 }
 
 }  // namespace

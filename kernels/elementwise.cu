@@ -6,12 +6,10 @@
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_body.h"
 #include "kernels/launch.h"
+#include "kernels/launch.cuh"
 
 namespace fn::kernels::cuda {
 namespace {
-
-#define FN_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
 
 __global__ void add_kernel(const float* a, const float* b, float* y, int64_t n) { FN_GRID_STRIDE(i, n) y[i] = a[i] + b[i]; }
 __global__ void mul_kernel(const float* a, const float* b, float* y, int64_t n) { FN_GRID_STRIDE(i, n) y[i] = a[i] * b[i]; }

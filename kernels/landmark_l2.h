@@ -1,4 +1,4 @@
-// Masked landmark L2 regression (FASHIONNET.md sec. 3, L_landmarks).
+// Masked landmark L2 regression (docs/fashionnet.md sec. 3, L_landmarks).
 //   pred (N, L, 2) and target (N, L, 2) in [0,1] coordinates of the network input; visibility v (N, L).
 //   loss = (1/N) sum_n sum_j || v_nj (pred_nj - target_nj) ||^2     (normaliser: N images)
 //   dloss/dpred_nj = g * 2 v_nj^2 (pred_nj - target_nj) / N;  dloss/dtarget = -dloss/dpred

@@ -1,4 +1,4 @@
-// Landmark pooling (FashionNet's own layer, FASHIONNET.md sec. 2): for each of L landmark slots, max-pool a
+// Landmark pooling (FashionNet's own layer, docs/fashionnet.md sec. 2): for each of L landmark slots, max-pool a
 // (2r+1)x(2r+1) window of the feature map around the landmark, per channel.
 //   features   (N, C, H, W), stride S relative to the network input (conv4_3: S = 8)
 //   landmarks  (N, L, 2) x, y in input pixels;   visibility (N, L), 1 visible, 0 not

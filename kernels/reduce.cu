@@ -1,8 +1,8 @@
 // Sum of n floats, or of their squares. Pass 1: a fixed grid of 256 blocks, each thread accumulates a
-// grid-stride slice in double, the block reduces through shared memory to one partial. Pass 2: one block
-// reduces the partials. The grid size and the order of additions are fixed, so the result is bitwise
-// reproducible. sum_squares_each does this for up to 64 tensors at once (the gradient clip's 50 gradients:
-// two launches instead of a hundred), with a second grid dimension over the tensors.
+// grid-stride slice in double, then block_reduce (kernels/block_reduce.cuh) turns the block's 256 sums into one
+// partial. Pass 2: one block reduces the partials the same way. The grid size and the order of additions are
+// fixed, so the result is bitwise reproducible. sum_squares_each does this for up to 64 tensors at once (the
+// gradient clip's 50 gradients: two launches instead of a hundred), with a second grid dimension over the tensors.
 // Where x is 16-byte aligned, each thread issues four float4 loads before adding any: 65,536 threads with
 // one scalar load in flight each keep ~256 KB in flight, far too little to stream a large tensor at DRAM
 // speed (the gradient clip reads every gradient, 0.7 GB at the paper preset); four float4 each keep 4 MB
@@ -13,6 +13,7 @@
 
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
+#include "kernels/block_reduce.cuh"
 #include "kernels/launch.h"
 #include "kernels/reduce.h"
 
@@ -25,17 +26,6 @@ struct TensorList {
   const float* x[kMaxListTensors];
   int64_t n[kMaxListTensors];
 };
-
-__device__ double block_sum(double v) {
-  __shared__ double s[kThreads];
-  s[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-    __syncthreads();
-  }
-  return s[0];
-}
 
 template <bool Square>
 __device__ __forceinline__ double term(float v) {
@@ -76,13 +66,15 @@ __device__ double slice_sum(const float* x, int64_t n, int64_t t) {
 template <bool Square>
 __global__ void partial_sums(TensorList list, double* partial) {
   const int j = blockIdx.y;
-  double b = block_sum(slice_sum<Square>(list.x[j], list.n[j], blockIdx.x * int64_t(kThreads) + threadIdx.x));
+  double b = block_reduce<kThreads, ReduceSum>(
+      slice_sum<Square>(list.x[j], list.n[j], blockIdx.x * int64_t(kThreads) + threadIdx.x));
   if (threadIdx.x == 0) partial[j * kBlocks + blockIdx.x] = b;
 }
 
 // One block per tensor reduces its kBlocks partials (kBlocks == kThreads).
+static_assert(kBlocks == kThreads, "final_sum: one thread per partial");
 __global__ void final_sum(const double* partial, float* out) {
-  double b = block_sum(partial[blockIdx.x * kBlocks + threadIdx.x]);
+  double b = block_reduce<kThreads, ReduceSum>(partial[blockIdx.x * kBlocks + threadIdx.x]);
   if (threadIdx.x == 0) out[blockIdx.x] = float(b);
 }
 

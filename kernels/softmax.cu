@@ -4,7 +4,7 @@
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "kernels/softmax.h"
-#include "kernels/warp_reduce.cuh"
+#include "kernels/block_reduce.cuh"
 
 namespace fn::kernels::cuda {
 namespace {
@@ -17,10 +17,10 @@ __global__ void softmax_fwd(const float* x, float* y, int64_t rows, int64_t cols
   const float* xr = x + r * cols;
   float m = -INFINITY;
   for (int64_t c = lane; c < cols; c += 32) m = fmaxf(m, xr[c]);
-  m = warp_max(m);
+  m = warp_reduce<ReduceMax>(m);
   float s = 0.f;
   for (int64_t c = lane; c < cols; c += 32) s += __expf(xr[c] - m);
-  s = warp_sum(s);
+  s = warp_reduce<ReduceSum>(s);
   float inv = 1.f / s;
   for (int64_t c = lane; c < cols; c += 32) y[r * cols + c] = __expf(xr[c] - m) * inv;
 }
@@ -32,7 +32,7 @@ __global__ void softmax_bwd(const float* y, const float* gy, float* gx, int64_t 
   const float *yr = y + r * cols, *gr = gy + r * cols;
   float d = 0.f;
   for (int64_t c = lane; c < cols; c += 32) d += gr[c] * yr[c];
-  d = warp_sum(d);
+  d = warp_reduce<ReduceSum>(d);
   for (int64_t c = lane; c < cols; c += 32) gx[r * cols + c] = yr[c] * (gr[c] - d);
 }
 

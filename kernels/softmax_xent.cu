@@ -20,15 +20,15 @@
 //                            i / K and i % K per element cost more than the memory traffic on wide rows.
 //   backward v2 (row warp)   one warp per row: the row's scale and label loaded once, lanes stride over k
 //                            (coalesced), no division. Default for K > 8.
-//   loss_finalize            one block of 256 threads: each thread sums a strided slice in double, then a
-//                            fixed shared-memory tree; deterministic, and close to the CPU's double sum.
+//   loss_finalize            one block of 256 threads: each thread sums a strided slice in double, then
+//                            block_reduce's fixed tree; deterministic, and close to the CPU's double sum.
 #include <cstdint>
 
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
 #include "kernels/launch.h"
 #include "kernels/softmax_xent.h"
-#include "kernels/warp_reduce.cuh"
+#include "kernels/block_reduce.cuh"
 
 namespace fn::kernels::cuda {
 namespace {
@@ -52,25 +52,16 @@ __device__ void finish_row(const float* zr, int K, float m, float s, int64_t row
 
 __global__ void finalize_kernel(const float* __restrict__ terms, const float* __restrict__ den, int64_t n,
                                 float fixed_den, float* loss, float* norm) {
-  __shared__ double s_sum[kFinalizeThreads], s_den[kFinalizeThreads];
   double sum = 0, d = 0;
   for (int64_t i = threadIdx.x; i < n; i += kFinalizeThreads) {
     sum += double(terms[i]);
     if (den) d += double(den[i]);
   }
-  s_sum[threadIdx.x] = sum;
-  s_den[threadIdx.x] = d;
-  __syncthreads();
-  for (int w = kFinalizeThreads / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) {
-      s_sum[threadIdx.x] += s_sum[threadIdx.x + w];
-      s_den[threadIdx.x] += s_den[threadIdx.x + w];
-    }
-    __syncthreads();
-  }
+  sum = block_reduce<kFinalizeThreads, ReduceSum>(sum);
+  d = block_reduce<kFinalizeThreads, ReduceSum>(d);
   if (threadIdx.x == 0) {
-    double D = den ? s_den[0] : double(fixed_den);
-    loss[0] = D != 0 ? float(s_sum[0] / D) : 0.f;
+    double D = den ? d : double(fixed_den);
+    loss[0] = D != 0 ? float(sum / D) : 0.f;
     norm[0] = float(D);
   }
 }
@@ -89,10 +80,10 @@ __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ l
   const float* zr = z + row * K;
   float m = -INFINITY;
   for (int k = lane; k < K; k += 32) m = fmaxf(m, zr[k]);
-  m = warp_max(m);
+  m = warp_reduce<ReduceMax>(m);
   float s = 0.f;
   for (int k = lane; k < K; k += 32) s += expf(zr[k] - m);
-  finish_row(zr, K, m, warp_sum(s), row, labels, w, ignore, terms, lse, row_weight);
+  finish_row(zr, K, m, warp_reduce<ReduceSum>(s), row, labels, w, ignore, terms, lse, row_weight);
 }
 
 __global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
@@ -154,12 +145,12 @@ __global__ void xent_v4(const float* __restrict__ z, const float* __restrict__ l
   float m = -INFINITY;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) m = fmaxf(m, v[j]);
-  m = warp_max(m);
+  m = warp_reduce<ReduceMax>(m);
   float s = 0.f;
 #pragma unroll
   for (int j = 0; j < kPer; ++j)
     if (in[j]) s += expf(v[j] - m);
-  finish_row(zr, K, m, warp_sum(s), row, labels, w, ignore, terms, lse, row_weight);
+  finish_row(zr, K, m, warp_reduce<ReduceSum>(s), row, labels, w, ignore, terms, lse, row_weight);
 }
 
 // Launches v4 with the fewest logits per lane that hold a row; false when K > 1024 (the caller uses v2).

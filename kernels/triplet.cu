@@ -4,38 +4,24 @@
 //          labels (N).
 // Thread mapping:
 //   l2_normalize v1 (row thread)  one thread per row runs the CPU's body: D strided loads per thread.
-//   l2_normalize v2 (row block)   one block of 256 threads per row: coalesced loads, shared-memory tree for
-//                                 ||x||^2, then a coalesced scaled store. Default.
-//   l2 backward, row norms        one block per row, the same tree (for y.gy and ||x||^2).
+//   l2_normalize v2 (row block)   one block of 256 threads per row: coalesced loads, block_reduce's fixed
+//                                 tree for ||x||^2, then a coalesced scaled store. Default.
+//   l2 backward, row norms        one block per row, the same reduction (for y.gy and ||x||^2).
 //   distance epilogues            one thread per matrix element (clamp, sqrt guard, S + S^T, gx += 2 r x).
 //   triplet forward / backward    one thread per anchor row, the CPU's bodies: batch-hard is O(N) per anchor,
 //                                 batch-all O(N^2); N is a batch (32..256), so the GEMM dominates. Each
 //                                 thread owns one gradient row: deterministic without atomics.
 #include "core/cuda_check.h"
 #include "core/cuda_context.h"
+#include "kernels/block_reduce.cuh"
 #include "kernels/launch.h"
+#include "kernels/launch.cuh"
 #include "kernels/triplet.h"
 
 namespace fn::kernels::cuda {
 namespace {
 
 constexpr int kRowThreads = 256;
-
-#define FN_GRID_STRIDE(i, n) \
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
-
-// Sum of v over the block (kRowThreads threads) in a fixed tree; every thread gets the result.
-__device__ float block_sum(float v, float* s) {
-  s[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = kRowThreads / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-    __syncthreads();
-  }
-  float r = s[0];
-  __syncthreads();  // s may be reused right after
-  return r;
-}
 
 __global__ void l2n_v1(const float* __restrict__ x, int N, int D, float eps, float* y, float* norms) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N; i += blockDim.x * gridDim.x) {
@@ -47,11 +33,10 @@ __global__ void l2n_v1(const float* __restrict__ x, int N, int D, float eps, flo
 }
 
 __global__ void l2n_v2(const float* __restrict__ x, int D, float eps, float* y, float* norms) {
-  __shared__ float s[kRowThreads];
   const float* xr = x + int64_t(blockIdx.x) * D;
   float acc = 0.f;
   for (int k = threadIdx.x; k < D; k += kRowThreads) acc += xr[k] * xr[k];
-  float r = sqrtf(block_sum(acc, s)), inv = l2_inverse_scale(r, eps);
+  float r = sqrtf(block_reduce<kRowThreads, ReduceSum>(acc)), inv = l2_inverse_scale(r, eps);
   if (threadIdx.x == 0) norms[blockIdx.x] = r;
   float* yr = y + int64_t(blockIdx.x) * D;
   for (int k = threadIdx.x; k < D; k += kRowThreads) yr[k] = xr[k] * inv;
@@ -59,7 +44,6 @@ __global__ void l2n_v2(const float* __restrict__ x, int D, float eps, float* y, 
 
 __global__ void l2n_backward(const float* __restrict__ gy, const float* __restrict__ y, const float* __restrict__ norms,
                              int D, float eps, float* gx) {
-  __shared__ float s[kRowThreads];
   const int64_t base = int64_t(blockIdx.x) * D;
   const float norm = norms[blockIdx.x];
   if (!(norm > eps)) {
@@ -68,16 +52,15 @@ __global__ void l2n_backward(const float* __restrict__ gy, const float* __restri
   }
   float acc = 0.f;
   for (int k = threadIdx.x; k < D; k += kRowThreads) acc += y[base + k] * gy[base + k];
-  float dot = block_sum(acc, s);
+  float dot = block_reduce<kRowThreads, ReduceSum>(acc);
   for (int k = threadIdx.x; k < D; k += kRowThreads) gx[base + k] = (gy[base + k] - y[base + k] * dot) / norm;
 }
 
 __global__ void sq_norms(const float* __restrict__ x, int D, float* out) {
-  __shared__ float s[kRowThreads];
   const float* xr = x + int64_t(blockIdx.x) * D;
   float acc = 0.f;
   for (int k = threadIdx.x; k < D; k += kRowThreads) acc += xr[k] * xr[k];
-  float r = block_sum(acc, s);
+  float r = block_reduce<kRowThreads, ReduceSum>(acc);
   if (threadIdx.x == 0) out[blockIdx.x] = r;
 }
 

@@ -1,5 +1,5 @@
 // The retrieval embedding's kernels: row L2 normalisation, pairwise distances by GEMM, and the triplet loss
-// on a distance matrix (FASHIONNET.md sec. 3, L_triplet; P items x K images per batch).
+// on a distance matrix (docs/fashionnet.md sec. 3, L_triplet; P items x K images per batch).
 //
 // l2_normalize   y_i = x_i / max(||x_i||, eps);  backward gx = (gy - y (y.gy)) / ||x|| (gy / eps when clamped)
 // sq distances   D2_ij = ||a_i||^2 + ||b_j||^2 - 2 a_i.b_j (one GEMM), clamped >= 0

@@ -1,5 +1,5 @@
-// Differentiable wrappers of FashionNet's own kernels: run the forward launcher, save what the backward
-// needs, record the backward on the tape.
+// Differentiable wrappers of the loss kernels: run the forward launcher, save what the backward needs,
+// record the backward on the tape.
 #include "nn/losses.h"
 
 #include <memory>
@@ -10,29 +10,6 @@
 #include "kernels/softmax_xent.h"
 
 namespace fn::F {
-
-Tensor landmark_pool(const Tensor& features, const Tensor& landmarks, const Tensor& visibility,
-                     const kernels::LandmarkPoolArgs& args) {
-  FN_CHECK(features.ndim() == 4 && landmarks.ndim() == 3, "landmark_pool: features (N,C,H,W) and landmarks (N,L,2)",
-           " expected, got ", features.describe(), " and ", landmarks.describe());
-  const int64_t N = features.size(0), C = features.size(1), L = landmarks.size(1);
-  Tensor out = Tensor::empty({N, L * C}, features.dtype(), features.device());
-  auto argmax = std::make_shared<kernels::Int32Buffer>(features.device(), N * L * C);
-  kernels::landmark_pool_forward(features, landmarks, visibility, args, out, *argmax);
-  if (needs_grad({features})) {
-    Shape fshape = features.shape();
-    record(
-        "landmark_pool", {features, landmarks, visibility}, out,
-        [argmax, fshape](const Tensor& g) {
-          Tensor gf = Tensor::empty(fshape, g.dtype(), g.device());
-          kernels::landmark_pool_backward(g, *argmax, gf);
-          return std::vector<Tensor>{gf, Tensor(), Tensor()};  // no gradient to the landmarks or visibility
-        },
-        // When the features' gradient already exists (FashionNet: pool4's), add into it: ~1 in 100 cells.
-        [argmax](const Tensor& g, Tensor& gf) { kernels::landmark_pool_backward_accumulate(g, *argmax, gf); });
-  }
-  return out;
-}
 
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& weights, int ignore_label) {
   FN_CHECK(logits.ndim() == 2, "softmax_cross_entropy: logits must be (N,K), got ", logits.describe());

@@ -1,18 +1,12 @@
-// FashionNet's own differentiable ops: landmark pooling and the five losses' building blocks
-// (FASHIONNET.md sec. 2-3). Each runs a launcher from kernels/ and records its backward on the tape.
+// The differentiable building blocks of FashionNet's five losses (docs/fashionnet.md sec. 3). Each runs a
+// launcher from kernels/ and records its backward on the tape.
 // Losses return 0-d tensors. Integer inputs (class labels, item ids) are float tensors holding exact
 // integers, on the same device and of the same dtype as the op's main input.
 #pragma once
 #include "core/tensor.h"
-#include "kernels/landmark_pool.h"
 #include "kernels/triplet.h"
 
 namespace fn::F {
-
-// features (N,C,H,W), landmarks (N,L,2) in input pixels, visibility (N,L) -> (N, L*C) slot-major.
-// Gradient to the features only (never to the landmarks). Rules: kernels/landmark_pool_body.h.
-Tensor landmark_pool(const Tensor& features, const Tensor& landmarks, const Tensor& visibility,
-                     const kernels::LandmarkPoolArgs& args = {});
 
 // Softmax cross-entropy, weighted mean over the rows whose label is not ignore_label.
 // logits (N,K), labels (N); weights (N) optional (undefined = 1).

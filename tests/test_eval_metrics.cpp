@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "fashionnet/eval_metrics.h"
+#include "fashionnet/eval/eval_metrics.h"
 #include "tests/support/check.h"
 
 namespace {

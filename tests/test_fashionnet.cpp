@@ -10,9 +10,9 @@
 #include "core/autograd.h"
 #include "data/loader.h"
 #include "data/synth.h"
-#include "fashionnet/batch.h"
-#include "fashionnet/fashionnet.h"
-#include "fashionnet/losses.h"
+#include "fashionnet/model/batch.h"
+#include "fashionnet/model/fashionnet.h"
+#include "fashionnet/model/losses.h"
 #include "nn/optim.h"
 #include "tests/support/check.h"
 

@@ -7,6 +7,7 @@
 #include "core/autograd.h"
 #include "kernels/landmark_pool.h"
 #include "nn/functional.h"
+#include "nn/landmark_pool.h"
 #include "nn/losses.h"
 #include "tests/support/check.h"
 

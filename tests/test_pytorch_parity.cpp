@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/safetensors.h"
-#include "fashionnet/parity_case.h"
+#include "bench/parity/parity_case.h"
 #include "support/check.h"
 
 namespace fs = std::filesystem;

@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "core/npy.h"
-#include "fashionnet/embedding_io.h"
-#include "fashionnet/retrieval_metrics.h"
+#include "fashionnet/eval/embedding_io.h"
+#include "fashionnet/eval/retrieval_metrics.h"
 #include "tests/support/check.h"
 
 namespace {

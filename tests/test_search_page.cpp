@@ -14,12 +14,12 @@
 #include "data/image_io.h"
 #include "data/synth.h"
 #include "data/transform.h"
-#include "fashionnet/checkpoint.h"
-#include "fashionnet/inference.h"
-#include "fashionnet/photo_search.h"
-#include "fashionnet/query_image.h"
-#include "fashionnet/search_page.h"
-#include "fashionnet/trainer.h"
+#include "fashionnet/train/checkpoint.h"
+#include "fashionnet/eval/inference.h"
+#include "fashionnet/eval/photo_search.h"
+#include "fashionnet/eval/query_image.h"
+#include "fashionnet/report/search_page.h"
+#include "fashionnet/train/trainer.h"
 #include "tests/support/check.h"
 
 namespace fs = std::filesystem;

@@ -14,8 +14,8 @@
 
 #include "core/safetensors.h"
 #include "data/synth.h"
-#include "fashionnet/checkpoint.h"
-#include "fashionnet/trainer.h"
+#include "fashionnet/train/checkpoint.h"
+#include "fashionnet/train/trainer.h"
 #include "tests/support/check.h"
 
 using namespace fn;

@@ -11,9 +11,9 @@
 #include <set>
 
 #include "core/safetensors.h"
-#include "fashionnet/config.h"
-#include "fashionnet/fashionnet.h"
-#include "fashionnet/vgg16_import.h"
+#include "fashionnet/model/config.h"
+#include "fashionnet/model/fashionnet.h"
+#include "fashionnet/train/vgg16_import.h"
 #include "tests/support/check.h"
 #include "tests/support/temp_dir.h"
 

@@ -1,7 +1,7 @@
 """FashionNet in PyTorch: the reference our C++ engine is checked against (docs/parity.md).
 
-Written from FASHIONNET.md and from the contracts in our headers, not from our kernels:
-  graph            fashionnet/fashionnet.{h,cpp}     (same module and parameter names as our checkpoints:
+Written from docs/fashionnet.md and from the contracts in our headers, not from our kernels:
+  graph            fashionnet/model/fashionnet.{h,cpp}     (same module and parameter names as our checkpoints:
                                                        trunk.conv1_1.weight, conv5_global.conv5_1.bias, ...)
   landmark_pool    kernels/landmark_pool.h, kernels/landmark_pool_body.h
   the five losses  nn/losses.h and kernels/{landmark_l2,softmax_xent,attr_bce,triplet}.h (normalisers included)
@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-SLOTS = 8  # fixed landmark slots (FASHIONNET.md sec. 1)
+SLOTS = 8  # fixed landmark slots (docs/fashionnet.md sec. 1)
 
 # ----------------------------------------------------------------------------------------------- safetensors
 
@@ -55,7 +55,7 @@ def read_safetensors(path):
 
 
 @dataclass
-class NetConfig:  # fashionnet/config.h, NetConfig (the same JSON keys)
+class NetConfig:  # fashionnet/model/config.h, NetConfig (the same JSON keys)
     backbone: str = "vgg16"
     width: float = 1.0
     input: int = 224
@@ -80,7 +80,7 @@ class NetConfig:  # fashionnet/config.h, NetConfig (the same JSON keys)
         return [max(4, int(np.floor(b * self.width + 0.5))) for b in (64, 128, 256, 512, 512)]
 
 
-# fashionnet/config.cpp's presets, network part only (train_step.py builds from these).
+# fashionnet/model/config.cpp's presets, network part only (train_step.py builds from these).
 PRESETS = {
     "paper": NetConfig(),
     "cpu-small": NetConfig(width=0.25, input=112, fc6_global=1024, fc6_pose=256, fc7_pose=256, fc6_local=256,
@@ -169,7 +169,7 @@ def landmark_pool(feat, landmarks, visibility, stride=8, radius=1, mode="corner"
 
 
 class FashionNetRef(nn.Module):
-    """fashionnet/fashionnet.cpp's graph; parameter names match our checkpoints one to one."""
+    """fashionnet/model/fashionnet.cpp's graph; parameter names match our checkpoints one to one."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
@@ -310,7 +310,7 @@ def triplet_loss(d, labels, margin=0.2, mode="batch_hard"):
 
 
 def fashionnet_loss(o, b, weights=(1, 1, 1, 1, 1), margin=0.2, mining="batch_hard"):
-    """fashionnet/losses.cpp: the weighted sum and the unweighted terms {lm, vis, cat, attr, tri}.
+    """fashionnet/model/losses.cpp: the weighted sum and the unweighted terms {lm, vis, cat, attr, tri}.
     b: dict with landmarks01 (N,16), visible (N,8), vis_label (N*8), category (N), item (N),
     and optionally attr, attr_known (N,A), w_pos, w_neg (A)."""
     w_lm, w_vis, w_cat, w_attr, w_tri = weights

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Does our engine compute what PyTorch computes, for the whole FashionNet? (docs/parity.md)
 
-A case folder, written by our side (fashionnet/parity_case.h: the ctest test_pytorch_parity or
-`fashionnet parity-dump`), holds model.safetensors (weights + TrainConfig), inputs.safetensors (the batch) and
+A case folder, written by our side (bench/parity/parity_case.h: the ctest test_pytorch_parity or
+the `parity_dump` executable), holds model.safetensors (weights + TrainConfig), inputs.safetensors (the batch) and
 outputs.safetensors (our outputs, loss terms and per-parameter gradients after one backward of the total loss).
 This script rebuilds the network in PyTorch (fashionnet_ref.py), replays the batch, and compares every output,
 every loss term and the gradient of every parameter with the project's one rule
@@ -10,7 +10,7 @@ every loss term and the gradient of every parameter with the project's one rule
 printing the worst element of each tensor. Exit 0 when everything passes, 1 on any failure, 2 on bad input.
 
     parity.py --case DIR [--case DIR ...] [--device cpu|cuda] [--ref-dtype float64|float32]
-    parity.py --build BUILD --out OUT [--device cuda]   # writes the cases with BUILD/bin/fashionnet parity-dump first
+    parity.py --build BUILD --out OUT [--device cuda]   # writes the cases with BUILD/bin/parity_dump first
 """
 import argparse
 import json
@@ -130,15 +130,15 @@ def run_case(case, device, dtype, rtol, atol_scale, quiet=False):
 
 def dump_cases(build, out, device):
     """Writes the standard cases with our binary (used on the GPU machine by bench/device_check.sh)."""
-    exe = os.path.join(build, "bin", "fashionnet")
+    exe = os.path.join(build, "bin", "parity_dump")
     if not os.access(exe, os.X_OK):
-        raise FileNotFoundError(f"no executable {exe} (build the 'fashionnet' target first)")
+        raise FileNotFoundError(f"no executable {exe} (build the 'parity_dump' target first)")
     cases = []
     for name, args in (("tiny", ["--preset", "tiny"]),
                        ("w8_in64_zero_all", ["--preset", "tiny", "--width", "0.125", "--input", "64",
                                              "--pool-mode", "zero", "--mining", "all"])):
         d = os.path.join(out, "parity", f"{name}_{device}")
-        cmd = [exe, "parity-dump", "--out", d, "--device", device] + args
+        cmd = [exe, "--out", d, "--device", device] + args
         print("$ " + " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
         cases.append(d)
@@ -148,7 +148,7 @@ def dump_cases(build, out, device):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", action="append", default=[], help="a case folder written by our side (repeatable)")
-    ap.add_argument("--build", help="build folder: write the standard cases with BUILD/bin/fashionnet parity-dump")
+    ap.add_argument("--build", help="build folder: write the standard cases with BUILD/bin/parity_dump")
     ap.add_argument("--out", help="with --build: where the cases and parity.json go")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where PyTorch (and, with --build, ours) runs")
     ap.add_argument("--ref-dtype", default="float64", choices=["float64", "float32"])

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fashionnet_ref as ref  # noqa: E402
 
-PK = {"paper": (8, 4), "cpu-small": (4, 4), "tiny": (2, 4)}  # fashionnet/config.cpp
+PK = {"paper": (8, 4), "cpu-small": (4, 4), "tiny": (2, 4)}  # fashionnet/model/config.cpp
 
 
 def fixed_batch(cfg, n, P, K, device, seed=0):

@@ -1,0 +1,86 @@
+// Embedding files (format: embedding_io.h).
+#include "fashionnet/eval/embedding_io.h"
+
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/npy.h"
+
+namespace fn::fashionnet {
+namespace {
+
+bool has_space(const std::string& s) {
+  for (char c : s)
+    if (std::isspace(static_cast<unsigned char>(c))) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<IdsLine> read_ids_file(const std::string& path) {
+  std::ifstream f(path);
+  FN_CHECK(f.good(), path, ": cannot open for reading");
+  std::vector<IdsLine> out;
+  std::string line;
+  int64_t n = 0;
+  int64_t blank_line = 0;  // the first blank line seen
+  while (std::getline(f, line)) {
+    ++n;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::istringstream is(line);
+    IdsLine e;
+    std::string extra;
+    if (!(is >> e.image_path)) {  // a blank line: allowed only at the end of the file
+      if (blank_line == 0) blank_line = n;
+      continue;
+    }
+    FN_CHECK(blank_line == 0, path, ": line ", blank_line, " is empty (expected \"image_path item_id\")");
+    FN_CHECK(bool(is >> e.item_id), path, ": line ", n, " has no item id (expected \"image_path item_id\"): \"", line,
+             "\"");
+    FN_CHECK(!(is >> extra), path, ": line ", n, " has more than two fields (expected \"image_path item_id\"): \"", line,
+             "\"");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Embeddings read_embeddings(const std::string& prefix) {
+  const std::string npy = prefix + ".npy", ids = prefix + ".ids.txt";
+  Embeddings e;
+  e.features = npy::read_f32(npy);
+  std::vector<IdsLine> lines = read_ids_file(ids);
+  FN_CHECK(int64_t(lines.size()) == e.rows(), npy, " has ", e.rows(), " rows but ", ids, " has ", lines.size(),
+           " lines: the two files must describe the same images in the same order");
+  const float* p = e.features.f32();
+  const int64_t d = e.dim();
+  for (int64_t i = 0; i < e.features.numel(); ++i)
+    FN_CHECK(std::isfinite(p[i]), npy, ": row ", i / d, " (", lines[size_t(i / d)].image_path, ") column ", i % d,
+             " is ", p[i], ": embeddings must be finite");
+  for (auto& l : lines) {
+    e.image_paths.push_back(std::move(l.image_path));
+    e.item_ids.push_back(std::move(l.item_id));
+  }
+  return e;
+}
+
+void write_embeddings(const std::string& prefix, const Embeddings& e) {
+  const std::string ids = prefix + ".ids.txt";
+  FN_CHECK(e.features.ndim() == 2, prefix, ".npy: embeddings must be 2-D, got ", e.features.describe());
+  FN_CHECK(int64_t(e.image_paths.size()) == e.rows() && int64_t(e.item_ids.size()) == e.rows(), ids, ": ",
+           e.image_paths.size(), " image paths and ", e.item_ids.size(), " item ids for ", e.rows(), " embeddings");
+  for (size_t i = 0; i < e.item_ids.size(); ++i) {
+    const std::string &p = e.image_paths[i], &id = e.item_ids[i];
+    FN_CHECK(!p.empty() && !id.empty() && !has_space(p) && !has_space(id), ids, ": row ", i, ": image path \"", p,
+             "\" and item id \"", id, "\" must be non-empty and free of white space");
+  }
+  npy::write_f32(prefix + ".npy", e.features);
+  std::ofstream f(ids, std::ios::trunc);
+  FN_CHECK(f.good(), ids, ": cannot open for writing");
+  for (size_t i = 0; i < e.item_ids.size(); ++i) f << e.image_paths[i] << ' ' << e.item_ids[i] << '\n';
+  f.close();
+  FN_CHECK(f.good(), ids, ": write error");
+}
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,197 @@
+#include "fashionnet/eval/eval_metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+namespace fn::fashionnet {
+namespace {
+// Rank of column `c` in row `r` of a (rows, cols) score matrix: how many scores are higher (ties: lower
+// index first, so the result is deterministic).
+int rank_of(const float* row, int cols, int c) {
+  int rank = 0;
+  for (int j = 0; j < cols; ++j) rank += row[j] > row[c] || (row[j] == row[c] && j < c);
+  return rank;
+}
+}  // namespace
+
+HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
+  HeadMetrics m;
+  size_t n = p.sample_index.size();
+  // Category.
+  for (size_t i = 0; i < n && p.categories > 0; ++i) {
+    int c = ds.samples[size_t(p.sample_index[i])].category;
+    if (c < 0 || c >= p.categories) continue;
+    int r = rank_of(p.category_logits.data() + i * size_t(p.categories), p.categories, c);
+    ++m.category_samples;
+    m.category_top1 += r < 1, m.category_top3 += r < 3, m.category_top5 += r < 5;
+  }
+  if (m.category_samples) {
+    double d = double(m.category_samples);
+    m.category_top1 /= d, m.category_top3 /= d, m.category_top5 /= d;
+  }
+  // Attributes: recall@k per attribute, then the mean over attributes that have positives.
+  if (p.attributes > 0 && !p.attribute_logits.empty()) {
+    std::vector<int64_t> pos(size_t(p.attributes), 0), hit3(pos.size(), 0), hit5(pos.size(), 0);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& a = ds.samples[size_t(p.sample_index[i])].attributes;
+      if (a.empty()) continue;
+      ++m.attribute_samples;
+      const float* row = p.attribute_logits.data() + i * size_t(p.attributes);
+      for (int j = 0; j < p.attributes && j < int(a.size()); ++j) {
+        if (a[size_t(j)] != 1) continue;
+        int r = rank_of(row, p.attributes, j);
+        ++pos[size_t(j)], hit3[size_t(j)] += r < 3, hit5[size_t(j)] += r < 5;
+      }
+    }
+    int counted = 0;
+    for (size_t j = 0; j < pos.size(); ++j) {
+      if (!pos[j]) continue;
+      ++counted;
+      m.attribute_recall_top3 += double(hit3[j]) / double(pos[j]);
+      m.attribute_recall_top5 += double(hit5[j]) / double(pos[j]);
+    }
+    if (counted) m.attribute_recall_top3 /= counted, m.attribute_recall_top5 /= counted;
+    m.attribute_count = counted;
+    m.attribute_total = p.attributes;
+    // Per group, by the same rule: the mean over the group's attributes that have positives.
+    const std::vector<int>& types = ds.attribute_types;
+    int groups = 0;
+    for (size_t j = 0; j < pos.size() && j < types.size(); ++j) groups = std::max(groups, types[j]);
+    if (groups > 0) groups = std::max(groups, int(ds.attribute_type_names.size()));
+    for (int t = 1; t <= groups; ++t) {
+      AttributeGroupRecall g;
+      g.type = t;
+      g.name = t <= int(ds.attribute_type_names.size()) && !ds.attribute_type_names[size_t(t - 1)].empty()
+                   ? ds.attribute_type_names[size_t(t - 1)]
+                   : "type " + std::to_string(t);
+      for (size_t j = 0; j < pos.size() && j < types.size(); ++j) {
+        if (types[j] != t) continue;
+        ++g.attributes_total;
+        if (!pos[j]) continue;
+        ++g.attributes;
+        g.top3 += double(hit3[j]) / double(pos[j]);
+        g.top5 += double(hit5[j]) / double(pos[j]);
+      }
+      if (g.attributes) g.top3 /= g.attributes, g.top5 /= g.attributes;
+      else g.top3 = g.top5 = NAN;
+      m.attribute_groups.push_back(std::move(g));
+    }
+  }
+  // Landmarks.
+  std::vector<double> sum(8, 0);
+  std::vector<int64_t> cnt(8, 0);
+  int64_t detected = 0, vis_right = 0, vis_total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const data::Sample& smp = ds.samples[size_t(p.sample_index[i])];
+    if (!smp.has_landmarks) continue;
+    for (int s = 0; s < 8; ++s) {
+      size_t k = i * 8 + size_t(s);
+      bool vis = p.landmark_visible[k] > 0.5f;
+      ++vis_total;
+      vis_right += vis == (p.vis_pred[k] > 0.5f);
+      if (!vis) continue;
+      double dx = p.landmark_pred[2 * k] - p.landmark_true[2 * k], dy = p.landmark_pred[2 * k + 1] - p.landmark_true[2 * k + 1];
+      double e = std::sqrt(dx * dx + dy * dy);
+      sum[size_t(s)] += e, ++cnt[size_t(s)];
+      detected += e <= m.detection_threshold;
+    }
+  }
+  m.landmark_count = std::accumulate(cnt.begin(), cnt.end(), int64_t(0));
+  for (int s = 0; s < 8; ++s) m.landmark_error_slot.push_back(cnt[size_t(s)] ? sum[size_t(s)] / double(cnt[size_t(s)]) : NAN);
+  if (m.landmark_count) {
+    m.landmark_error = std::accumulate(sum.begin(), sum.end(), 0.0) / double(m.landmark_count);
+    m.detection_rate = double(detected) / double(m.landmark_count);
+  }
+  if (vis_total) m.visibility_accuracy = double(vis_right) / double(vis_total);
+  return m;
+}
+
+std::string format_head_metrics(const HeadMetrics& m) {
+  char b[512];
+  std::string s;
+  if (m.category_samples) {
+    std::snprintf(b, sizeof b, "category (%lld images): top-1 %.2f%%  top-3 %.2f%%  top-5 %.2f%%\n",
+                  (long long)m.category_samples, 100 * m.category_top1, 100 * m.category_top3, 100 * m.category_top5);
+    s += b;
+  }
+  if (m.attribute_samples) {
+    std::snprintf(b, sizeof b, "attributes (%lld images): top-3 recall %.2f%%  top-5 recall %.2f%% (mean over attributes)\n",
+                  (long long)m.attribute_samples, 100 * m.attribute_recall_top3, 100 * m.attribute_recall_top5);
+    s += b;
+    if (!m.attribute_groups.empty()) s += format_attribute_groups(m);
+  }
+  if (m.landmark_count) {
+    std::snprintf(b, sizeof b,
+                  "landmarks (%lld visible): normalised error %.4f, detected within %.2f: %.2f%%, visibility accuracy %.2f%%\n"
+                  "  per slot (L/R collar, L/R sleeve, L/R waistline, L/R hem):",
+                  (long long)m.landmark_count, m.landmark_error, m.detection_threshold, 100 * m.detection_rate,
+                  100 * m.visibility_accuracy);
+    s += b;
+    for (double e : m.landmark_error_slot) {
+      std::snprintf(b, sizeof b, " %.4f", e);
+      s += std::isnan(e) ? " -" : b;
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+AttributeGroupRecall attribute_recall_all(const HeadMetrics& m) {
+  AttributeGroupRecall g;
+  g.name = "all";
+  g.attributes = m.attribute_count;
+  g.attributes_total = m.attribute_total;
+  g.top3 = m.attribute_recall_top3;
+  g.top5 = m.attribute_recall_top5;
+  return g;
+}
+
+std::string format_attribute_groups(const HeadMetrics& m) {
+  if (m.attribute_groups.empty()) return "";
+  std::vector<AttributeGroupRecall> rows = m.attribute_groups;
+  rows.push_back(attribute_recall_all(m));
+  size_t w = 5;  // "group"
+  for (const auto& g : rows) w = std::max(w, g.name.size());
+  const int iw = int(w);
+  char b[512];
+  std::snprintf(b, sizeof b, "  %-*s  attributes  top-3 recall  top-5 recall\n", iw, "group");
+  std::string s = b;
+  for (const auto& g : rows) {
+    char att[48];
+    std::snprintf(att, sizeof att, "%d/%d", g.attributes, g.attributes_total);
+    if (g.attributes)
+      std::snprintf(b, sizeof b, "  %-*s  %10s  %11.2f%%  %11.2f%%\n", iw, g.name.c_str(), att, 100 * g.top3, 100 * g.top5);
+    else
+      std::snprintf(b, sizeof b, "  %-*s  %10s  %12s  %12s\n", iw, g.name.c_str(), att, "-", "-");
+    s += b;
+  }
+  return s;
+}
+
+nlohmann::json to_json(const AttributeGroupRecall& g) {
+  auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  nlohmann::json j = {{"name", g.name}, {"attributes", g.attributes}, {"attributes_total", g.attributes_total},
+                      {"top3", num(g.top3)}, {"top5", num(g.top5)}};
+  if (g.type) j["type"] = g.type;
+  return j;
+}
+
+nlohmann::json to_json(const HeadMetrics& m) {
+  nlohmann::json slots = nlohmann::json::array();
+  for (double e : m.landmark_error_slot) slots.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
+  // "recall_top3"/"recall_top5" (the overall means) stay as before; "all" repeats them with the counts.
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& g : m.attribute_groups) groups.push_back(to_json(g));
+  nlohmann::json attributes = {{"samples", m.attribute_samples}, {"recall_top3", m.attribute_recall_top3},
+                               {"recall_top5", m.attribute_recall_top5}, {"all", to_json(attribute_recall_all(m))},
+                               {"groups", groups}};
+  return {{"category", {{"samples", m.category_samples}, {"top1", m.category_top1}, {"top3", m.category_top3}, {"top5", m.category_top5}}},
+          {"attributes", attributes},
+          {"landmarks", {{"visible", m.landmark_count}, {"normalized_error", m.landmark_error}, {"per_slot", slots},
+                         {"detection_threshold", m.detection_threshold}, {"detection_rate", m.detection_rate},
+                         {"visibility_accuracy", m.visibility_accuracy}}}};
+}
+
+}  // namespace fn::fashionnet

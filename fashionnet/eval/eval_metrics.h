@@ -1,0 +1,55 @@
+// The paper's evaluation beyond retrieval (docs/fashionnet.md sec. 4): category top-k accuracy, attribute
+// top-k recall (per attribute group and over all), landmark normalised error over visible landmarks (per
+// slot and mean) and the detection rate within a distance threshold. Retrieval metrics are in
+// retrieval_metrics.h.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fashionnet/eval/inference.h"
+
+namespace fn::fashionnet {
+
+// Attribute recall over one group of attributes (or over all of them): the mean, over the group's attributes
+// that have at least one positive sample, of each attribute's recall@k. A group none of whose attributes has a
+// positive has attributes == 0 and top3/top5 NaN (printed "-", JSON null).
+struct AttributeGroupRecall {
+  std::string name;          // the dataset's group name ("texture", ...), "type N" where it gives none, or "all"
+  int type = 0;              // the 1-based group id of the annotation files (0 for "all")
+  int attributes = 0;        // attributes counted: those of the group with at least one positive sample
+  int attributes_total = 0;  // attributes of the group
+  double top3 = 0, top5 = 0;
+};
+
+struct HeadMetrics {
+  // category
+  int64_t category_samples = 0;
+  double category_top1 = 0, category_top3 = 0, category_top5 = 0;
+  // attributes: per attribute, the fraction of its positive samples whose score ranks it in the sample's top k
+  int64_t attribute_samples = 0;
+  double attribute_recall_top3 = 0, attribute_recall_top5 = 0;  // averaged over attributes with positives
+  int attribute_count = 0, attribute_total = 0;  // attributes with positives (those averaged above), attributes
+  // Per group, from Dataset::attribute_types (group t = type t, 1-based) and attribute_type_names: one entry
+  // per type 1..max(largest type, number of names), in type order; empty when the dataset gives no attribute a
+  // type > 0 (In-shop). Attributes of type 0 count only in the overall figures.
+  std::vector<AttributeGroupRecall> attribute_groups;
+  // landmarks, in coordinates normalised by the input size, over visible ground-truth landmarks
+  int64_t landmark_count = 0;
+  double landmark_error = 0;                 // mean over all visible landmarks
+  std::vector<double> landmark_error_slot;   // 8, NaN where a slot has no visible landmark
+  double detection_threshold = 0.1, detection_rate = 0;
+  double visibility_accuracy = 0;            // predicted visible/not against ground truth, annotated slots
+};
+
+HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds);
+// The overall attribute figures as a group named "all" (type 0).
+AttributeGroupRecall attribute_recall_all(const HeadMetrics& m);
+std::string format_head_metrics(const HeadMetrics& m);
+// The per-group table (one row per group, then "all"); "" when the dataset gives no groups.
+std::string format_attribute_groups(const HeadMetrics& m);
+nlohmann::json to_json(const AttributeGroupRecall& g);
+nlohmann::json to_json(const HeadMetrics& m);
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,87 @@
+#include "fashionnet/eval/evaluate.h"
+
+#include "fashionnet/report/plot.h"
+#include "data/split.h"
+
+namespace fn::fashionnet {
+namespace {
+Predictions concat_predictions(const Predictions& a, const Predictions& b) {
+  Predictions r = a;
+  auto app = [](auto& dst, const auto& src) { dst.insert(dst.end(), src.begin(), src.end()); };
+  app(r.sample_index, b.sample_index);
+  app(r.category_logits, b.category_logits);
+  app(r.attribute_logits, b.attribute_logits);
+  app(r.landmark_pred, b.landmark_pred);
+  app(r.landmark_true, b.landmark_true);
+  app(r.landmark_visible, b.landmark_visible);
+  app(r.vis_pred, b.vis_pred);
+  return r;
+}
+}  // namespace
+
+EvalResult evaluate(const FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt) {
+  EvalResult r;
+  r.benchmark = ds.benchmark;
+  if (ds.benchmark == "imagefolder" || ds.benchmark == "category" || ds.benchmark == "landmark") {
+    // Held-out part (imagefolder) or the test split.
+    std::vector<int> held = ds.benchmark == "imagefolder" ? data::holdout_indices(ds, opt.holdout) : ds.indices(data::Split::Test);
+    r.query = run_inference(model, ds, held, device, opt.inference);
+    r.heads = head_metrics(r.query, ds);
+    return r;
+  }
+  std::vector<int> q = ds.indices(data::Split::Query), g = ds.indices(data::Split::Gallery);
+  FN_CHECK(!q.empty() && !g.empty(), "evaluate: ", ds.root, " has ", q.size(), " query and ", g.size(),
+           " gallery images; retrieval needs both");
+  r.query = run_inference(model, ds, q, device, opt.inference);
+  r.gallery = run_inference(model, ds, g, device, opt.inference);
+  r.retrieval = evaluate_retrieval(r.query.embeddings, r.gallery.embeddings, opt.ks, device);
+  r.heads = head_metrics(concat_predictions(r.query, r.gallery), ds);
+  bool has_lm = false;
+  for (int i : q) has_lm |= ds.samples[size_t(i)].has_landmarks;
+  if (opt.with_ground_truth_landmarks && has_lm && model.config().local_branch) {
+    InferenceOptions io = opt.inference;
+    io.pool_at_ground_truth = true;
+    Predictions qg = run_inference(model, ds, q, device, io), gg = run_inference(model, ds, g, device, io);
+    r.retrieval_gt = evaluate_retrieval(qg.embeddings, gg.embeddings, opt.ks, device);
+  }
+  return r;
+}
+
+std::string format_eval(const EvalResult& r) {
+  std::string s;
+  if (r.retrieval) s += "retrieval, landmark_pool at the PREDICTED landmarks:\n" + format_table(*r.retrieval);
+  if (r.retrieval_gt) s += "\nretrieval, landmark_pool at the GROUND-TRUTH landmarks:\n" + format_table(*r.retrieval_gt);
+  s += "\n" + format_head_metrics(r.heads);
+  return s;
+}
+
+nlohmann::json to_json(const EvalResult& r) {
+  nlohmann::json j;
+  j["benchmark"] = r.benchmark;
+  if (r.retrieval) j["retrieval"] = to_json(*r.retrieval);
+  if (r.retrieval_gt) j["retrieval_ground_truth_landmarks"] = to_json(*r.retrieval_gt);
+  j["heads"] = to_json(r.heads);
+  return j;
+}
+
+std::string topk_curve_svg(const EvalResult& r) {
+  std::vector<Series> series;
+  auto add = [&](const std::string& name, const RetrievalReport& rep, bool recall) {
+    Series s{name, {}};
+    const auto& v = recall ? rep.metrics.recall_at_k : rep.metrics.top_k_accuracy;
+    for (size_t i = 0; i < rep.metrics.ks.size(); ++i) s.points.emplace_back(double(rep.metrics.ks[i]), 100 * v[i]);
+    series.push_back(s);
+  };
+  if (r.retrieval) {
+    add("top-k accuracy (predicted lm)", *r.retrieval, false);
+    add("recall@k (predicted lm)", *r.retrieval, true);
+  }
+  if (r.retrieval_gt) add("top-k accuracy (true lm)", *r.retrieval_gt, false);
+  ChartOptions o;
+  o.title = "Retrieval: top-k accuracy (paper) and recall@k (mmfashion)";
+  o.x_label = "k";
+  o.y_label = "%";
+  return svg_line_chart(series, o);
+}
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,38 @@
+// Running a trained FashionNet over a split: embeddings for retrieval and the heads' predictions for
+// evaluation. No flip, sequential order; landmark_pool at the predicted landmarks (or, when asked, at the
+// ground-truth ones where the data has them).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "fashionnet/eval/embedding_io.h"
+#include "fashionnet/model/fashionnet.h"
+
+namespace fn::fashionnet {
+
+struct InferenceOptions {
+  int batch = 32;
+  int threads = 2;
+  bool pool_at_ground_truth = false;
+  bool skip_bad = false;
+  bool progress = true;
+};
+
+struct Predictions {
+  Embeddings embeddings;              // (N, D) with image paths and item ids
+  std::vector<int> sample_index;      // row -> dataset sample
+  std::vector<float> category_logits; // N x categories
+  int categories = 0;
+  std::vector<float> attribute_logits;  // N x attributes (empty when none)
+  int attributes = 0;
+  std::vector<float> landmark_pred;   // N x 8 x 2 in [0,1] of the input
+  std::vector<float> landmark_true;   // N x 8 x 2 in [0,1] of the input (after crop/resize)
+  std::vector<float> landmark_visible;// N x 8 ground-truth visibility (1 visible)
+  std::vector<float> vis_pred;        // N x 8 predicted visibility (1 visible)
+};
+
+Predictions run_inference(const FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
+                          Device device, const InferenceOptions& opt);
+
+}  // namespace fn::fashionnet

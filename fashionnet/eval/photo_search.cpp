@@ -1,0 +1,193 @@
+#include "fashionnet/eval/photo_search.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "core/autograd.h"
+#include "fashionnet/train/checkpoint.h"
+#include "core/progress.h"
+#include "fashionnet/eval/query_image.h"
+#include "kernels/topk_search.h"
+
+namespace fn::fashionnet {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_space(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string normal_path(const std::string& p) { return fs::path(p).lexically_normal().generic_string(); }
+
+std::string join_root(const std::string& root, const std::string& path) {
+  if (root.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::path(root) / path).lexically_normal().string();
+}
+
+}  // namespace
+
+PhotoEmbeddings embed_photos(const FashionNet& model, const std::vector<std::string>& paths, Device device,
+                             int batch, bool progress) {
+  FN_CHECK(batch > 0, "embed_photos: batch ", batch);
+  NoGradGuard no_grad;
+  const int input = model.config().input;
+  const int64_t dim = model.config().fc7_fusion, n_all = int64_t(paths.size());
+  for (const std::string& p : paths)
+    FN_CHECK(!p.empty() && !has_space(p), "image path \"", p, "\" is empty or contains white space: the ids file "
+             "(\"image_path item_id\" per line) cannot hold it; rename the file");
+  PhotoEmbeddings pe;
+  std::vector<float> feats;
+  feats.reserve(size_t(n_all * dim));
+  Progress prog("embed", n_all, "img", 20);
+  const size_t plane = size_t(3) * size_t(input) * size_t(input);
+  for (int64_t start = 0; start < n_all; start += batch) {
+    const int64_t n = std::min<int64_t>(batch, n_all - start);
+    std::vector<float> chw(size_t(n) * plane);
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string& path = paths[size_t(start + i)];
+      data::Image img = data::decode_image(path);  // throws naming the file
+      whole_image_to_chw(img, input, chw.data() + size_t(i) * plane);
+      pe.width.push_back(img.w);
+      pe.height.push_back(img.h);
+    }
+    Tensor x = Tensor::from(chw, {n, 3, int64_t(input), int64_t(input)}, device);
+    Outputs o = model.forward(x, PoolAt{}, /*training=*/false);  // undefined PoolAt: pool at the predicted landmarks
+    std::vector<float> e = o.embedding.to_vector();
+    feats.insert(feats.end(), e.begin(), e.end());
+    // landmark_loc is in [0, 1] of the input with pixel centres at loc * input; the whole photo is the
+    // input, so (loc * input + 0.5) / input is the fraction of the photo's width (height).
+    std::vector<float> loc = o.landmark_loc.to_vector();
+    for (float v : loc) pe.landmarks.push_back(v + 0.5f / float(input));
+    std::vector<float> vis = model.predicted_pool_at(o).visibility.to_vector();
+    for (float v : vis) pe.visible.push_back(v > 0.5f ? 1 : 0);
+    if (progress) prog.update(start + n, double(start + n));
+  }
+  if (progress) prog.finish(cat(n_all, " images"));
+  pe.embeddings.features = Tensor::from(feats, {n_all, dim});
+  pe.embeddings.image_paths = paths;
+  pe.embeddings.item_ids.assign(paths.size(), "-");
+  return pe;
+}
+
+std::vector<std::string> expand_image_args(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const std::string& a : args) {
+    if (!ends_with(a, ".txt")) {
+      out.push_back(a);
+      continue;
+    }
+    std::ifstream f(a);
+    FN_CHECK(f.good(), a, ": cannot open the image list for reading");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const size_t b = line.find_first_not_of(" \t");
+      if (b == std::string::npos || line[b] == '#') continue;
+      const size_t e = line.find_last_not_of(" \t");
+      out.push_back(line.substr(b, e - b + 1));
+    }
+    FN_CHECK(!out.empty(), a, ": the image list names no image");
+  }
+  return out;
+}
+
+std::string default_gallery_root(const Embeddings& gallery, const std::string& ids_path, std::string* warning) {
+  std::string first;
+  for (const std::string& p : gallery.image_paths)
+    if (!fs::path(p).is_absolute()) {
+      first = p;
+      break;
+    }
+  if (first.empty()) return "";  // all absolute (or no rows): no root needed
+  if (fs::exists(first)) return "";
+  const std::string ids_dir = fs::path(ids_path).parent_path().string();
+  if (!ids_dir.empty() && fs::exists(fs::path(ids_dir) / first)) return ids_dir;
+  if (warning)
+    *warning = cat("gallery image ", first, " (from ", ids_path, ") is found neither from the working directory nor "
+                   "from ", ids_dir.empty() ? "." : ids_dir, ": pass --gallery-root (the --data of `embed`) so the "
+                   "page's images show");
+  return "";
+}
+
+std::vector<std::string> query_ids_from_file(const std::string& ids_path, const std::vector<std::string>& images) {
+  std::map<std::string, std::string> by_path;
+  for (const IdsLine& l : read_ids_file(ids_path)) by_path[normal_path(l.image_path)] = l.item_id;
+  std::vector<std::string> out;
+  for (const std::string& img : images) {
+    auto it = by_path.find(normal_path(img));
+    out.push_back(it == by_path.end() || !item_known(it->second) ? "" : it->second);
+  }
+  return out;
+}
+
+SearchOutcome search_photos(const SearchRequest& req) {
+  FN_CHECK(!req.images.empty(), "search: no query image");
+  FN_CHECK(req.k >= 1, "search: k must be at least 1, got ", req.k);
+  FN_CHECK(req.query_item_ids.empty() || req.query_item_ids.size() == req.images.size(), "search: ",
+           req.query_item_ids.size(), " query item ids for ", req.images.size(), " images");
+  // Check every photo before the (slow) model load, so a typo fails at once.
+  for (const std::string& p : req.images) FN_CHECK(fs::exists(p), p, ": query image not found");
+
+  const std::string ids_path = req.gallery + ".ids.txt", npy_path = req.gallery + ".npy";
+  Embeddings gallery = read_embeddings(req.gallery);  // refuses missing/malformed files, naming them
+  FN_CHECK(gallery.rows() > 0, npy_path, ": the gallery is empty");
+  auto model = model_from_checkpoint(req.checkpoint, req.device);
+  const int64_t dim = model->config().fc7_fusion;
+  FN_CHECK(gallery.dim() == dim, npy_path, ": gallery embeddings have dimension ", gallery.dim(), " but the model of ",
+           req.checkpoint, " produces ", dim, ": the gallery was embedded with another model");
+
+  PhotoEmbeddings q = embed_photos(*model, req.images, req.device);
+  Tensor qf = q.embeddings.features.cpu(), gf = gallery.features.cpu();
+  // Copies, so the caller's embeddings stay as read (the files hold raw fc7_fusion outputs).
+  qf = Tensor::from(qf.to_vector(), qf.shape());
+  gf = Tensor::from(gf.to_vector(), gf.shape());
+  kernels::l2_normalize_rows(qf);
+  kernels::l2_normalize_rows(gf);
+  kernels::SearchOptions so;
+  so.k = req.k;
+  const kernels::Neighbours nb = req.device == Device::CPU
+                                     ? kernels::topk_search(qf, gf, so)
+                                     : kernels::topk_search(qf.to(req.device), gf.to(req.device), so);
+
+  SearchOutcome out;
+  out.gallery_rows = gallery.rows();
+  out.dim = dim;
+  out.gallery_root = req.gallery_root.empty() ? default_gallery_root(gallery, ids_path, &out.warning)
+                                              : req.gallery_root;
+  for (size_t i = 0; i < req.images.size(); ++i) {
+    PageQuery pq;
+    pq.image = req.images[i];
+    pq.item_id = req.query_item_ids.empty() ? "" : req.query_item_ids[i];
+    pq.width = q.width[i];
+    pq.height = q.height[i];
+    pq.landmarks.assign(q.landmarks.begin() + long(i) * 2 * kSlots, q.landmarks.begin() + long(i + 1) * 2 * kSlots);
+    for (int s = 0; s < kSlots; ++s) pq.visible.push_back(q.visible[i * kSlots + size_t(s)] != 0);
+    std::vector<std::string> listed;
+    for (int64_t r = 0; r < nb.k; ++r) {
+      const int32_t g = nb.row_index(int64_t(i))[r];
+      const std::string& path = gallery.image_paths[size_t(g)];
+      pq.results.push_back({join_root(out.gallery_root, path), gallery.item_ids[size_t(g)], nb.row_distance(int64_t(i))[r]});
+      listed.push_back(path);
+    }
+    out.queries.push_back(std::move(pq));
+    out.gallery_paths_as_listed.push_back(std::move(listed));
+  }
+  if (!req.html.empty()) {
+    PageOptions po;
+    po.notes = {cat("checkpoint: ", req.checkpoint),
+                cat("gallery: ", req.gallery, " (", gallery.rows(), " images, dimension ", dim, ")"),
+                cat("gallery root: ", out.gallery_root.empty() ? "." : out.gallery_root)};
+    write_search_page(req.html, out.queries, po);
+  }
+  return out;
+}
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,65 @@
+// Plain photos through a trained FashionNet, and the search of a gallery with them: the library side of
+// `fashionnet search` and `fashionnet embed --images` (the commands only parse flags and print).
+//
+// A plain photo has no annotation: the whole image is the crop (fashionnet/eval/query_image.h) and
+// landmark_pool looks at the landmarks the model itself predicts, as in evaluation.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "fashionnet/eval/embedding_io.h"
+#include "fashionnet/model/fashionnet.h"
+#include "fashionnet/report/search_page.h"
+
+namespace fn::fashionnet {
+
+struct PhotoEmbeddings {
+  Embeddings embeddings;         // (N, D); image paths as given, item ids "-"
+  std::vector<float> landmarks;  // N x 8 x (x, y): predicted, as fractions of the photo's width and height
+  std::vector<uint8_t> visible;  // N x 8: 1 where the model predicts the slot visible
+  std::vector<int> width, height;  // N: photo sizes in pixels
+};
+
+// Embeds `paths` in batches of `batch`. A missing or corrupt image throws fn::Error naming it. Paths with
+// white space are refused (the ids file cannot hold them).
+PhotoEmbeddings embed_photos(const FashionNet& model, const std::vector<std::string>& paths, Device device,
+                             int batch = 16, bool progress = false);
+
+// `--images` arguments: each argument ending in ".txt" is a list of image paths, one per line (blank lines
+// and lines starting with '#' skipped; paths used as written, relative to the working directory); any
+// other argument is an image path itself.
+std::vector<std::string> expand_image_args(const std::vector<std::string>& args);
+
+// The folder relative to which a gallery's ids paths are opened when --gallery-root is not given: the
+// working directory if the first relative path exists from there, else the ids file's folder if it exists
+// from there, else the working directory (with `warning` set: pass --gallery-root).
+std::string default_gallery_root(const Embeddings& gallery, const std::string& ids_path, std::string* warning);
+
+// Item ids of the query photos from an ids file ("image_path item_id" lines; paths compared after lexical
+// normalisation); photos not listed, and "-", are unknown (""). Throws naming the file when it is bad.
+std::vector<std::string> query_ids_from_file(const std::string& ids_path, const std::vector<std::string>& images);
+
+struct SearchRequest {
+  std::string checkpoint;
+  std::string gallery;       // prefix: gallery.npy + gallery.ids.txt
+  std::string gallery_root;  // "" : default_gallery_root()
+  std::vector<std::string> images;
+  std::vector<std::string> query_item_ids;  // empty, or one per image ("" / "-": unknown)
+  int k = 10;
+  std::string html;          // "" : no page
+  Device device = Device::CPU;
+};
+
+struct SearchOutcome {
+  std::vector<PageQuery> queries;  // results with file-system paths (gallery root applied)
+  std::vector<std::vector<std::string>> gallery_paths_as_listed;  // per query, per rank: the ids file's path
+  std::string gallery_root;        // the root used
+  std::string warning;             // non-empty when the gallery images were not found
+  int64_t gallery_rows = 0, dim = 0;
+};
+
+// Loads the model and the gallery, checks that they agree, embeds the photos, searches exactly
+// (kernels/topk_search.h on L2-normalised copies) and writes the page when asked.
+SearchOutcome search_photos(const SearchRequest& req);
+
+}  // namespace fn::fashionnet

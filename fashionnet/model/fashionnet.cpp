@@ -1,0 +1,159 @@
+#include "fashionnet/model/fashionnet.h"
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "kernels/softmax.h"
+#include "nn/landmark_pool.h"
+#include "nn/losses.h"
+
+namespace fn::fashionnet {
+namespace {
+// Heads that feed a loss directly start small; hidden layers followed by ReLU use Kaiming.
+double kaiming(int fan_in) { return std::sqrt(2.0 / fan_in); }
+constexpr double kHeadStd = 0.01;
+
+// Every dropout layer gets its own mask stream per step.
+uint64_t dropout_seed(uint64_t step, uint64_t layer) { return (step + 1) * 0x9E3779B97F4A7C15ull ^ (layer << 56); }
+}  // namespace
+
+Trunk::Trunk(const std::vector<int>& ch, Rng& rng) {
+  // VGG16: 2, 2, 3, 3 convolutions in stages 1-4.
+  const int convs[4] = {2, 2, 3, 3};
+  int in = 3;
+  for (int s = 0; s < 4; ++s) {
+    for (int k = 0; k < convs[s]; ++k) {
+      std::string name = "conv" + std::to_string(s + 1) + "_" + std::to_string(k + 1);
+      stage_[s].push_back(&add_module(name, std::make_unique<nn::Conv2d>(in, ch[s], rng)));
+      in = ch[s];
+    }
+  }
+}
+
+Tensor Trunk::operator()(const Tensor& x) const {
+  Tensor h = x;
+  for (int s = 0; s < 4; ++s) {
+    if (s > 0) h = F::max_pool2d(h);  // pool1 .. pool3
+    for (auto* conv : stage_[s]) h = (*conv)(h);
+  }
+  return h;  // conv4_3, stride 8
+}
+
+Conv5::Conv5(int in, int ch, Rng& rng) {
+  conv5_1 = &add_module("conv5_1", std::make_unique<nn::Conv2d>(in, ch, rng));
+  conv5_2 = &add_module("conv5_2", std::make_unique<nn::Conv2d>(ch, ch, rng));
+  conv5_3 = &add_module("conv5_3", std::make_unique<nn::Conv2d>(ch, ch, rng));
+}
+
+Tensor Conv5::operator()(const Tensor& pool4) const {
+  return F::max_pool2d((*conv5_3)((*conv5_2)((*conv5_1)(pool4))));  // pool5
+}
+
+FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
+  check_config(cfg, "FashionNet");
+  Rng rng(seed, 0x6e6574);  // "net"
+  auto ch = vgg_channels(cfg);
+  int pool5 = cfg.input / 32, flat5 = ch[4] * pool5 * pool5;
+
+  trunk_ = &add_module("trunk", std::make_unique<Trunk>(ch, rng));
+  conv5_global_ = &add_module("conv5_global", std::make_unique<Conv5>(ch[3], ch[4], rng));
+  conv5_pose_ = &add_module("conv5_pose", std::make_unique<Conv5>(ch[3], ch[4], rng));
+  auto linear = [&](const char* name, int in, int out, double std) {
+    return &add_module(name, std::make_unique<nn::Linear>(in, out, rng, std));
+  };
+  fc6_global_ = linear("fc6_global", flat5, cfg.fc6_global, kaiming(flat5));
+  fc6_pose_ = linear("fc6_pose", flat5, cfg.fc6_pose, kaiming(flat5));
+  fc7_pose_ = linear("fc7_pose", cfg.fc6_pose, cfg.fc7_pose, kaiming(cfg.fc6_pose));
+  landmark_loc_ = linear("landmark_loc", cfg.fc7_pose, 2 * kSlots, kHeadStd);
+  landmark_loc_->bias.fill_(0.5);  // start every landmark at the image centre: a small first L2 loss
+  landmark_vis_ = linear("landmark_vis", cfg.fc7_pose, 2 * kSlots, kHeadStd);
+  int fusion_in = cfg.fc6_global;
+  if (cfg.local_branch) {
+    fc6_local_ = linear("fc6_local", kSlots * ch[3], cfg.fc6_local, kaiming(kSlots * ch[3]));
+    fusion_in += cfg.fc6_local;
+  }
+  fc7_fusion_ = linear("fc7_fusion", fusion_in, cfg.fc7_fusion, kaiming(fusion_in));
+  category_ = linear("category", cfg.fc7_fusion, cfg.categories, kHeadStd);
+  if (cfg.attributes > 0) attributes_ = linear("attributes", cfg.fc7_fusion, cfg.attributes, kHeadStd);
+}
+
+Tensor FashionNet::local_features(const Tensor& conv4, const PoolAt& at) const {
+  kernels::LandmarkPoolArgs args;
+  args.stride = conv4_stride();
+  args.radius = cfg_.pool_radius;
+  args.mode = cfg_.pool_mode == "zero" ? kernels::LandmarkPoolMode::Zero : kernels::LandmarkPoolMode::Corner;
+  Tensor pooled = F::landmark_pool(conv4, at.landmarks, at.visibility, args);  // (N, 8*C4)
+  return F::relu((*fc6_local_)(pooled));
+}
+
+Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool training, uint64_t step) const {
+  FN_CHECK(images.ndim() == 4 && images.size(1) == 3 && images.size(2) == cfg_.input && images.size(3) == cfg_.input,
+           "FashionNet expects images (N, 3, ", cfg_.input, ", ", cfg_.input, "), got ", images.describe());
+  Outputs o;
+  int64_t n = images.size(0);
+  float p = cfg_.dropout;
+  o.conv4 = (*trunk_)(images);
+  // With given positions (training), the local branch is recorded before pool4, so that its backward runs
+  // after pool4's: landmark_pool then adds its sparse gradient into conv4's instead of a dense copy.
+  const bool local_first = cfg_.local_branch && pool_at.landmarks.defined();
+  if (local_first) o.fc6_local_act = local_features(o.conv4, pool_at);
+  Tensor pool4 = F::max_pool2d(o.conv4);
+
+  // Global branch.
+  Tensor g = F::flatten((*conv5_global_)(pool4));
+  o.fc6_global_act = F::relu((*fc6_global_)(g));
+  Tensor fc6_global = F::dropout(o.fc6_global_act, p, training, dropout_seed(step, 2));
+
+  // Pose branch: landmark locations in [0,1] and visibility logits.
+  Tensor q = F::flatten((*conv5_pose_)(pool4));
+  Tensor fc6_pose = F::dropout(F::relu((*fc6_pose_)(q)), p, training, dropout_seed(step, 3));
+  Tensor fc7_pose = F::dropout(F::relu((*fc7_pose_)(fc6_pose)), p, training, dropout_seed(step, 4));
+  o.landmark_loc = (*landmark_loc_)(fc7_pose);
+  o.landmark_vis = F::reshape((*landmark_vis_)(fc7_pose), {n * kSlots, 2});
+
+  // Local branch at the predicted landmarks when none are given (evaluation).
+  Tensor fused = fc6_global;
+  if (cfg_.local_branch) {
+    if (!local_first) o.fc6_local_act = local_features(o.conv4, predicted_pool_at(o));
+    fused = F::concat({fc6_global, F::dropout(o.fc6_local_act, p, training, dropout_seed(step, 1))}, 1);
+  }
+
+  // Fusion and heads.
+  // The retrieval embedding is fc7_fusion before its ReLU: after it, units that die take whole
+  // directions with them and the L2-normalised embeddings can collapse onto each other, which leaves the
+  // triplet loss stuck at the margin with no gradient.
+  o.embedding = (*fc7_fusion_)(fused);
+  Tensor h = F::dropout(F::relu(o.embedding), p, training, dropout_seed(step, 5));
+  o.category = (*category_)(h);
+  if (attributes_) o.attributes = (*attributes_)(h);
+  return o;
+}
+
+double dead_fraction(const Tensor& act) {
+  FN_CHECK(act.ndim() == 2 && act.size(1) > 0, "dead_fraction: (N, units) expected, got ", act.describe());
+  std::vector<double> v = act.to_vector_f64();
+  const int64_t n = act.size(0), u = act.size(1);
+  int64_t dead = 0;
+  for (int64_t j = 0; j < u; ++j) {
+    bool zero = true;
+    for (int64_t i = 0; i < n && zero; ++i) zero = v[size_t(i * u + j)] == 0.0;
+    dead += zero;
+  }
+  return double(dead) / double(u);
+}
+
+PoolAt FashionNet::predicted_pool_at(const Outputs& o) const {
+  NoGradGuard no_grad;  // the pooling positions are data, not a path for gradients
+  int64_t n = o.landmark_loc.size(0);
+  PoolAt at;
+  at.landmarks = F::scale(o.landmark_loc, double(cfg_.input)).view({n, kSlots, 2});
+  // Visible where the "visible" logit wins: softmax then compare, done on the host (N*8 values).
+  Tensor prob = Tensor::empty_like(o.landmark_vis);
+  kernels::softmax_forward(o.landmark_vis, prob);
+  std::vector<float> pv = prob.to_vector(), vis(size_t(n * kSlots));
+  for (size_t i = 0; i < vis.size(); ++i) vis[i] = pv[2 * i] >= pv[2 * i + 1] ? 1.f : 0.f;
+  at.visibility = Tensor::from(vis, {n, kSlots}, o.landmark_loc.device());
+  return at;
+}
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,33 @@
+// FashionNet's objective (docs/fashionnet.md sec. 3):
+//   L = w_lm * L_landmarks + w_vis * L_visibility + w_cat * L_category + w_attr * L_attributes + w_tri * L_triplet
+// Each term comes from nn/losses.h; this file only assembles them with the stage's weights and keeps the
+// unweighted values for logging. A term whose weight is 0, or whose labels the batch lacks, is left out.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "fashionnet/model/batch.h"
+#include "fashionnet/model/config.h"
+#include "fashionnet/model/fashionnet.h"
+
+namespace fn::fashionnet {
+
+struct LossTerms {
+  Tensor total;                             // the weighted sum (scalar), for backward
+  std::vector<std::pair<std::string, double>> values;  // unweighted terms by name: "lm", "vis", "cat", "attr", "tri"
+  double triplet_active = 0;                // fraction of triplets with a positive loss
+};
+
+struct LossContext {
+  Tensor attr_w_pos, attr_w_neg;  // (A) from the training set's counts; undefined: no attribute loss
+  float triplet_margin = 0.2f;
+  std::string triplet_mining = "batch_hard";
+};
+
+LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& batch, const LossWeights& w, const LossContext& ctx);
+
+// Attribute weights from the training samples: w_pos = N/(2 pos), w_neg = N/(2 neg), clamped (nn/losses.h).
+void attribute_weights(const data::Dataset& ds, const std::vector<int>& train, int num_attributes, Device d,
+                       Tensor& w_pos, Tensor& w_neg);
+
+}  // namespace fn::fashionnet

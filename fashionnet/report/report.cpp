@@ -1,0 +1,112 @@
+#include "fashionnet/report/report.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "fashionnet/report/plot.h"
+#include "kernels/topk_search.h"
+
+namespace fs = std::filesystem;
+
+namespace fn::fashionnet {
+namespace {
+std::string esc(const std::string& s) {
+  std::string r;
+  for (char c : s) r += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : c == '"' ? "&quot;" : std::string(1, c);
+  return r;
+}
+std::string read_all(const std::string& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+std::string pct(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", 100 * v);
+  return b;
+}
+}  // namespace
+
+std::vector<Example> example_queries(const EvalResult& r, int queries, int k) {
+  std::vector<Example> ex;
+  if (!r.retrieval) return ex;
+  int64_t nq = std::min<int64_t>(queries, r.query.embeddings.rows());
+  if (nq == 0) return ex;
+  Tensor q = r.query.embeddings.features.slice0(0, nq).clone(), g = r.gallery.embeddings.features.clone();
+  kernels::l2_normalize_rows(q);
+  kernels::l2_normalize_rows(g);
+  kernels::SearchOptions so;
+  so.k = k;
+  kernels::Neighbours nb = kernels::topk_search(q, g, so);
+  for (int64_t i = 0; i < nq; ++i) {
+    Example e{int(i), {}, {}};
+    for (int64_t j = 0; j < nb.k; ++j) {
+      e.gallery_rows.push_back(nb.row_index(i)[j]);
+      e.distances.push_back(nb.row_distance(i)[j]);
+    }
+    ex.push_back(e);
+  }
+  return ex;
+}
+
+std::string write_report(const EvalResult& r, const data::Dataset& ds, const ReportOptions& opt) {
+  fs::create_directories(opt.run_dir);
+  std::string page = opt.run_dir + "/report.html";
+  auto img_src = [&](const std::string& rel) {
+    return fs::relative(fs::absolute(fs::path(ds.root) / rel), fs::absolute(opt.run_dir)).string();
+  };
+  std::ostringstream h;
+  h << "<!doctype html><html><head><meta charset='utf-8'><title>" << esc(opt.title) << "</title><style>"
+    << "body{font-family:sans-serif;max-width:1100px;margin:20px auto;color:#222}"
+    << "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+    << ".q{display:flex;gap:8px;align-items:flex-start;margin:10px 0}.q figure{margin:0;text-align:center;font-size:11px}"
+    << ".q img{width:96px;height:96px;object-fit:cover;border:4px solid #bbb}.hit img{border-color:#2a2}"
+    << ".miss img{border-color:#c33}.query img{border-color:#36c}</style></head><body>\n";
+  h << "<h1>" << esc(opt.title) << "</h1>\n" << opt.notes_html << "\n";
+  std::string loss = read_all(opt.run_dir + "/loss.svg");
+  if (!loss.empty()) h << "<h2>Training loss</h2>\n" << loss << "\n";
+  if (r.retrieval) {
+    const auto& m = r.retrieval->metrics;
+    h << "<h2>Retrieval (" << m.queries << " queries, " << m.gallery << " gallery images)</h2>\n<table><tr><th>k</th>";
+    for (auto k : m.ks) h << "<th>" << k << "</th>";
+    h << "</tr>\n<tr><th>top-k accuracy, % (paper; predicted landmarks)</th>";
+    for (double v : m.top_k_accuracy) h << "<td>" << pct(v) << "</td>";
+    if (r.retrieval_gt) {
+      h << "</tr>\n<tr><th>top-k accuracy, % (ground-truth landmarks)</th>";
+      for (double v : r.retrieval_gt->metrics.top_k_accuracy) h << "<td>" << pct(v) << "</td>";
+    }
+    h << "</tr>\n<tr><th>recall@k, % (mmfashion's \"Top-k Acc.\")</th>";
+    for (double v : m.recall_at_k) h << "<td>" << pct(v) << "</td>";
+    h << "</tr></table>\n" << topk_curve_svg(r) << "\n";
+  }
+  h << "<h2>Heads</h2><pre>" << esc(format_head_metrics(r.heads)) << "</pre>\n";
+  auto ex = example_queries(r, opt.example_queries, opt.example_k);
+  if (!ex.empty()) {
+    h << "<h2>Example queries</h2><p>Blue: the query; green: same item (a hit); red: another item. "
+         "Distances are Euclidean on L2-normalised embeddings.</p>\n";
+    for (auto& e : ex) {
+      const std::string& qid = r.query.embeddings.item_ids[size_t(e.query_row)];
+      h << "<div class='q'><figure class='query'><img src='" << esc(img_src(r.query.embeddings.image_paths[size_t(e.query_row)]))
+        << "'><figcaption>query<br>" << esc(qid) << "</figcaption></figure>";
+      for (size_t j = 0; j < e.gallery_rows.size(); ++j) {
+        size_t g = size_t(e.gallery_rows[j]);
+        bool hit = r.gallery.embeddings.item_ids[g] == qid;
+        char d[32];
+        std::snprintf(d, sizeof d, "%.3f", e.distances[j]);
+        h << "<figure class='" << (hit ? "hit" : "miss") << "'><img src='"
+          << esc(img_src(r.gallery.embeddings.image_paths[g])) << "'><figcaption>#" << j + 1 << " " << d << "<br>"
+          << esc(r.gallery.embeddings.item_ids[g]) << "</figcaption></figure>";
+      }
+      h << "</div>\n";
+    }
+  }
+  h << "</body></html>\n";
+  write_text_file(page, h.str());
+  return page;
+}
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,30 @@
+// The HTML report of a run: the loss curve, the retrieval top-k table and curve, the heads' metrics, and
+// example queries with their nearest gallery images (hits framed green, misses red), all in one page
+// that opens from the run folder (images are referenced relative to it).
+#pragma once
+#include <string>
+
+#include "data/dataset.h"
+#include "fashionnet/eval/evaluate.h"
+
+namespace fn::fashionnet {
+
+struct ReportOptions {
+  std::string title = "FashionNet run";
+  std::string run_dir;         // holds loss.svg and metrics.jsonl; the page is written to run_dir/report.html
+  int example_queries = 8, example_k = 5;
+  std::string notes_html;      // extra paragraphs (e.g. the demo's ablation)
+};
+
+// Returns the path of the page written.
+std::string write_report(const EvalResult& r, const data::Dataset& ds, const ReportOptions& opt);
+
+// Nearest gallery rows of the first `queries` queries (exact search on normalised copies).
+struct Example {
+  int query_row;
+  std::vector<int> gallery_rows;
+  std::vector<float> distances;
+};
+std::vector<Example> example_queries(const EvalResult& r, int queries, int k);
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,159 @@
+#include "fashionnet/report/search_page.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "data/dataset.h"
+
+namespace fn::fashionnet {
+namespace fs = std::filesystem;
+
+namespace {
+
+// One colour per left/right pair (collar, sleeve, waist, hem), so a pair reads as a pair.
+const char* const kPairColour[4] = {"#e6194b", "#3cb44b", "#4363d8", "#f58231"};
+
+std::string format_distance(float d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", double(d));
+  return buf;
+}
+
+std::string format_px(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+const char* kStyle = R"(<style>
+body { font-family: sans-serif; margin: 16px; background: #fafafa; color: #222; }
+.query { display: flex; gap: 16px; align-items: flex-start; border-top: 1px solid #ccc; padding: 12px 0; }
+.photo { position: relative; flex: none; }
+.photo img { display: block; }
+.photo svg { position: absolute; left: 0; top: 0; }
+.caption { font-size: 12px; word-break: break-all; max-width: 256px; }
+.results { display: flex; flex-wrap: wrap; gap: 8px; }
+.result { border: 3px solid transparent; padding: 2px; font-size: 11px; word-break: break-all; }
+.result.hit { border-color: #2a2; background: #efe; }
+.result.miss { border-color: #ddd; }
+.mark { font-weight: bold; color: #2a2; }
+</style>
+)";
+
+void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& page_dir, int width) {
+  const double w = width;
+  const double h = q.width > 0 && q.height > 0 ? w * q.height / q.width : w;
+  o << "<div class=\"photo\" style=\"width:" << format_px(w) << "px;height:" << format_px(h) << "px\">\n";
+  o << "<img src=\"" << html_escape(relative_link(q.image, page_dir)) << "\" width=\"" << format_px(w)
+    << "\" height=\"" << format_px(h) << "\" alt=\"" << html_escape(q.image) << "\">\n";
+  o << "<svg width=\"" << format_px(w) << "\" height=\"" << format_px(h) << "\" viewBox=\"0 0 " << format_px(w)
+    << " " << format_px(h) << "\">\n";
+  const size_t slots = std::min(q.landmarks.size() / 2, q.visible.size());
+  for (size_t s = 0; s < slots; ++s) {
+    if (!q.visible[s]) continue;  // an invisible slot's position means nothing
+    o << "<circle class=\"landmark\" cx=\"" << format_px(q.landmarks[2 * s] * w) << "\" cy=\""
+      << format_px(q.landmarks[2 * s + 1] * h) << "\" r=\"5\" fill=\"" << kPairColour[(s / 2) % 4]
+      << "\" stroke=\"white\" stroke-width=\"1.5\"><title>" << html_escape(data::slot_name(int(s)))
+      << "</title></circle>\n";
+  }
+  o << "</svg>\n</div>\n";
+}
+
+}  // namespace
+
+bool item_known(const std::string& item_id) { return !item_id.empty() && item_id != "-"; }
+
+std::string html_escape(const std::string& s) {
+  std::string r;
+  r.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': r += "&amp;"; break;
+      case '<': r += "&lt;"; break;
+      case '>': r += "&gt;"; break;
+      case '"': r += "&quot;"; break;
+      case '\'': r += "&#39;"; break;
+      default: r += c;
+    }
+  }
+  return r;
+}
+
+std::string relative_link(const std::string& path, const std::string& page_dir) {
+  const fs::path target = fs::absolute(fs::path(path)).lexically_normal();
+  const fs::path base = fs::absolute(fs::path(page_dir.empty() ? "." : page_dir)).lexically_normal();
+  fs::path rel = target.lexically_relative(base);
+  if (rel.empty()) rel = target;  // different roots (another drive): keep the absolute path
+  const std::string s = rel.generic_string();
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '/' || c == '.' || c == '_' || c == '~' || c == '-') {
+      out += char(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string render_search_page(const std::vector<PageQuery>& queries, const std::string& page_dir,
+                               const PageOptions& opt) {
+  std::ostringstream o;
+  o << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" << html_escape(opt.title)
+    << "</title>\n" << kStyle << "</head>\n<body>\n<h1>" << html_escape(opt.title) << "</h1>\n";
+  for (const std::string& n : opt.notes) o << "<p class=\"note\">" << html_escape(n) << "</p>\n";
+  o << "<p class=\"note\">Dots: predicted landmarks the model calls visible (hover for the slot).";
+  o << " Distances: Euclidean between L2-normalised embeddings (0 to 2).</p>\n";
+
+  for (size_t qi = 0; qi < queries.size(); ++qi) {
+    const PageQuery& q = queries[qi];
+    const bool known = item_known(q.item_id);
+    int first_hit = 0;
+    for (size_t r = 0; r < q.results.size() && known && first_hit == 0; ++r)
+      if (q.results[r].item_id == q.item_id) first_hit = int(r) + 1;
+
+    o << "<div class=\"query\" id=\"q" << qi << "\">\n<div>\n";
+    render_photo(o, q, page_dir, opt.query_width);
+    o << "<div class=\"caption\">query " << qi + 1 << ": " << html_escape(q.image) << "<br>item: "
+      << (known ? html_escape(q.item_id) : "unknown");
+    if (known)
+      o << "<br>" << (first_hit ? "first hit at rank " + std::to_string(first_hit)
+                                : "no hit in the top " + std::to_string(q.results.size()));
+    o << "</div>\n</div>\n<div class=\"results\">\n";
+    for (size_t r = 0; r < q.results.size(); ++r) {
+      const PageResult& res = q.results[r];
+      const bool hit = known && res.item_id == q.item_id;
+      const char* cls = !known ? "result" : hit ? "result hit" : "result miss";
+      o << "<div class=\"" << cls << "\" style=\"width:" << opt.result_width << "px\">\n";
+      o << "<img src=\"" << html_escape(relative_link(res.image, page_dir)) << "\" width=\"" << opt.result_width
+        << "\" alt=\"" << html_escape(res.image) << "\"><br>\n";
+      o << "#" << r + 1 << " d=" << format_distance(res.distance);
+      if (hit) o << " <span class=\"mark\">&#10003; hit</span>";
+      o << "<br>item " << html_escape(res.item_id) << "<br>" << html_escape(res.image) << "\n</div>\n";
+    }
+    o << "</div>\n</div>\n";
+  }
+  o << "</body>\n</html>\n";
+  return o.str();
+}
+
+void write_search_page(const std::string& html_path, const std::vector<PageQuery>& queries,
+                       const PageOptions& opt) {
+  const std::string dir = fs::path(html_path).parent_path().string();
+  const std::string html = render_search_page(queries, dir, opt);
+  std::ofstream f(html_path, std::ios::binary);
+  FN_CHECK(f.good(), html_path, ": cannot open for writing");
+  f << html;
+  f.close();
+  FN_CHECK(!f.fail(), html_path, ": write failed");
+}
+
+}  // namespace fn::fashionnet

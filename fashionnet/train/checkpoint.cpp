@@ -1,0 +1,91 @@
+#include "fashionnet/train/checkpoint.h"
+
+#include <cstdio>
+
+#include "core/safetensors.h"
+
+namespace fn::fashionnet {
+namespace {
+std::string fmt(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+fn::NamedTensors optimiser_state(const nn::Optimizer* opt) {
+  fn::NamedTensors r;
+  if (opt)
+    for (auto& [n, t] : opt->state()) r.emplace_back("optim." + n, t);
+  return r;
+}
+
+const std::string& meta(const SafetensorsFile& f, const std::string& key) {
+  auto it = f.metadata.find(key);
+  FN_CHECK(it != f.metadata.end(), "checkpoint ", f.path, ": no '", key,
+           "' in its metadata (is it a FashionNet training checkpoint?)");
+  return it->second;
+}
+}  // namespace
+
+void save_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt,
+                     const TrainConfig& cfg, const TrainState& st) {
+  fn::NamedTensors all = model.named_parameters();
+  for (auto& p : optimiser_state(opt)) all.push_back(p);
+  nlohmann::json c = cfg;
+  std::map<std::string, std::string> md = {
+      {"format", "fashionnet-checkpoint"}, {"config", c.dump()},       {"stage", std::to_string(st.stage)},
+      {"step", std::to_string(st.step)},   {"ema_loss", fmt(st.ema_loss)}, {"best_loss", fmt(st.best_loss)},
+      {"categories", nlohmann::json(st.category_names).dump()},        {"commit", FN_GIT_COMMIT}};
+  save_safetensors(path, all, md);
+}
+
+TrainConfig checkpoint_config(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  TrainConfig cfg;
+  const std::string& text = meta(f, "config");
+  try {
+    nlohmann::json::parse(text).get_to(cfg);
+  } catch (const std::exception& e) {  // json's errors, and the integer checks of from_json
+    FN_FAIL("checkpoint ", path, ": its config metadata is not valid: ", e.what());
+  }
+  check_config(cfg, "checkpoint " + path);
+  return cfg;
+}
+
+TrainState checkpoint_state(const std::string& path) {
+  SafetensorsFile f = load_safetensors(path);
+  TrainState st;
+  try {
+    st.stage = std::stoi(meta(f, "stage"));
+    st.step = std::stoll(meta(f, "step"));
+    st.ema_loss = std::stod(meta(f, "ema_loss"));
+    st.best_loss = std::stod(meta(f, "best_loss"));
+    st.category_names = nlohmann::json::parse(meta(f, "categories")).get<std::vector<std::string>>();
+  } catch (const fn::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    FN_FAIL("checkpoint ", path, ": malformed training state in its metadata: ", e.what());
+  }
+  FN_CHECK(st.stage >= 0 && st.step >= 0, "checkpoint ", path, ": malformed training state in its metadata: stage ",
+           st.stage, ", step ", st.step);
+  return st;
+}
+
+void load_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt) {
+  fn::NamedTensors all = model.named_parameters();
+  for (auto& p : optimiser_state(opt)) all.push_back(p);
+  LoadOptions o;
+  o.allow_unexpected = opt == nullptr;  // evaluation ignores the optimiser's state
+  load_into(path, all, o);
+}
+
+std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg_out) {
+  TrainConfig cfg = checkpoint_config(path);
+  auto model = std::make_unique<FashionNet>(cfg.net, cfg.seed);
+  model->to(device);
+  load_checkpoint(path, *model, nullptr);
+  if (cfg_out) *cfg_out = cfg;
+  return model;
+}
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,31 @@
+// Training checkpoints: the model's parameters under their own names, the optimiser's state under
+// "optim.<param>.<what>", and in the metadata the full TrainConfig (JSON) and the training state, so that
+// a checkpoint alone rebuilds the model and resumes the run exactly. Written atomically (core/safetensors.h).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "fashionnet/model/config.h"
+#include "fashionnet/model/fashionnet.h"
+#include "nn/optim.h"
+
+namespace fn::fashionnet {
+
+struct TrainState {
+  int stage = 0;         // index into TrainConfig::stages
+  int64_t step = 0;      // steps completed over all stages
+  double ema_loss = -1;  // smoothed total loss of the current stage (-1: none yet)
+  double best_loss = -1; // best ema_loss at a checkpoint of the current stage (-1: none yet)
+  std::vector<std::string> category_names;  // so evaluation can name predictions
+};
+
+void save_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt,
+                     const TrainConfig& cfg, const TrainState& st);
+TrainConfig checkpoint_config(const std::string& path);
+TrainState checkpoint_state(const std::string& path);
+// Loads parameters (and the optimiser's state when `opt` is given) into an existing model.
+void load_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt);
+// Builds the model a checkpoint describes, on `device`, with its weights.
+std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg = nullptr);
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,51 @@
+// The two-stage trainer (docs/fashionnet.md sec. 3): stage 1 weighs the landmark terms high so the shared layers
+// learn landmark positions; stage 2 starts from stage 1's best checkpoint with all weights equal. SGD with
+// momentum, cosine or step learning rate per stage, optional gradient clipping.
+//
+// A run folder holds: config.json, metrics.jsonl (one JSON line per logged step), checkpoints
+// (last.safetensors, <stage>_best.safetensors, <stage>_final.safetensors, final.safetensors) and
+// loss.svg. "Best" is the lowest smoothed training loss (EMA, 0.98) at a checkpoint of the stage.
+// Resuming from a checkpoint continues bitwise identically on the CPU. A NaN or Inf loss stops the run
+// with the step and the term, without writing a checkpoint; Ctrl-C saves last.safetensors and stops.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/tensor.h"
+#include "data/dataset.h"
+#include "fashionnet/model/config.h"
+
+namespace fn::fashionnet {
+
+struct TrainOptions {
+  std::string data_root, benchmark = "inshop", out_dir;
+  std::string resume;       // a checkpoint to continue from
+  std::string init;         // weights to start from (e.g. import-vgg16's output); missing tensors stay random
+  Device device = Device::CPU;
+  int loader_threads = 2;
+  bool skip_bad = false;
+  double holdout = 0.1;     // imagefolder: fraction of each class held out for validation
+  bool quiet = false;
+  int64_t stop_after = 0;   // >0: stop once this many steps (over all stages) are done, saving last.safetensors
+                            // as Ctrl-C does, so that a later --resume continues the run
+};
+
+// Scales all gradients so that their global L2 norm is at most max_norm (0: measure only); returns the
+// norm before scaling. The trainer and bench_train_step both call it.
+double clip_gradients(const std::vector<Tensor>& params, double max_norm);
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double seconds = 0, images_per_s = 0;
+  std::string final_checkpoint;
+  bool interrupted = false;
+  std::vector<std::pair<std::string, double>> last_terms;
+};
+
+TrainSummary train(TrainConfig cfg, const TrainOptions& opt);
+
+// Redraws loss.svg from metrics.jsonl in a run folder.
+void write_loss_curve(const std::string& run_dir);
+
+}  // namespace fn::fashionnet

@@ -1,0 +1,167 @@
+// torchvision VGG16 -> FashionNet initial weights. See vgg16_import.h for the mapping.
+#include "fashionnet/train/vgg16_import.h"
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+namespace fn {
+namespace {
+
+std::string fmt_width(double w) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", w);
+  return buf;
+}
+
+}  // namespace
+
+const std::vector<Vgg16Conv>& vgg16_convs() {
+  static const std::vector<Vgg16Conv> convs = {
+      {"conv1_1", 0, 64, 3},     {"conv1_2", 2, 64, 64},    {"conv2_1", 5, 128, 64},   {"conv2_2", 7, 128, 128},
+      {"conv3_1", 10, 256, 128}, {"conv3_2", 12, 256, 256}, {"conv3_3", 14, 256, 256}, {"conv4_1", 17, 512, 256},
+      {"conv4_2", 19, 512, 512}, {"conv4_3", 21, 512, 512}, {"conv5_1", 24, 512, 512}, {"conv5_2", 26, 512, 512},
+      {"conv5_3", 28, 512, 512},
+  };
+  return convs;
+}
+
+int64_t vgg16_width(int64_t channels, double width) {
+  return std::max<int64_t>(1, std::llround(double(channels) * width));
+}
+
+std::vector<std::pair<std::string, Shape>> vgg16_torchvision_shapes(double width) {
+  FN_CHECK(width > 0 && width <= 1, "VGG16 width multiplier must be in (0, 1], got ", width);
+  std::vector<std::pair<std::string, Shape>> s;
+  for (const auto& c : vgg16_convs()) {
+    int64_t out = vgg16_width(c.out, width), in = c.in == 3 ? 3 : vgg16_width(c.in, width);
+    s.push_back({cat("features.", c.tv_index, ".weight"), {out, in, 3, 3}});
+    s.push_back({cat("features.", c.tv_index, ".bias"), {out}});
+  }
+  const int64_t fc = vgg16_width(4096, width), flat = vgg16_width(512, width) * 7 * 7;
+  s.push_back({"classifier.0.weight", {fc, flat}});
+  s.push_back({"classifier.0.bias", {fc}});
+  s.push_back({"classifier.3.weight", {fc, fc}});
+  s.push_back({"classifier.3.bias", {fc}});
+  s.push_back({"classifier.6.weight", {1000, fc}});
+  s.push_back({"classifier.6.bias", {1000}});
+  return s;
+}
+
+NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* report, const Vgg16ImportOptions& opt) {
+  const auto shapes = vgg16_torchvision_shapes(opt.width);
+  auto expected_shape = [&](const std::string& n) -> const Shape& {
+    for (const auto& [k, s] : shapes)
+      if (k == n) return s;
+    FN_FAIL("no VGG16 tensor '", n, "'");
+  };
+  auto note = [&](const std::string& line) {
+    if (report) report->push_back(line);
+  };
+
+  // A DataParallel checkpoint prefixes every name with "module.".
+  std::string prefix;
+  if (!tv.has("features.0.weight") && tv.has("module.features.0.weight")) prefix = "module.";
+
+  std::vector<std::string> problems;
+  if (!tv.has(prefix + "features.0.weight")) {
+    std::string some;
+    for (size_t i = 0; i < tv.names.size() && i < 4; ++i) some += cat(i ? ", " : "", "'", tv.names[i], "'");
+    FN_FAIL("checkpoint ", tv.path, ": not a torchvision VGG16 file: no tensor 'features.0.weight'",
+            tv.names.empty() ? std::string(" (the file holds no tensors)") : cat(" (it holds ", some,
+            tv.names.size() > 4 ? ", ..." : "", ")"));
+  }
+  if (tv.has(prefix + "features.1.running_mean") || tv.has(prefix + "features.1.weight"))
+    problems.push_back("it has batch-norm layers (features.1.*): this looks like vgg16_bn; export torchvision.models.vgg16 "
+                       "(without batch norm)");
+
+  // Check every tensor we use before reading any data.
+  auto check = [&](const std::string& tv_name) -> bool {
+    const std::string key = prefix + tv_name;
+    const Shape& want = expected_shape(tv_name);
+    if (!tv.has(key)) {
+      problems.push_back(cat("missing tensor '", key, "' (VGG16 at width ", fmt_width(opt.width), " has ",
+                             shape_str(want), ")"));
+      return false;
+    }
+    if (tv.shape(key) != want) {
+      problems.push_back(cat("tensor '", key, "' has shape ", shape_str(tv.shape(key)), ", VGG16 at width ",
+                             fmt_width(opt.width), " has ", shape_str(want)));
+      return false;
+    }
+    return true;
+  };
+  for (const auto& c : vgg16_convs()) {
+    check(cat("features.", c.tv_index, ".weight"));
+    check(cat("features.", c.tv_index, ".bias"));
+  }
+  bool fc6 = false;
+  if (opt.map_fc6) {
+    bool has_w = tv.has(prefix + "classifier.0.weight"), has_b = tv.has(prefix + "classifier.0.bias");
+    if (has_w || has_b) fc6 = check("classifier.0.weight") & check("classifier.0.bias");
+  }
+  if (!problems.empty()) {
+    const Shape& first = tv.shape(prefix + "features.0.weight");
+    if (!first.empty() && first[0] != vgg16_width(64, opt.width))
+      problems.insert(problems.begin(), cat("its conv1_1 has ", first[0], " output channels, VGG16 at width ",
+                                            fmt_width(opt.width), " has ", vgg16_width(64, opt.width),
+                                            " (a VGG16 file at width ", fmt_width(double(first[0]) / 64.0), "?)"));
+    std::string msg = cat("checkpoint ", tv.path, ": not a torchvision VGG16 file at width ", fmt_width(opt.width), ": ");
+    if (problems.size() > 1) msg += cat(problems.size(), " problems: ");
+    for (size_t i = 0; i < problems.size() && i < 8; ++i) msg += (i ? "; " : "") + problems[i];
+    if (problems.size() > 8) msg += cat(" (and ", problems.size() - 8, " more)");
+    throw Error(msg);
+  }
+
+  NamedTensors out;
+  std::set<std::string> used;
+  auto take = [&](const std::string& tv_name) {
+    used.insert(prefix + tv_name);
+    Tensor t = tv.get(prefix + tv_name);
+    if (t.dtype() != DType::F32) t = t.to(DType::F32);
+    return t;
+  };
+  auto emit = [&](const std::string& tv_name, const Tensor& t, const std::string& ours) {
+    out.push_back({ours, t});
+    note(cat(prefix, tv_name, " ", shape_str(t.shape()), " -> ", ours));
+  };
+  for (const auto& c : vgg16_convs()) {
+    for (const char* kind : {"weight", "bias"}) {
+      const std::string tv_name = cat("features.", c.tv_index, ".", kind);
+      Tensor t = take(tv_name);
+      if (c.tv_index < 24) {
+        emit(tv_name, t, cat("trunk.", c.name, ".", kind));
+      } else {
+        emit(tv_name, t, cat("conv5_global.", c.name, ".", kind));
+        emit(tv_name, t, cat("conv5_pose.", c.name, ".", kind));
+      }
+    }
+  }
+  if (fc6) {
+    emit("classifier.0.weight", take("classifier.0.weight"), "fc6_global.weight");
+    emit("classifier.0.bias", take("classifier.0.bias"), "fc6_global.bias");
+  } else {
+    note(opt.map_fc6 ? "classifier.0 (fc6) not in the file: fc6_global keeps its random initialisation"
+                     : "classifier.0 (fc6) not mapped (--no-fc6): fc6_global keeps its random initialisation");
+  }
+  for (const auto& n : tv.names)
+    if (!used.count(n)) note(cat(n, " ", shape_str(tv.shape(n)), " not used"));
+  return out;
+}
+
+NamedTensors import_vgg16(const std::string& from, const std::string& out, std::vector<std::string>* report,
+                          const Vgg16ImportOptions& opt) {
+  SafetensorsFile tv = load_safetensors(from);
+  NamedTensors mapped = map_vgg16(tv, report, opt);
+  save_safetensors(out, mapped,
+                   {{"format", "fashionnet-init"},
+                    {"source", from},
+                    {"source_format", "torchvision-vgg16"},
+                    {"width", fmt_width(opt.width)},
+                    {"fc6_global", opt.map_fc6 && !mapped.empty() && mapped.back().first == "fc6_global.bias"
+                                       ? "from classifier.0"
+                                       : "not included"}});
+  return mapped;
+}
+
+}  // namespace fn
