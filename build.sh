@@ -3,6 +3,8 @@
 #   ./build.sh demo    install what is needed, build, run the demo (synthetic DeepFashion data -> train -> evaluate -> report)
 #   ./build.sh test    install what is needed, build, run every test (ctest)
 #   ./build.sh build   install and build only
+#   ./build.sh sanitize  the CPU build under AddressSanitizer + UndefinedBehaviorSanitizer (folder build-asan),
+#                        then every test there (CI runs it after `test`)
 # Environment: BUILD_DIR (default build), FN_CUDA (AUTO|ON|OFF, default AUTO: CUDA compiled where nvcc is found).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,7 +32,7 @@ install_deps() {
 build() {
   install_deps
   # nvcc lives in /usr/local/cuda/bin on the project's machines; CMake finds it there too.
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFN_CUDA="${FN_CUDA:-AUTO}"
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFN_CUDA="${FN_CUDA:-AUTO}" "$@"
   cmake --build "$BUILD_DIR" -j"$(nproc)"
 }
 
@@ -45,8 +47,16 @@ case "${1:-}" in
     build
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
     ;;
+  sanitize)
+    # CUDA off: the sanitizers instrument host code only, and nothing CUDA runs without a GPU anyway.
+    BUILD_DIR=${SAN_BUILD_DIR:-build-asan}
+    FN_CUDA=OFF
+    build -DFN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
+    ;;
   *)
-    echo "usage: ./build.sh demo|test|build" >&2
+    echo "usage: ./build.sh demo|test|build|sanitize" >&2
     exit 2
     ;;
 esac
