@@ -19,7 +19,7 @@ struct TrainFlags {
   int batch = 0;            // 0: the preset's
   uint64_t seed = 0;        // 0: the preset's
   bool no_local = false;    // ablation: global branch only
-  std::string pool_mode;    // corner | zero
+  std::string pool_mode;    // a name of fashionnet::PoolMode; empty: the preset's
 };
 
 inline void add_train_flags(CLI::App& app, TrainFlags& f) {
@@ -30,7 +30,9 @@ inline void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--batch", f.batch, "batch size (P*K with triplets)")->check(positive());
   app.add_option("--seed", f.seed, "random seed");
   app.add_flag("--no-local", f.no_local, "ablation: global branch only (no landmark pooling)");
-  app.add_option("--pool-mode", f.pool_mode, "invisible landmarks: corner | zero");
+  using fashionnet::PoolMode;
+  app.add_option("--pool-mode", f.pool_mode, "invisible landmarks: " + fashionnet::choice_names_text<PoolMode>(" | "))
+      ->check(CLI::IsMember(fashionnet::choice_names<PoolMode>()));
 }
 
 inline fashionnet::TrainConfig make_config(const TrainFlags& f) {

@@ -1,8 +1,9 @@
 // bench_train_step: FashionNet's whole training step and embedding extraction, on one fixed synthetic
 // in-memory batch (no loader, no disk), so the figure is the engine's and nothing else's.
 //
-//   step:      forward (training, dropout on), all five losses through fashionnet_loss, backward, SGD step
-//              with momentum and weight decay (the trainer's optimiser), zero_grad;
+//   step:      the trainer's TrainStep (fashionnet/train/step.h): forward (training, dropout on), all five
+//              losses through fashionnet_loss, backward, clipping, SGD step with momentum and weight decay
+//              (the trainer's optimiser), zero_grad;
 //   embed:     forward only under NoGradGuard, evaluation mode (what `fashionnet embed` runs);
 //   validate:  before timing, the step must give a finite loss, the loss must fall over the warm-up steps
 //              (same batch, so it can only go down for a working backward), every parameter must get a
@@ -38,11 +39,12 @@
 #include "core/autograd.h"
 #include "core/device.h"
 #include "core/philox.h"
+#include "data/loader.h"
 #include "fashionnet/model/batch.h"
 #include "fashionnet/model/config.h"
 #include "fashionnet/model/fashionnet.h"
 #include "fashionnet/model/losses.h"
-#include "fashionnet/train/trainer.h"
+#include "fashionnet/train/step.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_direct.h"
 #include "kernels/conv2d_winograd.h"
@@ -90,50 +92,35 @@ double max_rss_mb() {
 }
 
 // A fixed batch of P items x K images: random pixels, random landmarks inside the image with ~3/4 of
-// them visible, a category per item, random attribute labels with most known.
+// them visible, a category per item, random attribute labels with most known. Made as a data::Batch and
+// turned into tensors by to_tensors, as the trainer's batches are.
 fnn::BatchTensors synthetic_batch(const fnn::TrainConfig& cfg, int batch, Device d, uint64_t seed) {
   fn::Rng rng(seed, 0x62656e);
-  const int64_t n = batch, s = cfg.net.input, a = cfg.net.attributes;
+  const int n = batch, s = cfg.net.input, a = cfg.net.attributes;
   const int K = std::max(1, cfg.K);
-  fnn::BatchTensors b;
-  b.n = n;
-  b.images = Tensor::randn({n, 3, s, s}, rng, 1.0, fn::DType::F32, d);
-  std::vector<float> xy(size_t(n * 16)), vis(size_t(n * 8)), l01(size_t(n * 16));
-  for (size_t i = 0; i < xy.size(); ++i) {
-    xy[i] = float(rng.uniform() * double(s - 1));
-    l01[i] = xy[i] / float(s);
+  fn::data::Batch b;
+  fn::data::resize_batch(b, n, s, size_t(std::max(a, 0)));
+  for (float& v : b.image) v = float(rng.normal());
+  for (float& v : b.lm_xy) v = float(rng.uniform() * double(s - 1));
+  for (float& v : b.lm_visible) v = rng.uniform() < 0.75 ? 1.f : 0.f;
+  for (int i = 0; i < n; ++i) {
+    b.item[size_t(i)] = i / K;
+    b.category[size_t(i)] = (i / K) % cfg.net.categories;
   }
-  b.vis_label.resize(size_t(n * 8));
-  for (size_t i = 0; i < vis.size(); ++i) {
-    vis[i] = rng.uniform() < 0.75 ? 1.f : 0.f;
-    b.vis_label[i] = vis[i] > 0.5f ? 0 : 1;
+  for (size_t i = 0; i < b.attr.size(); ++i) {
+    b.attr[i] = rng.uniform() < 0.1 ? 1.f : 0.f;
+    b.attr_known[i] = rng.uniform() < 0.9 ? 1.f : 0.f;
   }
-  b.landmarks = Tensor::from(xy, {n, 8, 2}, d);
-  b.visible = Tensor::from(vis, {n, 8}, d);
-  b.landmarks01 = Tensor::from(l01, {n, 16}, d);
-  b.has_landmarks = true;
-  for (int64_t i = 0; i < n; ++i) {
-    b.item.push_back(int(i / K));
-    b.category.push_back(int((i / K) % cfg.net.categories));
-  }
-  if (a > 0) {
-    std::vector<float> at(size_t(n * a)), known(size_t(n * a));
-    for (size_t i = 0; i < at.size(); ++i) {
-      at[i] = rng.uniform() < 0.1 ? 1.f : 0.f;
-      known[i] = rng.uniform() < 0.9 ? 1.f : 0.f;
-    }
-    b.attr = Tensor::from(at, {n, a}, d);
-    b.attr_known = Tensor::from(known, {n, a}, d);
-  }
-  return b;
+  return fnn::to_tensors(b, std::vector<uint8_t>(size_t(n), 1), d);  // every image has landmarks
 }
 
-// A model, its optimiser and the loss context, as the trainer sets them up.
+// A model, its optimiser and the training step, as the trainer sets them up (stage 2's learning rate and
+// weights: every term on).
 struct Setup {
   fnn::TrainConfig cfg;
   std::unique_ptr<fnn::FashionNet> model;
   std::unique_ptr<fn::nn::SGD> sgd;
-  fnn::LossContext ctx;
+  std::unique_ptr<fnn::TrainStep> train;
   fnn::BatchTensors batch;
   std::vector<Tensor> params;
   int64_t step = 0;
@@ -147,27 +134,21 @@ struct Setup {
     so.momentum = float(cfg.momentum);
     so.weight_decay = float(cfg.weight_decay);
     sgd = std::make_unique<fn::nn::SGD>(params, so);
-    ctx.triplet_margin = cfg.triplet_margin;
-    ctx.triplet_mining = cfg.triplet_mining;
+    fnn::LossContext ctx = fnn::loss_context(cfg);
     if (cfg.net.attributes > 0) {
       ctx.attr_w_pos = Tensor::full({cfg.net.attributes}, 5.0, fn::DType::F32, d);
       ctx.attr_w_neg = Tensor::full({cfg.net.attributes}, 0.55, fn::DType::F32, d);
     }
+    fnn::StepOptions to;
+    to.clip_grad_norm = cfg.clip_grad_norm;  // as the trainer does
+    train = std::make_unique<fnn::TrainStep>(*model, sgd.get(), ctx, to);
     batch = synthetic_batch(cfg, batch_size, d, 7);
   }
 
-  // One training step with stage 2's weights (every term on); returns the total loss.
-  double train_step() {
-    const fnn::LossWeights& w = cfg.stages.at(1).weights;
-    fnn::Outputs out = model->forward(batch.images, fnn::PoolAt{batch.landmarks, batch.visible}, true, uint64_t(step++));
-    fnn::LossTerms terms = fnn::fashionnet_loss(out, batch, w, ctx);
-    double total = terms.total.item();
-    fn::backward(terms.total);
-    if (cfg.clip_grad_norm > 0) fnn::clip_gradients(params, cfg.clip_grad_norm);  // as the trainer does
-    sgd->step();
-    sgd->zero_grad();
-    return total;
-  }
+  const fnn::LossWeights& weights() const { return cfg.stages.at(1).weights; }
+
+  // One training step; returns the total loss.
+  double train_step() { return train->run(batch, weights(), step++, "bench").total; }
 
   void embed() {
     fn::NoGradGuard ng;
@@ -187,8 +168,7 @@ void validate(const fnn::TrainConfig& cfg, int batch, Device d, int steps) {
            " steps: ", la.front(), " -> ", la.back());
   // Gradients: one more forward/backward without the optimiser step.
   {
-    fnn::Outputs out = a.model->forward(a.batch.images, fnn::PoolAt{a.batch.landmarks, a.batch.visible}, true, 99);
-    fn::backward(fnn::fashionnet_loss(out, a.batch, cfg.stages.at(1).weights, a.ctx).total);
+    a.train->forward_backward(a.batch, a.weights(), 99, "bench");
     for (auto& [name, p] : a.model->named_parameters()) {
       FN_CHECK(p.grad().defined(), "bench_train_step: parameter ", name, " got no gradient");
       for (float v : p.grad().to_vector())
@@ -308,7 +288,8 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
 // backward at conv4, the five loss terms forward + backward on the outputs of one real forward, the
 // gradient-norm clip and the SGD update. Target on the CPU: none above 5% of a cpu-small step.
 json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) {
-  const fnn::LossWeights& w = s.cfg.stages.at(1).weights;
+  const fnn::LossWeights& w = s.weights();
+  const fnn::LossContext& ctx = s.train->loss_context();
   fnn::Outputs out = s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible}, true, 0);
   fn::clear_tape();
   auto leaf = [&](const Tensor& t) {
@@ -330,12 +311,9 @@ json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) 
   double pool = time_median(repeats, d, [&] {
     fn::backward(fn::F::sum(fn::F::landmark_pool(conv4, s.batch.landmarks, s.batch.visible, args)));
   });
-  double losses = time_median(repeats, d, [&] { fn::backward(fnn::fashionnet_loss(o, s.batch, w, s.ctx).total); });
+  double losses = time_median(repeats, d, [&] { fn::backward(fnn::fashionnet_loss(o, s.batch, w, ctx).total); });
   // Gradients on every parameter, as after a real backward, for the clip and the update.
-  fn::backward(fnn::fashionnet_loss(s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible},
-                                                     true, 1),
-                                     s.batch, w, s.ctx)
-                   .total);
+  s.train->forward_backward(s.batch, w, 1, "bench");
   double clip = time_median(repeats, d, [&] { fnn::clip_gradients(s.params, 1e30); });
   double sgd = time_median(repeats, d, [&] { s.sgd->step(); });
   s.sgd->zero_grad();

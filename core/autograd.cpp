@@ -6,7 +6,10 @@ namespace fn {
 namespace {
 thread_local bool g_grad_enabled = true;
 thread_local std::vector<Node> g_tape;
+thread_local BackwardStats g_stats;
 }  // namespace
+
+const BackwardStats& last_backward_stats() { return g_stats; }
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
@@ -53,6 +56,7 @@ void backward(const Tensor& root, const Tensor& seed) {
 
   std::vector<Node> tape;
   tape.swap(g_tape);  // backward functions must not record; and the tape is consumed
+  g_stats = BackwardStats{};
   NoGradGuard no_grad;
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     Node& node = *it;
@@ -65,9 +69,13 @@ void backward(const Tensor& root, const Tensor& seed) {
     if (node.accumulate && in0 && in0->defined() && in0->requires_grad() && in0->grad().defined()) {
       Tensor cur = in0->grad();
       node.accumulate(g, cur);
+      ++g_stats.accumulate_calls;
+      g_stats.accumulated.push_back(node.op);
       release(node);
       continue;
     }
+    ++g_stats.backward_calls;
+    if (node.accumulate) g_stats.dense_fallbacks.push_back(node.op);
     std::vector<Tensor> grads = node.backward(g);
     FN_CHECK(grads.size() == node.inputs.size(), "backward of ", node.op, " returned ", grads.size(),
              " gradients for ", node.inputs.size(), " inputs");

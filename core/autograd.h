@@ -57,4 +57,16 @@ void backward(const Tensor& root, const Tensor& seed = Tensor());
 void clear_tape();
 size_t tape_size();
 
+// What the last backward() of this thread ran: a few counters, kept so that tests can see which path a
+// gradient took (FashionNet's speed depends on landmark_pool's sparse AccumulateFn, docs/architecture.md
+// "Autograd"). Reset at the start of every backward; costs a counter per node.
+struct BackwardStats {
+  int64_t backward_calls = 0;              // nodes run through their BackwardFn
+  int64_t accumulate_calls = 0;            // nodes run through their AccumulateFn (sparse, in place)
+  std::vector<const char*> accumulated;    // the op of each AccumulateFn call, in the order run
+  std::vector<const char*> dense_fallbacks;  // ops that had an AccumulateFn but ran their BackwardFn instead
+                                             // (their input had no gradient yet when they ran)
+};
+const BackwardStats& last_backward_stats();
+
 }  // namespace fn

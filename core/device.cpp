@@ -42,11 +42,11 @@ Device parse_device(const std::string& s) {
   if (s == "cpu") return Device::CPU;
   if (s == "auto") return cuda_available() ? Device::CUDA : Device::CPU;
   if (s == "cuda") {
-    FN_CHECK(cuda_compiled(), "--device cuda: this build has no CUDA (nvcc was not found at configure time)");
-    FN_CHECK(cuda_available(), "--device cuda: no CUDA device is present");
+    FN_EXPECT(cuda_compiled(), "--device cuda: this build has no CUDA (nvcc was not found at configure time)");
+    FN_EXPECT(cuda_available(), "--device cuda: no CUDA device is present");
     return Device::CUDA;
   }
-  FN_FAIL("unknown device '", s, "' (expected auto, cpu or cuda)");
+  FN_USER_FAIL("--device: unknown device '", s, "' (expected auto, cpu or cuda)");
 }
 
 std::string device_description(Device d) {

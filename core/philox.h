@@ -33,7 +33,8 @@ struct Philox {
   }
 };
 
-// A host-side generator for initialisation and shuffles: a stream with a running counter.
+// A host-side generator for initialisation and shuffles: a Philox stream with a running counter. (The data
+// layer's sequential generator is data::Xoshiro256, data/rng.h.)
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0, uint64_t stream = 0) : seed_(seed), stream_(stream) {}

@@ -99,7 +99,7 @@ struct Loader::Impl {
     resize_batch(out, (int)idx.size(), cfg.input, A);
     int n = 0;
     for (size_t j = 0; j < idx.size(); ++j) {
-      Rng rng(derive_seed(derive_seed(cfg.seed, (uint64_t)ep, (uint64_t)b, j), (uint64_t)idx[j]));
+      Xoshiro256 rng(derive_seed(derive_seed(cfg.seed, (uint64_t)ep, (uint64_t)b, j), (uint64_t)idx[j]));
       const bool flip = cfg.flip && rng.chance(0.5);
       try {
         load_sample(ds, idx[j], cfg, flip, out, n);

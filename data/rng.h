@@ -1,6 +1,11 @@
 // Small, portable random numbers for the data layer. std::shuffle and std::uniform_*_distribution differ
 // between standard libraries, so every random choice here goes through these functions: a seed then gives
 // the same batches, crops and synthetic images on every platform.
+//
+// Xoshiro256 is a sequential generator (each number follows from the last): the data layer draws one stream
+// per image, item or epoch (derive_seed). It is not core/philox.h's fn::Rng, the counter-based Philox stream
+// of the tensors' random initialisation and of dropout, whose numbers the GPU can draw per element; the two
+// give different numbers for the same seed and are not interchangeable.
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -19,10 +24,10 @@ inline uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t 
   return mix64(mix64(mix64(mix64(seed) ^ a) ^ b) ^ c);
 }
 
-// xoshiro256** seeded through SplitMix64.
-class Rng {
+// xoshiro256** (Blackman & Vigna) seeded through SplitMix64.
+class Xoshiro256 {
  public:
-  explicit Rng(uint64_t seed = 0) {
+  explicit Xoshiro256(uint64_t seed = 0) {
     for (auto& w : s_) w = seed = mix64(seed);
   }
   uint64_t next() {

@@ -24,7 +24,7 @@ EpochPlan plan_sequential(const std::vector<int>& indices, int batch, bool drop_
 
 EpochPlan plan_shuffle(const std::vector<int>& indices, int batch, bool drop_last, uint64_t seed, uint64_t epoch) {
   std::vector<int> order = indices;
-  Rng rng(derive_seed(seed, 0x5348u /* "SH" */, epoch));
+  Xoshiro256 rng(derive_seed(seed, 0x5348u /* "SH" */, epoch));
   rng.shuffle(order);
   return chunk(order, batch, drop_last);
 }
@@ -44,7 +44,7 @@ EpochPlan plan_pk(const Dataset& ds, const std::vector<int>& indices, int P, int
   FN_EXPECT((int)items.size() >= P, "triplet batches take P=", P, " items of K=", K, " images each, but the ",
             indices.size(), " training images show only ", items.size(),
             " item(s): use more items, or a smaller --batch (P = batch / K)");
-  Rng rng(derive_seed(seed, 0x504Bu /* "PK" */, epoch));
+  Xoshiro256 rng(derive_seed(seed, 0x504Bu /* "PK" */, epoch));
   rng.shuffle(items);
 
   EpochPlan plan;

@@ -94,7 +94,7 @@ Rgb hsv(float h, float s, float v) {
 // Each category owns a small palette of related colours: items of a category share colours and differ in
 // pattern, its scale and phase, shape details and print, so global colour alone cannot tell them apart.
 std::vector<Rgb> palette(uint64_t seed, int category) {
-  Rng rng(derive_seed(seed, 0x50414cu /* PAL */, category));
+  Xoshiro256 rng(derive_seed(seed, 0x50414cu /* PAL */, category));
   const float h0 = rng.uniform(0.f, 1.f);
   std::vector<Rgb> p;
   for (int k = 0; k < 4; ++k)
@@ -102,12 +102,12 @@ std::vector<Rgb> palette(uint64_t seed, int category) {
   return p;
 }
 
-Rgb jitter(Rgb c, Rng& rng, float a) {
+Rgb jitter(Rgb c, Xoshiro256& rng, float a) {
   auto j = [&](float x) { return std::clamp(x + rng.uniform(-a, a), 0.f, 1.f); };
   return {j(c.r), j(c.g), j(c.b)};
 }
 
-int pick_bit(int mask, Rng& rng) {
+int pick_bit(int mask, Xoshiro256& rng) {
   std::vector<int> bits;
   for (int b = 0; b < 3; ++b)
     if (mask >> b & 1) bits.push_back(b);
@@ -122,7 +122,7 @@ struct Item {
 };
 
 Item make_item(uint64_t seed, int index, const std::vector<CategorySpec>& cats) {
-  Rng rng(derive_seed(seed, 0x4954454du /* ITEM */, index));
+  Xoshiro256 rng(derive_seed(seed, 0x4954454du /* ITEM */, index));
   Item it;
   char id[32];
   std::snprintf(id, sizeof id, "id_%08d", index + 1);
@@ -172,7 +172,7 @@ std::vector<Item> make_look_alikes(uint64_t seed, int group, int k, int items, c
   const Item look = make_item(seed, group, cats);
   bool has[synth::kTrimParts] = {};
   for (int slot : slots_of_type(look.g.type)) has[synth::trim_part(slot)] = true;
-  Rng rng(derive_seed(seed, 0x5452494du /* TRIM */, group));
+  Xoshiro256 rng(derive_seed(seed, 0x5452494du /* TRIM */, group));
   std::vector<Item> out;
   std::vector<std::vector<int>> taken;
   for (int j = 0; j < k && group * k + j < items; ++j) {
@@ -218,7 +218,7 @@ struct InshopView {
 };
 const InshopView kInshopViews[5] = {{1, "front", 1, 1}, {2, "side", 2, 2}, {3, "back", 3, 1}, {4, "full", 4, 1}, {7, "additional", 5, 4}};
 
-View inshop_view(int kind, Rng& rng) {
+View inshop_view(int kind, Xoshiro256& rng) {
   View v;
   v.cx = 0.5f + rng.uniform(-0.04f, 0.04f);
   v.cy = 0.5f + rng.uniform(-0.04f, 0.04f);
@@ -240,7 +240,7 @@ View inshop_view(int kind, Rng& rng) {
   return v;
 }
 
-View consumer_view(bool consumer, Rng& rng) {
+View consumer_view(bool consumer, Xoshiro256& rng) {
   if (!consumer) return inshop_view(0, rng);
   View v;
   v.consumer = true;
@@ -283,7 +283,7 @@ void draw_all(std::vector<Photo>& photos, const std::vector<Item>& items, const 
     for (size_t i; !failed && (i = next++) < photos.size();) {
       Photo& p = photos[i];
       try {
-        Rng rng(p.stream);
+        Xoshiro256 rng(p.stream);
         p.drawn = synth::draw(items[p.item].g, p.view, cfg.size, rng);
         write_image(cfg.out + "/" + p.image, p.drawn.image, cfg.jpeg_quality);
         p.drawn.image = Image();
@@ -348,7 +348,7 @@ SynthSummary synthesize(const SynthConfig& cfg) {
   // alternate gallery, query). Consumer-to-shop: 60% train, 20% val, 20% test.
   std::vector<int> order(groups);
   for (int i = 0; i < groups; ++i) order[i] = i;
-  Rng split_rng(derive_seed(cfg.seed, 0x53504c54u /* SPLT */));
+  Xoshiro256 split_rng(derive_seed(cfg.seed, 0x53504c54u /* SPLT */));
   split_rng.shuffle(order);
   std::vector<int> group_split(groups);  // 0 train, 1 val, 2 test
   for (int r = 0; r < groups; ++r) {
@@ -367,7 +367,7 @@ SynthSummary synthesize(const SynthConfig& cfg) {
         Photo p;
         p.item = i;
         p.stream = derive_seed(cfg.seed, 0x56494557u /* VIEW */, i, k);
-        Rng rng(p.stream ^ 0x1234567u);
+        Xoshiro256 rng(p.stream ^ 0x1234567u);
         const InshopView& iv = kInshopViews[k % 5];
         char name[64];
         std::snprintf(name, sizeof name, "%02d_%d_%s.jpg", k / 5 + 1, iv.n, iv.name);
@@ -383,7 +383,7 @@ SynthSummary synthesize(const SynthConfig& cfg) {
         Photo p;
         p.item = i;
         p.stream = derive_seed(cfg.seed, 0x56494557u /* VIEW */, i, k);
-        Rng rng(p.stream ^ 0x1234567u);
+        Xoshiro256 rng(p.stream ^ 0x1234567u);
         char name[64];
         std::snprintf(name, sizeof name, consumer ? "comsumer_%02d.jpg" : "shop_%02d.jpg", consumer ? k - shops + 1 : k + 1);
         p.image = dir + "/" + name;  // "comsumer": the real dataset's spelling

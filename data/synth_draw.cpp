@@ -183,7 +183,7 @@ void fill(Canvas& cv, const std::vector<P>& poly, F&& colour) {
     }
 }
 
-Rgb random_colour(Rng& rng, float lo, float hi) { return {rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)}; }
+Rgb random_colour(Xoshiro256& rng, float lo, float hi) { return {rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)}; }
 
 void box_blur(Canvas& cv) {
   const int n = cv.n;
@@ -227,7 +227,7 @@ struct Placement {
 
 }  // namespace
 
-Drawn draw(const Garment& g, const View& v, int size, Rng& rng) {
+Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng) {
   Canvas cv{size, std::vector<float>((size_t)size * size * 3)};
 
   // Background: a studio backdrop for shop photos, clutter for consumer photos.

@@ -69,6 +69,6 @@ struct Drawn {
   int x1 = 0, y1 = 0, x2 = 0, y2 = 0;
 };
 
-Drawn draw(const Garment& g, const View& v, int size, Rng& rng);
+Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng);
 
 }  // namespace fn::data::synth

@@ -26,6 +26,36 @@ std::vector<Tensor> Module::parameters() const {
   return v;
 }
 
+int Module::set_trainable(const std::string& name, bool trainable, const char* what) {
+  int n = 0;
+  for (auto& [full, t] : named_parameters()) {
+    const bool below = full.size() > name.size() && full.compare(0, name.size(), name) == 0 && full[name.size()] == '.';
+    const bool under = name.empty() || full == name || below;
+    if (!under) continue;
+    t.set_requires_grad(trainable);
+    if (!trainable) t.zero_grad();
+    ++n;
+  }
+  FN_CHECK(n > 0, what, ": no parameter is named '", name, "' or lies under it");
+  return n;
+}
+
+int Module::freeze(const std::string& name) { return set_trainable(name, false, "freeze"); }
+int Module::unfreeze(const std::string& name) { return set_trainable(name, true, "unfreeze"); }
+
+NamedTensors Module::named_trainable_parameters() const {
+  NamedTensors out;
+  for (auto& [n, t] : named_parameters())
+    if (trainable(t)) out.emplace_back(n, t);
+  return out;
+}
+
+std::vector<Tensor> Module::trainable_parameters() const {
+  std::vector<Tensor> v;
+  for (auto& [n, t] : named_trainable_parameters()) v.push_back(t);
+  return v;
+}
+
 void Module::zero_grad() {
   for (auto& t : parameters()) t.zero_grad();
 }

@@ -37,7 +37,7 @@ void SGD::step() {
   NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = params_[i].grad();
-    if (g.defined()) kernels::sgd_step(params_[i], g, momentum_[i], h_);
+    if (g.defined() && params_[i].requires_grad()) kernels::sgd_step(params_[i], g, momentum_[i], h_);
   }
 }
 
@@ -56,7 +56,7 @@ void Adam::step() {
   NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = params_[i].grad();
-    if (!g.defined()) continue;
+    if (!g.defined() || !params_[i].requires_grad()) continue;  // no gradient, or frozen
     double& t = steps_[i].f64()[0];
     t += 1;
     kernels::adam_step(params_[i], g, exp_avg_[i], exp_avg_sq_[i], int64_t(t), h_);

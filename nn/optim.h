@@ -1,9 +1,10 @@
 // Optimizers over a list of parameter tensors, with PyTorch's semantics (kernels/optim.h has the math).
-// A parameter whose .grad is undefined at step() is left untouched, as in PyTorch. The state tensors are
-// created at construction (zeros, on the parameter's device) and exposed by name through state() so that a
-// checkpoint can save and restore them: "<param>.momentum" (SGD), "<param>.exp_avg", "<param>.exp_avg_sq"
-// and "<param>.step" (Adam, a 1-element CPU float64 tensor: the per-parameter step count t). A parameter
-// without a name is called "param<i>" after its position.
+// A parameter whose .grad is undefined at step() is left untouched, as in PyTorch, and so is a frozen one
+// (requires_grad off: nn::Module::freeze) whatever its .grad holds: no update, no weight decay. The state
+// tensors are created at construction (zeros, on the parameter's device; frozen parameters have theirs too)
+// and exposed by name through state() so that a checkpoint can save and restore them: "<param>.momentum"
+// (SGD), "<param>.exp_avg", "<param>.exp_avg_sq" and "<param>.step" (Adam, a 1-element CPU float64 tensor:
+// the per-parameter step count t). A parameter without a name is called "param<i>" after its position.
 #pragma once
 #include <string>
 #include <utility>

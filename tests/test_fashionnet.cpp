@@ -1,6 +1,7 @@
 // The FashionNet graph on the CPU: output shapes for several configurations, where landmark_pool looks in
 // training (ground truth) and in evaluation (the model's own prediction), batch independence in evaluation,
-// one SGD step lowering the loss, and a tiny net overfitting one fixed batch of 16 synthetic photos.
+// one SGD step lowering the loss, a training step taking landmark_pool's sparse accumulate path, and a tiny
+// net overfitting one fixed batch of 16 synthetic photos.
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "fashionnet/model/batch.h"
 #include "fashionnet/model/fashionnet.h"
 #include "fashionnet/model/losses.h"
+#include "fashionnet/train/step.h"
 #include "nn/optim.h"
 #include "tests/support/check.h"
 
@@ -251,6 +253,37 @@ TEST_CASE("One SGD step lowers the total loss on a fixed batch", "[fashionnet]")
   INFO("loss before " << before << ", after " << after);
   CHECK(std::isfinite(before));
   CHECK(after < before);
+}
+
+TEST_CASE("A training step adds landmark_pool's gradient into conv4's in place (the sparse path)", "[fashionnet]") {
+  // FashionNet's speed depends on it (docs/architecture.md "Autograd"): the forward records the local branch
+  // before pool4, so that pool4's gradient reaches conv4 first and landmark_pool's AccumulateFn adds its few
+  // values into it, instead of its dense backward writing a whole conv4-sized gradient.
+  NetConfig c = small_net(true, "corner");
+  FashionNet net(c, 41);
+  BatchTensors b = labelled_batch(c, 4, 42);
+  LossContext ctx;
+  ctx.attr_w_pos = Tensor::full({c.attributes}, 2.0);
+  ctx.attr_w_neg = Tensor::full({c.attributes}, 0.7);
+  TrainStep step(net, nullptr, ctx);
+  step.forward_backward(b, LossWeights{}, 0, "stage1");
+  const BackwardStats& st = last_backward_stats();
+  auto count = [](const std::vector<const char*>& ops, const std::string& op) {
+    return std::count_if(ops.begin(), ops.end(), [&](const char* o) { return op == o; });
+  };
+  CHECK(count(st.accumulated, "landmark_pool") == 1);
+  CHECK(count(st.dense_fallbacks, "landmark_pool") == 0);
+  CHECK(st.accumulate_calls == int64_t(st.accumulated.size()));
+  CHECK(st.backward_calls > 20);
+  net.zero_grad();
+
+  // The ablation without the local branch pools nothing; the statistic is per backward.
+  NetConfig g = small_net(false, "corner");
+  FashionNet global_only(g, 41);
+  TrainStep step_g(global_only, nullptr, ctx);
+  step_g.forward_backward(b, LossWeights{}, 0, "stage1");
+  CHECK(last_backward_stats().accumulate_calls == 0);
+  CHECK(last_backward_stats().dense_fallbacks.empty());
 }
 
 TEST_CASE("A tiny net overfits one fixed batch of 16 synthetic photos", "[fashionnet][slow]") {

@@ -1,6 +1,7 @@
 // Optimizers: three steps against torch.optim (1.13, float64) on a fixed problem, state naming, skipped
-// parameters, save/restore of the state, CUDA against the CPU.
+// parameters (without a gradient, or frozen), save/restore of the state, CUDA against the CPU.
 #include <cmath>
+#include <memory>
 
 #include "kernels/optim.h"
 #include "nn/optim.h"
@@ -64,6 +65,27 @@ TEST_CASE("optimizers: named state, parameters without a gradient are left alone
   REQUIRE(as[2].second.item() == 1.0);
   nn::SGD plain({a}, {0.1f});
   REQUIRE(plain.state().empty());
+}
+
+TEST_CASE("optimizers: frozen parameters are skipped, gradient or not, weight decay included") {
+  Tensor a = Tensor::full({2}, 1.0).set_name("a"), f = Tensor::full({2}, 3.0).set_name("frozen");
+  a.set_requires_grad(true);
+  f.set_requires_grad(false);  // what nn::Module::freeze does
+  for (int opt = 0; opt < 2; ++opt) {
+    INFO((opt == 0 ? "SGD" : "Adam"));
+    std::unique_ptr<nn::Optimizer> o;
+    if (opt == 0) o = std::make_unique<nn::SGD>(std::vector<Tensor>{a, f}, nn::SgdOptions{0.1f, 0.9f, 0.5f});
+    else o = std::make_unique<nn::Adam>(std::vector<Tensor>{a, f}, nn::AdamOptions{0.1f, 0.9f, 0.999f, 1e-8f, 0.5f});
+    REQUIRE(o->state().size() == (opt == 0 ? 2u : 6u));  // a frozen parameter keeps its state slots
+    const auto a0 = a.to_vector();
+    a.set_grad(Tensor::full({2}, 1.0));
+    f.set_grad(Tensor::full({2}, 1.0));  // a stale gradient must not move it either
+    o->step();
+    CHECK(a.to_vector() != a0);
+    CHECK(f.to_vector() == std::vector<float>{3.f, 3.f});
+    for (auto& [name, t] : o->state())
+      if (name.rfind("frozen.", 0) == 0) CHECK(t.to_vector_f64() == std::vector<double>(size_t(t.numel()), 0.0));
+  }
 }
 
 TEST_CASE("optimizers: restoring the state continues bitwise") {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -196,4 +197,40 @@ TEST_CASE("metrics: CUDA evaluation equals the CPU", "[metrics][cuda]") {
   RetrievalReport u = evaluate_retrieval(q, g, default_retrieval_ks(), fn::Device::CUDA);
   FN_REQUIRE_CLOSE(u.metrics.top_k_accuracy, c.metrics.top_k_accuracy, 1e-12, 0);
   FN_REQUIRE_CLOSE(u.metrics.recall_at_k, c.metrics.recall_at_k, 1e-12, 0);
+}
+
+TEST_CASE("metrics: bad files are user errors (the message only), bad calls internal ones", "[metrics][io]") {
+  ::unsetenv("FN_ERROR_LOCATION");
+  fn::reload_error_location();
+  const std::string d = temp_dir();
+  Embeddings good = make({1, 0, 0, 0, 1, 0}, 3, {"A", "B"});
+  write_embeddings(d + "/ue", good);
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const fn::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::vector<std::string> user;
+  write_text(d + "/ue.ids.txt", "a.jpg A\nb.jpg\n");
+  user.push_back(message([&] { read_embeddings(d + "/ue"); }));
+  write_text(d + "/ue.ids.txt", "a.jpg A\n");
+  user.push_back(message([&] { read_embeddings(d + "/ue"); }));
+  fs::remove(d + "/ue.ids.txt");
+  user.push_back(message([&] { read_embeddings(d + "/ue"); }));
+  user.push_back(message([&] { evaluate_retrieval(make({1, 0, 0, 0}, 4, {"A"}), good, {1}, fn::Device::CPU); }));
+  user.push_back(message([] { parse_ks("5,1"); }));
+  for (const std::string& m : user) {
+    INFO(m);
+    CHECK(m != "no error");
+    CHECK(m.find("check '") == std::string::npos);
+    CHECK(m.find(".cpp:") == std::string::npos);
+  }
+  // A malformed neighbour list is the engine's own mistake: it keeps the check and the location.
+  const std::vector<int32_t> out = {0, 9, 1};
+  const std::string internal = message([&] { retrieval_metrics(out.data(), 1, 3, {"A"}, {"A", "B", "A"}, {3}); });
+  CHECK(internal.find("check '") != std::string::npos);
+  CHECK(internal.find("retrieval_metrics.cpp:") != std::string::npos);
 }

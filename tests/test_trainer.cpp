@@ -1,11 +1,14 @@
 // The trainer and its checkpoints on the CPU, with the tiny preset on a small synthetic In-shop set:
 // bitwise resume (mid-stage and across the stage boundary), refusal of corrupted/truncated/mismatched
 // checkpoints with errors naming the file, a NaN loss stopping the run without touching the last good
-// checkpoint, the two-stage schedule (stage 2 starts from stage 1's best file) and the run folder's files.
+// checkpoint, the two-stage schedule (stage 2 starts from stage 1's best file), the run folder's files, and
+// the caller's SIGINT handler restored however train() ends.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -119,6 +122,15 @@ const std::string& straight_run() {
   }();
   return dir;
 }
+
+// The SIGINT handler now installed (read without changing it).
+using SignalHandler = void (*)(int);
+SignalHandler current_sigint() {
+  struct sigaction sa {};
+  sigaction(SIGINT, nullptr, &sa);
+  return sa.sa_handler;
+}
+extern "C" void caller_sigint(int) {}
 
 // Copies a checkpoint's tensors and metadata to `out`, letting `edit` change the list first.
 void rewrite(const std::string& in, const std::string& out, const std::function<void(NamedTensors&)>& edit) {
@@ -391,4 +403,46 @@ TEST_CASE("clip_gradients: the global L2 norm over every parameter with a gradie
   REQUIRE(ps[3].grad().to_vector() == std::vector<float>{6});
   REQUIRE(clip_gradients(ps, 0) == Approx(6.5).epsilon(1e-12));
   REQUIRE(clip_gradients({no_grad}, 1) == 0.0);  // nothing to clip
+}
+
+TEST_CASE("The caller's SIGINT handler is back after train() returns or throws", "[trainer]") {
+  const SignalHandler before = std::signal(SIGINT, caller_sigint);
+  SECTION("a run that ends, and one stopped early") {
+    TrainOptions o = options("sigint_stop");
+    o.stop_after = 2;
+    CHECK(train(small_run(), o).interrupted);
+    CHECK(current_sigint() == caller_sigint);
+  }
+  SECTION("a NaN loss stops the run with an exception") {
+    TrainOptions o = options("sigint_nan");
+    o.stop_after = 3;
+    train(small_run(), o);
+    const std::string poisoned = (scratch() / "sigint_poisoned.safetensors").string();
+    rewrite(o.out_dir + "/last.safetensors", poisoned, [](NamedTensors& all) {
+      for (auto& [n, t] : all)
+        if (n == "category.bias") t = Tensor::full(t.shape(), NAN);
+    });
+    TrainOptions r = o;
+    r.stop_after = 0;
+    r.resume = poisoned;
+    CHECK_THROWS_WITH(train(small_run(), r), Catch::Contains("'cat'"));
+    CHECK(current_sigint() == caller_sigint);
+  }
+  SECTION("unreadable photos: the loader throws once the run has started") {
+    const fs::path bad = scratch() / "data_unreadable";
+    fs::remove_all(bad);
+    fs::copy(dataset(), bad, fs::copy_options::recursive);
+    int spoilt = 0;
+    for (auto& e : fs::recursive_directory_iterator(bad))
+      if (e.is_regular_file() && e.path().extension() == ".jpg") {
+        std::ofstream(e.path(), std::ios::binary | std::ios::trunc) << "not a photo";
+        ++spoilt;
+      }
+    REQUIRE(spoilt > 0);
+    TrainOptions o = options("sigint_bad_data");
+    o.data_root = bad.string();
+    CHECK_THROWS_WITH(train(small_run(), o), Catch::Contains(bad.string()));
+    CHECK(current_sigint() == caller_sigint);
+  }
+  std::signal(SIGINT, before);
 }

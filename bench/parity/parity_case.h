@@ -1,5 +1,6 @@
 // One PyTorch-parity case (docs/parity.md): a FashionNet with random weights, a random P x K batch, one
-// forward + fashionnet_loss (all five weights 1) + backward, written to a folder that
+// forward + fashionnet_loss (all five weights 1) + backward (the training step's own forward_backward,
+// fashionnet/train/step.h), written to a folder that
 // bench/pytorch/parity.py reads and replays in PyTorch:
 //   model.safetensors    the weights (a training checkpoint: its metadata holds the TrainConfig)
 //   inputs.safetensors   images, landmarks (N,8,2 px), visible (N,8), landmarks01 (N,16), vis_label (N*8),

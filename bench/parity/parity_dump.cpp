@@ -21,8 +21,13 @@ int run(int argc, char** argv) {
   app.add_option("--device", device, "cpu | cuda")->capture_default_str();
   app.add_option("--width", width, "override the channel width multiplier");
   app.add_option("--input", input, "override the input size (multiple of 32)");
-  app.add_option("--pool-mode", pool_mode, "corner | zero")->check(CLI::IsMember({"corner", "zero"}));
-  app.add_option("--mining", mining, "batch_hard | all")->check(CLI::IsMember({"batch_hard", "all"}));
+  using fn::fashionnet::choice_names;
+  using fn::fashionnet::choice_names_text;
+  using fn::fashionnet::PoolMode;
+  using fn::fashionnet::TripletMining;
+  app.add_option("--pool-mode", pool_mode, choice_names_text<PoolMode>(" | "))->check(CLI::IsMember(choice_names<PoolMode>()));
+  app.add_option("--mining", mining, choice_names_text<TripletMining>(" | "))
+      ->check(CLI::IsMember(choice_names<TripletMining>()));
   app.add_option("--P", P, "items per batch")->check(CLI::Range(2, 64));
   app.add_option("--K", K, "images per item")->check(CLI::Range(2, 64));
   app.add_option("--seed", seed, "weights and batch seed")->capture_default_str();

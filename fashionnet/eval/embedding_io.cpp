@@ -2,7 +2,9 @@
 #include "fashionnet/eval/embedding_io.h"
 
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -20,8 +22,11 @@ bool has_space(const std::string& s) {
 }  // namespace
 
 std::vector<IdsLine> read_ids_file(const std::string& path) {
+  errno = 0;
   std::ifstream f(path);
-  FN_CHECK(f.good(), path, ": cannot open for reading");
+  const int err = errno;
+  FN_EXPECT(f.good(), path, ": cannot open the ids file for reading",
+            err ? cat(": ", std::strerror(err)) : std::string());
   std::vector<IdsLine> out;
   std::string line;
   int64_t n = 0;
@@ -36,11 +41,12 @@ std::vector<IdsLine> read_ids_file(const std::string& path) {
       if (blank_line == 0) blank_line = n;
       continue;
     }
-    FN_CHECK(blank_line == 0, path, ": line ", blank_line, " is empty (expected \"image_path item_id\")");
-    FN_CHECK(bool(is >> e.item_id), path, ": line ", n, " has no item id (expected \"image_path item_id\"): \"", line,
-             "\"");
-    FN_CHECK(!(is >> extra), path, ": line ", n, " has more than two fields (expected \"image_path item_id\"): \"", line,
-             "\"");
+    FN_EXPECT(blank_line == 0, path, ": line ", blank_line, " is empty (expected \"image_path item_id\"; only the "
+              "last lines may be blank)");
+    FN_EXPECT(bool(is >> e.item_id), path, ": line ", n, " has no item id (expected \"image_path item_id\"): \"",
+              line, "\"");
+    FN_EXPECT(!(is >> extra), path, ": line ", n, " has more than two fields (expected \"image_path item_id\"; "
+              "paths and ids cannot contain white space): \"", line, "\"");
     out.push_back(std::move(e));
   }
   return out;
@@ -51,13 +57,13 @@ Embeddings read_embeddings(const std::string& prefix) {
   Embeddings e;
   e.features = npy::read_f32(npy);
   std::vector<IdsLine> lines = read_ids_file(ids);
-  FN_CHECK(int64_t(lines.size()) == e.rows(), npy, " has ", e.rows(), " rows but ", ids, " has ", lines.size(),
-           " lines: the two files must describe the same images in the same order");
+  FN_EXPECT(int64_t(lines.size()) == e.rows(), npy, " has ", e.rows(), " rows but ", ids, " has ", lines.size(),
+            " lines: the two files must describe the same images in the same order (were they written together?)");
   const float* p = e.features.f32();
   const int64_t d = e.dim();
   for (int64_t i = 0; i < e.features.numel(); ++i)
-    FN_CHECK(std::isfinite(p[i]), npy, ": row ", i / d, " (", lines[size_t(i / d)].image_path, ") column ", i % d,
-             " is ", p[i], ": embeddings must be finite");
+    FN_EXPECT(std::isfinite(p[i]), npy, ": row ", i / d, " (", lines[size_t(i / d)].image_path, ") column ", i % d,
+              " is ", p[i], ": embeddings must be finite numbers (NaN and Inf are refused)");
   for (auto& l : lines) {
     e.image_paths.push_back(std::move(l.image_path));
     e.item_ids.push_back(std::move(l.item_id));
@@ -72,15 +78,18 @@ void write_embeddings(const std::string& prefix, const Embeddings& e) {
            e.image_paths.size(), " image paths and ", e.item_ids.size(), " item ids for ", e.rows(), " embeddings");
   for (size_t i = 0; i < e.item_ids.size(); ++i) {
     const std::string &p = e.image_paths[i], &id = e.item_ids[i];
-    FN_CHECK(!p.empty() && !id.empty() && !has_space(p) && !has_space(id), ids, ": row ", i, ": image path \"", p,
-             "\" and item id \"", id, "\" must be non-empty and free of white space");
+    FN_EXPECT(!p.empty() && !id.empty() && !has_space(p) && !has_space(id), ids, ": row ", i, ": image path \"", p,
+              "\" and item id \"", id, "\" must be non-empty and free of white space (the ids file separates them "
+              "with white space); rename the file or the item");
   }
   npy::write_f32(prefix + ".npy", e.features);
+  errno = 0;
   std::ofstream f(ids, std::ios::trunc);
-  FN_CHECK(f.good(), ids, ": cannot open for writing");
+  const int err = errno;
+  FN_EXPECT(f.good(), ids, ": cannot open for writing", err ? cat(": ", std::strerror(err)) : std::string());
   for (size_t i = 0; i < e.item_ids.size(); ++i) f << e.image_paths[i] << ' ' << e.item_ids[i] << '\n';
   f.close();
-  FN_CHECK(f.good(), ids, ": write error");
+  FN_EXPECT(f.good(), ids, ": could not write the ids file (is the disk full?)");
 }
 
 }  // namespace fn::fashionnet

@@ -1,6 +1,5 @@
 #include "fashionnet/eval/evaluate.h"
 
-#include "fashionnet/report/plot.h"
 #include "data/split.h"
 
 namespace fn::fashionnet {
@@ -30,8 +29,8 @@ EvalResult evaluate(const FashionNet& model, const data::Dataset& ds, Device dev
     return r;
   }
   std::vector<int> q = ds.indices(data::Split::Query), g = ds.indices(data::Split::Gallery);
-  FN_CHECK(!q.empty() && !g.empty(), "evaluate: ", ds.root, " has ", q.size(), " query and ", g.size(),
-           " gallery images; retrieval needs both");
+  FN_EXPECT(!q.empty() && !g.empty(), ds.root, ": ", q.size(), " query and ", g.size(), " gallery images (",
+            ds.benchmark, "); retrieval evaluation needs at least one of each");
   r.query = run_inference(model, ds, q, device, opt.inference);
   r.gallery = run_inference(model, ds, g, device, opt.inference);
   r.retrieval = evaluate_retrieval(r.query.embeddings, r.gallery.embeddings, opt.ks, device);
@@ -62,26 +61,6 @@ nlohmann::json to_json(const EvalResult& r) {
   if (r.retrieval_gt) j["retrieval_ground_truth_landmarks"] = to_json(*r.retrieval_gt);
   j["heads"] = to_json(r.heads);
   return j;
-}
-
-std::string topk_curve_svg(const EvalResult& r) {
-  std::vector<Series> series;
-  auto add = [&](const std::string& name, const RetrievalReport& rep, bool recall) {
-    Series s{name, {}};
-    const auto& v = recall ? rep.metrics.recall_at_k : rep.metrics.top_k_accuracy;
-    for (size_t i = 0; i < rep.metrics.ks.size(); ++i) s.points.emplace_back(double(rep.metrics.ks[i]), 100 * v[i]);
-    series.push_back(s);
-  };
-  if (r.retrieval) {
-    add("top-k accuracy (predicted lm)", *r.retrieval, false);
-    add("recall@k (predicted lm)", *r.retrieval, true);
-  }
-  if (r.retrieval_gt) add("top-k accuracy (true lm)", *r.retrieval_gt, false);
-  ChartOptions o;
-  o.title = "Retrieval: top-k accuracy (paper) and recall@k (mmfashion)";
-  o.x_label = "k";
-  o.y_label = "%";
-  return svg_line_chart(series, o);
 }
 
 }  // namespace fn::fashionnet

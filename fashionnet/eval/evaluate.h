@@ -32,7 +32,6 @@ struct EvalResult {
 EvalResult evaluate(const FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt);
 std::string format_eval(const EvalResult& r);
 nlohmann::json to_json(const EvalResult& r);
-// The top-k accuracy curve(s) as SVG.
-std::string topk_curve_svg(const EvalResult& r);
+// (The top-k curve chart, topk_curve_svg, is presentation: fashionnet/report/report.h.)
 
 }  // namespace fn::fashionnet

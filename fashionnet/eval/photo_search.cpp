@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -36,13 +38,13 @@ std::string join_root(const std::string& root, const std::string& path) {
 
 PhotoEmbeddings embed_photos(const FashionNet& model, const std::vector<std::string>& paths, Device device,
                              int batch, bool progress) {
-  FN_CHECK(batch > 0, "embed_photos: batch ", batch);
+  FN_EXPECT(batch > 0, "--batch: images per forward pass must be at least 1, got ", batch);
   NoGradGuard no_grad;
   const int input = model.config().input;
   const int64_t dim = model.config().fc7_fusion, n_all = int64_t(paths.size());
   for (const std::string& p : paths)
-    FN_CHECK(!p.empty() && !has_space(p), "image path \"", p, "\" is empty or contains white space: the ids file "
-             "(\"image_path item_id\" per line) cannot hold it; rename the file");
+    FN_EXPECT(!p.empty() && !has_space(p), "image path \"", p, "\" is empty or contains white space: the ids file "
+              "(\"image_path item_id\" per line) cannot hold it; rename the file");
   PhotoEmbeddings pe;
   std::vector<float> feats;
   feats.reserve(size_t(n_all * dim));
@@ -84,8 +86,12 @@ std::vector<std::string> expand_image_args(const std::vector<std::string>& args)
       out.push_back(a);
       continue;
     }
+    errno = 0;
     std::ifstream f(a);
-    FN_CHECK(f.good(), a, ": cannot open the image list for reading");
+    const int err = errno;
+    FN_EXPECT(f.good(), a, ": cannot open the image list for reading",
+              err ? cat(": ", std::strerror(err)) : std::string(),
+              " (a .txt argument is read as a list of image paths, one per line)");
     std::string line;
     while (std::getline(f, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -94,7 +100,7 @@ std::vector<std::string> expand_image_args(const std::vector<std::string>& args)
       const size_t e = line.find_last_not_of(" \t");
       out.push_back(line.substr(b, e - b + 1));
     }
-    FN_CHECK(!out.empty(), a, ": the image list names no image");
+    FN_EXPECT(!out.empty(), a, ": the image list names no image (only blank lines and # comments)");
   }
   return out;
 }
@@ -129,20 +135,21 @@ std::vector<std::string> query_ids_from_file(const std::string& ids_path, const 
 }
 
 SearchOutcome search_photos(const SearchRequest& req) {
-  FN_CHECK(!req.images.empty(), "search: no query image");
-  FN_CHECK(req.k >= 1, "search: k must be at least 1, got ", req.k);
+  FN_EXPECT(!req.images.empty(), "search: no query image (give one or more with --image)");
+  FN_EXPECT(req.k >= 1, "--k: the number of results per query must be at least 1, got ", req.k);
   FN_CHECK(req.query_item_ids.empty() || req.query_item_ids.size() == req.images.size(), "search: ",
            req.query_item_ids.size(), " query item ids for ", req.images.size(), " images");
   // Check every photo before the (slow) model load, so a typo fails at once.
-  for (const std::string& p : req.images) FN_CHECK(fs::exists(p), p, ": query image not found");
+  for (const std::string& p : req.images) FN_EXPECT(fs::exists(p), p, ": query image not found");
 
   const std::string ids_path = req.gallery + ".ids.txt", npy_path = req.gallery + ".npy";
   Embeddings gallery = read_embeddings(req.gallery);  // refuses missing/malformed files, naming them
-  FN_CHECK(gallery.rows() > 0, npy_path, ": the gallery is empty");
+  FN_EXPECT(gallery.rows() > 0, npy_path, ": the gallery is empty (0 embeddings); embed a split with images");
   auto model = model_from_checkpoint(req.checkpoint, req.device);
   const int64_t dim = model->config().fc7_fusion;
-  FN_CHECK(gallery.dim() == dim, npy_path, ": gallery embeddings have dimension ", gallery.dim(), " but the model of ",
-           req.checkpoint, " produces ", dim, ": the gallery was embedded with another model");
+  FN_EXPECT(gallery.dim() == dim, npy_path, ": gallery embeddings have dimension ", gallery.dim(), " but the model of ",
+            req.checkpoint, " produces ", dim, ": the gallery was embedded with another model (re-run `fashionnet "
+            "embed` with this checkpoint)");
 
   PhotoEmbeddings q = embed_photos(*model, req.images, req.device);
   Tensor qf = q.embeddings.features.cpu(), gf = gallery.features.cpu();

@@ -26,9 +26,10 @@ std::vector<int64_t> parse_ks(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    FN_CHECK(used == item.size() && !item.empty() && v >= 1, "--k: '", item, "' in '", text,
-             "' is not a positive integer");
-    FN_CHECK(ks.empty() || v > ks.back(), "--k: values must increase, got ", v, " after ", ks.back());
+    FN_EXPECT(used == item.size() && !item.empty() && v >= 1, "--k: '", item, "' in '", text,
+              "' is not a positive integer");
+    FN_EXPECT(ks.empty() || v > ks.back(), "--k: values must increase, got ", v, " after ", ks.back(), " in '", text,
+              "'");
     ks.push_back(v);
     start = end + 1;
   }
@@ -98,10 +99,11 @@ RetrievalMetrics retrieval_metrics(const int32_t* neighbours, int64_t queries, i
 
 RetrievalReport evaluate_retrieval(const Embeddings& query, const Embeddings& gallery, const std::vector<int64_t>& ks,
                                    Device device, const std::string& query_name, const std::string& gallery_name) {
-  FN_CHECK(query.rows() > 0, query_name, ": no query embeddings");
-  FN_CHECK(gallery.rows() > 0, gallery_name, ": no gallery embeddings");
-  FN_CHECK(query.dim() == gallery.dim(), "dimension mismatch: ", query_name, " has ", query.dim(), "-dim embeddings, ",
-           gallery_name, " has ", gallery.dim());
+  FN_EXPECT(query.rows() > 0, query_name, ": no query embeddings (the set has 0 rows)");
+  FN_EXPECT(gallery.rows() > 0, gallery_name, ": no gallery embeddings (the set has 0 rows)");
+  FN_EXPECT(query.dim() == gallery.dim(), "dimension mismatch: ", query_name, " has ", query.dim(),
+            "-dim embeddings but ", gallery_name, " has ", gallery.dim(), "-dim ones; embed query and gallery with "
+            "the same model");
   FN_CHECK(!ks.empty(), "no k given");
   RetrievalReport r;
   r.dim = query.dim();

@@ -2,22 +2,23 @@
 
 namespace fn::fashionnet {
 
-BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d) {
+BatchTensors to_tensors(const data::Batch& b, const std::vector<uint8_t>& annotated, Device d) {
+  constexpr int64_t L = data::kSlots;
   BatchTensors t;
   int64_t n = b.n, s = b.input;
+  FN_CHECK(int64_t(annotated.size()) == n, "to_tensors: ", annotated.size(), " annotation flags for ", n, " images");
   t.n = n;
   t.images = Tensor::from(b.image, {n, 3, s, s}, d);
-  t.landmarks = Tensor::from(b.lm_xy, {n, 8, 2}, d);
-  t.visible = Tensor::from(b.lm_visible, {n, 8}, d);
+  t.landmarks = Tensor::from(b.lm_xy, {n, L, 2}, d);
+  t.visible = Tensor::from(b.lm_visible, {n, L}, d);
   std::vector<float> l01(b.lm_xy.size());
   for (size_t i = 0; i < l01.size(); ++i) l01[i] = b.lm_xy[i] / float(s);
-  t.landmarks01 = Tensor::from(l01, {n, 16}, d);
-  t.vis_label.assign(size_t(n * 8), -1);
+  t.landmarks01 = Tensor::from(l01, {n, 2 * L}, d);
+  t.vis_label.assign(size_t(n * L), -1);
   for (int64_t i = 0; i < n; ++i) {
-    const data::Sample& smp = ds.samples[size_t(b.sample_index[size_t(i)])];
-    if (!smp.has_landmarks) continue;  // unknown: the visibility loss ignores these slots
+    if (!annotated[size_t(i)]) continue;  // unknown: the visibility loss ignores these slots
     t.has_landmarks = true;
-    for (int k = 0; k < 8; ++k) t.vis_label[size_t(i * 8 + k)] = b.lm_visible[size_t(i * 8 + k)] > 0.5f ? 0 : 1;
+    for (int64_t k = 0; k < L; ++k) t.vis_label[size_t(i * L + k)] = b.lm_visible[size_t(i * L + k)] > 0.5f ? 0 : 1;
   }
   t.category = b.category;
   t.item = b.item;
@@ -27,6 +28,12 @@ BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d)
     t.attr_known = Tensor::from(b.attr_known, {n, a}, d);
   }
   return t;
+}
+
+BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d) {
+  std::vector<uint8_t> annotated(size_t(b.n));
+  for (int64_t i = 0; i < b.n; ++i) annotated[size_t(i)] = ds.samples[size_t(b.sample_index[size_t(i)])].has_landmarks;
+  return to_tensors(b, annotated, d);
 }
 
 }  // namespace fn::fashionnet

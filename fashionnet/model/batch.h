@@ -1,5 +1,9 @@
-// A data::Batch (host buffers from the loader) turned into the tensors the graph and the losses take.
+// A data::Batch (host buffers from the loader) turned into the tensors the graph and the losses take. The
+// one place that builds BatchTensors: the trainer, evaluation (fashionnet/eval/inference.cpp) and the
+// batches that bench_train_step and the PyTorch parity case make up (a data::Batch filled with random
+// values, then to_tensors) all go through it.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"
@@ -20,6 +24,10 @@ struct BatchTensors {
   bool has_landmarks = false;  // some sample of the batch has annotated landmarks
 };
 
+// `annotated[i]` (b.n of them): whether image i has landmark annotation; only those images' slots get
+// visibility labels (vis_label), the others' are -1 (unknown).
+BatchTensors to_tensors(const data::Batch& b, const std::vector<uint8_t>& annotated, Device d);
+// The same, with `annotated` from the dataset: ds.samples[b.sample_index[i]].has_landmarks.
 BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d);
 
 }  // namespace fn::fashionnet

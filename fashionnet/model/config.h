@@ -2,25 +2,137 @@
 // stage, the optimiser and the schedule. Presets: `paper` (VGG16 at 224x224, the widths of the paper),
 // `cpu-small` (every width 1/4, 112x112, batch 16) and `tiny` (for tests). Serialised as JSON into
 // every checkpoint and run folder, so a run says exactly what it was.
+//
+// Each struct's fields are listed once more, in visit_fields below, with their JSON keys and their rules; JSON
+// (to_json, from_json) and the range checks (config_problems) are made from that list. The string choices
+// (backbone, pool_mode, schedule, triplet_mining) are enums, with one table of names each (ChoiceNames): the
+// names are what config.json, checkpoints and the command line hold.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
+#include "kernels/landmark_pool_body.h"  // kernels::LandmarkPoolMode
+#include "kernels/triplet.h"             // kernels::TripletMode
+
 namespace fn::fashionnet {
 
+// ---- The choices: one enum each, one table of names each.
+enum class Backbone { Vgg16 };
+enum class LrSchedule { Cosine, Step };
+using PoolMode = kernels::LandmarkPoolMode;  // invisible slots: Corner (the reference reproduction's rule) or Zero
+using TripletMining = kernels::TripletMode;  // BatchHard or BatchAll
+
+template <class E>
+struct ChoiceName {
+  E value;
+  const char* name;
+};
+template <class E>
+struct ChoiceNames;  // ::list, every value of E with its name
+template <>
+struct ChoiceNames<Backbone> {
+  static constexpr ChoiceName<Backbone> list[] = {{Backbone::Vgg16, "vgg16"}};
+};
+template <>
+struct ChoiceNames<LrSchedule> {
+  static constexpr ChoiceName<LrSchedule> list[] = {{LrSchedule::Cosine, "cosine"}, {LrSchedule::Step, "step"}};
+};
+template <>
+struct ChoiceNames<PoolMode> {
+  static constexpr ChoiceName<PoolMode> list[] = {{PoolMode::Corner, "corner"}, {PoolMode::Zero, "zero"}};
+};
+template <>
+struct ChoiceNames<TripletMining> {
+  static constexpr ChoiceName<TripletMining> list[] = {{TripletMining::BatchHard, "batch_hard"},
+                                                       {TripletMining::BatchAll, "all"}};
+};
+
+template <class E>
+const char* choice_name(E v) {
+  for (const auto& c : ChoiceNames<E>::list)
+    if (c.value == v) return c.name;
+  FN_FAIL("no name for value ", int(v));
+}
+template <class E>
+std::optional<E> parse_choice(const std::string& name) {
+  for (const auto& c : ChoiceNames<E>::list)
+    if (name == c.name) return c.value;
+  return std::nullopt;
+}
+// {"corner", "zero"}: for the command line's CLI::IsMember.
+template <class E>
+std::vector<std::string> choice_names() {
+  std::vector<std::string> v;
+  for (const auto& c : ChoiceNames<E>::list) v.push_back(c.name);
+  return v;
+}
+// "corner or zero" (sep " or "), "corner | zero" (sep " | "): for messages and help texts.
+template <class E>
+std::string choice_names_text(const char* sep = " or ") {
+  std::string s;
+  for (const auto& c : ChoiceNames<E>::list) s += (s.empty() ? "" : sep) + std::string(c.name);
+  return s;
+}
+
+// A configuration field holding a value of E, set from a value or from its name. A name the table lacks is
+// kept as written: check_config then reports it with every other problem ("net.pool_mode 'middle': corner or
+// zero"), and to_json writes it back unchanged. Reading the value of such a field is an internal error (the
+// configuration was not checked).
+template <class E>
+class Choice {
+ public:
+  Choice(E v) : value_(v) {}
+  Choice(const std::string& name) : value_(parse_choice<E>(name)) {
+    if (!value_) unknown_ = name;
+  }
+  Choice(const char* name) : Choice(std::string(name)) {}
+
+  bool known() const { return value_.has_value(); }
+  E value() const {
+    FN_CHECK(known(), "configuration choice '", unknown_, "' used unchecked (expected ", choice_names_text<E>(), ")");
+    return *value_;
+  }
+  operator E() const { return value(); }
+  std::string name() const { return known() ? choice_name(*value_) : unknown_; }
+
+  friend bool operator==(const Choice& a, const Choice& b) { return a.value_ == b.value_ && a.unknown_ == b.unknown_; }
+  friend bool operator!=(const Choice& a, const Choice& b) { return !(a == b); }
+  friend bool operator==(const Choice& a, E b) { return a.value_ == b; }
+  friend bool operator!=(const Choice& a, E b) { return !(a == b); }
+  friend bool operator==(E a, const Choice& b) { return b == a; }
+  friend bool operator!=(E a, const Choice& b) { return !(b == a); }
+
+ private:
+  std::optional<E> value_;
+  std::string unknown_;  // the name as given, when it is not in the table
+};
+
+template <class E>
+void to_json(nlohmann::json& j, const Choice<E>& c) {
+  j = c.name();
+}
+template <class E>
+void from_json(const nlohmann::json& j, Choice<E>& c) {
+  c = Choice<E>(j.get<std::string>());
+}
+
+// ---- The configuration.
 struct NetConfig {
-  std::string backbone = "vgg16";
-  double width = 1.0;  // multiplies every conv channel count (64, 128, 256, 512, 512)
+  Choice<Backbone> backbone = Backbone::Vgg16;
+  double width = 1.0;  // multiplies every conv channel count (64, 128, 256, 512, 512; fashionnet/model/vgg16.h)
   int input = 224;     // square network input
   int fc6_global = 4096, fc6_pose = 1024, fc7_pose = 1024, fc6_local = 1024, fc7_fusion = 4096;
   int categories = 23;   // In-shop: GENDER/Category folders
   int attributes = 463;  // In-shop attribute list
   int pool_radius = 1;   // landmark_pool window (2r+1)^2 on conv4_3
-  std::string pool_mode = "corner";  // invisible slots: "corner" (the reference reproduction's rule) or "zero"
-  bool local_branch = true;          // false: the ablation with the global branch only
+  Choice<PoolMode> pool_mode = PoolMode::Corner;  // invisible slots (see PoolMode)
+  bool local_branch = true;  // false: the ablation with the global branch only
   float dropout = 0.5f;
 };
 
@@ -42,12 +154,12 @@ struct TrainConfig {
   int P = 8, K = 4;
   double momentum = 0.9, weight_decay = 5e-4;
   double clip_grad_norm = 0;  // 0: off
-  std::string schedule = "cosine";  // "cosine" | "step"
+  Choice<LrSchedule> schedule = LrSchedule::Cosine;
   double step_gamma = 0.1;
-  int64_t step_every = 0;     // for "step": steps between decays
+  int64_t step_every = 0;     // for LrSchedule::Step: steps between decays
   int64_t warmup = 0;         // linear warm-up steps at the start of each stage
   float triplet_margin = 0.2f;
-  std::string triplet_mining = "batch_hard";  // or "all"
+  Choice<TripletMining> triplet_mining = TripletMining::BatchHard;
   int64_t checkpoint_every = 500;
   int64_t log_every = 10;
   uint64_t seed = 1;
@@ -55,8 +167,91 @@ struct TrainConfig {
   std::vector<StageConfig> stages;
 };
 
-TrainConfig preset(const std::string& name);  // "paper", "cpu-small", "tiny"
+TrainConfig preset(const std::string& name);  // "paper", "cpu-small", "tiny"; another name is a user error
 std::vector<std::string> preset_names();
+
+// ---- The field lists: each field once, with its JSON key and its rule.
+// A rule of a number: "<key> <value>: <text>" when outside [lo, hi] (NaN included) or not a multiple of `multiple`.
+template <class T>
+struct Range {
+  T lo, hi;
+  const char* text;
+  T multiple = 1;  // integers only
+};
+// A rule of a string or a list: "<key>: <text>" when empty.
+struct NotEmpty {
+  const char* text;
+};
+// A field without a rule (a bool, the seed, a name) is visited as v(key, field); a Choice's rule is its table; a
+// nested struct (net, weights) and the stages are visited as v(key, field) and checked by their own lists.
+template <class C, class T>
+using IfConfig = std::enable_if_t<std::is_same_v<std::remove_const_t<C>, T>>;
+
+template <class C, class V>
+IfConfig<C, NetConfig> visit_fields(C& c, V&& v) {
+  const Range<int> units{1, 1 << 16, "from 1 to 65536"};
+  v("backbone", c.backbone);
+  v("width", c.width, Range<double>{1e-3, 8.0, "from 0.001 to 8"});
+  v("input", c.input, Range<int>{32, 2048, "a multiple of 8 from 32 to 2048", 8});
+  v("fc6_global", c.fc6_global, units);
+  v("fc6_pose", c.fc6_pose, units);
+  v("fc7_pose", c.fc7_pose, units);
+  v("fc6_local", c.fc6_local, units);
+  v("fc7_fusion", c.fc7_fusion, units);
+  v("categories", c.categories, Range<int>{1, 1 << 20, "from 1 to 2^20"});
+  v("attributes", c.attributes, Range<int>{0, 1 << 20, "from 0 to 2^20"});
+  v("pool_radius", c.pool_radius, Range<int>{0, 16, "from 0 to 16"});
+  v("pool_mode", c.pool_mode);
+  v("local_branch", c.local_branch);
+  v("dropout", c.dropout, Range<float>{0.f, 0.99f, "from 0 to 0.99"});
+}
+
+template <class C, class V>
+IfConfig<C, LossWeights> visit_fields(C& c, V&& v) {
+  const Range<double> weight{0.0, 1e6, "from 0 to 1e6"};
+  v("landmarks", c.landmarks, weight);
+  v("visibility", c.visibility, weight);
+  v("category", c.category, weight);
+  v("attributes", c.attributes, weight);
+  v("triplet", c.triplet, weight);
+}
+
+template <class C, class V>
+IfConfig<C, StageConfig> visit_fields(C& c, V&& v) {
+  v("name", c.name, NotEmpty{"empty"});
+  v("steps", c.steps, Range<int64_t>{0, INT64_MAX / 4, "0 or positive"});
+  v("lr", c.lr, Range<double>{0.0, 1e3, "from 0 to 1000"});
+  v("weights", c.weights);
+}
+
+template <class C, class V>
+IfConfig<C, TrainConfig> visit_fields(C& c, V&& v) {
+  const Range<int> count{1, 1 << 16, "from 1 to 65536"};
+  const Range<int64_t> non_negative{0, INT64_MAX, "0 or positive"};
+  v("preset", c.preset);
+  v("net", c.net);
+  v("batch", c.batch, count);
+  v("P", c.P, count);
+  v("K", c.K, count);
+  v("momentum", c.momentum, Range<double>{0.0, 0.999, "from 0 to 0.999"});
+  v("weight_decay", c.weight_decay, Range<double>{0.0, 1.0, "from 0 to 1"});
+  v("clip_grad_norm", c.clip_grad_norm, Range<double>{0.0, 1e30, "0 (off) or positive"});
+  v("schedule", c.schedule);
+  v("step_gamma", c.step_gamma, Range<double>{1e-9, 1.0, "above 0, at most 1"});
+  v("step_every", c.step_every, non_negative);
+  v("warmup", c.warmup, non_negative);
+  v("triplet_margin", c.triplet_margin, Range<float>{0.f, 1e6f, "0 or positive"});
+  v("triplet_mining", c.triplet_mining);
+  v("checkpoint_every", c.checkpoint_every, non_negative);
+  v("log_every", c.log_every, Range<int64_t>{1, INT64_MAX, "positive"});
+  v("seed", c.seed);
+  v("bbox_margin", c.bbox_margin, Range<float>{0.f, 1.f, "from 0 to 1"});
+  v("stages", c.stages, NotEmpty{"none (at least one)"});
+}
+
+// JSON: every field under its key. Reading keeps the current value of a missing key (a stage read from a list
+// starts from StageConfig's defaults), refuses a fraction or an out-of-range number for an integer field
+// ("'batch' is 16.7: a whole number expected"), and keeps a choice's unknown name for check_config.
 
 void to_json(nlohmann::json& j, const NetConfig& c);
 void from_json(const nlohmann::json& j, NetConfig& c);
@@ -72,11 +267,11 @@ void from_json(const nlohmann::json& j, TrainConfig& c);
 // network is built from it, so a bad value is named instead of failing deep inside a layer.
 std::vector<std::string> config_problems(const NetConfig& c);
 std::vector<std::string> config_problems(const TrainConfig& c);  // the network's problems too, as net.*
-// Throws fn::Error "<where>: <problem>; <problem>..." when there is any.
+// Throws a user error "<where>: invalid configuration: <problem>; <problem>..." when there is any.
 void check_config(const TrainConfig& c, const std::string& where);
 void check_config(const NetConfig& c, const std::string& where);
 
-// VGG16 channel counts after the width multiplier (at least 4 each).
+// Each VGG16 stage's channel count after the width multiplier (scaled_channels in fashionnet/model/vgg16.h).
 std::vector<int> vgg_channels(const NetConfig& c);  // 5 stages
 
 }  // namespace fn::fashionnet

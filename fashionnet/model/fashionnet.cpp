@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "fashionnet/model/vgg16.h"
 #include "kernels/softmax.h"
 #include "nn/landmark_pool.h"
 #include "nn/losses.h"
@@ -17,16 +18,11 @@ constexpr double kHeadStd = 0.01;
 uint64_t dropout_seed(uint64_t step, uint64_t layer) { return (step + 1) * 0x9E3779B97F4A7C15ull ^ (layer << 56); }
 }  // namespace
 
-Trunk::Trunk(const std::vector<int>& ch, Rng& rng) {
-  // VGG16: 2, 2, 3, 3 convolutions in stages 1-4.
-  const int convs[4] = {2, 2, 3, 3};
-  int in = 3;
-  for (int s = 0; s < 4; ++s) {
-    for (int k = 0; k < convs[s]; ++k) {
-      std::string name = "conv" + std::to_string(s + 1) + "_" + std::to_string(k + 1);
-      stage_[s].push_back(&add_module(name, std::make_unique<nn::Conv2d>(in, ch[s], rng)));
-      in = ch[s];
-    }
+Trunk::Trunk(double width, Rng& rng) {
+  for (const Vgg16Layer& l : kVgg16Layers) {
+    if (l.stage > 4) continue;
+    const Vgg16Channels c = vgg16_channels(l, width);
+    stage_[l.stage - 1].push_back(&add_module(l.name, std::make_unique<nn::Conv2d>(c.in, c.out, rng)));
   }
 }
 
@@ -39,25 +35,29 @@ Tensor Trunk::operator()(const Tensor& x) const {
   return h;  // conv4_3, stride 8
 }
 
-Conv5::Conv5(int in, int ch, Rng& rng) {
-  conv5_1 = &add_module("conv5_1", std::make_unique<nn::Conv2d>(in, ch, rng));
-  conv5_2 = &add_module("conv5_2", std::make_unique<nn::Conv2d>(ch, ch, rng));
-  conv5_3 = &add_module("conv5_3", std::make_unique<nn::Conv2d>(ch, ch, rng));
+Conv5::Conv5(double width, Rng& rng) {
+  for (const Vgg16Layer& l : kVgg16Layers) {
+    if (l.stage != 5) continue;
+    const Vgg16Channels c = vgg16_channels(l, width);
+    convs_.push_back(&add_module(l.name, std::make_unique<nn::Conv2d>(c.in, c.out, rng)));
+  }
 }
 
 Tensor Conv5::operator()(const Tensor& pool4) const {
-  return F::max_pool2d((*conv5_3)((*conv5_2)((*conv5_1)(pool4))));  // pool5
+  Tensor h = pool4;
+  for (auto* conv : convs_) h = (*conv)(h);
+  return F::max_pool2d(h);  // pool5
 }
 
 FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   check_config(cfg, "FashionNet");
   Rng rng(seed, 0x6e6574);  // "net"
-  auto ch = vgg_channels(cfg);
+  const auto ch = vgg16_stage_channels(cfg.width);
   int pool5 = cfg.input / 32, flat5 = ch[4] * pool5 * pool5;
 
-  trunk_ = &add_module("trunk", std::make_unique<Trunk>(ch, rng));
-  conv5_global_ = &add_module("conv5_global", std::make_unique<Conv5>(ch[3], ch[4], rng));
-  conv5_pose_ = &add_module("conv5_pose", std::make_unique<Conv5>(ch[3], ch[4], rng));
+  trunk_ = &add_module("trunk", std::make_unique<Trunk>(cfg.width, rng));
+  conv5_global_ = &add_module("conv5_global", std::make_unique<Conv5>(cfg.width, rng));
+  conv5_pose_ = &add_module("conv5_pose", std::make_unique<Conv5>(cfg.width, rng));
   auto linear = [&](const char* name, int in, int out, double std) {
     return &add_module(name, std::make_unique<nn::Linear>(in, out, rng, std));
   };
@@ -81,8 +81,8 @@ Tensor FashionNet::local_features(const Tensor& conv4, const PoolAt& at) const {
   kernels::LandmarkPoolArgs args;
   args.stride = conv4_stride();
   args.radius = cfg_.pool_radius;
-  args.mode = cfg_.pool_mode == "zero" ? kernels::LandmarkPoolMode::Zero : kernels::LandmarkPoolMode::Corner;
-  Tensor pooled = F::landmark_pool(conv4, at.landmarks, at.visibility, args);  // (N, 8*C4)
+  args.mode = cfg_.pool_mode;
+  Tensor pooled = F::landmark_pool(conv4, at.landmarks, at.visibility, args);  // (N, kSlots*C4)
   return F::relu((*fc6_local_)(pooled));
 }
 
@@ -147,7 +147,7 @@ PoolAt FashionNet::predicted_pool_at(const Outputs& o) const {
   int64_t n = o.landmark_loc.size(0);
   PoolAt at;
   at.landmarks = F::scale(o.landmark_loc, double(cfg_.input)).view({n, kSlots, 2});
-  // Visible where the "visible" logit wins: softmax then compare, done on the host (N*8 values).
+  // Visible where the "visible" logit wins: softmax then compare, done on the host (N*kSlots values).
   Tensor prob = Tensor::empty_like(o.landmark_vis);
   kernels::softmax_forward(o.landmark_vis, prob);
   std::vector<float> pv = prob.to_vector(), vis(size_t(n * kSlots));

@@ -12,37 +12,39 @@
 #pragma once
 #include <memory>
 
+#include "data/dataset.h"
 #include "fashionnet/model/config.h"
 #include "nn/layers.h"
 
 namespace fn::fashionnet {
 
-constexpr int kSlots = 8;
+using data::kSlots;  // the landmark slots, DeepFashion's eight (data/dataset.h)
 
-// The VGG16 trunk up to conv4_3: conv1_1 .. conv4_3 with max pooling after conv1_2, conv2_2 and conv3_3.
+// The VGG16 trunk up to conv4_3 (stages 1-4 of fashionnet/model/vgg16.h), with max pooling after conv1_2,
+// conv2_2 and conv3_3.
 class Trunk : public nn::Module {
  public:
-  Trunk(const std::vector<int>& ch, Rng& rng);
-  Tensor operator()(const Tensor& x) const;  // (N,3,H,W) -> conv4_3 (N, ch[3], H/8, W/8)
+  Trunk(double width, Rng& rng);
+  Tensor operator()(const Tensor& x) const;  // (N,3,H,W) -> conv4_3 (N, C4, H/8, W/8)
 
  private:
   std::vector<nn::Conv2d*> stage_[4];
 };
 
-// conv5_1 .. conv5_3 then pool5: one per branch (conv5_global, conv5_pose).
+// conv5_1 .. conv5_3 (stage 5 of fashionnet/model/vgg16.h) then pool5: one per branch (conv5_global, conv5_pose).
 class Conv5 : public nn::Module {
  public:
-  Conv5(int in, int ch, Rng& rng);
+  Conv5(double width, Rng& rng);
   Tensor operator()(const Tensor& pool4) const;  // -> pool5
 
  private:
-  nn::Conv2d *conv5_1, *conv5_2, *conv5_3;
+  std::vector<nn::Conv2d*> convs_;
 };
 
 struct Outputs {
   Tensor conv4;          // (N, C4, H/8, W/8)
-  Tensor landmark_loc;   // (N, 16): (x, y) per slot in [0, 1] of the input
-  Tensor landmark_vis;   // (N*8, 2): logits (visible, not visible) per slot
+  Tensor landmark_loc;   // (N, 2*kSlots): (x, y) per slot in [0, 1] of the input
+  Tensor landmark_vis;   // (N*kSlots, 2): logits (visible, not visible) per slot
   Tensor embedding;      // (N, fc7_fusion): fc7_fusion before its ReLU: the retrieval feature
   Tensor category;       // (N, categories) logits
   Tensor attributes;     // (N, attributes) logits; undefined when the data has no attributes
@@ -56,8 +58,8 @@ double dead_fraction(const Tensor& act);
 
 // Where landmark_pool looks: ground truth (training) or the model's own prediction (evaluation).
 struct PoolAt {
-  Tensor landmarks;   // (N, 8, 2) in input pixels; undefined: use the predicted ones
-  Tensor visibility;  // (N, 8) 1 visible / 0 not
+  Tensor landmarks;   // (N, kSlots, 2) in input pixels; undefined: use the predicted ones
+  Tensor visibility;  // (N, kSlots) 1 visible / 0 not
 };
 
 class FashionNet : public nn::Module {

@@ -38,7 +38,7 @@ LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& b, const LossW
   if (w.triplet > 0) {
     F::TripletArgs ta;
     ta.margin = ctx.triplet_margin;
-    ta.mode = ctx.triplet_mining == "all" ? kernels::TripletMode::BatchAll : kernels::TripletMode::BatchHard;
+    ta.mode = ctx.triplet_mining;
     F::TripletResult t = F::triplet_loss(F::l2_normalize(out.embedding), labels_tensor(b.item, dev), ta);
     add("tri", w.triplet, t.loss);
     r.triplet_active = t.active_fraction.item();

@@ -21,7 +21,7 @@ struct LossTerms {
 struct LossContext {
   Tensor attr_w_pos, attr_w_neg;  // (A) from the training set's counts; undefined: no attribute loss
   float triplet_margin = 0.2f;
-  std::string triplet_mining = "batch_hard";
+  TripletMining triplet_mining = TripletMining::BatchHard;
 };
 
 LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& batch, const LossWeights& w, const LossContext& ctx);

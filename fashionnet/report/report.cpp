@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "fashionnet/report/html.h"
 #include "fashionnet/report/plot.h"
 #include "kernels/topk_search.h"
 
@@ -13,11 +14,6 @@ namespace fs = std::filesystem;
 
 namespace fn::fashionnet {
 namespace {
-std::string esc(const std::string& s) {
-  std::string r;
-  for (char c : s) r += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : c == '"' ? "&quot;" : std::string(1, c);
-  return r;
-}
 std::string read_all(const std::string& p) {
   std::ifstream f(p);
   std::stringstream s;
@@ -30,6 +26,26 @@ std::string pct(double v) {
   return b;
 }
 }  // namespace
+
+std::string topk_curve_svg(const EvalResult& r) {
+  std::vector<Series> series;
+  auto add = [&](const std::string& name, const RetrievalReport& rep, bool recall) {
+    Series s{name, {}};
+    const auto& v = recall ? rep.metrics.recall_at_k : rep.metrics.top_k_accuracy;
+    for (size_t i = 0; i < rep.metrics.ks.size(); ++i) s.points.emplace_back(double(rep.metrics.ks[i]), 100 * v[i]);
+    series.push_back(s);
+  };
+  if (r.retrieval) {
+    add("top-k accuracy (predicted lm)", *r.retrieval, false);
+    add("recall@k (predicted lm)", *r.retrieval, true);
+  }
+  if (r.retrieval_gt) add("top-k accuracy (true lm)", *r.retrieval_gt, false);
+  ChartOptions o;
+  o.title = "Retrieval: top-k accuracy (paper) and recall@k (mmfashion)";
+  o.x_label = "k";
+  o.y_label = "%";
+  return svg_line_chart(series, o);
+}
 
 std::vector<Example> example_queries(const EvalResult& r, int queries, int k) {
   std::vector<Example> ex;
@@ -60,13 +76,9 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
     return fs::relative(fs::absolute(fs::path(ds.root) / rel), fs::absolute(opt.run_dir)).string();
   };
   std::ostringstream h;
-  h << "<!doctype html><html><head><meta charset='utf-8'><title>" << esc(opt.title) << "</title><style>"
-    << "body{font-family:sans-serif;max-width:1100px;margin:20px auto;color:#222}"
-    << "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
-    << ".q{display:flex;gap:8px;align-items:flex-start;margin:10px 0}.q figure{margin:0;text-align:center;font-size:11px}"
-    << ".q img{width:96px;height:96px;object-fit:cover;border:4px solid #bbb}.hit img{border-color:#2a2}"
-    << ".miss img{border-color:#c33}.query img{border-color:#36c}</style></head><body>\n";
-  h << "<h1>" << esc(opt.title) << "</h1>\n" << opt.notes_html << "\n";
+  h << "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>" << html_escape(opt.title) << "</title>\n"
+    << page_style() << "</head><body class='report'>\n";
+  h << "<h1>" << html_escape(opt.title) << "</h1>\n" << opt.notes_html << "\n";
   std::string loss = read_all(opt.run_dir + "/loss.svg");
   if (!loss.empty()) h << "<h2>Training loss</h2>\n" << loss << "\n";
   if (r.retrieval) {
@@ -83,23 +95,23 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
     for (double v : m.recall_at_k) h << "<td>" << pct(v) << "</td>";
     h << "</tr></table>\n" << topk_curve_svg(r) << "\n";
   }
-  h << "<h2>Heads</h2><pre>" << esc(format_head_metrics(r.heads)) << "</pre>\n";
+  h << "<h2>Heads</h2><pre>" << html_escape(format_head_metrics(r.heads)) << "</pre>\n";
   auto ex = example_queries(r, opt.example_queries, opt.example_k);
   if (!ex.empty()) {
     h << "<h2>Example queries</h2><p>Blue: the query; green: same item (a hit); red: another item. "
          "Distances are Euclidean on L2-normalised embeddings.</p>\n";
     for (auto& e : ex) {
       const std::string& qid = r.query.embeddings.item_ids[size_t(e.query_row)];
-      h << "<div class='q'><figure class='query'><img src='" << esc(img_src(r.query.embeddings.image_paths[size_t(e.query_row)]))
-        << "'><figcaption>query<br>" << esc(qid) << "</figcaption></figure>";
+      h << "<div class='example'><figure class='ex-query'><img src='" << html_escape(img_src(r.query.embeddings.image_paths[size_t(e.query_row)]))
+        << "'><figcaption>query<br>" << html_escape(qid) << "</figcaption></figure>";
       for (size_t j = 0; j < e.gallery_rows.size(); ++j) {
         size_t g = size_t(e.gallery_rows[j]);
         bool hit = r.gallery.embeddings.item_ids[g] == qid;
         char d[32];
         std::snprintf(d, sizeof d, "%.3f", e.distances[j]);
-        h << "<figure class='" << (hit ? "hit" : "miss") << "'><img src='"
-          << esc(img_src(r.gallery.embeddings.image_paths[g])) << "'><figcaption>#" << j + 1 << " " << d << "<br>"
-          << esc(r.gallery.embeddings.item_ids[g]) << "</figcaption></figure>";
+        h << "<figure class='" << (hit ? "ex-hit" : "ex-miss") << "'><img src='"
+          << html_escape(img_src(r.gallery.embeddings.image_paths[g])) << "'><figcaption>#" << j + 1 << " " << d << "<br>"
+          << html_escape(r.gallery.embeddings.item_ids[g]) << "</figcaption></figure>";
       }
       h << "</div>\n";
     }

@@ -16,6 +16,10 @@ struct ReportOptions {
   std::string notes_html;      // extra paragraphs (e.g. the demo's ablation)
 };
 
+// The top-k accuracy and recall@k curves (predicted landmarks; top-k accuracy at the ground-truth ones too,
+// when evaluated) as an SVG chart (plot.h), x: k, y: %.
+std::string topk_curve_svg(const EvalResult& r);
+
 // Returns the path of the page written.
 std::string write_report(const EvalResult& r, const data::Dataset& ds, const ReportOptions& opt);
 

@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "fashionnet/report/html.h"
 
 namespace fn::fashionnet {
 namespace fs = std::filesystem;
@@ -29,21 +32,6 @@ std::string format_px(double v) {
   std::snprintf(buf, sizeof buf, "%.1f", v);
   return buf;
 }
-
-const char* kStyle = R"(<style>
-body { font-family: sans-serif; margin: 16px; background: #fafafa; color: #222; }
-.query { display: flex; gap: 16px; align-items: flex-start; border-top: 1px solid #ccc; padding: 12px 0; }
-.photo { position: relative; flex: none; }
-.photo img { display: block; }
-.photo svg { position: absolute; left: 0; top: 0; }
-.caption { font-size: 12px; word-break: break-all; max-width: 256px; }
-.results { display: flex; flex-wrap: wrap; gap: 8px; }
-.result { border: 3px solid transparent; padding: 2px; font-size: 11px; word-break: break-all; }
-.result.hit { border-color: #2a2; background: #efe; }
-.result.miss { border-color: #ddd; }
-.mark { font-weight: bold; color: #2a2; }
-</style>
-)";
 
 void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& page_dir, int width) {
   const double w = width;
@@ -67,22 +55,6 @@ void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& 
 }  // namespace
 
 bool item_known(const std::string& item_id) { return !item_id.empty() && item_id != "-"; }
-
-std::string html_escape(const std::string& s) {
-  std::string r;
-  r.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': r += "&amp;"; break;
-      case '<': r += "&lt;"; break;
-      case '>': r += "&gt;"; break;
-      case '"': r += "&quot;"; break;
-      case '\'': r += "&#39;"; break;
-      default: r += c;
-    }
-  }
-  return r;
-}
 
 std::string relative_link(const std::string& path, const std::string& page_dir) {
   const fs::path target = fs::absolute(fs::path(path)).lexically_normal();
@@ -108,7 +80,7 @@ std::string render_search_page(const std::vector<PageQuery>& queries, const std:
                                const PageOptions& opt) {
   std::ostringstream o;
   o << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" << html_escape(opt.title)
-    << "</title>\n" << kStyle << "</head>\n<body>\n<h1>" << html_escape(opt.title) << "</h1>\n";
+    << "</title>\n" << page_style() << "</head>\n<body class=\"search\">\n<h1>" << html_escape(opt.title) << "</h1>\n";
   for (const std::string& n : opt.notes) o << "<p class=\"note\">" << html_escape(n) << "</p>\n";
   o << "<p class=\"note\">Dots: predicted landmarks the model calls visible (hover for the slot).";
   o << " Distances: Euclidean between L2-normalised embeddings (0 to 2).</p>\n";
@@ -149,11 +121,14 @@ void write_search_page(const std::string& html_path, const std::vector<PageQuery
                        const PageOptions& opt) {
   const std::string dir = fs::path(html_path).parent_path().string();
   const std::string html = render_search_page(queries, dir, opt);
+  errno = 0;
   std::ofstream f(html_path, std::ios::binary);
-  FN_CHECK(f.good(), html_path, ": cannot open for writing");
+  const int err = errno;
+  FN_EXPECT(f.good(), html_path, ": cannot open the page for writing",
+            err ? cat(": ", std::strerror(err)) : std::string(), " (does the folder exist?)");
   f << html;
   f.close();
-  FN_CHECK(!f.fail(), html_path, ": write failed");
+  FN_EXPECT(!f.fail(), html_path, ": could not write the page (is the disk full?)");
 }
 
 }  // namespace fn::fashionnet

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "fashionnet/report/html.h"  // html_escape
+
 namespace fn::fashionnet {
 
 struct PageResult {
@@ -33,9 +35,6 @@ struct PageOptions {
 };
 
 bool item_known(const std::string& item_id);  // not "" and not "-"
-
-// &, <, >, " and ' as character references.
-std::string html_escape(const std::string& s);
 
 // `path` as a URL relative to `page_dir` (both taken relative to the working directory when not absolute),
 // percent-encoding bytes outside [A-Za-z0-9/._~-].

@@ -6,7 +6,9 @@
 // (last.safetensors, <stage>_best.safetensors, <stage>_final.safetensors, final.safetensors) and
 // loss.svg. "Best" is the lowest smoothed training loss (EMA, 0.98) at a checkpoint of the stage.
 // Resuming from a checkpoint continues bitwise identically on the CPU. A NaN or Inf loss stops the run
-// with the step and the term, without writing a checkpoint; Ctrl-C saves last.safetensors and stops.
+// with the step and the term, without writing a checkpoint; Ctrl-C saves last.safetensors and stops (the
+// SIGINT handler is the caller's again when train() returns or throws). Each step is a TrainStep
+// (fashionnet/train/step.h: where the gradients are complete, frozen parameters, the first-step check).
 #pragma once
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "core/tensor.h"
 #include "data/dataset.h"
 #include "fashionnet/model/config.h"
+#include "fashionnet/train/step.h"  // clip_gradients, TrainStep
 
 namespace fn::fashionnet {
 
@@ -30,10 +33,6 @@ struct TrainOptions {
   int64_t stop_after = 0;   // >0: stop once this many steps (over all stages) are done, saving last.safetensors
                             // as Ctrl-C does, so that a later --resume continues the run
 };
-
-// Scales all gradients so that their global L2 norm is at most max_norm (0: measure only); returns the
-// norm before scaling. The trainer and bench_train_step both call it.
-double clip_gradients(const std::vector<Tensor>& params, double max_norm);
 
 struct TrainSummary {
   int64_t steps = 0;

@@ -3,9 +3,16 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
 namespace fn {
+using fashionnet::kVgg16Layers;
+using fashionnet::scaled_channels;
+using fashionnet::vgg16_channels;
+using fashionnet::Vgg16Channels;
+using fashionnet::Vgg16Layer;
+
 namespace {
 
 std::string fmt_width(double w) {
@@ -16,29 +23,26 @@ std::string fmt_width(double w) {
 
 }  // namespace
 
-const std::vector<Vgg16Conv>& vgg16_convs() {
-  static const std::vector<Vgg16Conv> convs = {
-      {"conv1_1", 0, 64, 3},     {"conv1_2", 2, 64, 64},    {"conv2_1", 5, 128, 64},   {"conv2_2", 7, 128, 128},
-      {"conv3_1", 10, 256, 128}, {"conv3_2", 12, 256, 256}, {"conv3_3", 14, 256, 256}, {"conv4_1", 17, 512, 256},
-      {"conv4_2", 19, 512, 512}, {"conv4_3", 21, 512, 512}, {"conv5_1", 24, 512, 512}, {"conv5_2", 26, 512, 512},
-      {"conv5_3", 28, 512, 512},
-  };
-  return convs;
-}
-
-int64_t vgg16_width(int64_t channels, double width) {
-  return std::max<int64_t>(1, std::llround(double(channels) * width));
+int vgg16_torchvision_index(const Vgg16Layer& layer) {
+  int index = 0, stage = 1;
+  for (const Vgg16Layer& l : kVgg16Layers) {
+    if (l.stage != stage) index += 1, stage = l.stage;  // the previous stage's max pool
+    if (std::strcmp(l.name, layer.name) == 0) return index;
+    index += 2;  // the conv and its ReLU
+  }
+  FN_FAIL("not a VGG16 layer: ", layer.name);
 }
 
 std::vector<std::pair<std::string, Shape>> vgg16_torchvision_shapes(double width) {
-  FN_CHECK(width > 0 && width <= 1, "VGG16 width multiplier must be in (0, 1], got ", width);
+  FN_EXPECT(width > 0 && width <= 1, "VGG16 width multiplier ", width, ": must be in (0, 1]");
   std::vector<std::pair<std::string, Shape>> s;
-  for (const auto& c : vgg16_convs()) {
-    int64_t out = vgg16_width(c.out, width), in = c.in == 3 ? 3 : vgg16_width(c.in, width);
-    s.push_back({cat("features.", c.tv_index, ".weight"), {out, in, 3, 3}});
-    s.push_back({cat("features.", c.tv_index, ".bias"), {out}});
+  for (const Vgg16Layer& l : kVgg16Layers) {
+    const Vgg16Channels c = vgg16_channels(l, width);
+    const int tv = vgg16_torchvision_index(l);
+    s.push_back({cat("features.", tv, ".weight"), {c.out, c.in, 3, 3}});
+    s.push_back({cat("features.", tv, ".bias"), {c.out}});
   }
-  const int64_t fc = vgg16_width(4096, width), flat = vgg16_width(512, width) * 7 * 7;
+  const int64_t fc = scaled_channels(4096, width), flat = int64_t(scaled_channels(512, width)) * 7 * 7;
   s.push_back({"classifier.0.weight", {fc, flat}});
   s.push_back({"classifier.0.bias", {fc}});
   s.push_back({"classifier.3.weight", {fc, fc}});
@@ -67,7 +71,7 @@ NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* repo
   if (!tv.has(prefix + "features.0.weight")) {
     std::string some;
     for (size_t i = 0; i < tv.names.size() && i < 4; ++i) some += cat(i ? ", " : "", "'", tv.names[i], "'");
-    FN_FAIL("checkpoint ", tv.path, ": not a torchvision VGG16 file: no tensor 'features.0.weight'",
+    FN_USER_FAIL("checkpoint ", tv.path, ": not a torchvision VGG16 file: no tensor 'features.0.weight'",
             tv.names.empty() ? std::string(" (the file holds no tensors)") : cat(" (it holds ", some,
             tv.names.size() > 4 ? ", ..." : "", ")"));
   }
@@ -91,9 +95,9 @@ NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* repo
     }
     return true;
   };
-  for (const auto& c : vgg16_convs()) {
-    check(cat("features.", c.tv_index, ".weight"));
-    check(cat("features.", c.tv_index, ".bias"));
+  for (const Vgg16Layer& l : kVgg16Layers) {
+    check(cat("features.", vgg16_torchvision_index(l), ".weight"));
+    check(cat("features.", vgg16_torchvision_index(l), ".bias"));
   }
   bool fc6 = false;
   if (opt.map_fc6) {
@@ -102,15 +106,17 @@ NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* repo
   }
   if (!problems.empty()) {
     const Shape& first = tv.shape(prefix + "features.0.weight");
-    if (!first.empty() && first[0] != vgg16_width(64, opt.width))
+    const int conv1_1 = vgg16_channels(kVgg16Layers[0], opt.width).out;
+    if (!first.empty() && first[0] != conv1_1)
       problems.insert(problems.begin(), cat("its conv1_1 has ", first[0], " output channels, VGG16 at width ",
-                                            fmt_width(opt.width), " has ", vgg16_width(64, opt.width),
-                                            " (a VGG16 file at width ", fmt_width(double(first[0]) / 64.0), "?)"));
+                                            fmt_width(opt.width), " has ", conv1_1,
+                                            " (a VGG16 file at width ",
+                                            fmt_width(double(first[0]) / kVgg16Layers[0].out), "?)"));
     std::string msg = cat("checkpoint ", tv.path, ": not a torchvision VGG16 file at width ", fmt_width(opt.width), ": ");
     if (problems.size() > 1) msg += cat(problems.size(), " problems: ");
     for (size_t i = 0; i < problems.size() && i < 8; ++i) msg += (i ? "; " : "") + problems[i];
     if (problems.size() > 8) msg += cat(" (and ", problems.size() - 8, " more)");
-    throw Error(msg);
+    FN_USER_FAIL(msg);
   }
 
   NamedTensors out;
@@ -125,15 +131,15 @@ NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* repo
     out.push_back({ours, t});
     note(cat(prefix, tv_name, " ", shape_str(t.shape()), " -> ", ours));
   };
-  for (const auto& c : vgg16_convs()) {
+  for (const Vgg16Layer& l : kVgg16Layers) {
     for (const char* kind : {"weight", "bias"}) {
-      const std::string tv_name = cat("features.", c.tv_index, ".", kind);
+      const std::string tv_name = cat("features.", vgg16_torchvision_index(l), ".", kind);
       Tensor t = take(tv_name);
-      if (c.tv_index < 24) {
-        emit(tv_name, t, cat("trunk.", c.name, ".", kind));
+      if (l.stage < 5) {  // FashionNet's shared trunk, then conv5 once per branch
+        emit(tv_name, t, cat("trunk.", l.name, ".", kind));
       } else {
-        emit(tv_name, t, cat("conv5_global.", c.name, ".", kind));
-        emit(tv_name, t, cat("conv5_pose.", c.name, ".", kind));
+        emit(tv_name, t, cat("conv5_global.", l.name, ".", kind));
+        emit(tv_name, t, cat("conv5_pose.", l.name, ".", kind));
       }
     }
   }

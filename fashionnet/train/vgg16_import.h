@@ -11,14 +11,17 @@
 //   classifier.3 (fc7), classifier.6 (fc8, the 1000 ImageNet classes): not used
 // Conv weights are (out, in, 3, 3) and linear weights (out, in) in both engines, so tensors copy unchanged.
 //
-// The width multiplier describes a VGG16-shaped network with every channel count scaled: conv widths
-// round(c * width) (at least 1; the 3 input channels stay 3), fc6 round(4096 * width) x (round(512 * width) * 7 * 7).
-// Real torchvision weights are width 1; smaller widths exist for tests and for VGG16-shaped files of our own.
+// The layer list and the width multiplier's rounding are the network's (fashionnet/model/vgg16.h): conv widths
+// scaled_channels(c, width) = round(c * width), at least 4 (the 3 input channels stay 3), fc6
+// scaled_channels(4096, width) x (scaled_channels(512, width) * 7 * 7). So a file at a width has the shapes the
+// network at that width expects. Real torchvision weights are width 1; smaller widths exist for tests and for
+// VGG16-shaped files of our own.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "core/safetensors.h"
+#include "fashionnet/model/vgg16.h"
 
 namespace fn {
 
@@ -27,14 +30,9 @@ struct Vgg16ImportOptions {
   bool map_fc6 = true;  // classifier.0 -> fc6_global when the file has it
 };
 
-// One VGG16 conv layer at full width.
-struct Vgg16Conv {
-  const char* name;  // "conv1_1" .. "conv5_3"
-  int tv_index;      // torchvision features.<tv_index>
-  int64_t out, in;   // channels at width 1
-};
-const std::vector<Vgg16Conv>& vgg16_convs();  // the 13 layers in order
-int64_t vgg16_width(int64_t channels, double width);  // round(channels * width), at least 1
+// torchvision's index of a conv in vgg16.features (features.<index>.weight): each conv is followed by its ReLU,
+// each stage by its max pool: conv1_1 0, conv1_2 2, conv2_1 5, ..., conv5_3 28.
+int vgg16_torchvision_index(const fashionnet::Vgg16Layer& layer);
 
 // The shapes torchvision's vgg16 state_dict has at `width` (features.* and classifier.*), name -> shape.
 // Used to check a file, and by tests to build one.

@@ -1,0 +1,168 @@
+// The configuration's one field list and one table per choice (fashionnet/model/config.h): the JSON of every
+// checkpoint and config.json stays what it was (the same keys, the same strings), a choice is an enum from the
+// JSON or command-line boundary on, and the checks name every field out of range.
+#include <string>
+
+#include "apps/options.h"
+#include "fashionnet/model/config.h"
+#include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
+
+using namespace fn;
+using namespace fn::fashionnet;
+
+namespace {
+
+// The tiny preset as the engine wrote it before the field list (config.json, checkpoints' metadata).
+const char* kTinyJson =
+    R"({"K":4,"P":2,"batch":8,"bbox_margin":0.0,"checkpoint_every":10,"clip_grad_norm":10.0,"log_every":5,)"
+    R"("momentum":0.9,"net":{"attributes":463,"backbone":"vgg16","categories":23,"dropout":0.0,"fc6_global":32,)"
+    R"("fc6_local":16,"fc6_pose":16,"fc7_fusion":32,"fc7_pose":16,"input":32,"local_branch":true,)"
+    R"("pool_mode":"corner","pool_radius":1,"width":0.0625},"preset":"tiny","schedule":"cosine","seed":1,)"
+    R"("stages":[{"lr":0.01,"name":"stage1","steps":20,"weights":{"attributes":1.0,"category":1.0,)"
+    R"("landmarks":10.0,"triplet":1.0,"visibility":10.0}},{"lr":0.01,"name":"stage2","steps":20,)"
+    R"("weights":{"attributes":1.0,"category":1.0,"landmarks":1.0,"triplet":1.0,"visibility":1.0}}],)"
+    R"("step_every":0,"step_gamma":0.1,"triplet_margin":0.20000000298023224,"triplet_mining":"batch_hard",)"
+    R"("warmup":0,"weight_decay":0.0})";
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const fn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config: the JSON is the one checkpoints hold, and reads back", "[config]") {
+  CHECK(nlohmann::json(preset("tiny")).dump() == kTinyJson);
+  for (const std::string& name : preset_names()) {
+    INFO(name);
+    const nlohmann::json j = preset(name);
+    TrainConfig back;
+    j.get_to(back);
+    CHECK(nlohmann::json(back) == j);
+    CHECK(config_problems(back).empty());
+  }
+  // An old file: read, then written again unchanged.
+  TrainConfig c;
+  nlohmann::json::parse(kTinyJson).get_to(c);
+  CHECK(c.net.pool_mode == PoolMode::Corner);
+  CHECK(c.schedule == LrSchedule::Cosine);
+  CHECK(c.triplet_mining == TripletMining::BatchHard);
+  CHECK(c.net.backbone == Backbone::Vgg16);
+  CHECK(nlohmann::json(c).dump() == kTinyJson);
+}
+
+TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
+  CHECK(choice_names<PoolMode>() == std::vector<std::string>{"corner", "zero"});
+  CHECK(choice_names<TripletMining>() == std::vector<std::string>{"batch_hard", "all"});
+  CHECK(choice_names<LrSchedule>() == std::vector<std::string>{"cosine", "step"});
+  CHECK(choice_names<Backbone>() == std::vector<std::string>{"vgg16"});
+  CHECK(choice_names_text<PoolMode>() == "corner or zero");
+  // The kernels' own enums.
+  CHECK(parse_choice<PoolMode>("zero") == kernels::LandmarkPoolMode::Zero);
+  CHECK(parse_choice<TripletMining>("all") == kernels::TripletMode::BatchAll);
+  CHECK(!parse_choice<TripletMining>("batch-hard").has_value());
+
+  TrainConfig c = preset("tiny");
+  c.net.pool_mode = "zero";
+  c.triplet_mining = TripletMining::BatchAll;
+  c.schedule = std::string("step");
+  CHECK(c.net.pool_mode == PoolMode::Zero);
+  kernels::TripletMode mode = c.triplet_mining;  // where a kernel takes it
+  CHECK(mode == kernels::TripletMode::BatchAll);
+  nlohmann::json j = c;
+  CHECK(j["net"]["pool_mode"] == "zero");
+  CHECK(j["triplet_mining"] == "all");
+  CHECK(j["schedule"] == "step");
+
+  // A name not in the table is kept as written: check_config names it, to_json writes it back.
+  c.net.pool_mode = "middle";
+  CHECK(!c.net.pool_mode.known());
+  CHECK(c.net.pool_mode != PoolMode::Corner);
+  CHECK(nlohmann::json(c)["net"]["pool_mode"] == "middle");
+  CHECK(config_problems(c) == std::vector<std::string>{"net.pool_mode 'middle': corner or zero"});
+  CHECK_THROWS_WITH(PoolMode(c.net.pool_mode), Catch::Contains("used unchecked"));  // an internal error
+  // A choice that is not a string is json's type error.
+  CHECK_THROWS_WITH(nlohmann::json::parse(R"({"pool_mode": 1})").get<NetConfig>(), Catch::Contains("must be string"));
+}
+
+TEST_CASE("config: missing keys keep their values, integers refuse fractions and overflow", "[config]") {
+  TrainConfig c = preset("cpu-small");
+  nlohmann::json::parse(R"({"batch": 4, "net": {"width": 0.5}, "stages": [{"name": "only", "lr": 0.5}]})").get_to(c);
+  CHECK(c.batch == 4);
+  CHECK(c.P == 4);                  // the preset's
+  CHECK(c.net.width == 0.5);
+  CHECK(c.net.input == 112);        // the preset's: a nested object is read into the current one
+  REQUIRE(c.stages.size() == 1);    // a list is replaced, its elements start from StageConfig's defaults
+  CHECK(c.stages[0].steps == 0);
+  CHECK(c.stages[0].weights.landmarks == 1);
+  CHECK(c.stages[0].lr == 0.5);
+
+  auto read = [](const char* text) {
+    return error_of([&] {
+      TrainConfig t;
+      nlohmann::json::parse(text).get_to(t);
+    });
+  };
+  reload_error_location();
+  CHECK(read(R"({"batch": 16.7})") == "'batch' is 16.7: a whole number expected");
+  CHECK(read(R"({"batch": 4294967297})") == "'batch' is 4294967297: out of range for its type");
+  CHECK(read(R"({"seed": -1})") == "'seed' is -1: out of range for its type");
+  CHECK(read(R"({"stages": [{"steps": 1.5}]})") == "'steps' is 1.5: a whole number expected");
+  CHECK(read(R"({"batch": 16.0})").empty());
+}
+
+TEST_CASE("config: the checks name every field out of its range", "[config]") {
+  TrainConfig c = preset("tiny");
+  c.net.backbone = "resnet";
+  c.net.width = 0;
+  c.net.input = 30;
+  c.net.dropout = 1.f;
+  c.batch = 0;
+  c.momentum = std::nan("");
+  c.schedule = "linear";
+  c.triplet_mining = "";
+  c.log_every = 0;
+  c.stages.push_back({});
+  c.stages[0].weights.triplet = -1;
+  const std::vector<std::string> want = {"net.backbone 'resnet': vgg16",
+                                         "net.width 0: from 0.001 to 8",
+                                         "net.input 30: a multiple of 8 from 32 to 2048",
+                                         "net.dropout 1: from 0 to 0.99",
+                                         "batch 0: from 1 to 65536",
+                                         "momentum nan: from 0 to 0.999",
+                                         "schedule 'linear': cosine or step",
+                                         "triplet_mining '': batch_hard or all",
+                                         "log_every 0: positive",
+                                         "stages[0].weights.triplet -1: from 0 to 1e6",
+                                         "stages[2].name: empty"};
+  CHECK(config_problems(c) == want);
+  CHECK(config_problems(c.net) == std::vector<std::string>{"backbone 'resnet': vgg16", "width 0: from 0.001 to 8",
+                                                           "input 30: a multiple of 8 from 32 to 2048",
+                                                           "dropout 1: from 0 to 0.99"});
+  c.stages.clear();
+  CHECK(config_problems(c).back() == "stages: none (at least one)");
+  // User errors: the message, no source location.
+  reload_error_location();
+  CHECK(error_of([&] { check_config(c, "--config x.json"); }).rfind("--config x.json: invalid configuration: net.backbone", 0) == 0);
+  CHECK(error_of([&] { check_config(c, "--config x.json"); }).find("[") == std::string::npos);
+  CHECK(error_of([] { preset("huge"); }) == "unknown preset 'huge' (expected paper, cpu-small or tiny)");
+}
+
+TEST_CASE("config: the command line's --pool-mode takes the table's names", "[config]") {
+  CLI::App app;
+  apps::TrainFlags f;
+  apps::add_train_flags(app, f);
+  const char* ok[] = {"t", "--preset", "tiny", "--pool-mode", "zero"};
+  app.parse(5, ok);
+  CHECK(apps::make_config(f).net.pool_mode == PoolMode::Zero);
+  CLI::App app2;
+  apps::TrainFlags g;
+  apps::add_train_flags(app2, g);
+  const char* bad[] = {"t", "--pool-mode", "middle"};
+  CHECK_THROWS_AS(app2.parse(3, bad), CLI::ValidationError);
+}
