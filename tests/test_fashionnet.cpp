@@ -26,7 +26,7 @@ namespace {
 
 NetConfig tiny_net() { return preset("tiny").net; }
 
-// The second configuration of the brief: 64x64 input, every width 1/8, small fully connected layers.
+// A small configuration: 64x64 input, every width 1/8, small fully connected layers.
 NetConfig small_net(bool local, const std::string& pool_mode) {
   NetConfig c;
   c.width = 1.0 / 8;
