@@ -152,7 +152,8 @@ struct Setup {
 
   void embed() {
     fn::NoGradGuard ng;
-    fnn::Outputs out = model->forward(batch.images, fnn::PoolAt{}, false, 0);
+    fn::nn::ModeGuard eval_mode(*model, /*training=*/false);
+    fnn::Outputs out = model->forward(batch.images, fnn::PoolAt{}, 0);
     (void)out.embedding.numel();
   }
 };
@@ -290,7 +291,7 @@ json profile_layers(const fnn::TrainConfig& cfg, int batch, Device d, int repeat
 json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) {
   const fnn::LossWeights& w = s.weights();
   const fnn::LossContext& ctx = s.train->loss_context();
-  fnn::Outputs out = s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible}, true, 0);
+  fnn::Outputs out = s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible}, 0);  // training mode
   fn::clear_tape();
   auto leaf = [&](const Tensor& t) {
     if (!t.defined()) return t;

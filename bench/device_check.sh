@@ -89,6 +89,11 @@ bench() {  # name, then arguments
 bench bench_landmark_pool --device cuda --json "$OUTDIR/bench_landmark_pool.json"
 bench bench_losses --device cuda --json "$OUTDIR/bench_losses.json"
 bench bench_search --device cuda --json "$OUTDIR/bench_search.json"
+# The backbone ops (issue 17): batch norm against cuDNN's, depthwise against cuDNN's grouped convolution,
+# global average pooling and max pooling; each against the copy bandwidth measured in the same run.
+bench bench_batchnorm2d --device cuda --json "$OUTDIR/bench_batchnorm2d.json"
+bench bench_depthwise_conv2d --device cuda --json "$OUTDIR/bench_depthwise_conv2d.json"
+bench bench_pool --device cuda --repeats 10 --json "$OUTDIR/bench_pool.json"
 bench bench_train_step --device cuda --preset paper --batch 32 --steps 10 --pytorch --profile \
   --json "$OUTDIR/bench_train_step.json"
 
@@ -112,7 +117,8 @@ bench bench_conv --device cuda --json "$OUTDIR/bench_conv.json"
 #    gradient clip's norm): out-of-bounds and misaligned accesses that a comparison with the CPU can miss.
 #    Last and time-capped: it is slow.
 if command -v compute-sanitizer >/dev/null 2>&1 && [ "${FN_DC_SANITIZER:-1}" = 1 ]; then
-  for t in test_landmark_pool test_losses test_triplet test_shape_reduce; do
+  for t in test_landmark_pool test_losses test_triplet test_shape_reduce test_batchnorm2d test_depthwise_conv2d \
+           test_pooling; do
     wanted "memcheck_$t" && [ -x "$BUILD/bin/$t" ] || continue
     run_step "memcheck_$t" 40 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/bin/$t" "*CUDA*"
   done

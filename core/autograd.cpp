@@ -1,7 +1,5 @@
 #include "core/autograd.h"
 
-#include <unordered_set>
-
 namespace fn {
 namespace {
 thread_local bool g_grad_enabled = true;
@@ -32,6 +30,33 @@ void clear_tape() { g_tape.clear(); }
 size_t tape_size() { return g_tape.size(); }
 
 namespace {
+// Whether a gradient may be written in place: no other tensor shares its TensorImpl (another input handed
+// the same gradient, as add's {g, g}) or its storage (a view of it, a closure that kept it).
+bool exclusively_owned(const std::shared_ptr<TensorImpl>& g) { return g.use_count() == 1 && g->storage.use_count() == 1; }
+
+// Adds gradient `gi` into input `in`'s. The first gradient to arrive is taken as it is, with no copy: a
+// gradient passed straight through (add's {g, g}, reshape's view) then costs nothing. Later ones add in
+// place when that gradient is the input's alone, and out of place when it is shared, so accumulation never
+// writes through a buffer another tensor still reads. A leaf's gradient outlives the backward, and the
+// optimizers and clip_gradients change it in place, so a leaf always owns its own.
+void accumulate_into(Tensor& in, Tensor gi) {
+  std::shared_ptr<TensorImpl>& cur = in.impl()->grad;
+  if (!cur) {
+    if (in.is_leaf() && !exclusively_owned(gi.impl_ptr())) {
+      gi = gi.clone();
+      ++g_stats.grad_copies;
+    }
+    in.set_grad(gi);
+  } else if (exclusively_owned(cur)) {
+    Tensor(cur).add_(gi);
+  } else {
+    Tensor sum = Tensor(cur).clone();
+    sum.add_(gi);
+    ++g_stats.grad_copies;
+    in.set_grad(sum);
+  }
+}
+
 // After a node has run: its output's gradient (unless a leaf's), its closures' saved tensors and the
 // activations only it held are freed, so the peak stays near the forward's.
 void release(Node& node) {
@@ -67,6 +92,10 @@ void backward(const Tensor& root, const Tensor& seed) {
     }
     Tensor* in0 = node.inputs.empty() ? nullptr : &node.inputs[0];
     if (node.accumulate && in0 && in0->defined() && in0->requires_grad() && in0->grad().defined()) {
+      if (!exclusively_owned(in0->impl()->grad)) {  // copy on write: the sparse add must not reach another tensor
+        in0->set_grad(in0->grad().clone());
+        ++g_stats.grad_copies;
+      }
       Tensor cur = in0->grad();
       node.accumulate(g, cur);
       ++g_stats.accumulate_calls;
@@ -79,24 +108,17 @@ void backward(const Tensor& root, const Tensor& seed) {
     std::vector<Tensor> grads = node.backward(g);
     FN_CHECK(grads.size() == node.inputs.size(), "backward of ", node.op, " returned ", grads.size(),
              " gradients for ", node.inputs.size(), " inputs");
-    std::unordered_set<const Storage*> handed_out;
+    // The output's gradient is used up: drop it before accumulating, so that a gradient the backward passed
+    // straight through is held by its new owners only (and can be added into in place).
+    g = Tensor();
+    if (!node.output.is_leaf()) node.output.zero_grad();
     for (size_t i = 0; i < grads.size(); ++i) {
       Tensor& in = node.inputs[i];
-      Tensor gi = grads[i];
+      Tensor gi = std::move(grads[i]);
       if (!gi.defined() || !in.defined() || !in.requires_grad()) continue;
       FN_CHECK(gi.shape() == in.shape(), "backward of ", node.op, ": gradient ", gi.describe(), " for input ",
                in.describe());
-      Tensor cur = in.grad();
-      if (cur.defined()) {
-        cur.add_(gi);
-      } else {
-        // A gradient that aliases the output's, or one already given to another input, must be copied:
-        // accumulating into it later would change the other tensor too.
-        const Storage* st = gi.impl()->storage.get();
-        if (gi.same_storage(g) || handed_out.count(st)) gi = gi.clone();
-        handed_out.insert(gi.impl()->storage.get());
-        in.set_grad(gi);
-      }
+      accumulate_into(in, std::move(gi));
     }
     release(node);
   }

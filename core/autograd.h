@@ -66,6 +66,8 @@ struct BackwardStats {
   std::vector<const char*> accumulated;    // the op of each AccumulateFn call, in the order run
   std::vector<const char*> dense_fallbacks;  // ops that had an AccumulateFn but ran their BackwardFn instead
                                              // (their input had no gradient yet when they ran)
+  int64_t grad_copies = 0;  // dense gradients copied because another tensor shared them: a leaf's first
+                            // gradient, or one to be added into while shared (see backward() in autograd.cpp)
 };
 const BackwardStats& last_backward_stats();
 

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kernels/conv2d_direct.h"
 #include "kernels/conv2d_winograd.h"
 #include "kernels/gemm.h"
@@ -68,13 +69,10 @@ enum Slot { kCol = 0, kAcc = 1, kSlots = 2 };  // the direct kernel's bordered c
 // each, past every worker's slots.
 constexpr int kFlipped = 64 * kSlots, kPacked = kFlipped + 1;
 
-// Runs f(t) for t in [0, n) on n threads (the caller is thread 0) and waits for all.
+// Runs f(t) for t in [0, n), t = 0 on the caller, the others on the kept workers, and waits for all.
 template <class F>
 void run_threads(int n, F&& f) {
-  std::vector<std::thread> ts;
-  for (int t = 1; t < n; ++t) ts.emplace_back([&f, t] { f(t); });
-  f(0);
-  for (auto& th : ts) th.join();
+  parallel_run(n, [&f](int t) { f(t); });
 }
 
 // Holds OpenBLAS to one thread while our own threads each make BLAS calls, and restores it after.

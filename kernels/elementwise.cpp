@@ -86,6 +86,34 @@ void relu_backward(const Tensor& y, const Tensor& gy, Tensor& gx) {
   });
 }
 
+void relu6_forward(const Tensor& x, Tensor& y) {
+  check_binary("relu6_forward", x, x, y);
+  if (x.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::relu6_forward_f32(x.f32(), y.f32(), x.numel());
+#endif
+  }
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    cpu_for(x.numel(), [&](int64_t i) { py[i] = relu6_fwd(px[i]); });
+  });
+}
+
+void relu6_backward(const Tensor& y, const Tensor& gy, Tensor& gx) {
+  check_binary("relu6_backward", y, gy, gx);
+  if (y.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::relu6_backward_f32(y.f32(), gy.f32(), gx.f32(), y.numel());
+#endif
+  }
+  FN_DISPATCH_FLOAT(y.dtype(), T, {
+    const T *py = y.data<T>(), *pg = gy.data<T>();
+    T* pgx = gx.data<T>();
+    cpu_for(y.numel(), [&](int64_t i) { pgx[i] = relu6_bwd(py[i], pg[i]); });
+  });
+}
+
 void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
   check_binary("dropout_forward", x, x, y);
   FN_CHECK(p >= 0.f && p < 1.f, "dropout probability ", p, " not in [0, 1)");

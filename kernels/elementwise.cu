@@ -18,6 +18,10 @@ __global__ void relu_fwd_kernel(const float* x, float* y, int64_t n) { FN_GRID_S
 __global__ void relu_bwd_kernel(const float* y, const float* gy, float* gx, int64_t n) {
   FN_GRID_STRIDE(i, n) gx[i] = relu_bwd(y[i], gy[i]);
 }
+__global__ void relu6_fwd_kernel(const float* x, float* y, int64_t n) { FN_GRID_STRIDE(i, n) y[i] = relu6_fwd(x[i]); }
+__global__ void relu6_bwd_kernel(const float* y, const float* gy, float* gx, int64_t n) {
+  FN_GRID_STRIDE(i, n) gx[i] = relu6_bwd(y[i], gy[i]);
+}
 __global__ void dropout_kernel(const float* x, float p, uint64_t seed, float* y, int64_t n) {
   FN_GRID_STRIDE(i, n) y[i] = dropout_apply(x[i], seed, i, p);
 }
@@ -43,6 +47,16 @@ void relu_forward_f32(const float* x, float* y, int64_t n) {
 void relu_backward_f32(const float* y, const float* gy, float* gx, int64_t n) {
   if (n == 0) return;
   relu_bwd_kernel<<<grid_for(n), 256, 0, ::fn::cuda::stream()>>>(y, gy, gx, n);
+  CUDA_CHECK_LAUNCH();
+}
+void relu6_forward_f32(const float* x, float* y, int64_t n) {
+  if (n == 0) return;
+  relu6_fwd_kernel<<<grid_for(n), 256, 0, ::fn::cuda::stream()>>>(x, y, n);
+  CUDA_CHECK_LAUNCH();
+}
+void relu6_backward_f32(const float* y, const float* gy, float* gx, int64_t n) {
+  if (n == 0) return;
+  relu6_bwd_kernel<<<grid_for(n), 256, 0, ::fn::cuda::stream()>>>(y, gy, gx, n);
   CUDA_CHECK_LAUNCH();
 }
 void dropout_f32(const float* x, float p, uint64_t seed, float* y, int64_t n) {

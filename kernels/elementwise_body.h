@@ -9,6 +9,10 @@ namespace fn::kernels {
 
 template <class T> FN_HD T relu_fwd(T x) { return x > T(0) ? x : T(0); }
 template <class T> FN_HD T relu_bwd(T y, T gy) { return y > T(0) ? gy : T(0); }
+// ReLU6 (MobileNet, EfficientNet-Lite): min(max(x, 0), 6); a NaN stays NaN, as in PyTorch's clamp. Its
+// backward passes gy where 0 < x < 6, which is where 0 < y < 6, so it too is written on the output.
+template <class T> FN_HD T relu6_fwd(T x) { return x < T(0) ? T(0) : (x > T(6) ? T(6) : x); }
+template <class T> FN_HD T relu6_bwd(T y, T gy) { return y > T(0) && y < T(6) ? gy : T(0); }
 
 // Dropout keeps element i when its uniform draw is >= p; stream 0x64726f70 ("drop") separates it from
 // other users of the same seed.

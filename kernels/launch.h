@@ -2,10 +2,8 @@
 // checks every launcher makes before choosing a device.
 #pragma once
 #include <cstdint>
-#include <thread>
-#include <vector>
-
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 
 namespace fn::kernels {
 
@@ -15,9 +13,9 @@ inline void cpu_for(int64_t n, F&& body) {
   for (int64_t i = 0; i < n; ++i) body(i);
 }
 
-// Runs body(begin, end) over [0, n) cut into `threads` contiguous ranges, each on its own std::thread
-// (the caller runs the first). For memory-bound passes where every element is written by exactly one
-// range, so the result does not depend on the thread count.
+// Runs body(begin, end) over [0, n) cut into `threads` contiguous ranges, the first on the caller and the
+// others on the kept worker threads (core/thread_pool.h). For memory-bound passes where every element is
+// written by exactly one range, so the result does not depend on the thread count.
 template <class F>
 inline void cpu_parallel_ranges(int64_t n, int threads, F&& body) {
   if (threads > n) threads = int(n);
@@ -25,10 +23,7 @@ inline void cpu_parallel_ranges(int64_t n, int threads, F&& body) {
     if (n > 0) body(int64_t(0), n);
     return;
   }
-  std::vector<std::thread> ts;
-  for (int t = 1; t < threads; ++t) ts.emplace_back([&body, n, t, threads] { body(n * t / threads, n * (t + 1) / threads); });
-  body(int64_t(0), n / threads);
-  for (auto& th : ts) th.join();
+  parallel_run(threads, [&body, n, threads](int t) { body(n * t / threads, n * (t + 1) / threads); });
 }
 
 // Launch geometry for one-thread-per-element kernels with a grid-stride loop.

@@ -1,8 +1,12 @@
 // 2-D max pooling, NCHW: y[n,c,p,q] = max over the window cells (h, w) = (p*stride - pad + i, q*stride - pad + j),
 // 0 <= i, j < kernel, that lie inside the image (padding never wins). P = (H + 2 pad - kernel) / stride + 1.
 // Backward: each gy[n,c,p,q] goes to the window's argmax; gradients of overlapping windows add up.
-// The argmax is the first maximum in row-major window order (ties: first max wins, on the CPU).
-// CPU: the reference loops below. CUDA: cuDNN pooling, CUDNN_POOLING_MAX_DETERMINISTIC.
+// The argmax is the first maximum in row-major window order (ties: first max wins, on the CPU), as in
+// PyTorch's CPU kernel; padding is never a candidate (PyTorch pads with -inf). One difference: a NaN always
+// wins in PyTorch, here only when it is the window's first cell (cuDNN: CUDNN_NOT_PROPAGATE_NAN).
+// CPU: the reference loops below (planes split over the cores), and vectorised paths (float32 and float64
+// for 2x2 stride 2; float32 for 3x3 stride 2 pad 0 or 1, ResNet's) that give the reference's bits.
+// CUDA: cuDNN pooling, CUDNN_POOLING_MAX_DETERMINISTIC. docs/kernels/maxpool2d.md.
 #pragma once
 #include <cstdint>
 
@@ -35,10 +39,16 @@ FN_HD T max_pool_window(const T* x, const PoolGeom& g, int64_t p, int64_t q, int
   return best;
 }
 
-void max_pool2d_forward(const Tensor& x, Tensor& y, int kernel, int stride, int pad);
-// gx (N,C,H,W) overwritten. x and y are the forward's input and output (cuDNN needs both).
+// CPU versions, selectable by tests and benchmarks: V1Reference = max_pool_window per output (the backward
+// zeroes gx and scatters), Default = the fast path where one applies, else the reference. CUDA: Default only.
+enum class MaxPoolCpu { Default, V1Reference };
+
+void max_pool2d_forward(const Tensor& x, Tensor& y, int kernel, int stride, int pad,
+                        MaxPoolCpu version = MaxPoolCpu::Default);
+// gx (N,C,H,W) overwritten. x and y are the forward's input and output (cuDNN and the CPU's fast paths use y
+// to find each window's argmax).
 void max_pool2d_backward(const Tensor& x, const Tensor& y, const Tensor& gy, Tensor& gx, int kernel, int stride,
-                         int pad);
+                         int pad, MaxPoolCpu version = MaxPoolCpu::Default);
 
 #ifdef FN_WITH_CUDA
 namespace cuda {

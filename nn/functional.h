@@ -14,6 +14,7 @@ Tensor add(const Tensor& a, const Tensor& b);    // same shape
 Tensor mul(const Tensor& a, const Tensor& b);    // same shape
 Tensor scale(const Tensor& a, double alpha);
 Tensor relu(const Tensor& x);
+Tensor relu6(const Tensor& x);  // min(max(x, 0), 6); the gradient passes where 0 < x < 6
 // Inverted dropout with probability p when `training`; identity otherwise. `seed` picks the mask.
 Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed);
 
@@ -33,12 +34,29 @@ Tensor matmul(const Tensor& a, const Tensor& b);  // (M,K) x (K,N)
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
 // ---- convolution and pooling (nn/functional_conv.cpp)
-struct Conv2dArgs { int stride = 1, pad = 1; };
-// x (N,C,H,W), w (K,C,R,S), b (K) or undefined -> (N,K,P,Q). CPU: im2col + GEMM; CUDA: cuDNN.
+// groups: 1 (a dense convolution) or C (depthwise: K == C, w (C,1,R,S), kernels/depthwise_conv2d.h); other
+// group counts are refused.
+struct Conv2dArgs { int stride = 1, pad = 1, groups = 1; };
+// x (N,C,H,W), w (K,C/groups,R,S), b (K) or undefined -> (N,K,P,Q). groups = 1: kernels/conv2d.h (CPU: direct,
+// Winograd or im2col + GEMM, a 1x1 a plain GEMM; CUDA: cuDNN); groups = C: the depthwise kernels.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a = {});
 // Conv2d + ReLU in one op (one output tensor saved; the backward masks by the output).
 Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a = {});
 struct Pool2dArgs { int kernel = 2, stride = 2, pad = 0; };
 Tensor max_pool2d(const Tensor& x, Pool2dArgs a = {});
+// (nn/functional_pool.cpp) x (N,C,H,W) -> (N,C): the mean of each plane (kernels/global_avg_pool2d.h).
+Tensor global_avg_pool2d(const Tensor& x);
+
+// ---- normalisation (nn/functional_norm.cpp)
+enum class BatchNormMode { Train, Eval, Frozen };
+// Train: normalise by the batch's statistics (per channel over N, H, W; biased variance) and update the
+// running ones as PyTorch does: r = (1 - momentum) r + momentum * batch, the variance unbiased (n / (n - 1)).
+// Eval and Frozen: normalise by the running statistics and leave them alone (Frozen is for fine-tuning with
+// small batches: gradients still flow to x, weight and bias).
+struct BatchNormArgs { double momentum = 0.1, eps = 1e-5; };
+// x (N,C,H,W); weight, bias, running_mean, running_var (C); weight/bias undefined = no affine. running_mean
+// and running_var are updated in place in Train mode. Kernels and math: kernels/batchnorm2d.h.
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                    const Tensor& running_var, BatchNormMode mode, BatchNormArgs a = {});
 
 }  // namespace fn::F

@@ -1,9 +1,11 @@
 // Differentiable convolution and pooling: conv2d, conv2d_relu (one op, one saved output) and max_pool2d.
 // Backward of conv2d: gx = conv2d_backward_data(g, W), gW = conv2d_backward_filter(x, g), gb = bias_grad(g);
-// conv2d_relu first masks g by its output (y > 0), then does the same.
+// conv2d_relu first masks g by its output (y > 0), then does the same. groups = 1 runs kernels/conv2d.h,
+// groups = C (depthwise) kernels/depthwise_conv2d.h, with the same structure.
 #include "core/autograd.h"
 #include "kernels/bias.h"
 #include "kernels/conv2d.h"
+#include "kernels/depthwise_conv2d.h"
 #include "kernels/elementwise.h"
 #include "kernels/maxpool2d.h"
 #include "nn/functional.h"
@@ -11,16 +13,32 @@
 namespace fn::F {
 namespace {
 
+// Whether this convolution is depthwise; refuses group counts other than 1 and the channel count.
+bool depthwise(const Tensor& x, const Tensor& w, Conv2dArgs a) {
+  FN_CHECK(x.ndim() == 4 && w.ndim() == 4, "conv2d: x (N,C,H,W) and w (K,C/groups,R,S) expected, got ",
+           x.describe(), " and ", w.describe());
+  const int64_t C = x.size(1);
+  FN_CHECK(a.groups == 1 || a.groups == C, "conv2d: groups must be 1 or the channel count (", C,
+           ", depthwise); got groups = ", a.groups);
+  if (a.groups == 1) return false;
+  FN_CHECK(w.size(0) == C && w.size(1) == 1, "conv2d: a depthwise convolution (groups = ", C,
+           ") takes filters (", C, ",1,R,S), one per channel; got ", w.describe());
+  return true;
+}
+
 // The gradients of x, W and b for an output gradient g of the convolution (before any activation).
 std::vector<Tensor> conv_grads(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a) {
   Tensor gx, gw, gb;
+  const bool dw = a.groups != 1;  // checked by depthwise() in the forward
   if (x.requires_grad()) {
     gx = Tensor::empty_like(x);
-    kernels::conv2d_backward_data(g, w, gx, a.stride, a.pad);
+    if (dw) kernels::depthwise_conv2d_backward_data(g, w, gx, a.stride, a.pad);
+    else kernels::conv2d_backward_data(g, w, gx, a.stride, a.pad);
   }
   if (w.requires_grad()) {
     gw = Tensor::empty_like(w);
-    kernels::conv2d_backward_filter(x, g, gw, a.stride, a.pad);
+    if (dw) kernels::depthwise_conv2d_backward_filter(x, g, gw, a.stride, a.pad);
+    else kernels::conv2d_backward_filter(x, g, gw, a.stride, a.pad);
   }
   if (b.defined() && b.requires_grad()) {
     gb = Tensor::empty_like(b);
@@ -29,24 +47,31 @@ std::vector<Tensor> conv_grads(const Tensor& g, const Tensor& x, const Tensor& w
   return {gx, gw, gb};
 }
 
-Tensor conv_output(const Tensor& x, const Tensor& w, Conv2dArgs a) {
+// The output of the forward, bias added and ReLU applied when `relu`.
+Tensor conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a, bool relu) {
+  if (depthwise(x, w, a)) {
+    kernels::DwGeom g = kernels::depthwise_geom(x.shape(), w.shape(), a.stride, a.pad);
+    Tensor y = Tensor::empty({g.N, g.C, g.P, g.Q}, x.dtype(), x.device());
+    kernels::depthwise_conv2d_forward(x, w, b, y, a.stride, a.pad, relu);
+    return y;
+  }
   kernels::ConvGeom g = kernels::conv_geom(x.shape(), w.shape(), a.stride, a.pad);
-  return Tensor::empty({g.N, g.K, g.P, g.Q}, x.dtype(), x.device());
+  Tensor y = Tensor::empty({g.N, g.K, g.P, g.Q}, x.dtype(), x.device());
+  kernels::conv2d_forward(x, w, b, y, a.stride, a.pad, relu);
+  return y;
 }
 
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a) {
-  Tensor y = conv_output(x, w, a);
-  kernels::conv2d_forward(x, w, b, y, a.stride, a.pad, false);
+  Tensor y = conv_forward(x, w, b, a, false);
   if (needs_grad({x, w, b}))
     record("conv2d", {x, w, b}, y, [x, w, b, a](const Tensor& g) { return conv_grads(g, x, w, b, a); });
   return y;
 }
 
 Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a) {
-  Tensor y = conv_output(x, w, a);
-  kernels::conv2d_forward(x, w, b, y, a.stride, a.pad, true);
+  Tensor y = conv_forward(x, w, b, a, true);
   if (needs_grad({x, w, b})) {
     // The node holds y as its output; a weak reference keeps the closure from owning it a second time.
     std::weak_ptr<TensorImpl> wy = y.impl_ptr();

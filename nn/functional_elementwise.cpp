@@ -56,6 +56,22 @@ Tensor relu(const Tensor& x) {
   return y;
 }
 
+Tensor relu6(const Tensor& x) {
+  Tensor y = Tensor::empty_like(x);
+  kernels::relu6_forward(x, y);
+  if (needs_grad({x})) {
+    // As relu: the mask 0 < x < 6 is 0 < y < 6, and y is kept anyway.
+    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
+    record("relu6", {x}, y, [wy](const Tensor& g) {
+      Tensor yy(wy.lock());
+      Tensor gx = Tensor::empty_like(g);
+      kernels::relu6_backward(yy, g, gx);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
 Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed) {
   if (!training || p == 0.f) return x;
   Tensor y = Tensor::empty_like(x);

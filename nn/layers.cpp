@@ -4,18 +4,23 @@
 
 namespace fn::nn {
 
-Conv2d::Conv2d(int in_, int out_, Rng& rng, bool relu, int kernel, int pad)
-    : in(in_), out(out_), relu_(relu), pad_(pad) {
-  double std = std::sqrt(2.0 / double(out_ * kernel * kernel));
-  weight = add_parameter("weight", Tensor::randn({out_, in_, kernel, kernel}, rng, std));
-  bias = add_parameter("bias", Tensor::zeros({out_}));
+Conv2d::Conv2d(int in_, int out_, Rng& rng, Conv2dOptions o) : in(in_), out(out_), opt(o) {
+  FN_CHECK(o.kernel >= 1 && o.stride >= 1 && o.pad >= 0, "Conv2d: kernel ", o.kernel, " stride ", o.stride, " pad ",
+           o.pad);
+  FN_CHECK(o.groups == 1 || (o.groups == in_ && out_ == in_), "Conv2d: groups must be 1 or the channel count with as ",
+           "many outputs (depthwise); got ", in_, " -> ", out_, " in ", o.groups, " groups");
+  const int k = o.kernel;
+  const double fan_out = double(out_) * k * k / o.groups;
+  weight = add_parameter("weight", Tensor::randn({out_, in_ / o.groups, k, k}, rng, std::sqrt(2.0 / fan_out)));
+  if (o.bias) bias = add_parameter("bias", Tensor::zeros({out_}));
 }
 
 Tensor Conv2d::operator()(const Tensor& x) const {
   F::Conv2dArgs a;
-  a.stride = 1;
-  a.pad = pad_;
-  return relu_ ? F::conv2d_relu(x, weight, bias, a) : F::conv2d(x, weight, bias, a);
+  a.stride = opt.stride;
+  a.pad = opt.pad;
+  a.groups = opt.groups;
+  return opt.relu ? F::conv2d_relu(x, weight, bias, a) : F::conv2d(x, weight, bias, a);
 }
 
 Linear::Linear(int in_, int out_, Rng& rng, double init_std) : in(in_), out(out_) {

@@ -10,18 +10,24 @@
 
 namespace fn::nn {
 
-// 3x3 convolution, stride 1, pad 1 (VGG's only kind), followed by ReLU when `relu` is set.
-// Init: weights N(0, sqrt(2 / fan_out)) (Kaiming, as torchvision initialises VGG), bias 0.
+// A k x k convolution (the defaults: VGG's 3x3, stride 1, pad 1, with bias, then ReLU). groups is 1 or
+// `in` (depthwise: out == in, weight (in, 1, k, k)); see F::conv2d.
+struct Conv2dOptions {
+  int kernel = 3, stride = 1, pad = 1, groups = 1;
+  bool bias = true;  // without: no "bias" parameter (a batch norm follows)
+  bool relu = true;  // ReLU fused into the convolution's op
+};
+
+// Init: weights N(0, sqrt(2 / fan_out)) with fan_out = out * k * k / groups (Kaiming fan-out, as
+// torchvision initialises VGG and ResNet; the / groups is MobileNet's and EfficientNet's rule for
+// depthwise layers), bias 0. Weights are drawn first, in one randn call, so VGG's draws are unchanged.
 class Conv2d : public Module {
  public:
-  Conv2d(int in, int out, Rng& rng, bool relu = true, int kernel = 3, int pad = 1);
+  Conv2d(int in, int out, Rng& rng, Conv2dOptions opt = {});
   Tensor operator()(const Tensor& x) const;
   int in, out;
-  Tensor weight, bias;
-
- private:
-  bool relu_;
-  int pad_;
+  Conv2dOptions opt;
+  Tensor weight, bias;  // bias undefined when !opt.bias
 };
 
 // y = x W^T + b. Init: weights N(0, std) with std = sqrt(2 / in) for hidden layers followed by ReLU

@@ -8,16 +8,65 @@ Tensor& Module::add_parameter(const std::string& name, Tensor t) {
   return params_.back().second;
 }
 
-void Module::collect(const std::string& prefix, NamedTensors& out) const {
-  for (auto& [n, t] : params_) out.emplace_back(prefix + n, t);
-  for (auto& [n, m] : children_) m->collect(prefix + n + ".", out);
+Tensor& Module::add_buffer(const std::string& name, Tensor t) {
+  FN_CHECK(t.defined(), "add_buffer: buffer '", name, "' is undefined");
+  t.set_requires_grad(false);  // saved state, never a leaf of the tape
+  buffers_.emplace_back(name, std::move(t));
+  return buffers_.back().second;
+}
+
+void Module::collect(Registry which, const std::string& prefix, NamedTensors& out) const {
+  for (auto& [n, t] : this->*which) out.emplace_back(prefix + n, t);
+  for (auto& [n, m] : children_) m->collect(which, prefix + n + ".", out);
 }
 
 NamedTensors Module::named_parameters() const {
   NamedTensors out;
-  collect("", out);
+  collect(&Module::params_, "", out);
   for (auto& [n, t] : out) t.set_name(n);
   return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect(&Module::buffers_, "", out);
+  for (auto& [n, t] : out) t.set_name(n);
+  return out;
+}
+
+std::vector<Tensor> Module::buffers() const {
+  std::vector<Tensor> v;
+  for (auto& [n, t] : named_buffers()) v.push_back(t);
+  return v;
+}
+
+NamedTensors Module::named_state() const {
+  NamedTensors out = named_parameters();
+  for (auto& nt : named_buffers()) out.push_back(nt);
+  return out;
+}
+
+void Module::visit(const std::string& prefix, const std::function<void(const std::string&, Module&)>& f) {
+  f(prefix, *this);
+  for (auto& [n, m] : children_) m->visit(prefix.empty() ? n : prefix + "." + n, f);
+}
+
+void Module::for_each_module(const std::function<void(const std::string& name, Module&)>& f) { visit("", f); }
+
+void Module::train(bool on) {
+  for_each_module([on](const std::string&, Module& m) { m.training_ = on; });
+}
+
+bool Module::is_training() const { return training_; }
+
+ModeGuard::ModeGuard(Module& m, bool training) {
+  m.for_each_module([this](const std::string&, Module& s) { saved_.emplace_back(&s, s.is_training()); });
+  m.train(training);
+}
+
+ModeGuard::~ModeGuard() {
+  // Module::train() reaches down the tree, so set each module alone: exactly what it was.
+  for (auto& [m, on] : saved_) m->training_ = on;
 }
 
 std::vector<Tensor> Module::parameters() const {
@@ -61,14 +110,19 @@ void Module::zero_grad() {
 }
 
 void Module::to(Device d) {
-  for (auto& [n, t] : named_parameters()) {
-    if (t.device() == d) continue;
+  auto move = [d](Tensor& t) {
     Tensor moved = t.to(d);
-    // Swap the storage inside the shared impl so every holder of this parameter sees the move.
+    // Swap the storage inside the shared impl so every holder of this tensor sees the move.
     t.impl()->storage = moved.impl()->storage;
     t.impl()->offset = 0;
+  };
+  for (auto& [n, t] : named_parameters()) {
+    if (t.device() == d) continue;
+    move(t);
     t.zero_grad();
   }
+  for (auto& [n, t] : named_buffers())
+    if (t.device() != d) move(t);
 }
 
 int64_t Module::parameter_count() const {

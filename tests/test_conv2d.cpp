@@ -1,6 +1,7 @@
 // conv2d and conv2d_relu: a direct 7-loop reference, the im2col indexing, float64 gradient checks, both CPU
-// thread plans, the direct 3x3 and Winograd kernels, batch invariance, determinism, and CUDA (cuDNN and
-// im2col + cuBLAS) against the CPU.
+// thread plans, the direct 3x3 and Winograd kernels, ResNet's shapes (7x7 stride 2, strided 3x3, 1x1),
+// batch invariance, determinism, and CUDA (cuDNN and im2col + cuBLAS) against the CPU. Depthwise (groups =
+// channels): tests/test_depthwise_conv2d.cpp.
 #include <array>
 
 #include "kernels/bias.h"
@@ -379,11 +380,62 @@ TEST_CASE("conv2d: bad arguments are errors, never a quiet fallback") {
   REQUIRE_THROWS_AS(F::conv2d(p.x, Tensor::empty({3, 4, 3, 3}), Tensor(), {}), Error);  // channel mismatch
 }
 
+// ResNet's shapes: the 7x7 stride-2 pad-3 stem, the strided 3x3 and the 1x1 projections (stride 1 and 2).
+const std::vector<Case> kResNetSmall = {
+    {2, 3, 11, 10, 4, 7, 7, 2, 3},  // the stem, odd sizes
+    {2, 5, 9, 8, 6, 3, 3, 2, 1},    // strided 3x3, even and odd
+    {2, 6, 7, 8, 5, 1, 1, 2, 0},    // 1x1 stride 2 (im2col is then a strided gather)
+    {3, 6, 5, 4, 7, 1, 1, 1, 0},    // 1x1 stride 1: a plain GEMM per image, no im2col
+};
+const std::vector<Case> kResNetThreaded = {
+    {2, 3, 64, 64, 16, 7, 7, 2, 3},
+    {2, 32, 28, 28, 48, 3, 3, 2, 1},
+    {2, 64, 28, 28, 32, 1, 1, 1, 0},
+    {2, 64, 28, 28, 32, 1, 1, 2, 0},
+};
+
+TEST_CASE("conv2d: ResNet's 7x7 stride-2 stem, strided 3x3 and 1x1 (float64 gradients, the definition)") {
+  uint64_t seed = 700;
+  for (const Case& c : kResNetSmall) {
+    Problem p = make(c, seed++);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()) << " stride " << c[7] << " pad " << c[8]);
+    FN_REQUIRE_CLOSE(F::conv2d(p.x, p.w, p.b, p.a).to_vector_f64(), conv_direct(p.x, p.w, p.b, c[7], c[8]), 1e-12, 1e-12);
+    for (Tensor* t : {&p.x, &p.w, &p.b}) t->set_requires_grad(true);
+    Conv2dArgs a = p.a;
+    gradcheck([a](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], a); }, {p.x, p.w, p.b});
+  }
+}
+
+TEST_CASE("conv2d: ResNet's shapes in float32 on the CPU match float64, and Auto runs im2col + GEMM for them") {
+  uint64_t seed = 720;
+  for (const Case& c : kResNetThreaded) {
+    Problem p = make(c, seed++);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()) << " stride " << c[7] << " pad " << c[8]);
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
+    Rng rng(seed);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1, DType::F64);
+    Grads ref = run_conv(p.x, p.w, p.b, gy, p.a, false, {});
+    Tensor x = p.x.to(DType::F32), w = p.w.to(DType::F32), b = p.b.to(DType::F32), gy32 = gy.to(DType::F32);
+    for (ConvAlgo algo : {ConvAlgo::Auto, ConvAlgo::Im2colGemm}) {
+      Grads r = run_conv(x, w, b, gy32, p.a, false, {algo});
+      const double tol = 1e-5 * std::sqrt(double(g.crs())), tol_sum = 1e-5 * std::sqrt(double(g.N * g.pq()));
+      FN_REQUIRE_CLOSE(r.y, ref.y, tol, 1e-4);
+      FN_REQUIRE_CLOSE(r.gx, ref.gx, tol, 1e-4);
+      FN_REQUIRE_CLOSE(r.gw, ref.gw, tol_sum, 1e-4);
+    }
+    // Direct 3x3 and Winograd are stride-1 3x3 kernels: Auto never picks them here, and asking is an error.
+    REQUIRE(auto_picks(c, seed, ConvAlgo::Im2colGemm));
+    REQUIRE(refused(c, ConvAlgo::Direct3x3));
+    REQUIRE(refused(c, ConvAlgo::Winograd3x3));
+  }
+}
+
 TEST_CASE("conv2d: CUDA (cuDNN and im2col + cuBLAS) matches the CPU, forward and backward") {
   FN_REQUIRE_CUDA();
   std::vector<Case> cases = kCases;
   cases.push_back({3, 33, 45, 45, 17, 3, 3, 1, 1});
   cases.push_back({2, 64, 56, 56, 128, 3, 3, 1, 1});
+  for (const auto* set : {&kResNetSmall, &kResNetThreaded}) cases.insert(cases.end(), set->begin(), set->end());
   uint64_t seed = 90;
   // The reference is float64 on the CPU (so the tolerance measures the GPU's rounding alone, not that of a
   // float32 CPU algorithm too), from the same float32 values the GPU gets.

@@ -1,4 +1,8 @@
-// add, mul, scale, relu, dropout: float64 gradient checks on the CPU, CUDA against the CPU reference.
+// add, mul, scale, relu, relu6, dropout: float64 gradient checks on the CPU, CUDA against the CPU reference.
+// The residual add: a tensor read by two ops (x -> f(x), and x + f(x)) gets its gradient with no dense copy.
+#include <cmath>
+
+#include "core/allocator.h"
 #include "kernels/elementwise.h"
 #include "nn/functional.h"
 #include "tests/support/check.h"
@@ -6,6 +10,15 @@
 using namespace fn;
 using fn::test::gradcheck;
 using fn::test::leaf64;
+
+namespace {
+// 4 x: randn values spread over ReLU6's three pieces (below 0, between, above 6).
+Tensor widened(const Tensor& t) {
+  Tensor o = Tensor::empty(t.shape(), t.dtype(), t.device());
+  kernels::scale(t, 4.0, o);
+  return o;
+}
+}  // namespace
 
 TEST_CASE("elementwise: gradients (float64, central differences)") {
   for (int64_t n : {1, 33, 45}) {
@@ -17,6 +30,8 @@ TEST_CASE("elementwise: gradients (float64, central differences)") {
     double* p = x.f64();
     for (int64_t i = 0; i < n; i += 2) p[i] = -p[i];
     gradcheck([](const std::vector<Tensor>& v) { return F::relu(v[0]); }, {x});
+    // ReLU6 on [-2, 8]: below 0, between, above 6 (no point within 1e-6 of a kink for these seeds).
+    gradcheck([](const std::vector<Tensor>& v) { return F::relu6(v[0]); }, {leaf64({n}, 8, -2.0, 8.0)});
     gradcheck([](const std::vector<Tensor>& v) { return F::dropout(v[0], 0.3f, true, 11); }, {leaf64({n}, 7)});
   }
 }
@@ -26,6 +41,92 @@ TEST_CASE("elementwise: add of a tensor to itself doubles the gradient") {
   Tensor y = F::sum(F::add(x, x));
   backward(y);
   for (double g : x.grad().to_vector_f64()) REQUIRE(g == 2.0);
+}
+
+TEST_CASE("relu6: values and gradient mask at and around the kinks, as PyTorch's") {
+  // torch.nn.functional.relu6 (hardtanh(0, 6)): y = min(max(x, 0), 6); the gradient passes where 0 < x < 6
+  // only (zero at exactly 0 and 6); a NaN stays NaN.
+  const std::vector<double> x = {-3, -0.0, 0, 1e-7, 2.5, 6 - 1e-6, 6, 6.5, 1e9, NAN};
+  const std::vector<double> y = {0, 0, 0, 1e-7, 2.5, 6 - 1e-6, 6, 6, 6, NAN};
+  const std::vector<double> mask = {0, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor xt = Tensor::from(x, {int64_t(x.size())}).to(dt);
+    xt.set_requires_grad(true);
+    Tensor yt = F::relu6(xt);
+    std::vector<double> got = yt.to_vector_f64();
+    for (size_t i = 0; i < x.size(); ++i) {
+      INFO(dtype_name(dt) << " x = " << x[i]);
+      if (std::isnan(y[i])) {
+        CHECK(std::isnan(got[i]));
+      } else {
+        CHECK(got[i] == (dt == DType::F32 ? double(float(y[i])) : y[i]));
+      }
+    }
+    Tensor seed = Tensor::full(yt.shape(), 3.0, dt);
+    backward(yt, seed);
+    std::vector<double> g = xt.grad().to_vector_f64();
+    for (size_t i = 0; i < x.size(); ++i) {
+      INFO(dtype_name(dt) << " x = " << x[i]);
+      CHECK(g[i] == 3.0 * mask[i]);
+    }
+  }
+}
+
+TEST_CASE("residual add: a tensor read by f and by x + f(x) gets its gradient without a dense copy") {
+  // x = relu(leaf); y = x + relu6(x); the tape runs add's backward ({g, g}, the same tensor for both
+  // inputs), then relu6's, then adds relu6's gradient into x's. x takes add's gradient as it is and the
+  // second contribution is added into it in place: no gradient is copied.
+  const int64_t n = 1 << 16;
+  Rng rng(3, 1);
+  Tensor leaf = Tensor::uniform({n}, rng, -1.0, 8.0);
+  leaf.set_requires_grad(true);
+  Tensor seed = Tensor::uniform({n}, rng, -1.0, 1.0);
+  allocator_reset_peak(Device::CPU);
+  const size_t base = allocator_stats(Device::CPU).in_use;
+  {
+    Tensor x = F::relu(leaf);
+    Tensor y = F::add(x, F::relu6(x));
+    backward(y, seed);
+  }
+  CHECK(last_backward_stats().grad_copies == 0);
+  CHECK(last_backward_stats().backward_calls == 3);
+  // Peak memory above the leaf and the seed: the forward's x, relu6(x) and y, the root's gradient (the
+  // seed's clone, which add hands on to x and relu6(x)) and relu6's gradient: five tensors. Copying add's
+  // gradient for each input, as the tape once did, made it six.
+  const size_t bytes = size_t(n) * sizeof(float);
+  CHECK(allocator_stats(Device::CPU).peak - base <= 5 * bytes);
+  // The gradient itself: d/dleaf = g * (1 + [0 < x < 6]) where leaf > 0, else 0.
+  std::vector<float> l = leaf.to_vector(), s = seed.to_vector(), g = leaf.grad().to_vector();
+  for (int64_t i = 0; i < n; ++i) {
+    const float mask = l[size_t(i)] > 0 ? 1.f : 0.f, inner = l[size_t(i)] > 0 && l[size_t(i)] < 6 ? 1.f : 0.f;
+    REQUIRE(g[size_t(i)] == mask * (s[size_t(i)] + inner * s[size_t(i)]));
+  }
+}
+
+TEST_CASE("shared gradients: accumulation never writes through a gradient another tensor holds") {
+  // a + b with both leaves: add hands the same gradient to both, and each leaf must own its own (the
+  // optimizers and clip_gradients scale leaf gradients in place).
+  Tensor a = leaf64({4}, 1), b = leaf64({4}, 2);
+  backward(F::sum(F::add(a, b)));
+  CHECK_FALSE(a.grad().same_storage(b.grad()));
+  a.grad().fill_(7.0);
+  for (double g : b.grad().to_vector_f64()) CHECK(g == 1.0);
+  // A non-leaf read twice by one add: its two gradients are the same tensor, added out of place.
+  Tensor c = leaf64({4}, 3);
+  Tensor h = F::scale(c, 1.0);
+  backward(F::sum(F::scale(F::add(h, h), 1.5)));
+  for (double g : c.grad().to_vector_f64()) CHECK(g == 3.0);
+  // A leaf's gradient accumulates over backward calls: in place when it is the leaf's alone, out of place
+  // when someone holds it (as PyTorch's AccumulateGrad): the holder keeps the value it took.
+  Tensor d = leaf64({4}, 4);
+  backward(F::sum(F::scale(d, 2.0)));
+  backward(F::sum(F::scale(d, 3.0)));
+  CHECK(last_backward_stats().grad_copies == 0);
+  Tensor held = d.grad();
+  backward(F::sum(F::scale(d, 4.0)));
+  CHECK(last_backward_stats().grad_copies == 1);
+  for (double g : held.to_vector_f64()) CHECK(g == 5.0);
+  for (double g : d.grad().to_vector_f64()) CHECK(g == 9.0);
 }
 
 TEST_CASE("dropout: keeps about 1-p, scales by 1/(1-p), identity in evaluation") {
@@ -60,6 +161,8 @@ TEST_CASE("elementwise: CUDA matches the CPU reference") {
     run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::scale(x, 0.37, o); });
     run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::relu_forward(x, o); });
     run([](const Tensor& x, const Tensor& y, Tensor& o) { kernels::relu_backward(x, y, o); });
+    run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::relu6_forward(widened(x), o); });
+    run([](const Tensor& x, const Tensor& y, Tensor& o) { kernels::relu6_backward(widened(x), y, o); });
     run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::dropout_forward(x, 0.5f, 42, o); });
   }
 }

@@ -64,7 +64,7 @@ bool same_values(const Tensor& a, const Tensor& b) { return a.shape() == b.shape
 void check_shapes(const NetConfig& c, int64_t n) {
   NoGradGuard ng;
   FashionNet net(c, 3);
-  Outputs o = net.forward(random_images(n, c.input, 1), random_pool_at(n, c.input, 2), true, 0);
+  Outputs o = net.forward(random_images(n, c.input, 1), random_pool_at(n, c.input, 2), 0);  // training mode
   auto ch = vgg_channels(c);
   CHECK(o.conv4.shape() == Shape{n, ch[3], c.input / 8, c.input / 8});
   CHECK(o.landmark_loc.shape() == Shape{n, 2 * kSlots});
@@ -78,7 +78,8 @@ void check_shapes(const NetConfig& c, int64_t n) {
     CHECK_FALSE(o.attributes.defined());
   }
   // The same in evaluation, pooling at the predicted landmarks.
-  Outputs e = net.forward(random_images(n, c.input, 1), PoolAt{}, false);
+  net.eval();
+  Outputs e = net.forward(random_images(n, c.input, 1), PoolAt{});
   CHECK(e.embedding.shape() == Shape{n, c.fc7_fusion});
   // The local branch exists exactly when configured.
   bool has_local = false;
@@ -114,7 +115,8 @@ TEST_CASE("dead_fraction counts the units that are zero for every image, and for
     NetConfig c = small_net(local, "corner");
     FashionNet net(c, 3);
     Rng rng(4);
-    Outputs o = net.forward(Tensor::randn({2, 3, c.input, c.input}, rng), PoolAt{}, false);
+    net.eval();
+    Outputs o = net.forward(Tensor::randn({2, 3, c.input, c.input}, rng), PoolAt{});
     REQUIRE(o.fc6_global_act.shape() == Shape({2, c.fc6_global}));
     for (float v : o.fc6_global_act.to_vector()) CHECK(v >= 0.f);  // after the ReLU
     CHECK(o.fc6_local_act.defined() == local);
@@ -135,7 +137,8 @@ TEST_CASE("FashionNet refuses a bad configuration or input", "[fashionnet]") {
   CHECK_THROWS_WITH(FashionNet(c), Catch::Contains("fc7_fusion 0: from 1 to 65536") && Catch::Contains("dropout 1"));
   FashionNet net(tiny_net());
   NoGradGuard ng;
-  CHECK_THROWS_WITH(net.forward(random_images(1, 40, 1), PoolAt{}, false), Catch::Contains("expects images"));
+  net.eval();
+  CHECK_THROWS_WITH(net.forward(random_images(1, 40, 1), PoolAt{}), Catch::Contains("expects images"));
 }
 
 TEST_CASE("Training pools at the given landmarks, evaluation at the predicted ones", "[fashionnet]") {
@@ -147,24 +150,25 @@ TEST_CASE("Training pools at the given landmarks, evaluation at the predicted on
   PoolAt a = random_pool_at(2, c.input, 8), b = random_pool_at(2, c.input, 9);
 
   // Training: the ground-truth landmarks decide what fc6_local sees.
-  Tensor ea = net.forward(x, a, true).embedding, eb = net.forward(x, b, true).embedding;
+  Tensor ea = net.forward(x, a).embedding, eb = net.forward(x, b).embedding;  // training mode
   CHECK_FALSE(same_values(ea, eb));
 
   // Evaluation with no landmarks given pools exactly where the model predicts them.
-  Outputs e = net.forward(x, PoolAt{}, false);
+  net.eval();
+  Outputs e = net.forward(x, PoolAt{});
   PoolAt predicted = net.predicted_pool_at(e);
   CHECK(predicted.landmarks.shape() == Shape{2, kSlots, 2});
   CHECK(predicted.visibility.shape() == Shape{2, kSlots});
-  CHECK(same_values(e.embedding, net.forward(x, predicted, false).embedding));
-  CHECK_FALSE(same_values(e.embedding, net.forward(x, a, false).embedding));
+  CHECK(same_values(e.embedding, net.forward(x, predicted).embedding));
+  CHECK_FALSE(same_values(e.embedding, net.forward(x, a).embedding));
   // ... and repeated evaluation is deterministic.
-  CHECK(same_values(e.embedding, net.forward(x, PoolAt{}, false).embedding));
+  CHECK(same_values(e.embedding, net.forward(x, PoolAt{}).embedding));
 
   // Without the local branch the landmarks play no part in the embedding.
   NetConfig g = c;
   g.local_branch = false;
   FashionNet global(g, 5);
-  CHECK(same_values(global.forward(x, a, true).embedding, global.forward(x, b, true).embedding));
+  CHECK(same_values(global.forward(x, a).embedding, global.forward(x, b).embedding));  // training mode
 }
 
 TEST_CASE("In evaluation a batch of N equals N batches of 1", "[fashionnet]") {
@@ -175,10 +179,11 @@ TEST_CASE("In evaluation a batch of N equals N batches of 1", "[fashionnet]") {
     FashionNet net(c, 21);
     const int64_t n = 4;
     Tensor x = random_images(n, c.input, 22);
-    Outputs all = net.forward(x, PoolAt{}, false);
+    net.eval();
+    Outputs all = net.forward(x, PoolAt{});
     std::vector<float> emb = all.embedding.to_vector(), cat = all.category.to_vector(), loc = all.landmark_loc.to_vector();
     for (int64_t i = 0; i < n; ++i) {
-      Outputs one = net.forward(x.slice0(i, i + 1).clone(), PoolAt{}, false);
+      Outputs one = net.forward(x.slice0(i, i + 1).clone(), PoolAt{});
       auto row = [&](const std::vector<float>& v, int64_t width) {
         return std::vector<double>(v.begin() + i * width, v.begin() + (i + 1) * width);
       };
@@ -221,7 +226,7 @@ BatchTensors labelled_batch(const NetConfig& c, int64_t n, uint64_t seed) {
 
 double total_loss(const FashionNet& net, const BatchTensors& b, const LossContext& ctx) {
   NoGradGuard ng;
-  Outputs o = net.forward(b.images, PoolAt{b.landmarks, b.visible}, true, 0);
+  Outputs o = net.forward(b.images, PoolAt{b.landmarks, b.visible}, 0);  // the model's mode: training here
   return fashionnet_loss(o, b, LossWeights{}, ctx).total.item();
 }
 
@@ -237,7 +242,7 @@ TEST_CASE("One SGD step lowers the total loss on a fixed batch", "[fashionnet]")
   ctx.attr_w_neg = Tensor::full({c.attributes}, 0.7);
   double before = total_loss(net, b, ctx);
 
-  Outputs o = net.forward(b.images, PoolAt{b.landmarks, b.visible}, true, 0);
+  Outputs o = net.forward(b.images, PoolAt{b.landmarks, b.visible}, 0);
   LossTerms t = fashionnet_loss(o, b, LossWeights{}, ctx);
   // Every term is present, so the step moves all heads.
   std::vector<std::string> names;
@@ -325,7 +330,7 @@ TEST_CASE("A tiny net overfits one fixed batch of 16 synthetic photos", "[fashio
   LossContext ctx;
   double cat_loss = 0;
   for (int step = 0; step < 300; ++step) {
-    Outputs o = net.forward(b.images, PoolAt{b.landmarks, b.visible}, true, uint64_t(step));
+    Outputs o = net.forward(b.images, PoolAt{b.landmarks, b.visible}, uint64_t(step));
     LossTerms t = fashionnet_loss(o, b, w, ctx);
     for (auto& [n, v] : t.values)
       if (n == "cat") cat_loss = v;
@@ -338,8 +343,9 @@ TEST_CASE("A tiny net overfits one fixed batch of 16 synthetic photos", "[fashio
   // a 4-channel landmark branch misplaces depends on the seed and the order of float additions: 14-16
   // of 16 over seeds 1-6).
   NoGradGuard ng;
+  net.eval();
   auto batch_correct = [&](const PoolAt& at) {
-    std::vector<float> logits = net.forward(b.images, at, false).category.to_vector();
+    std::vector<float> logits = net.forward(b.images, at).category.to_vector();
     int correct = 0, k = cfg.net.categories;
     for (int i = 0; i < 16; ++i) {
       int best = int(std::max_element(logits.begin() + i * k, logits.begin() + (i + 1) * k) - (logits.begin() + i * k));

@@ -1,7 +1,10 @@
 // max_pool2d: a worked example, ties, float64 gradient checks on well-separated inputs, general
-// kernel / stride / pad, and CUDA (cuDNN) against the CPU.
+// kernel / stride / pad, the fast paths (2x2 and 3x3/3 disjoint; 3x3 stride 2 pad 0 and 1) against the
+// window loop bitwise (ties, +-0, +-inf, NaN), and CUDA (cuDNN) against the CPU.
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "kernels/maxpool2d.h"
@@ -86,6 +89,58 @@ TEST_CASE("max_pool2d: the disjoint-window fast paths equal the reference window
             want_gx[size_t(plane * g.H * g.W + at)] += gyv[o];
           }
       REQUIRE(gx.to_vector_f64() == want_gx);  // every uncovered and non-maximal cell zero (gx started at 7)
+    }
+}
+
+TEST_CASE("max_pool2d: the 3x3 stride-2 fast path equals the window loop bitwise (ties, +-0, +-inf, NaN)") {
+  // ResNet's pool, pads 0 and 1, float32: eight interior windows at a time (AVX2), edge windows and maps
+  // narrower than eight interior windows through max_pool_window. The reference here is max_pool_window
+  // run on the same float data and a scatter in output order: forward and backward must match it bit for
+  // bit, NaN payloads and the signs of zeros included. Values: mostly {-1, -0, 0, 1} (ties everywhere),
+  // some -inf, +inf and NaN (a NaN wins only as a window's first cell). Widths give one block, an
+  // overlapping last block, and none; 2x8x112x112 runs threaded. Each run twice: the same bits.
+  const std::vector<Shape> shapes = {{1, 1, 1, 1},   {1, 2, 3, 3},    {2, 3, 7, 7},    {2, 3, 8, 8},
+                                     {1, 2, 19, 19}, {1, 2, 20, 20},  {2, 3, 37, 41},  {1, 2, 36, 40},
+                                     {1, 3, 17, 18}, {2, 8, 112, 112}};
+  const float kValues[] = {-1.0f, -0.0f, 0.0f, 1.0f, -INFINITY, INFINITY, NAN};
+  Rng rng(17);
+  auto bits = [](const std::vector<float>& v) {
+    std::vector<uint32_t> b(v.size());
+    std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+    return b;
+  };
+  for (const Shape& s : shapes)
+    for (int pad : {0, 1}) {
+      if (s[2] + 2 * pad < 3 || s[3] + 2 * pad < 3) continue;
+      INFO(shape_str(s) << " pad " << pad);
+      std::vector<float> xv(size_t(shape_numel(s)));
+      for (auto& e : xv) {
+        const int64_t r = rng.below(64);  // 1 in 16 each of -inf, +inf, NaN
+        e = kValues[r < 52 ? r % 4 : r < 56 ? 4 : r < 60 ? 5 : 6];
+      }
+      kernels::PoolGeom g = kernels::pool_geom(s, 3, 2, pad);
+      std::vector<float> gyv(size_t(g.N * g.C * g.P * g.Q));
+      for (size_t i = 0; i < gyv.size(); ++i) gyv[i] = float(int(i % 13) - 6) * 0.37f;  // rounding in the sums
+      std::vector<float> want_y(gyv.size()), want_gx(xv.size(), 0.0f);
+      for (int64_t plane = 0; plane < g.N * g.C; ++plane)
+        for (int64_t p = 0; p < g.P; ++p)
+          for (int64_t q = 0; q < g.Q; ++q) {
+            int64_t at;
+            const size_t o = size_t((plane * g.P + p) * g.Q + q);
+            want_y[o] = kernels::max_pool_window(xv.data() + plane * g.H * g.W, g, p, q, &at);
+            want_gx[size_t(plane * g.H * g.W + at)] += gyv[o];
+          }
+      Tensor x = Tensor::from(xv, s), gy = Tensor::from(gyv, {g.N, g.C, g.P, g.Q});
+      for (int run = 0; run < 3; ++run) {  // the default path twice, then the launcher's V1Reference
+        const auto v = run < 2 ? kernels::MaxPoolCpu::Default : kernels::MaxPoolCpu::V1Reference;
+        Tensor y = Tensor::empty(gy.shape()), gx = Tensor::full(s, 7.0, DType::F32);
+        fn::test::poison(y);
+        kernels::max_pool2d_forward(x, y, 3, 2, pad, v);
+        kernels::max_pool2d_backward(x, y, gy, gx, 3, 2, pad, v);
+        const std::vector<float> yv(y.f32(), y.f32() + y.numel()), gxv(gx.f32(), gx.f32() + gx.numel());
+        REQUIRE(bits(yv) == bits(want_y));
+        REQUIRE(bits(gxv) == bits(want_gx));
+      }
     }
 }
 

@@ -18,7 +18,7 @@ Predictions concat_predictions(const Predictions& a, const Predictions& b) {
 }
 }  // namespace
 
-EvalResult evaluate(const FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt) {
+EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt) {
   EvalResult r;
   r.benchmark = ds.benchmark;
   if (ds.benchmark == "imagefolder" || ds.benchmark == "category" || ds.benchmark == "landmark") {

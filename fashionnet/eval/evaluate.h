@@ -29,7 +29,7 @@ struct EvalResult {
   Predictions query, gallery;  // kept for reports (example queries)
 };
 
-EvalResult evaluate(const FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt);
+EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt);
 std::string format_eval(const EvalResult& r);
 nlohmann::json to_json(const EvalResult& r);
 // (The top-k curve chart, topk_curve_svg, is presentation: fashionnet/report/report.h.)

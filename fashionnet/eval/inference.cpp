@@ -7,9 +7,10 @@
 
 namespace fn::fashionnet {
 
-Predictions run_inference(const FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
+Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
                           Device device, const InferenceOptions& opt) {
   NoGradGuard no_grad;
+  nn::ModeGuard eval_mode(model, /*training=*/false);  // dropout off (and batch norm on its running statistics)
   const NetConfig& cfg = model.config();
   data::LoaderConfig lc;
   lc.batch = opt.batch;
@@ -32,7 +33,7 @@ Predictions run_inference(const FashionNet& model, const data::Dataset& ds, cons
     BatchTensors bt = to_tensors(b, ds, device);
     PoolAt at;
     if (opt.pool_at_ground_truth) at = PoolAt{bt.landmarks, bt.visible};
-    Outputs o = model.forward(bt.images, at, false);
+    Outputs o = model.forward(bt.images, at);
     std::vector<float> e = o.embedding.to_vector();
     feats.insert(feats.end(), e.begin(), e.end());
     auto append = [](std::vector<float>& dst, const Tensor& t) {

@@ -32,7 +32,8 @@ struct Predictions {
   std::vector<float> vis_pred;        // N x 8 predicted visibility (1 visible)
 };
 
-Predictions run_inference(const FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
+// Runs in eval mode (nn::ModeGuard) and leaves the model's mode as it found it.
+Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
                           Device device, const InferenceOptions& opt);
 
 }  // namespace fn::fashionnet

@@ -36,10 +36,11 @@ std::string join_root(const std::string& root, const std::string& path) {
 
 }  // namespace
 
-PhotoEmbeddings embed_photos(const FashionNet& model, const std::vector<std::string>& paths, Device device,
+PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
                              int batch, bool progress) {
   FN_EXPECT(batch > 0, "--batch: images per forward pass must be at least 1, got ", batch);
   NoGradGuard no_grad;
+  nn::ModeGuard eval_mode(model, /*training=*/false);  // as run_inference
   const int input = model.config().input;
   const int64_t dim = model.config().fc7_fusion, n_all = int64_t(paths.size());
   for (const std::string& p : paths)
@@ -61,7 +62,7 @@ PhotoEmbeddings embed_photos(const FashionNet& model, const std::vector<std::str
       pe.height.push_back(img.h);
     }
     Tensor x = Tensor::from(chw, {n, 3, int64_t(input), int64_t(input)}, device);
-    Outputs o = model.forward(x, PoolAt{}, /*training=*/false);  // undefined PoolAt: pool at the predicted landmarks
+    Outputs o = model.forward(x, PoolAt{});  // undefined PoolAt: pool at the predicted landmarks
     std::vector<float> e = o.embedding.to_vector();
     feats.insert(feats.end(), e.begin(), e.end());
     // landmark_loc is in [0, 1] of the input with pixel centres at loc * input; the whole photo is the

@@ -21,8 +21,8 @@ struct PhotoEmbeddings {
 };
 
 // Embeds `paths` in batches of `batch`. A missing or corrupt image throws fn::Error naming it. Paths with
-// white space are refused (the ids file cannot hold them).
-PhotoEmbeddings embed_photos(const FashionNet& model, const std::vector<std::string>& paths, Device device,
+// white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
+PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
                              int batch = 16, bool progress = false);
 
 // `--images` arguments: each argument ending in ".txt" is a list of image paths, one per line (blank lines

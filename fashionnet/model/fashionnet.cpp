@@ -86,12 +86,13 @@ Tensor FashionNet::local_features(const Tensor& conv4, const PoolAt& at) const {
   return F::relu((*fc6_local_)(pooled));
 }
 
-Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, bool training, uint64_t step) const {
+Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_t step) const {
   FN_CHECK(images.ndim() == 4 && images.size(1) == 3 && images.size(2) == cfg_.input && images.size(3) == cfg_.input,
            "FashionNet expects images (N, 3, ", cfg_.input, ", ", cfg_.input, "), got ", images.describe());
   Outputs o;
   int64_t n = images.size(0);
   float p = cfg_.dropout;
+  const bool training = is_training();  // dropout follows the mode
   o.conv4 = (*trunk_)(images);
   // With given positions (training), the local branch is recorded before pool4, so that its backward runs
   // after pool4's: landmark_pool then adds its sparse gradient into conv4's instead of a dense copy.

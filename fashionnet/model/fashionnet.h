@@ -65,8 +65,9 @@ struct PoolAt {
 class FashionNet : public nn::Module {
  public:
   explicit FashionNet(const NetConfig& cfg, uint64_t seed = 1);
-  // `training` switches dropout on; `step` seeds its masks so runs reproduce.
-  Outputs forward(const Tensor& images, const PoolAt& pool_at, bool training, uint64_t step = 0) const;
+  // The model's mode (nn/module.h: train() / eval()) switches dropout on and off; `step` seeds its masks so
+  // runs reproduce.
+  Outputs forward(const Tensor& images, const PoolAt& pool_at, uint64_t step = 0) const;
   // The landmarks and visibilities the model predicts, in landmark_pool's input convention.
   PoolAt predicted_pool_at(const Outputs& o) const;
   const NetConfig& config() const { return cfg_; }

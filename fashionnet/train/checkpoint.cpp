@@ -27,9 +27,9 @@ const std::string& meta(const SafetensorsFile& f, const std::string& key) {
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt,
+void save_checkpoint(const std::string& path, const nn::Module& model, const nn::Optimizer* opt,
                      const TrainConfig& cfg, const TrainState& st) {
-  fn::NamedTensors all = model.named_parameters();
+  fn::NamedTensors all = model.named_state();  // parameters and buffers
   for (auto& p : optimiser_state(opt)) all.push_back(p);
   nlohmann::json c = cfg;
   std::map<std::string, std::string> md = {
@@ -71,8 +71,8 @@ TrainState checkpoint_state(const std::string& path) {
   return st;
 }
 
-void load_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt) {
-  fn::NamedTensors all = model.named_parameters();
+void load_checkpoint(const std::string& path, const nn::Module& model, const nn::Optimizer* opt) {
+  fn::NamedTensors all = model.named_state();  // parameters and buffers
   for (auto& p : optimiser_state(opt)) all.push_back(p);
   LoadOptions o;
   o.allow_unexpected = opt == nullptr;  // evaluation ignores the optimiser's state

@@ -1,5 +1,5 @@
-// Training checkpoints: the model's parameters under their own names, the optimiser's state under
-// "optim.<param>.<what>", and in the metadata the full TrainConfig (JSON) and the training state, so that
+// Training checkpoints: the model's parameters and buffers (nn/module.h) under their own names, the
+// optimiser's state under "optim.<param>.<what>", and in the metadata the full TrainConfig (JSON) and the training state, so that
 // a checkpoint alone rebuilds the model and resumes the run exactly. Written atomically (core/safetensors.h).
 #pragma once
 #include <memory>
@@ -19,12 +19,12 @@ struct TrainState {
   std::vector<std::string> category_names;  // so evaluation can name predictions
 };
 
-void save_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt,
+void save_checkpoint(const std::string& path, const nn::Module& model, const nn::Optimizer* opt,
                      const TrainConfig& cfg, const TrainState& st);
 TrainConfig checkpoint_config(const std::string& path);
 TrainState checkpoint_state(const std::string& path);
-// Loads parameters (and the optimiser's state when `opt` is given) into an existing model.
-void load_checkpoint(const std::string& path, const FashionNet& model, const nn::Optimizer* opt);
+// Loads parameters and buffers (and the optimiser's state when `opt` is given) into an existing model.
+void load_checkpoint(const std::string& path, const nn::Module& model, const nn::Optimizer* opt);
 // Builds the model a checkpoint describes, on `device`, with its weights.
 std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg = nullptr);
 

@@ -95,7 +95,7 @@ StepResult TrainStep::forward_backward(const BatchTensors& batch, const LossWeig
                                        const std::string& stage) {
   StepResult r;
   r.images = batch.n;
-  r.outputs = model_.forward(batch.images, PoolAt{batch.landmarks, batch.visible}, /*training=*/true, uint64_t(step));
+  r.outputs = model_.forward(batch.images, PoolAt{batch.landmarks, batch.visible}, uint64_t(step));
   LossTerms terms = fashionnet_loss(r.outputs, batch, weights, ctx_);
   r.total = terms.total.item();
   r.terms = terms.values;

@@ -152,10 +152,11 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
            " but its configuration has ", cfg_.stages.size(), " stages");
   model_ = std::make_unique<FashionNet>(cfg_.net, cfg_.seed);
   model_->to(opt.device);
+  model_->train();  // dropout on; evaluation (fashionnet/eval) switches to eval mode for its own scope
   if (!opt.init.empty() && opt.resume.empty()) {
     LoadOptions lo;
     lo.allow_missing = true;
-    auto r = load_into(opt.init, model_->named_parameters(), lo);
+    auto r = load_into(opt.init, model_->named_state(), lo);
     std::printf("init: %zu tensors from %s, %zu left at their random initialisation\n", r.loaded.size(),
                 opt.init.c_str(), r.missing.size());
   }

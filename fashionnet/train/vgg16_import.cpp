@@ -15,6 +15,16 @@ using fashionnet::Vgg16Layer;
 
 namespace {
 
+// A torchvision layer's state_dict entries, which are ours too (nn/module.h): its parameters, which the file
+// must have, then its buffers (batch norm's running statistics; num_batches_tracked is not kept), mapped
+// where the file has them. VGG16's convolutions have no buffers; a network with batch norm maps its running
+// statistics with this same loop, and checkpoints and --init files carry them (Module::named_state()).
+struct StateEntry {
+  const char* kind;
+  bool buffer;
+};
+constexpr StateEntry kLayerState[] = {{"weight", false}, {"bias", false}, {"running_mean", true}, {"running_var", true}};
+
 std::string fmt_width(double w) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", w);
@@ -127,19 +137,21 @@ NamedTensors map_vgg16(const SafetensorsFile& tv, std::vector<std::string>* repo
     if (t.dtype() != DType::F32) t = t.to(DType::F32);
     return t;
   };
-  auto emit = [&](const std::string& tv_name, const Tensor& t, const std::string& ours) {
+  auto emit = [&](const std::string& tv_name, const Tensor& t, const std::string& ours, bool buffer = false) {
     out.push_back({ours, t});
-    note(cat(prefix, tv_name, " ", shape_str(t.shape()), " -> ", ours));
+    note(cat(prefix, tv_name, " ", shape_str(t.shape()), " -> ", ours, buffer ? " (buffer)" : ""));
   };
   for (const Vgg16Layer& l : kVgg16Layers) {
-    for (const char* kind : {"weight", "bias"}) {
-      const std::string tv_name = cat("features.", vgg16_torchvision_index(l), ".", kind);
+    for (const StateEntry& e : kLayerState) {
+      const std::string tv_name = cat("features.", vgg16_torchvision_index(l), ".", e.kind);
+      if (e.buffer && !tv.has(prefix + tv_name)) continue;
       Tensor t = take(tv_name);
+      const char* kind = e.kind;
       if (l.stage < 5) {  // FashionNet's shared trunk, then conv5 once per branch
-        emit(tv_name, t, cat("trunk.", l.name, ".", kind));
+        emit(tv_name, t, cat("trunk.", l.name, ".", kind), e.buffer);
       } else {
-        emit(tv_name, t, cat("conv5_global.", l.name, ".", kind));
-        emit(tv_name, t, cat("conv5_pose.", l.name, ".", kind));
+        emit(tv_name, t, cat("conv5_global.", l.name, ".", kind), e.buffer);
+        emit(tv_name, t, cat("conv5_pose.", l.name, ".", kind), e.buffer);
       }
     }
   }

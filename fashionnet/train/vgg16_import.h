@@ -10,6 +10,8 @@
 //   classifier.0 (fc6, 4096x25088)  -> fc6_global (optional: only where the model's fc6_global has that shape)
 //   classifier.3 (fc7), classifier.6 (fc8, the 1000 ImageNet classes): not used
 // Conv weights are (out, in, 3, 3) and linear weights (out, in) in both engines, so tensors copy unchanged.
+// A layer's buffers (batch norm's running_mean / running_var) would map like its weight and bias where a
+// file has them; VGG16 has none (vgg16_import.cpp, kLayerState).
 //
 // The layer list and the width multiplier's rounding are the network's (fashionnet/model/vgg16.h): conv widths
 // scaled_channels(c, width) = round(c * width), at least 4 (the 3 input channels stay 3), fc6

@@ -1,0 +1,843 @@
+// Depthwise convolution: launchers, the CPU reference and the fast CPU path (CUDA side in
+// depthwise_conv2d.cu; math in depthwise_conv2d.h, derivations in docs/kernels/depthwise_conv2d.md).
+//
+// Two fast CPU paths. CpuChannels (Auto; after the plane path below): 8 channels in the lanes of a vector.
+// CpuPlanes: 8 neighbouring outputs of one plane in a vector. Its work item: one channel c and a block of B
+// images (B from the shape alone: about 4096 scratch elements, so B = 1 at 112x112 and B = 32 at 7x7); the
+// block's planes share c's filter.
+//   1. Phase split: each input plane is copied, with a zero border of `pad`, into st x st phase planes
+//      phase(a, b)[i][j] = xpad[st i + a][st j + b] (Phases). Tap (r, s) of output (p, q) is then
+//      phase(r mod st, s mod st)[p + r div st][q + s div st]: for stride 1 and 2 alike, at flat index
+//      p * seg + q plus a constant per tap. The block's planes are stacked, so one flat pass over the block
+//      computes every output (the rows and columns past P, Q are computed and dropped). The copy is the only
+//      strided access: O(H W) against the O(H W R S / st^2) arithmetic.
+//   2. Forward: the flat pass with the taps unrolled (conv_rows<R, S, st> for 3x3 and 5x5: a pointer per
+//      filter row and phase, the taps at constant displacements, the weights pre-broadcast, a vector of
+//      outputs in one register; taps_pass for other sizes). 8 floats per AVX2 instruction.
+//   3. Data gradient: the gather form of the scatter. Pixel (h, w) in padded coordinates st i + a, st j + b
+//      takes the taps r = a (mod st), s = b (mod st), reading gy[i - (r-a)/st][j - (s-b)/st]; on a copy of gy
+//      with a zero border above and left, each of the st^2 output phases is one flat pass like the forward's
+//      (for stride 1: the forward with the flipped filter), then written into its pixels of gx.
+//   4. Filter gradient: dW[c,r,s] = sum_{n,p,q} gy[n,c,p,q] xpad[st p + r, st q + s]. Per block, each tap keeps
+//      one vector register of partial sums (8 floats or 4 doubles): lane i adds the terms at flat index
+//      k = i (mod lanes), in increasing k; the lanes are added in order at the end of the block, and the
+//      blocks' sums into the channel's total in increasing n. Threads split the channels, never a channel's
+//      sum: every sum runs in an order fixed by the shape alone, so the gradient is bitwise the same on 1 or
+//      16 threads and from run to run, with no atomics.
+//   Threads: forward and data gradient split the (channel, block) items into contiguous ranges
+//   (cpu_parallel_ranges); each output belongs to one item and is computed the same way whatever the
+//   blocking, so those results depend neither on the thread count nor on the batch size.
+#include "kernels/depthwise_conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "kernels/launch.h"
+
+namespace fn::kernels {
+
+const char* depthwise_algo_name(DepthwiseAlgo a) {
+  switch (a) {
+    case DepthwiseAlgo::Auto: return "auto";
+    case DepthwiseAlgo::Reference: return "reference";
+    case DepthwiseAlgo::CpuPlanes: return "cpu_planes";
+    case DepthwiseAlgo::CpuChannels: return "cpu_channels";
+    case DepthwiseAlgo::V1Naive: return "v1_naive";
+    case DepthwiseAlgo::V2Tiled: return "v2_tiled";
+    case DepthwiseAlgo::Cudnn: return "cudnn";
+  }
+  return "?";
+}
+
+// The channel-blocked path: measured faster than or equal to the plane path at every Lite0 / MobileNet shape,
+// 112x112 included, and 1.5-3x on the small maps and at stride 2 (docs/kernels/depthwise_conv2d.md). The
+// plane path stays selectable (and benchmarked); the rule takes the shape so that it can change by shape.
+DepthwiseAlgo depthwise_cpu_auto(const DwGeom& g) {
+  (void)g;
+  return DepthwiseAlgo::CpuChannels;
+}
+
+DwGeom depthwise_geom(const Shape& x, const Shape& w, int stride, int pad) {
+  FN_CHECK(x.size() == 4 && w.size() == 4, "depthwise_conv2d: x (N,C,H,W) and w (C,1,R,S) expected, got ",
+           shape_str(x), " and ", shape_str(w));
+  FN_CHECK(w[0] == x[1] && w[1] == 1, "depthwise_conv2d: input has ", x[1], " channels, so the filters must be (",
+           x[1], ",1,R,S), got ", shape_str(w));
+  FN_CHECK(stride >= 1 && pad >= 0 && pad < w[2] && pad < w[3], "depthwise_conv2d: stride ", stride, " pad ", pad,
+           " with a ", w[2], "x", w[3], " filter (0 <= pad < the filter size)");
+  DwGeom g{x[0], x[1], x[2], x[3], w[2], w[3], stride, pad, 0, 0};
+  FN_CHECK(g.H + 2 * pad >= g.R && g.W + 2 * pad >= g.S, "depthwise_conv2d: filter ", g.R, "x", g.S,
+           " larger than padded input ", g.H + 2 * pad, "x", g.W + 2 * pad);
+  g.P = (g.H + 2 * pad - g.R) / stride + 1;
+  g.Q = (g.W + 2 * pad - g.S) / stride + 1;
+  return g;
+}
+
+namespace {
+
+// Below this many multiply-adds a call runs on the calling thread: starting threads would cost more.
+constexpr double kThreadedMacs = 2e5;
+
+int threads_for(double macs, int64_t items) {
+  if (macs < kThreadedMacs) return 1;
+  return int(std::max<int64_t>(1, std::min<int64_t>(blas_threads(), items)));
+}
+
+// ---------------------------------------------------------------- reference (plain loops)
+template <class T>
+void forward_ref(const T* x, const T* w, const T* b, T* y, const DwGeom& g, bool relu) {
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t p = 0; p < g.P; ++p)
+        for (int64_t q = 0; q < g.Q; ++q) {
+          T s = T(0);
+          for (int64_t r = 0; r < g.R; ++r)
+            for (int64_t t = 0; t < g.S; ++t) {
+              const int64_t h = p * g.stride - g.pad + r, ww = q * g.stride - g.pad + t;
+              if (h >= 0 && h < g.H && ww >= 0 && ww < g.W)
+                s += w[(c * g.R + r) * g.S + t] * x[((n * g.C + c) * g.H + h) * g.W + ww];
+            }
+          if (b) s += b[c];
+          y[((n * g.C + c) * g.P + p) * g.Q + q] = relu && s < T(0) ? T(0) : s;
+        }
+}
+
+// The scatter form of the data gradient: every output gradient added into the pixels its taps read.
+template <class T>
+void backward_data_ref(const T* gy, const T* w, T* gx, const DwGeom& g) {
+  std::fill(gx, gx + g.N * g.C * g.hw(), T(0));
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t p = 0; p < g.P; ++p)
+        for (int64_t q = 0; q < g.Q; ++q)
+          for (int64_t r = 0; r < g.R; ++r)
+            for (int64_t t = 0; t < g.S; ++t) {
+              const int64_t h = p * g.stride - g.pad + r, ww = q * g.stride - g.pad + t;
+              if (h >= 0 && h < g.H && ww >= 0 && ww < g.W)
+                gx[((n * g.C + c) * g.H + h) * g.W + ww] +=
+                    w[(c * g.R + r) * g.S + t] * gy[((n * g.C + c) * g.P + p) * g.Q + q];
+            }
+}
+
+template <class T>
+void backward_filter_ref(const T* x, const T* gy, T* gw, const DwGeom& g) {
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t t = 0; t < g.S; ++t) {
+        T s = T(0);
+        for (int64_t n = 0; n < g.N; ++n)
+          for (int64_t p = 0; p < g.P; ++p)
+            for (int64_t q = 0; q < g.Q; ++q) {
+              const int64_t h = p * g.stride - g.pad + r, ww = q * g.stride - g.pad + t;
+              if (h >= 0 && h < g.H && ww >= 0 && ww < g.W)
+                s += gy[((n * g.C + c) * g.P + p) * g.Q + q] * x[((n * g.C + c) * g.H + h) * g.W + ww];
+            }
+        gw[(c * g.R + r) * g.S + t] = s;
+      }
+}
+
+// ---------------------------------------------------------------- fast path
+// Work items: (channel c, a block of B images). The B planes (n, c) share channel c's filter, so they are
+// stacked in one scratch buffer and every tap is one flat pass over all of them: a 7x7 map alone would
+// give passes of 63 elements, each paying the per-call set-up; B is chosen (by the shape alone) so that a
+// block holds about kBlockElems elements. Large maps have B = 1 and passes of whole rows.
+constexpr int64_t kBlockElems = 4096;
+
+// The zero-padded input planes of a block, each split into st x st phase planes (step 1 above):
+//   phase (a, b), plane m, [i][j] = xpad_m[st i + a][st j + b],
+//   i < rows = P + (R-1) div st,  j < seg = Q + (S-1) div st,
+// laid out [phase][m][i][j]. Tap (r, s) of output (m, p, q) is then at flat index (m rows + p) seg + q plus
+// the tap's offset, the same for every output: one flat pass over the block computes all its outputs (rows
+// p >= P and columns q >= Q of each plane are computed and dropped).
+struct Phases {
+  int64_t st, rows, seg, B;
+  int64_t plane() const { return rows * seg; }
+  int64_t block() const { return B * plane(); }  // one phase's planes
+  // + seg + 8: the dropped columns' reads past the end, and the filter gradient's last whole vector
+  int64_t size() const { return st * st * block() + seg + 8; }
+  int64_t offset(int64_t r, int64_t s) const { return ((r % st) * st + s % st) * block() + (r / st) * seg + s / st; }
+};
+Phases input_phases(const DwGeom& g) {
+  Phases d{g.stride, g.P + (g.R - 1) / g.stride, g.Q + (g.S - 1) / g.stride, 1};
+  d.B = std::max<int64_t>(1, std::min<int64_t>(g.N, kBlockElems / d.plane()));
+  return d;
+}
+
+// A row copy as a loop: the rows of small maps are 5 to 14 elements, where a call to memcpy costs more than
+// the copy (GCC would turn the loop back into that call; the attribute stops it).
+template <class T>
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) inline void copy_row(T* __restrict dst,
+                                                                                   const T* __restrict src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+// Plane m of the block from input plane xp. The caller zeroes the buffer first (the borders).
+template <class T>
+void fill_phases(const T* xp, const DwGeom& g, const Phases& d, int64_t m, T* buf) {
+  const int64_t st = d.st;
+  for (int64_t a = 0; a < st; ++a)
+    for (int64_t i = 0; i < d.rows; ++i) {
+      const int64_t h = st * i + a - g.pad;
+      if (h < 0 || h >= g.H) continue;
+      const T* src = xp + h * g.W;
+      for (int64_t b = 0; b < st; ++b) {
+        // Columns j whose pixel w = st j + b - pad lies in the image: [j_lo, j_hi).
+        const int64_t j_lo = g.pad - b <= 0 ? 0 : (g.pad - b + st - 1) / st;
+        const int64_t j_hi = std::min(d.seg, g.W - 1 + g.pad - b < 0 ? 0 : (g.W - 1 + g.pad - b) / st + 1);
+        T* row = buf + (a * st + b) * d.block() + m * d.plane() + i * d.seg;
+        if (st == 1) {
+          if (j_hi > j_lo) copy_row(row + j_lo, src + j_lo - g.pad, j_hi - j_lo);
+        } else {
+          const T* s0 = src + b - g.pad;
+          for (int64_t j = j_lo; j < j_hi; ++j) row[j] = s0[st * j];
+        }
+      }
+    }
+}
+
+// One AVX2 register of T (GCC/Clang vector extension: 8 floats or 4 doubles), for sums kept in registers.
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr int kVecLanes = int(32 / sizeof(T));
+template <class T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The register-blocked pass for the filter sizes that matter (3x3, 5x5 and the data gradient's stride-2
+// phases): out[k] = sum_{r < KR, s < KS} wv[r KS + s] * rowp[r ST + s mod ST][k + s div ST], whole vectors
+// (out and the rows have room past n). One pointer per filter row and phase, the taps at constant
+// displacements from it, and the weights pre-broadcast in memory: a tap costs one load and one FMA with a
+// memory operand, where the generic pass (taps_pass) also reloads a spilled pointer per tap.
+template <class T, int KR, int KS, int ST>
+void conv_rows(T* __restrict out, const T* const* rowp, const Vec<T>* wv, int64_t n) {
+  constexpr int L = kVecLanes<T>;
+  const T* p[KR * ST];
+  for (int i = 0; i < KR * ST; ++i) p[i] = rowp[i];
+  for (int64_t k = 0; k < n; k += L) {
+    Vec<T> acc = Vec<T>{};
+#pragma GCC unroll 5
+    for (int r = 0; r < KR; ++r)
+#pragma GCC unroll 5
+      for (int t = 0; t < KS; ++t) acc += wv[r * KS + t] * load(p[r * ST + t % ST] + k + t / ST);
+    std::memcpy(out + k, &acc, sizeof acc);
+  }
+}
+using RowsFn = void (*)(void*, const void* const*, const void*, int64_t);
+template <class T, int KR, int KS, int ST>
+void conv_rows_erased(void* out, const void* const* rowp, const void* wv, int64_t n) {
+  conv_rows<T, KR, KS, ST>(static_cast<T*>(out), reinterpret_cast<const T* const*>(rowp),
+                           static_cast<const Vec<T>*>(wv), n);
+}
+// The register-blocked pass for (KR, KS, ST), or null where only the generic one exists.
+template <class T>
+RowsFn rows_kernel(int64_t kr, int64_t ks, int64_t st) {
+#define FN_DW_ROWS(a, b, c) \
+  if (kr == a && ks == b && st == c) return &conv_rows_erased<T, a, b, c>;
+  FN_DW_ROWS(3, 3, 1) FN_DW_ROWS(5, 5, 1) FN_DW_ROWS(3, 3, 2) FN_DW_ROWS(5, 5, 2)  // forward, 3x3 and 5x5
+  FN_DW_ROWS(1, 1, 1) FN_DW_ROWS(1, 2, 1) FN_DW_ROWS(2, 1, 1) FN_DW_ROWS(2, 2, 1)  // stride-2 phases of the
+  FN_DW_ROWS(2, 3, 1) FN_DW_ROWS(3, 2, 1)                                          // data gradient
+#undef FN_DW_ROWS
+  return nullptr;
+}
+
+// out[k] = sum_{t < NS} wt[t] * src[t][k] for k < n: the taps unrolled so that the loop over k vectorises
+// with the sum in a register (GCC -O3 -mavx2 -mfma: 8 floats or 4 doubles per instruction, checked with
+// -fopt-info-vec).
+template <class T, int NS>
+void taps_pass(T* __restrict out, const T* const* src, const T* wt, int64_t n) {
+  const T* s[NS];
+  T w[NS];
+  for (int t = 0; t < NS; ++t) s[t] = src[t], w[t] = wt[t];
+  for (int64_t k = 0; k < n; ++k) {
+    T acc = T(0);
+#pragma GCC unroll 32
+    for (int t = 0; t < NS; ++t) acc += w[t] * s[t][k];
+    out[k] = acc;
+  }
+}
+// Any tap count up to 25 (3x3 and 5x5 filters and their stride-2 phases: 1, 2, 3, 4, 6, 9, 25) unrolled;
+// beyond, 25 at a time, added in order.
+constexpr int kMaxTaps = 25;
+template <class T, size_t... I>
+void taps_dispatch(std::index_sequence<I...>, int ns, T* out, const T* const* src, const T* wt, int64_t n) {
+  using Fn = void (*)(T*, const T* const*, const T*, int64_t);
+  static constexpr Fn fns[] = {&taps_pass<T, int(I) + 1>...};
+  fns[ns - 1](out, src, wt, n);
+}
+template <class T>
+void taps(T* out, const T* const* src, const T* wt, int64_t ns, int64_t n, T* tmp) {
+  if (ns == 0) return std::fill(out, out + n, T(0));
+  taps_dispatch(std::make_index_sequence<kMaxTaps>(), int(std::min<int64_t>(ns, kMaxTaps)), out, src, wt, n);
+  for (int64_t t0 = kMaxTaps; t0 < ns; t0 += kMaxTaps) {
+    taps_dispatch(std::make_index_sequence<kMaxTaps>(), int(std::min<int64_t>(ns - t0, kMaxTaps)), tmp, src + t0,
+                  wt + t0, n);
+    for (int64_t k = 0; k < n; ++k) out[k] += tmp[k];
+  }
+}
+
+// Rows per flat pass: about 2048 elements (8 KB of floats), so the pass's output stays in L1.
+int64_t rows_per_chunk(int64_t pitch) { return std::max<int64_t>(1, 2048 / pitch); }
+
+// One thread's scratch, reused across its items.
+template <class T>
+struct Scratch {
+  std::vector<T> in, grad, wide, tmp, wt;
+  std::vector<const T*> src;
+  std::vector<Vec<T>> wv;  // the filter taps, each broadcast to a vector (conv_rows)
+};
+
+double macs(const DwGeom& g) { return double(g.N) * double(g.C) * double(g.pq()) * double(g.rs()); }
+template <class T>
+Scratch<T> scratch_for(const DwGeom& g);
+
+// Runs item(c, n0, nb) for every (channel, block of images) on `threads` threads, each with its own
+// scratch. Items are cut into contiguous ranges, one per thread; every output belongs to one item.
+template <class T, class F>
+void for_blocks(const DwGeom& g, int64_t B, F&& item) {
+  const int64_t per_c = (g.N + B - 1) / B, items = g.C * per_c;
+  cpu_parallel_ranges(items, threads_for(macs(g), items), [&](int64_t i0, int64_t i1) {
+    Scratch<T> s = scratch_for<T>(g);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t c = i / per_c, n0 = (i % per_c) * B;
+      item(c, n0, std::min(B, g.N - n0), s);
+    }
+  });
+}
+
+// The forward of channel c on images n0 .. n0 + nb - 1.
+template <class T>
+void forward_block(const T* x, const T* wc, T bias, T* y, int64_t c, int64_t n0, int64_t nb, const DwGeom& g,
+                   bool relu, const Phases& d, Scratch<T>& s) {
+  T* buf = s.in.data();
+  std::fill(buf, buf + d.size(), T(0));
+  for (int64_t m = 0; m < nb; ++m) fill_phases(x + ((n0 + m) * g.C + c) * g.hw(), g, d, m, buf);
+  // Stacked rows m * rows + p; the last plane's rows past P are not needed.
+  const int64_t last = (nb - 1) * d.rows + g.P, chunk = rows_per_chunk(d.seg);
+  const RowsFn fast = rows_kernel<T>(g.R, g.S, g.stride);
+  for (int64_t t = 0; fast && t < g.rs(); ++t) s.wv[size_t(t)] = Vec<T>{} + wc[t];
+  for (int64_t r0 = 0; r0 < last; r0 += chunk) {
+    const int64_t r1 = std::min(last, r0 + chunk);
+    if (fast) {  // a pointer per filter row and column phase
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t ph = 0; ph < g.stride; ++ph) s.src[size_t(r * g.stride + ph)] = buf + d.offset(r, ph) + r0 * d.seg;
+      fast(s.wide.data(), reinterpret_cast<const void* const*>(s.src.data()), s.wv.data(), (r1 - r0) * d.seg);
+    } else {
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t t = 0; t < g.S; ++t) s.src[size_t(r * g.S + t)] = buf + d.offset(r, t) + r0 * d.seg;
+      taps(s.wide.data(), s.src.data(), wc, g.rs(), (r1 - r0) * d.seg, s.tmp.data());
+    }
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t m = row / d.rows, p = row % d.rows;
+      if (p >= g.P) continue;
+      const T* wr = s.wide.data() + (row - r0) * d.seg;
+      T* yr = y + ((n0 + m) * g.C + c) * g.pq() + p * g.Q;
+      if (relu)
+        for (int64_t q = 0; q < g.Q; ++q) yr[q] = wr[q] + bias > T(0) ? wr[q] + bias : T(0);
+      else
+        for (int64_t q = 0; q < g.Q; ++q) yr[q] = wr[q] + bias;
+    }
+  }
+}
+
+// The data gradient in phases (step 3 above). In padded coordinates, gx_pad[st i + a][st j + b] takes the taps
+// r = a (mod st), s = b (mod st), reading gy[i - (r-a)/st][j - (s-b)/st]. On a copy of each gy plane with a
+// zero border of bt = (R-1) div st rows above and bl = (S-1) div st columns left (and zeros after), row pitch
+// `pitch`, `rows` rows per plane, the block's planes stacked, each phase is one flat pass like the forward's,
+// then written into its pixels of gx.
+struct GradPhases {
+  int64_t bt, bl, pitch, rows, B;
+  int64_t size() const { return B * rows * pitch + pitch; }
+};
+GradPhases grad_phases(const DwGeom& g) {
+  GradPhases d;
+  d.bt = (g.R - 1) / g.stride;
+  d.bl = (g.S - 1) / g.stride;
+  const int64_t I = (g.H + g.pad + g.stride - 1) / g.stride, J = (g.W + g.pad + g.stride - 1) / g.stride;
+  d.pitch = d.bl + std::max(J, g.Q);
+  d.rows = d.bt + std::max(I, g.P) + 1;  // + 1: the dropped columns' reads past a plane's last row
+  d.B = std::max<int64_t>(1, std::min<int64_t>(g.N, kBlockElems / (d.rows * d.pitch)));
+  return d;
+}
+
+template <class T>
+void backward_data_block(const T* gy, const T* wc, T* gx, int64_t c, int64_t n0, int64_t nb, const DwGeom& g,
+                         const GradPhases& d, Scratch<T>& s) {
+  T* buf = s.grad.data();
+  std::fill(buf, buf + d.size(), T(0));
+  for (int64_t m = 0; m < nb; ++m) {
+    const T* gyp = gy + ((n0 + m) * g.C + c) * g.pq();
+    for (int64_t p = 0; p < g.P; ++p)
+      copy_row(buf + (m * d.rows + p + d.bt) * d.pitch + d.bl, gyp + p * g.Q, g.Q);
+  }
+  const int64_t st = g.stride, chunk = rows_per_chunk(d.pitch);
+  for (int64_t a = 0; a < st; ++a)
+    for (int64_t b = 0; b < st; ++b) {
+      // Phase rows i and columns j whose pixel h = st i + a - pad, w = st j + b - pad lies in the image.
+      if (g.H - 1 + g.pad - a < 0 || g.W - 1 + g.pad - b < 0) continue;  // no pixel in this phase
+      const int64_t i_lo = g.pad - a <= 0 ? 0 : (g.pad - a + st - 1) / st, i_hi = (g.H - 1 + g.pad - a) / st + 1;
+      const int64_t j_lo = g.pad - b <= 0 ? 0 : (g.pad - b + st - 1) / st, j_hi = (g.W - 1 + g.pad - b) / st + 1;
+      int64_t ns = 0;
+      for (int64_t r = a; r < g.R; r += st)
+        for (int64_t t = b; t < g.S; t += st, ++ns) s.wt[size_t(ns)] = wc[r * g.S + t];
+      // The phase's taps: rows r = a + st u (u < nr), columns t = b + st v (v < nc).
+      const int64_t nr = (g.R - a + st - 1) / st, nc = (g.S - b + st - 1) / st;
+      const RowsFn fast = rows_kernel<T>(nr, nc, 1);
+      // conv_rows reads column offsets v' = nc-1-v >= 0 from a pointer nc-1 columns left of the first tap.
+      for (int64_t u = 0; fast && u < nr; ++u)
+        for (int64_t v = 0; v < nc; ++v)
+          s.wv[size_t(u * nc + nc - 1 - v)] = Vec<T>{} + wc[(a + st * u) * g.S + b + st * v];
+      // Stacked phase rows m * rows + i, for i in [i_lo, i_hi) of each plane.
+      const int64_t first = i_lo, last = (nb - 1) * d.rows + i_hi;
+      for (int64_t r0 = first; r0 < last; r0 += chunk) {
+        const int64_t r1 = std::min(last, r0 + chunk);
+        if (fast) {
+          for (int64_t u = 0; u < nr; ++u) s.src[size_t(u)] = buf + (d.bt - u + r0) * d.pitch + d.bl - (nc - 1);
+          fast(s.wide.data(), reinterpret_cast<const void* const*>(s.src.data()), s.wv.data(), (r1 - r0) * d.pitch);
+        } else {
+          int64_t k = 0;
+          for (int64_t r = a; r < g.R; r += st)
+            for (int64_t t = b; t < g.S; t += st, ++k)
+              s.src[size_t(k)] = buf + (d.bt - (r - a) / st + r0) * d.pitch + d.bl - (t - b) / st;
+          taps(s.wide.data(), s.src.data(), s.wt.data(), ns, (r1 - r0) * d.pitch, s.tmp.data());
+        }
+        for (int64_t row = r0; row < r1; ++row) {
+          const int64_t m = row / d.rows, i = row % d.rows;
+          if (i < i_lo || i >= i_hi) continue;
+          T* gxr = gx + ((n0 + m) * g.C + c) * g.hw() + (st * i + a - g.pad) * g.W + b - g.pad;
+          const T* wr = s.wide.data() + (row - r0) * d.pitch;
+          if (st == 1) copy_row(gxr + j_lo, wr + j_lo, j_hi - j_lo);
+          else
+            for (int64_t j = j_lo; j < j_hi; ++j) gxr[st * j] = wr[j];
+        }
+      }
+    }
+}
+
+// part[t] (lane i) += sum over k = i (mod lanes) of gy[k] * src[t][k], for NS taps; n is a multiple of the
+// lane count (the caller pads with zeros).
+template <class T, int NS>
+void dot_pass(const T* __restrict gy, const T* const* src, Vec<T>* part, int64_t n) {
+  constexpr int L = kVecLanes<T>;
+  Vec<T> acc[NS];
+  const T* s[NS];
+#pragma GCC unroll 8
+  for (int t = 0; t < NS; ++t) s[t] = src[t], acc[t] = part[t];
+  for (int64_t k = 0; k < n; k += L) {
+    const Vec<T> gv = load(gy + k);
+#pragma GCC unroll 8
+    for (int t = 0; t < NS; ++t) acc[t] += gv * load(s[t] + k);
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NS; ++t) part[t] = acc[t];
+}
+template <class T>
+void dots(const T* gy, const T* const* src, Vec<T>* part, int64_t ns, int64_t n) {
+  switch (ns) {
+    case 1: return dot_pass<T, 1>(gy, src, part, n);
+    case 3: return dot_pass<T, 3>(gy, src, part, n);
+    case 5: return dot_pass<T, 5>(gy, src, part, n);
+    case 7: return dot_pass<T, 7>(gy, src, part, n);
+    default:
+      for (int64_t t = 0; t < ns; ++t) dot_pass<T, 1>(gy, src + t, part + t, n);
+  }
+}
+
+// Channel c's filter gradient over the whole batch, in the fixed order of step 4. Per block the output
+// gradient is laid out like the forward's stacked output rows (zeros in the dropped rows and columns), so one
+// flat pass per filter row covers the block.
+template <class T>
+void backward_filter_channel(const T* x, const T* gy, T* gwc, int64_t c, const DwGeom& g, const Phases& d,
+                             Scratch<T>& s) {
+  constexpr int L = kVecLanes<T>;
+  const int64_t rs = g.rs();
+  std::vector<T> total(size_t(rs), T(0));
+  std::vector<Vec<T>> part(static_cast<size_t>(rs), Vec<T>{});
+  T* buf = s.in.data();
+  T* gyw = s.grad.data();
+  for (int64_t n0 = 0; n0 < g.N; n0 += d.B) {
+    const int64_t nb = std::min(d.B, g.N - n0), n = (nb * d.plane() + L - 1) / L * L;  // whole vectors
+    std::fill(buf, buf + d.size(), T(0));
+    std::fill(gyw, gyw + n, T(0));
+    for (int64_t m = 0; m < nb; ++m) {
+      const int64_t plane = (n0 + m) * g.C + c;
+      fill_phases(x + plane * g.hw(), g, d, m, buf);
+      for (int64_t p = 0; p < g.P; ++p)
+        copy_row(gyw + (m * d.rows + p) * d.seg, gy + plane * g.pq() + p * g.Q, g.Q);
+    }
+    std::fill(part.begin(), part.end(), Vec<T>{});
+    for (int64_t r = 0; r < g.R; ++r) {
+      for (int64_t t = 0; t < g.S; ++t) s.src[size_t(t)] = buf + d.offset(r, t);
+      dots(gyw, s.src.data(), part.data() + r * g.S, g.S, n);
+    }
+    for (int64_t t = 0; t < rs; ++t) {
+      T sum = T(0);
+      for (int i = 0; i < L; ++i) sum += part[size_t(t)][i];
+      total[size_t(t)] += sum;
+    }
+  }
+  std::copy(total.begin(), total.end(), gwc);
+}
+
+template <class T>
+Scratch<T> scratch_for(const DwGeom& g) {
+  const Phases d = input_phases(g);
+  const GradPhases e = grad_phases(g);
+  Scratch<T> s;
+  s.in.resize(size_t(d.size()));
+  s.grad.resize(size_t(std::max(e.size(), d.block() + 8)));
+  const int64_t wide = std::max(rows_per_chunk(d.seg) * d.seg, rows_per_chunk(e.pitch) * e.pitch);
+  s.wide.resize(size_t(wide));
+  s.tmp.resize(size_t(wide));
+  s.wide.resize(s.wide.size() + 8);  // conv_rows writes whole vectors
+  s.wt.resize(size_t(g.rs()));
+  s.src.resize(size_t(std::max(g.rs(), g.R * g.stride)));
+  s.wv.resize(size_t(g.rs()));
+  return s;
+}
+
+template <class T>
+void forward_fast(const T* x, const T* w, const T* b, T* y, const DwGeom& g, bool relu) {
+  const Phases d = input_phases(g);
+  for_blocks<T>(g, d.B, [&](int64_t c, int64_t n0, int64_t nb, Scratch<T>& s) {
+    forward_block(x, w + c * g.rs(), b ? b[c] : T(0), y, c, n0, nb, g, relu, d, s);
+  });
+}
+
+template <class T>
+void backward_data_fast(const T* gy, const T* w, T* gx, const DwGeom& g) {
+  const GradPhases e = grad_phases(g);
+  for_blocks<T>(g, e.B, [&](int64_t c, int64_t n0, int64_t nb, Scratch<T>& s) {
+    backward_data_block(gy, w + c * g.rs(), gx, c, n0, nb, g, e, s);
+  });
+}
+
+template <class T>
+void backward_filter_fast(const T* x, const T* gy, T* gw, const DwGeom& g) {
+  const Phases d = input_phases(g);
+  cpu_parallel_ranges(g.C, threads_for(macs(g), g.C), [&](int64_t c0, int64_t c1) {
+    Scratch<T> s = scratch_for<T>(g);
+    for (int64_t c = c0; c < c1; ++c) backward_filter_channel(x, gy, gw + c * g.rs(), c, g, d, s);
+  });
+}
+
+// ---------------------------------------------------------------- channel-blocked path (Auto)
+// On small maps the plane path's flat passes compute 30-60% dropped outputs (the border rows and columns of
+// each stacked plane) and spend more on set-up than on arithmetic, and at stride 2 it pays a phase split.
+// CpuChannels instead puts L = 8 channels (4 in float64) of one image in the lanes of a vector: the L planes
+// are gathered once into an interleaved, zero-bordered buffer xb[hp][wp][lane] (an O(H W L) transpose), and
+// every vector operation is then L real
+// outputs of L channels, at any stride, with no dropped work. The results go back to the L planes by the
+// reverse transpose. Channels past C in the last block are zeros and are never written.
+int64_t channel_blocks(const DwGeom& g, int lanes) { return (g.C + lanes - 1) / lanes; }
+
+// dst[(h + pad) * Wp + w + pad][lane] = plane (n, c0 + lane) of t (H x W), 0 elsewhere and beyond C.
+template <class T>
+void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp,
+               int64_t Wp, T* dst) {
+  constexpr int L = kVecLanes<T>;
+  std::fill(dst, dst + Hp * Wp * L, T(0));
+  const int64_t nl = std::min<int64_t>(L, C - c0);
+  const T* src = t + (n * C + c0) * H * W;
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t w = 0; w < W; ++w) {
+      T* d = dst + ((h + pad) * Wp + w + pad) * L;  // one vector's L lanes, written together
+      const T* sp = src + h * W + w;
+      if (nl == L) {  // a whole block: the lane loop unrolled, without tests
+#pragma GCC unroll 8
+        for (int l = 0; l < L; ++l) d[l] = sp[l * H * W];
+      } else {
+        for (int64_t l = 0; l < nl; ++l) d[l] = sp[l * H * W];
+      }
+    }
+}
+// Plane (n, c0 + lane) of t (H x W) = src[(h + pad) * Wp + w + pad][lane], lanes below C only.
+template <class T>
+void cb_scatter(const T* src, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Wp, T* t) {
+  constexpr int L = kVecLanes<T>;
+  const int64_t nl = std::min<int64_t>(L, C - c0);
+  T* dst = t + (n * C + c0) * H * W;
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t w = 0; w < W; ++w) {
+      const T* v = src + ((h + pad) * Wp + w + pad) * L;
+      T* dp = dst + h * W + w;
+      if (nl == L) {
+#pragma GCC unroll 8
+        for (int l = 0; l < L; ++l) dp[l * H * W] = v[l];
+      } else {
+        for (int64_t l = 0; l < nl; ++l) dp[l * H * W] = v[l];
+      }
+    }
+}
+inline void store_vec(float* p, Vec<float> v) { std::memcpy(p, &v, sizeof v); }
+inline void store_vec(double* p, Vec<double> v) { std::memcpy(p, &v, sizeof v); }
+
+// The filter taps (and bias) of channels c0 .. c0 + L - 1 as vectors, zeros beyond C.
+template <class T>
+void cb_weights(const T* w, const DwGeom& g, int64_t c0, Vec<T>* wv) {
+  constexpr int L = kVecLanes<T>;
+  for (int64_t t = 0; t < g.rs(); ++t) {
+    wv[t] = Vec<T>{};
+    for (int64_t l = 0; l < std::min<int64_t>(L, g.C - c0); ++l) wv[t][l] = w[(c0 + l) * g.rs() + t];
+  }
+}
+
+struct CbDims {
+  int64_t Hp, Wp;  // the zero-bordered input (or data-gradient) buffer
+};
+CbDims cb_dims(const DwGeom& g) { return {g.H + 2 * g.pad, g.W + 2 * g.pad}; }
+
+// Runs item(n, c0, scratch) for every (image, channel block) on the threads; every output belongs to one item.
+template <class T, class F>
+void for_channel_blocks(const DwGeom& g, F&& item) {
+  constexpr int L = kVecLanes<T>;
+  const CbDims d = cb_dims(g);
+  const int64_t cbs = channel_blocks(g, L), items = g.N * cbs;
+  cpu_parallel_ranges(items, threads_for(macs(g), items), [&](int64_t i0, int64_t i1) {
+    std::vector<T> xb(size_t(d.Hp * d.Wp * L)), yb(size_t(std::max(g.pq(), g.hw()) * L));
+    std::vector<Vec<T>> wv(size_t(g.rs()) + 1);
+    for (int64_t i = i0; i < i1; ++i) item(i / cbs, (i % cbs) * L, xb.data(), yb.data(), wv.data());
+  });
+}
+
+// The outputs of one channel block: yb[p][q] = bias + sum_{r,s} wv[r S + s] * xb[st p + r][st q + s], four
+// outputs at a time (four independent FMA chains hide the FMA latency). KR, KS > 0 fix the filter size at
+// compile time (3x3, 5x5: the taps unrolled, their weights held in registers); 0 takes g.R, g.S.
+template <class T, int KR, int KS>
+void cb_forward_rows(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
+  constexpr int L = kVecLanes<T>;
+  const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S, st = g.stride;
+  for (int64_t p = 0; p < g.P; ++p) {
+    int64_t q = 0;
+    for (; q + 4 <= g.Q; q += 4) {
+      Vec<T> a0 = Vec<T>{}, a1 = a0, a2 = a0, a3 = a0;
+#pragma GCC unroll 5
+      for (int64_t r = 0; r < R; ++r) {
+        const T* row = xb + ((st * p + r) * Wp + st * q) * L;
+#pragma GCC unroll 5
+        for (int64_t s = 0; s < S; ++s) {
+          const Vec<T> wt = wv[r * S + s];
+          a0 += wt * load(row + s * L);
+          a1 += wt * load(row + (st + s) * L);
+          a2 += wt * load(row + (2 * st + s) * L);
+          a3 += wt * load(row + (3 * st + s) * L);
+        }
+      }
+      store_vec(yb + (p * g.Q + q) * L, a0 + bias);
+      store_vec(yb + (p * g.Q + q + 1) * L, a1 + bias);
+      store_vec(yb + (p * g.Q + q + 2) * L, a2 + bias);
+      store_vec(yb + (p * g.Q + q + 3) * L, a3 + bias);
+    }
+    for (; q < g.Q; ++q) {
+      Vec<T> a = Vec<T>{};
+#pragma GCC unroll 5
+      for (int64_t r = 0; r < R; ++r)
+#pragma GCC unroll 5
+        for (int64_t s = 0; s < S; ++s) a += wv[r * S + s] * load(xb + ((st * p + r) * Wp + st * q + s) * L);
+      store_vec(yb + (p * g.Q + q) * L, a + bias);
+    }
+  }
+}
+
+template <class T>
+void forward_channels(const T* x, const T* w, const T* b, T* y, const DwGeom& g, bool relu) {
+  constexpr int L = kVecLanes<T>;
+  const CbDims d = cb_dims(g);
+  for_channel_blocks<T>(g, [&](int64_t n, int64_t c0, T* xb, T* yb, Vec<T>* wv) {
+    cb_gather(x, g.C, n, c0, g.H, g.W, g.pad, d.Hp, d.Wp, xb);
+    cb_weights(w, g, c0, wv);
+    Vec<T> bias = Vec<T>{};
+    for (int64_t l = 0; b && l < std::min<int64_t>(L, g.C - c0); ++l) bias[l] = b[c0 + l];
+    if (g.R == 3 && g.S == 3) cb_forward_rows<T, 3, 3>(xb, d.Wp, wv, bias, g, yb);
+    else if (g.R == 5 && g.S == 5) cb_forward_rows<T, 5, 5>(xb, d.Wp, wv, bias, g, yb);
+    else cb_forward_rows<T, 0, 0>(xb, d.Wp, wv, bias, g, yb);
+    if (relu)
+      for (int64_t i = 0; i < g.pq() * L; ++i) yb[i] = yb[i] > T(0) ? yb[i] : T(0);
+    cb_scatter(yb, g.C, n, c0, g.P, g.Q, 0, g.Q, y);
+  });
+}
+
+// The data gradient. Stride 1 (square filter): the forward of gy with the flipped filter and pad R-1-pad,
+// which gives back H x W. Stride 2: the scatter, vector-wide: each output gradient vector adds W * g into the
+// R x S pixels its taps read, in the order (p, q, r, s): a fixed order, so the result repeats bitwise (the
+// gather would need the phase split of the plane path; the scatter's read-modify-writes cost about 2x the
+// forward, measured).
+template <class T>
+void backward_data_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
+  constexpr int L = kVecLanes<T>;
+  if (g.stride == 1 && g.R == g.S) {
+    std::vector<T> flipped(size_t(g.C * g.rs()));
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t t = 0; t < g.rs(); ++t) flipped[size_t(c * g.rs() + g.rs() - 1 - t)] = w[c * g.rs() + t];
+    const DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, g.R - 1 - g.pad, g.H, g.W};
+    return forward_channels<T>(gy, flipped.data(), nullptr, gx, gt, false);
+  }
+  const CbDims d = cb_dims(g);
+  for_channel_blocks<T>(g, [&](int64_t n, int64_t c0, T* gxb, T* gyb, Vec<T>* wv) {
+    cb_gather(gy, g.C, n, c0, g.P, g.Q, 0, g.P, g.Q, gyb);
+    cb_weights(w, g, c0, wv);
+    std::fill(gxb, gxb + d.Hp * d.Wp * L, T(0));
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; ++q) {
+        const Vec<T> gv = load(gyb + (p * g.Q + q) * L);
+        for (int64_t r = 0; r < g.R; ++r) {
+          T* row = gxb + ((g.stride * p + r) * d.Wp + g.stride * q) * L;
+          for (int64_t s = 0; s < g.S; ++s) store_vec(row + s * L, load(row + s * L) + wv[r * g.S + s] * gv);
+        }
+      }
+    cb_scatter(gxb, g.C, n, c0, g.H, g.W, g.pad, d.Wp, gx);
+  });
+}
+
+// acc[r S + s] += sum_{p,q} gyb[p][q] * xb[st p + r][st q + s], in increasing (p, q). KR, KS > 0 fix the
+// filter size at compile time (the sums then live in registers over the whole image); 0 takes g.R, g.S.
+template <class T, int KR, int KS>
+void cb_filter_add(const T* xb, int64_t Wp, const T* gyb, const DwGeom& g, Vec<T>* acc_out) {
+  constexpr int L = kVecLanes<T>;
+  constexpr int kFixed = KR > 0 ? KR * KS : 1;
+  const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S, st = g.stride;
+  Vec<T> fixed[kFixed];
+  Vec<T>* acc = KR ? fixed : acc_out;
+  if (KR)
+    for (int t = 0; t < kFixed; ++t) fixed[t] = acc_out[t];
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q) {
+      const Vec<T> gv = load(gyb + (p * g.Q + q) * L);
+#pragma GCC unroll 5
+      for (int64_t r = 0; r < R; ++r) {
+        const T* row = xb + ((st * p + r) * Wp + st * q) * L;
+#pragma GCC unroll 5
+        for (int64_t s = 0; s < S; ++s) acc[r * S + s] += gv * load(row + s * L);
+      }
+    }
+  if (KR)
+    for (int t = 0; t < kFixed; ++t) acc_out[t] = fixed[t];
+}
+
+// The filter gradient of a channel block: lane l of tap t's vector is channel c0 + l's sum, added in the order
+// (n, p, q): one sequential sum per channel, in an order fixed by the shape. Threads split the channel blocks.
+template <class T>
+void backward_filter_channels(const T* x, const T* gy, T* gw, const DwGeom& g) {
+  constexpr int L = kVecLanes<T>;
+  const CbDims d = cb_dims(g);
+  const int64_t cbs = channel_blocks(g, L);
+  cpu_parallel_ranges(cbs, threads_for(macs(g), cbs), [&](int64_t b0, int64_t b1) {
+    std::vector<T> xb(size_t(d.Hp * d.Wp * L)), gyb(size_t(g.pq() * L));
+    std::vector<Vec<T>> acc(size_t(g.rs()));
+    for (int64_t cb = b0; cb < b1; ++cb) {
+      const int64_t c0 = cb * L;
+      std::fill(acc.begin(), acc.end(), Vec<T>{});
+      for (int64_t n = 0; n < g.N; ++n) {
+        cb_gather(x, g.C, n, c0, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
+        cb_gather(gy, g.C, n, c0, g.P, g.Q, 0, g.P, g.Q, gyb.data());
+        if (g.R == 3 && g.S == 3) cb_filter_add<T, 3, 3>(xb.data(), d.Wp, gyb.data(), g, acc.data());
+        else if (g.R == 5 && g.S == 5) cb_filter_add<T, 5, 5>(xb.data(), d.Wp, gyb.data(), g, acc.data());
+        else cb_filter_add<T, 0, 0>(xb.data(), d.Wp, gyb.data(), g, acc.data());
+      }
+      for (int64_t l = 0; l < std::min<int64_t>(L, g.C - c0); ++l)
+        for (int64_t t = 0; t < g.rs(); ++t) gw[(c0 + l) * g.rs() + t] = acc[size_t(t)][l];
+    }
+  });
+}
+
+
+void check_like(const char* op, const Tensor& ref, const Tensor& t) {
+  check_same_device(op, ref, t);
+  FN_CHECK(t.dtype() == ref.dtype(), op, ": dtypes differ: ", ref.describe(), ", ", t.describe());
+}
+
+// The CPU runs Reference, CpuPlanes and CpuChannels (Auto: depthwise_cpu_auto); CUDA runs V1Naive,
+// V2Tiled and Cudnn (Auto = V2Tiled). Returns the CPU variant to run.
+DepthwiseAlgo cpu_algo(const char* op, const Tensor& t, DepthwiseAlgo a, const DwGeom& g) {
+  const bool on_cpu = a == DepthwiseAlgo::Reference || a == DepthwiseAlgo::CpuPlanes || a == DepthwiseAlgo::CpuChannels;
+  FN_CHECK(a == DepthwiseAlgo::Auto || on_cpu != t.is_cuda(), op, ": DepthwiseAlgo::", depthwise_algo_name(a),
+           " does not run on ", t.describe());
+  check_float32_on_cuda(op, t);
+  return a == DepthwiseAlgo::Auto ? depthwise_cpu_auto(g) : a;
+}
+
+}  // namespace
+
+void depthwise_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, int stride, int pad,
+                              bool relu, DepthwiseAlgo algo) {
+  const char* op = "depthwise_conv2d_forward";
+  DwGeom g = depthwise_geom(x.shape(), w.shape(), stride, pad);
+  FN_CHECK(y.shape() == Shape({g.N, g.C, g.P, g.Q}), op, ": output ", y.describe(), " should be ",
+           shape_str({g.N, g.C, g.P, g.Q}));
+  FN_CHECK(!b.defined() || (b.ndim() == 1 && b.size(0) == g.C), op, ": bias ", b.describe(), " for ", g.C,
+           " channels");
+  check_like(op, x, w);
+  check_like(op, x, y);
+  if (b.defined()) check_like(op, x, b);
+  const DepthwiseAlgo cpu = cpu_algo(op, x, algo, g);
+  if (x.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::depthwise_forward_f32(x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, y.f32(), g, relu, algo);
+#endif
+  }
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    const T* pb = b.defined() ? b.data<T>() : nullptr;
+    if (cpu == DepthwiseAlgo::Reference) forward_ref<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu);
+    else if (cpu == DepthwiseAlgo::CpuChannels) forward_channels<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu);
+    else forward_fast<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu);
+  });
+}
+
+void depthwise_conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, int stride, int pad,
+                                    DepthwiseAlgo algo) {
+  const char* op = "depthwise_conv2d_backward_data";
+  DwGeom g = depthwise_geom(gx.shape(), w.shape(), stride, pad);
+  FN_CHECK(gy.shape() == Shape({g.N, g.C, g.P, g.Q}), op, ": gradient ", gy.describe(), " should be ",
+           shape_str({g.N, g.C, g.P, g.Q}));
+  check_like(op, gy, w);
+  check_like(op, gy, gx);
+  const DepthwiseAlgo cpu = cpu_algo(op, gy, algo, g);
+  if (gy.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::depthwise_backward_data_f32(gy.f32(), w.f32(), gx.f32(), g, algo);
+#endif
+  }
+  FN_DISPATCH_FLOAT(gy.dtype(), T, {
+    if (cpu == DepthwiseAlgo::Reference) backward_data_ref<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g);
+    else if (cpu == DepthwiseAlgo::CpuChannels) backward_data_channels<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g);
+    else backward_data_fast<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), g);
+  });
+}
+
+void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int stride, int pad,
+                                      DepthwiseAlgo algo) {
+  const char* op = "depthwise_conv2d_backward_filter";
+  DwGeom g = depthwise_geom(x.shape(), gw.shape(), stride, pad);
+  FN_CHECK(gy.shape() == Shape({g.N, g.C, g.P, g.Q}), op, ": gradient ", gy.describe(), " should be ",
+           shape_str({g.N, g.C, g.P, g.Q}));
+  check_like(op, x, gy);
+  check_like(op, x, gw);
+  const DepthwiseAlgo cpu = cpu_algo(op, x, algo, g);
+  if (x.is_cuda()) {
+#ifdef FN_WITH_CUDA
+    return cuda::depthwise_backward_filter_f32(x.f32(), gy.f32(), gw.f32(), g, algo);
+#endif
+  }
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    if (cpu == DepthwiseAlgo::Reference) backward_filter_ref<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
+    else if (cpu == DepthwiseAlgo::CpuChannels) backward_filter_channels<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
+    else backward_filter_fast<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
+  });
+}
+
+}  // namespace fn::kernels

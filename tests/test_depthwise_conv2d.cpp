@@ -1,0 +1,259 @@
+// Depthwise convolution (groups = channels): the fast CPU path against the plain-loop reference, float64
+// gradient checks through F::conv2d, equality with the dense convolution run channel by channel, batch
+// invariance, bitwise determinism on 1 and 2 threads, and CUDA (v1, v2, cuDNN) against the CPU.
+#include <array>
+
+#include "kernels/bias.h"
+#include "kernels/conv2d.h"
+#include "kernels/depthwise_conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "nn/functional.h"
+#include "nn/layers.h"
+#include "tests/support/check.h"
+
+using namespace fn;
+using fn::kernels::DepthwiseAlgo;
+using fn::kernels::DwGeom;
+using fn::test::gradcheck;
+
+namespace {
+
+// N, C, H, W, k, stride (pad = k / 2)
+using Case = std::array<int, 6>;
+const std::vector<Case> kCases = {
+    {1, 1, 1, 1, 3, 1},    // 1x1 map: every tap but the centre outside
+    {2, 3, 7, 9, 3, 1},    // odd, non-square
+    {2, 3, 7, 9, 3, 2},    // stride 2, odd sizes (the last row/column of phases partly outside)
+    {1, 4, 8, 8, 3, 2},    // stride 2, even sizes
+    {2, 2, 9, 6, 5, 1},    // 5x5
+    {1, 3, 11, 10, 5, 2},  // 5x5 stride 2
+    {1, 2, 2, 3, 5, 1},    // map smaller than the filter
+    {3, 2, 5, 17, 5, 2},   // a row longer than the filter-gradient's lane count
+    {2, 3, 9, 8, 7, 1},    // 7x7: the generic (not register-blocked) passes
+    {2, 2, 10, 7, 7, 2},   // 7x7 stride 2
+    {2, 3, 6, 5, 1, 2},    // 1x1 stride 2, pad 0: phases with no tap
+};
+
+struct Problem {
+  Tensor x, w, b;
+  int stride, pad;
+};
+Problem make(const Case& c, uint64_t seed, DType t = DType::F64) {
+  Rng rng(seed);
+  Problem p;
+  p.x = Tensor::uniform({c[0], c[1], c[2], c[3]}, rng, -1, 1, t);
+  p.w = Tensor::uniform({c[1], 1, c[4], c[4]}, rng, -1, 1, t);
+  p.b = Tensor::uniform({c[1]}, rng, -1, 1, t);
+  p.stride = c[5];
+  p.pad = c[4] / 2;
+  return p;
+}
+std::string describe(const Case& c) {
+  return cat("x ", c[0], "x", c[1], "x", c[2], "x", c[3], " k", c[4], " s", c[5]);
+}
+
+struct Grads {
+  Tensor y, gx, gw;
+};
+// Forward (bias, optional ReLU), data and filter gradients of one algorithm, outputs poisoned first.
+Grads run(const Problem& p, const Tensor& gy, DepthwiseAlgo algo, bool relu = false) {
+  const Device d = gy.device();
+  DwGeom g = kernels::depthwise_geom(p.x.shape(), p.w.shape(), p.stride, p.pad);
+  Grads r;
+  r.y = Tensor::empty({g.N, g.C, g.P, g.Q}, gy.dtype(), d);
+  r.gx = Tensor::empty(p.x.shape(), gy.dtype(), d);
+  r.gw = Tensor::empty(p.w.shape(), gy.dtype(), d);
+  for (Tensor* t : {&r.y, &r.gx, &r.gw}) fn::test::poison(*t);
+  Tensor x = p.x.to(d), w = p.w.to(d), b = p.b.to(d);
+  kernels::depthwise_conv2d_forward(x, w, b, r.y, p.stride, p.pad, relu, algo);
+  kernels::depthwise_conv2d_backward_data(gy, w, r.gx, p.stride, p.pad, algo);
+  kernels::depthwise_conv2d_backward_filter(x, gy, r.gw, p.stride, p.pad, algo);
+  return r;
+}
+Tensor grad_for(const Problem& p, uint64_t seed) {
+  DwGeom g = kernels::depthwise_geom(p.x.shape(), p.w.shape(), p.stride, p.pad);
+  Rng rng(seed);
+  return Tensor::uniform({g.N, g.C, g.P, g.Q}, rng, -1, 1, p.x.dtype());
+}
+
+// Channel c of a (N, C, H, W) tensor as (N, 1, H, W).
+Tensor channel(const Tensor& t, int64_t c) {
+  const int64_t N = t.size(0), C = t.size(1), hw = t.size(2) * t.size(3);
+  auto v = t.to_vector_f64();
+  std::vector<double> o;
+  for (int64_t n = 0; n < N; ++n) o.insert(o.end(), v.begin() + (n * C + c) * hw, v.begin() + (n * C + c + 1) * hw);
+  return Tensor::from(o, {N, 1, t.size(2), t.size(3)}).to(t.dtype());
+}
+
+}  // namespace
+
+TEST_CASE("depthwise_conv2d: both fast CPU paths match the plain-loop reference (float32 and float64)") {
+  uint64_t seed = 1;
+  for (const Case& c : kCases) {
+    for (DType t : {DType::F64, DType::F32}) {
+      Problem p = make(c, seed++, t);
+      Tensor gy = grad_for(p, seed++);
+      for (auto [algo, relu] :
+           {std::pair{DepthwiseAlgo::CpuPlanes, false}, std::pair{DepthwiseAlgo::CpuPlanes, true},
+            std::pair{DepthwiseAlgo::CpuChannels, false}, std::pair{DepthwiseAlgo::CpuChannels, true}}) {
+        INFO(describe(c) << (t == DType::F64 ? " float64 " : " float32 ") << kernels::depthwise_algo_name(algo)
+                         << " relu " << relu);
+        Grads fast = run(p, gy, algo, relu), ref = run(p, gy, DepthwiseAlgo::Reference, relu);
+        const double tol = t == DType::F64 ? 1e-13 : 1e-5;
+        FN_REQUIRE_CLOSE(fast.y, ref.y, tol, tol);
+        FN_REQUIRE_CLOSE(fast.gx, ref.gx, tol, tol);
+        FN_REQUIRE_CLOSE(fast.gw, ref.gw, 10 * tol, tol);
+      }
+    }
+  }
+}
+
+TEST_CASE("depthwise_conv2d: gradients of x, w and b (float64, central differences, through F::conv2d)") {
+  uint64_t seed = 100;
+  for (const Case& c : kCases) {
+    Problem p = make(c, seed++);
+    INFO(describe(c));
+    for (Tensor* t : {&p.x, &p.w, &p.b}) t->set_requires_grad(true);
+    F::Conv2dArgs a{p.stride, p.pad, c[1]};
+    gradcheck([a](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], v[2], a); }, {p.x, p.w, p.b});
+    gradcheck([a](const std::vector<Tensor>& v) { return F::conv2d(v[0], v[1], Tensor(), a); }, {p.x, p.w});
+  }
+}
+
+TEST_CASE("depthwise_conv2d: equals the dense convolution (im2col + GEMM) run channel by channel") {
+  uint64_t seed = 200;
+  for (const Case& c : kCases) {
+    Problem p = make(c, seed++, DType::F32);
+    Tensor gy = grad_for(p, seed++);
+    INFO(describe(c));
+    Grads dw = run(p, gy, DepthwiseAlgo::Auto, true);
+    kernels::ConvOptions im2col{kernels::ConvAlgo::Im2colGemm};
+    for (int64_t ch = 0; ch < p.x.size(1); ++ch) {
+      Tensor xc = channel(p.x, ch), wc = channel(p.w.view({1, p.w.size(0), p.w.size(2), p.w.size(3)}), ch);
+      Tensor bc = Tensor::from(std::vector<float>{p.b.to_vector()[size_t(ch)]}, {1}), gyc = channel(gy, ch);
+      Tensor yc = Tensor::empty(gyc.shape()), gxc = Tensor::empty_like(xc), gwc = Tensor::empty_like(wc);
+      kernels::conv2d_forward(xc, wc, bc, yc, p.stride, p.pad, true, im2col);
+      kernels::conv2d_backward_data(gyc, wc, gxc, p.stride, p.pad, im2col);
+      kernels::conv2d_backward_filter(xc, gyc, gwc, p.stride, p.pad, im2col);
+      INFO("channel " << ch);
+      FN_REQUIRE_CLOSE(channel(dw.y, ch), yc, 1e-5, 1e-5);
+      FN_REQUIRE_CLOSE(channel(dw.gx, ch), gxc, 1e-5, 1e-5);
+      FN_REQUIRE_CLOSE(channel(dw.gw.view({1, p.w.size(0), p.w.size(2), p.w.size(3)}), ch), gwc, 1e-4, 1e-5);
+    }
+  }
+}
+
+TEST_CASE("depthwise_conv2d: a batch of N equals N batches of 1 (N = 1, 33, 45), bitwise") {
+  for (int64_t N : {1, 33, 45}) {
+    for (Case c : {Case{int(N), 8, 9, 11, 3, 1}, Case{int(N), 5, 10, 7, 5, 2}}) {
+      Problem p = make(c, 300 + uint64_t(N), DType::F32);
+      Tensor gy = grad_for(p, 400);
+      INFO(describe(c));
+      for (DepthwiseAlgo algo : {DepthwiseAlgo::CpuPlanes, DepthwiseAlgo::CpuChannels}) {
+        INFO(kernels::depthwise_algo_name(algo));
+        Grads all = run(p, gy, algo);
+        for (int64_t n = 0; n < N; ++n) {
+          Problem one = p;
+          one.x = p.x.slice0(n, n + 1).clone();
+          Grads r = run(one, gy.slice0(n, n + 1).clone(), algo);
+          REQUIRE(r.y.to_vector() == all.y.slice0(n, n + 1).clone().to_vector());
+          REQUIRE(r.gx.to_vector() == all.gx.slice0(n, n + 1).clone().to_vector());
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("depthwise_conv2d: CPU runs repeat bitwise, on 1 thread and on 2 (the filter gradient included)") {
+  const int keep = kernels::blas_threads();
+  // Large enough (> 2e5 multiply-adds) for the threaded paths; 7 channels do not split evenly.
+  for (Case c : {Case{4, 7, 28, 28, 5, 1}, Case{3, 16, 29, 27, 3, 2}}) {
+    Problem p = make(c, 500, DType::F32);
+    Tensor gy = grad_for(p, 501);
+    INFO(describe(c));
+    for (DepthwiseAlgo algo : {DepthwiseAlgo::CpuPlanes, DepthwiseAlgo::CpuChannels}) {
+      INFO(kernels::depthwise_algo_name(algo));
+      kernels::set_blas_threads(1);
+      Grads one = run(p, gy, algo, true), again = run(p, gy, algo, true);
+      kernels::set_blas_threads(2);
+      Grads two = run(p, gy, algo, true);
+      kernels::set_blas_threads(keep);
+      for (const Grads* r : {&again, &two}) {
+        REQUIRE(r->y.to_vector() == one.y.to_vector());
+        REQUIRE(r->gx.to_vector() == one.gx.to_vector());
+        REQUIRE(r->gw.to_vector() == one.gw.to_vector());
+      }
+    }
+  }
+}
+
+TEST_CASE("conv2d: groups other than 1 and the channel count are refused, with the reason") {
+  Rng rng(1);
+  Tensor x = Tensor::uniform({1, 4, 5, 5}, rng, -1, 1);
+  REQUIRE_THROWS_WITH(F::conv2d(x, Tensor::uniform({4, 2, 3, 3}, rng, -1, 1), Tensor(), {1, 1, 2}),
+                      Catch::Contains("groups must be 1 or the channel count"));
+  REQUIRE_THROWS_WITH(F::conv2d(x, Tensor::uniform({8, 1, 3, 3}, rng, -1, 1), Tensor(), {1, 1, 4}),
+                      Catch::Contains("one per channel"));
+  Tensor y = Tensor::empty({1, 4, 5, 5});
+  REQUIRE_THROWS_AS(kernels::depthwise_conv2d_forward(x, Tensor::uniform({4, 1, 3, 3}, rng, -1, 1), Tensor(), y, 1, 1,
+                                                      false, DepthwiseAlgo::V2Tiled),
+                    Error);  // a CUDA version on CPU tensors
+}
+
+TEST_CASE("nn::Conv2d: depthwise, strided and bias-free layers; fan-out init divided by the groups") {
+  Rng rng(3);
+  nn::Conv2dOptions o;
+  o.kernel = 5;
+  o.stride = 2;
+  o.pad = 2;
+  o.groups = 16;
+  o.bias = false;
+  o.relu = false;
+  nn::Conv2d dw(16, 16, rng, o);
+  REQUIRE(dw.weight.shape() == Shape({16, 1, 5, 5}));
+  REQUIRE(!dw.bias.defined());
+  REQUIRE(dw.parameters().size() == 1);
+  double ss = 0;
+  for (double v : dw.weight.to_vector_f64()) ss += v * v;
+  const double var = ss / double(dw.weight.numel()), want = 2.0 / (16.0 * 25 / 16);
+  REQUIRE(var > 0.6 * want);
+  REQUIRE(var < 1.4 * want);
+  Tensor x = Tensor::uniform({2, 16, 11, 11}, rng, -1, 1);
+  Tensor y = dw(x);
+  REQUIRE(y.shape() == Shape({2, 16, 6, 6}));
+  Tensor ref = Tensor::empty(y.shape());
+  kernels::depthwise_conv2d_forward(x, dw.weight, Tensor(), ref, 2, 2, false, DepthwiseAlgo::Reference);
+  FN_REQUIRE_CLOSE(y, ref, 1e-5, 1e-5);
+  o.groups = 4;
+  REQUIRE_THROWS_AS(nn::Conv2d(16, 16, rng, o), Error);
+}
+
+TEST_CASE("depthwise_conv2d: CUDA (v1, v2 tiled, cuDNN grouped) matches the CPU, forward and backward") {
+  FN_REQUIRE_CUDA();
+  std::vector<Case> cases = kCases;
+  for (Case c : {Case{2, 32, 56, 56, 3, 1}, Case{3, 33, 45, 45, 5, 2}, Case{2, 40, 14, 14, 5, 1},
+                 Case{1, 24, 112, 112, 3, 2}, Case{4, 64, 7, 7, 3, 1}})
+    cases.push_back(c);
+  uint64_t seed = 600;
+  for (const Case& c : cases) {
+    Problem p = make(c, seed++, DType::F32);
+    Tensor gy = grad_for(p, seed++);
+    // The reference in float64 from the same float32 values, so the tolerance measures the GPU's rounding.
+    Problem p64{p.x.to(DType::F64), p.w.to(DType::F64), p.b.to(DType::F64), p.stride, p.pad};
+    DwGeom g = kernels::depthwise_geom(p.x.shape(), p.w.shape(), p.stride, p.pad);
+    Grads ref = run(p64, gy.to(DType::F64), DepthwiseAlgo::Reference);
+    for (DepthwiseAlgo algo : {DepthwiseAlgo::V1Naive, DepthwiseAlgo::V2Tiled, DepthwiseAlgo::Cudnn}) {
+      INFO(describe(c) << " " << kernels::depthwise_algo_name(algo));
+      Grads r = run(p, gy.to(Device::CUDA), algo);
+      FN_REQUIRE_CLOSE(r.y.cpu(), ref.y, 1e-5 * g.rs(), 1e-4);
+      FN_REQUIRE_CLOSE(r.gx.cpu(), ref.gx, 1e-5 * g.rs(), 1e-4);
+      FN_REQUIRE_CLOSE(r.gw.cpu(), ref.gw, 1e-5 * std::sqrt(double(g.N * g.pq())) * 4, 1e-4);
+      if (algo != DepthwiseAlgo::Cudnn) {  // deterministic: a second run is bitwise the first
+        Grads again = run(p, gy.to(Device::CUDA), algo);
+        REQUIRE(again.gw.to_vector() == r.gw.to_vector());
+        REQUIRE(again.gx.to_vector() == r.gx.to_vector());
+      }
+    }
+  }
+}
