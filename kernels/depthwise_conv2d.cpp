@@ -471,7 +471,9 @@ void backward_filter_channel(const T* x, const T* gy, T* gwc, int64_t c, const D
   T* buf = s.in.data();
   T* gyw = s.grad.data();
   for (int64_t n0 = 0; n0 < g.N; n0 += d.B) {
-    const int64_t nb = std::min(d.B, g.N - n0), n = (nb * d.plane() + L - 1) / L * L;  // whole vectors
+    // Flat outputs up to the last plane's row P (its rows past P would read past the buffer), in whole
+    // vectors; gyw is 0 past them, so the extra lanes add 0.
+    const int64_t nb = std::min(d.B, g.N - n0), n = (((nb - 1) * d.rows + g.P) * d.seg + L - 1) / L * L;
     std::fill(buf, buf + d.size(), T(0));
     std::fill(gyw, gyw + n, T(0));
     for (int64_t m = 0; m < nb; ++m) {
