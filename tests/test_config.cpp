@@ -60,7 +60,7 @@ TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
   CHECK(choice_names<PoolMode>() == std::vector<std::string>{"corner", "zero"});
   CHECK(choice_names<TripletMining>() == std::vector<std::string>{"batch_hard", "all"});
   CHECK(choice_names<LrSchedule>() == std::vector<std::string>{"cosine", "step"});
-  CHECK(choice_names<Backbone>() == std::vector<std::string>{"vgg16"});
+  CHECK(choice_names<Backbone>() == std::vector<std::string>{"vgg16", "resnet50", "efficientnet_lite0"});
   CHECK(choice_names_text<PoolMode>() == "corner or zero");
   // The kernels' own enums.
   CHECK(parse_choice<PoolMode>("zero") == kernels::LandmarkPoolMode::Zero);
@@ -88,6 +88,25 @@ TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
   CHECK_THROWS_WITH(PoolMode(c.net.pool_mode), Catch::Contains("used unchecked"));  // an internal error
   // A choice that is not a string is json's type error.
   CHECK_THROWS_WITH(nlohmann::json::parse(R"({"pool_mode": 1})").get<NetConfig>(), Catch::Contains("must be string"));
+}
+
+TEST_CASE("config: the backbone presets", "[config]") {
+  const TrainConfig lite0 = preset("lite0"), r50 = preset("resnet50"), rtiny = preset("resnet-tiny");
+  CHECK(lite0.net.backbone == Backbone::EfficientNetLite0);
+  CHECK(lite0.net.width == 1.0);  // the ImageNet weights' widths
+  CHECK(lite0.net.input % 16 == 0);
+  CHECK(r50.net.backbone == Backbone::ResNet50);
+  CHECK(r50.net.width == 1.0);
+  CHECK(r50.net.input == 224);
+  CHECK(rtiny.net.backbone == Backbone::ResNet50);
+  CHECK(rtiny.preset == "resnet-tiny");
+  CHECK(rtiny.net.width < 1.0);
+  // The backbone's name is what config.json holds, and reads back.
+  const nlohmann::json j = lite0;
+  CHECK(j["net"]["backbone"] == "efficientnet_lite0");
+  CHECK(nlohmann::json(r50)["net"]["backbone"] == "resnet50");
+  CHECK(j.get<TrainConfig>().net.backbone == Backbone::EfficientNetLite0);
+  CHECK(parse_choice<Backbone>("resnet50") == Backbone::ResNet50);
 }
 
 TEST_CASE("config: missing keys keep their values, integers refuse fractions and overflow", "[config]") {
@@ -129,7 +148,7 @@ TEST_CASE("config: the checks name every field out of its range", "[config]") {
   c.log_every = 0;
   c.stages.push_back({});
   c.stages[0].weights.triplet = -1;
-  const std::vector<std::string> want = {"net.backbone 'resnet': vgg16",
+  const std::vector<std::string> want = {"net.backbone 'resnet': vgg16 or resnet50 or efficientnet_lite0",
                                          "net.width 0: from 0.001 to 8",
                                          "net.input 30: a multiple of 8 from 32 to 2048",
                                          "net.dropout 1: from 0 to 0.99",
@@ -141,7 +160,8 @@ TEST_CASE("config: the checks name every field out of its range", "[config]") {
                                          "stages[0].weights.triplet -1: from 0 to 1e6",
                                          "stages[2].name: empty"};
   CHECK(config_problems(c) == want);
-  CHECK(config_problems(c.net) == std::vector<std::string>{"backbone 'resnet': vgg16", "width 0: from 0.001 to 8",
+  CHECK(config_problems(c.net) == std::vector<std::string>{"backbone 'resnet': vgg16 or resnet50 or efficientnet_lite0",
+                                                           "width 0: from 0.001 to 8",
                                                            "input 30: a multiple of 8 from 32 to 2048",
                                                            "dropout 1: from 0 to 0.99"});
   c.stages.clear();
@@ -150,7 +170,7 @@ TEST_CASE("config: the checks name every field out of its range", "[config]") {
   reload_error_location();
   CHECK(error_of([&] { check_config(c, "--config x.json"); }).rfind("--config x.json: invalid configuration: net.backbone", 0) == 0);
   CHECK(error_of([&] { check_config(c, "--config x.json"); }).find("[") == std::string::npos);
-  CHECK(error_of([] { preset("huge"); }) == "unknown preset 'huge' (expected paper, cpu-small or tiny)");
+  CHECK(error_of([] { preset("huge"); }) == "unknown preset 'huge' (expected paper, cpu-small, tiny, lite0, resnet50 or resnet-tiny)");
 }
 
 TEST_CASE("config: the command line's --pool-mode takes the table's names", "[config]") {

@@ -65,8 +65,14 @@ void check_shapes(const NetConfig& c, int64_t n) {
   NoGradGuard ng;
   FashionNet net(c, 3);
   Outputs o = net.forward(random_images(n, c.input, 1), random_pool_at(n, c.input, 2), 0);  // training mode
-  auto ch = vgg_channels(c);
-  CHECK(o.conv4.shape() == Shape{n, ch[3], c.input / 8, c.input / 8});
+  const int64_t m = c.input / net.trunk_stride();
+  CHECK(o.conv4.shape() == Shape{n, net.trunk_channels(), m, m});  // the trunk's map, landmark pooling's input
+  if (c.backbone == Backbone::Vgg16) {
+    auto ch = vgg_channels(c);
+    CHECK(o.conv4.shape() == Shape{n, ch[3], c.input / 8, c.input / 8});  // conv4_3
+  } else {
+    CHECK(net.trunk_stride() == 16);
+  }
   CHECK(o.landmark_loc.shape() == Shape{n, 2 * kSlots});
   CHECK(o.landmark_vis.shape() == Shape{n * kSlots, 2});
   CHECK(o.embedding.shape() == Shape{n, c.fc7_fusion});
@@ -89,7 +95,7 @@ void check_shapes(const NetConfig& c, int64_t n) {
 
 }  // namespace
 
-TEST_CASE("FashionNet output shapes: tiny preset and a 64x64 width-1/8 net", "[fashionnet]") {
+TEST_CASE("FashionNet output shapes: tiny preset, a 64x64 width-1/8 net, and the other backbones", "[fashionnet]") {
   SECTION("tiny") { check_shapes(tiny_net(), 3); }
   SECTION("tiny without attributes") {
     NetConfig c = tiny_net();
@@ -101,6 +107,15 @@ TEST_CASE("FashionNet output shapes: tiny preset and a 64x64 width-1/8 net", "[f
       DYNAMIC_SECTION("input 64, width 1/8, local " << local << ", pool " << mode) {
         check_shapes(small_net(local, mode), 2);
       }
+    }
+  // The same graph on the other backbones (tests/test_backbones.cpp tests them further).
+  SECTION("resnet-tiny") { check_shapes(preset("resnet-tiny").net, 2); }
+  for (bool local : {true, false})
+    DYNAMIC_SECTION("efficientnet_lite0 at width 1/4, input 64, local " << local) {
+      NetConfig c = small_net(local, "corner");
+      c.backbone = Backbone::EfficientNetLite0;
+      c.width = 0.25;
+      check_shapes(c, 2);
     }
 }
 

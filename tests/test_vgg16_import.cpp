@@ -1,7 +1,7 @@
 // torchvision VGG16 -> FashionNet import, on a VGG16-shaped file at 1/8 width with torchvision's names (full
 // width is 138 M values, 550 MB: too big for a test). Every tensor is copied bit for bit to the right names,
 // conv5 to both branches; wrong shapes, other networks and width mismatches are refused with the file named.
-// Where Debian's PyTorch is installed, bench/pytorch/vgg16_to_safetensors.py converts a .pth the test makes.
+// Where Debian's PyTorch is installed, bench/pytorch/torch_to_safetensors.py converts a .pth the test makes.
 
 #include <cstdio>
 #include <cstdlib>
@@ -222,7 +222,7 @@ TEST_CASE("vgg16 import: the PyTorch conversion script's output imports", "[vgg1
     std::printf("SKIPPED: /usr/bin/python3 with torch not found (apt-get install python3-torch)\n");
     return;
   }
-  const std::string d = temp_dir(), script = std::string(FN_SOURCE_DIR) + "/bench/pytorch/vgg16_to_safetensors.py";
+  const std::string d = temp_dir(), script = std::string(FN_SOURCE_DIR) + "/bench/pytorch/torch_to_safetensors.py";
   // A torchvision-shaped state_dict at 1/8 width saved with torch.save, as the download would be at full width.
   const std::string make =
       "import torch\n"

@@ -16,7 +16,7 @@ std::vector<int> vgg_channels(const NetConfig& c) {
   return {ch.begin(), ch.end()};
 }
 
-std::vector<std::string> preset_names() { return {"paper", "cpu-small", "tiny"}; }
+std::vector<std::string> preset_names() { return {"paper", "cpu-small", "tiny", "lite0", "resnet50", "resnet-tiny"}; }
 
 TrainConfig preset(const std::string& name) {
   TrainConfig t;
@@ -66,6 +66,50 @@ TrainConfig preset(const std::string& name) {
     t.stages = {{"stage1", 20, 0.01, stage1}, {"stage2", 20, 0.01, stage2}};
     t.checkpoint_every = 10;
     t.log_every = 5;
+  } else if (name == "lite0") {
+    // EfficientNet-Lite0, to fine-tune from the ImageNet weights (width 1) on 2 CPU cores:
+    // - input 192: 0.73x the pixels (and time) of 224, where the ImageNet features still hold; the trunk's map
+    //   for landmark pooling is 12x12 (stride 16). 160 would be 0.51x, with a 10x10 map.
+    // - batch 32 (P 8 x K 4): batch norm trains on the batch's statistics, and 16 images give noisy ones.
+    // - fully connected layers as cpu-small's (1024 / 256): the branches' pooled features are 1280 wide, and
+    //   the paper's 4096 would make fc6_global and fc7_fusion the largest layers of the net; dropout 0.2, the
+    //   rate of Lite0's own classifier.
+    // - fine-tuning rates: lr 0.01 then 0.001, weight decay 1e-4. 600 steps: about 20 minutes on these 2 cores
+    //   at the 2.1 s a forward and backward of batch 32 took (15 img/s; shared machine, 2026-12-04), about 5
+    //   epochs of the 3,978 In-shop photos. The real-photo measure (docs/RESULTS.md) may retune them.
+    NetConfig& n = t.net;
+    n.backbone = Backbone::EfficientNetLite0;
+    n.input = 192;
+    n.fc6_global = 1024;
+    n.fc6_pose = 256;
+    n.fc7_pose = 256;
+    n.fc6_local = 256;
+    n.fc7_fusion = 1024;
+    n.dropout = 0.2f;
+    t.batch = 32;
+    t.P = 8;
+    t.K = 4;
+    t.weight_decay = 1e-4;
+    t.clip_grad_norm = 10;
+    t.stages = {{"stage1", 200, 0.01, stage1}, {"stage2", 400, 0.001, stage2}};
+    t.checkpoint_every = 200;
+  } else if (name == "resnet50") {
+    // ResNet-50 at the paper's input and fully connected widths, for GPUs (torchvision's ImageNet weights
+    // initialise it); weight decay 1e-4, torchvision's for ResNet.
+    t.net.backbone = Backbone::ResNet50;
+    t.batch = 32;
+    t.P = 8;
+    t.K = 4;
+    t.weight_decay = 1e-4;
+    t.stages = {{"stage1", 20000, 0.01, stage1}, {"stage2", 40000, 0.001, stage2}};
+    t.checkpoint_every = 2000;
+  } else if (name == "resnet-tiny") {
+    // The resnet50 graph, every name and block included, at width 1/16 (channels 4 .. 128) and 64x64 (the
+    // trunk's map 4x4, layer4's 2x2): for tests on the CPU.
+    t = preset("tiny");
+    t.preset = name;
+    t.net.backbone = Backbone::ResNet50;
+    t.net.input = 64;
   } else {
     const std::vector<std::string> names = preset_names();
     std::string expected;

@@ -1,7 +1,10 @@
-// FashionNet's configuration: the network's widths and input size, the loss weights of each training
-// stage, the optimiser and the schedule. Presets: `paper` (VGG16 at 224x224, the widths of the paper),
-// `cpu-small` (every width 1/4, 112x112, batch 16) and `tiny` (for tests). Serialised as JSON into
-// every checkpoint and run folder, so a run says exactly what it was.
+// FashionNet's configuration: the backbone, the network's widths and input size, the loss weights of each
+// training stage, the optimiser and the schedule. Presets (preset() says why each is sized as it is):
+//   VGG16:            `paper` (224x224, the widths of the paper), `cpu-small` (every width 1/4, 112x112,
+//                     batch 16), `tiny` (for tests)
+//   EfficientNet-Lite0: `lite0` (ImageNet-initialisable, sized to fine-tune on 2 CPU cores)
+//   ResNet-50:        `resnet50` (224x224, for GPUs), `resnet-tiny` (the same graph at width 1/16, 64x64: tests)
+// Serialised as JSON into every checkpoint and run folder, so a run says exactly what it was.
 //
 // Each struct's fields are listed once more, in visit_fields below, with their JSON keys and their rules; JSON
 // (to_json, from_json) and the range checks (config_problems) are made from that list. The string choices
@@ -23,7 +26,7 @@
 namespace fn::fashionnet {
 
 // ---- The choices: one enum each, one table of names each.
-enum class Backbone { Vgg16 };
+enum class Backbone { Vgg16, ResNet50, EfficientNetLite0 };  // fashionnet/model/backbone.h
 enum class LrSchedule { Cosine, Step };
 using PoolMode = kernels::LandmarkPoolMode;  // invisible slots: Corner (the reference reproduction's rule) or Zero
 using TripletMining = kernels::TripletMode;  // BatchHard or BatchAll
@@ -37,7 +40,10 @@ template <class E>
 struct ChoiceNames;  // ::list, every value of E with its name
 template <>
 struct ChoiceNames<Backbone> {
-  static constexpr ChoiceName<Backbone> list[] = {{Backbone::Vgg16, "vgg16"}};
+  static constexpr ChoiceName<Backbone> list[] = {
+      {Backbone::Vgg16, "vgg16"},
+      {Backbone::ResNet50, "resnet50"},
+      {Backbone::EfficientNetLite0, "efficientnet_lite0"}};
 };
 template <>
 struct ChoiceNames<LrSchedule> {
@@ -125,12 +131,14 @@ void from_json(const nlohmann::json& j, Choice<E>& c) {
 // ---- The configuration.
 struct NetConfig {
   Choice<Backbone> backbone = Backbone::Vgg16;
-  double width = 1.0;  // multiplies every conv channel count (64, 128, 256, 512, 512; fashionnet/model/vgg16.h)
+  // Multiplies every conv channel count of the backbone (VGG16: 64, 128, 256, 512, 512; scaled_channels in
+  // fashionnet/model/vgg16.h is the rule for all three); ImageNet weights need 1.
+  double width = 1.0;
   int input = 224;     // square network input
   int fc6_global = 4096, fc6_pose = 1024, fc7_pose = 1024, fc6_local = 1024, fc7_fusion = 4096;
   int categories = 23;   // In-shop: GENDER/Category folders
   int attributes = 463;  // In-shop attribute list
-  int pool_radius = 1;   // landmark_pool window (2r+1)^2 on conv4_3
+  int pool_radius = 1;   // landmark_pool window (2r+1)^2 on the trunk's map (VGG16: conv4_3)
   Choice<PoolMode> pool_mode = PoolMode::Corner;  // invisible slots (see PoolMode)
   bool local_branch = true;  // false: the ablation with the global branch only
   float dropout = 0.5f;
@@ -167,7 +175,7 @@ struct TrainConfig {
   std::vector<StageConfig> stages;
 };
 
-TrainConfig preset(const std::string& name);  // "paper", "cpu-small", "tiny"; another name is a user error
+TrainConfig preset(const std::string& name);  // a name of preset_names(); another name is a user error
 std::vector<std::string> preset_names();
 
 // ---- The field lists: each field once, with its JSON key and its rule.

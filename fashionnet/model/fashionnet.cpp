@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
-#include "fashionnet/model/vgg16.h"
+#include "fashionnet/model/backbone.h"
 #include "kernels/softmax.h"
 #include "nn/landmark_pool.h"
 #include "nn/losses.h"
@@ -18,46 +18,14 @@ constexpr double kHeadStd = 0.01;
 uint64_t dropout_seed(uint64_t step, uint64_t layer) { return (step + 1) * 0x9E3779B97F4A7C15ull ^ (layer << 56); }
 }  // namespace
 
-Trunk::Trunk(double width, Rng& rng) {
-  for (const Vgg16Layer& l : kVgg16Layers) {
-    if (l.stage > 4) continue;
-    const Vgg16Channels c = vgg16_channels(l, width);
-    stage_[l.stage - 1].push_back(&add_module(l.name, std::make_unique<nn::Conv2d>(c.in, c.out, rng)));
-  }
-}
-
-Tensor Trunk::operator()(const Tensor& x) const {
-  Tensor h = x;
-  for (int s = 0; s < 4; ++s) {
-    if (s > 0) h = F::max_pool2d(h);  // pool1 .. pool3
-    for (auto* conv : stage_[s]) h = (*conv)(h);
-  }
-  return h;  // conv4_3, stride 8
-}
-
-Conv5::Conv5(double width, Rng& rng) {
-  for (const Vgg16Layer& l : kVgg16Layers) {
-    if (l.stage != 5) continue;
-    const Vgg16Channels c = vgg16_channels(l, width);
-    convs_.push_back(&add_module(l.name, std::make_unique<nn::Conv2d>(c.in, c.out, rng)));
-  }
-}
-
-Tensor Conv5::operator()(const Tensor& pool4) const {
-  Tensor h = pool4;
-  for (auto* conv : convs_) h = (*conv)(h);
-  return F::max_pool2d(h);  // pool5
-}
-
 FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   check_config(cfg, "FashionNet");
   Rng rng(seed, 0x6e6574);  // "net"
-  const auto ch = vgg16_stage_channels(cfg.width);
-  int pool5 = cfg.input / 32, flat5 = ch[4] * pool5 * pool5;
-
-  trunk_ = &add_module("trunk", std::make_unique<Trunk>(cfg.width, rng));
-  conv5_global_ = &add_module("conv5_global", std::make_unique<Conv5>(cfg.width, rng));
-  conv5_pose_ = &add_module("conv5_pose", std::make_unique<Conv5>(cfg.width, rng));
+  BackboneParts backbone = make_backbone(cfg, rng);
+  trunk_ = &add_module("trunk", std::move(backbone.trunk));
+  conv5_global_ = &add_module("conv5_global", std::move(backbone.global));
+  conv5_pose_ = &add_module("conv5_pose", std::move(backbone.pose));
+  const int flat5 = conv5_global_->features, local_in = kSlots * trunk_->channels;
   auto linear = [&](const char* name, int in, int out, double std) {
     return &add_module(name, std::make_unique<nn::Linear>(in, out, rng, std));
   };
@@ -69,7 +37,7 @@ FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   landmark_vis_ = linear("landmark_vis", cfg.fc7_pose, 2 * kSlots, kHeadStd);
   int fusion_in = cfg.fc6_global;
   if (cfg.local_branch) {
-    fc6_local_ = linear("fc6_local", kSlots * ch[3], cfg.fc6_local, kaiming(kSlots * ch[3]));
+    fc6_local_ = linear("fc6_local", local_in, cfg.fc6_local, kaiming(local_in));
     fusion_in += cfg.fc6_local;
   }
   fc7_fusion_ = linear("fc7_fusion", fusion_in, cfg.fc7_fusion, kaiming(fusion_in));
@@ -77,12 +45,15 @@ FashionNet::FashionNet(const NetConfig& cfg, uint64_t seed) : cfg_(cfg) {
   if (cfg.attributes > 0) attributes_ = linear("attributes", cfg.fc7_fusion, cfg.attributes, kHeadStd);
 }
 
-Tensor FashionNet::local_features(const Tensor& conv4, const PoolAt& at) const {
+int FashionNet::trunk_stride() const { return trunk_->stride; }
+int FashionNet::trunk_channels() const { return trunk_->channels; }
+
+Tensor FashionNet::local_features(const Tensor& map, const PoolAt& at) const {
   kernels::LandmarkPoolArgs args;
-  args.stride = conv4_stride();
+  args.stride = trunk_stride();  // landmarks are in input pixels; the map's cells are `stride` pixels apart
   args.radius = cfg_.pool_radius;
   args.mode = cfg_.pool_mode;
-  Tensor pooled = F::landmark_pool(conv4, at.landmarks, at.visibility, args);  // (N, kSlots*C4)
+  Tensor pooled = F::landmark_pool(map, at.landmarks, at.visibility, args);  // (N, kSlots*C)
   return F::relu((*fc6_local_)(pooled));
 }
 
@@ -92,21 +63,22 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
   Outputs o;
   int64_t n = images.size(0);
   float p = cfg_.dropout;
-  const bool training = is_training();  // dropout follows the mode
+  const bool training = is_training();  // dropout follows the mode (batch norm reads it in its layers)
   o.conv4 = (*trunk_)(images);
-  // With given positions (training), the local branch is recorded before pool4, so that its backward runs
-  // after pool4's: landmark_pool then adds its sparse gradient into conv4's instead of a dense copy.
+  // With given positions (training), the local branch is recorded before the branches' first op (VGG16:
+  // pool4), so that its backward runs after theirs: landmark_pool then adds its sparse gradient into the
+  // trunk map's gradient instead of a dense copy.
   const bool local_first = cfg_.local_branch && pool_at.landmarks.defined();
   if (local_first) o.fc6_local_act = local_features(o.conv4, pool_at);
-  Tensor pool4 = F::max_pool2d(o.conv4);
+  Tensor branch_in = trunk_->branch_input(o.conv4);  // VGG16: pool4
 
   // Global branch.
-  Tensor g = F::flatten((*conv5_global_)(pool4));
+  Tensor g = (*conv5_global_)(branch_in);  // (N, features)
   o.fc6_global_act = F::relu((*fc6_global_)(g));
   Tensor fc6_global = F::dropout(o.fc6_global_act, p, training, dropout_seed(step, 2));
 
   // Pose branch: landmark locations in [0,1] and visibility logits.
-  Tensor q = F::flatten((*conv5_pose_)(pool4));
+  Tensor q = (*conv5_pose_)(branch_in);
   Tensor fc6_pose = F::dropout(F::relu((*fc6_pose_)(q)), p, training, dropout_seed(step, 3));
   Tensor fc7_pose = F::dropout(F::relu((*fc7_pose_)(fc6_pose)), p, training, dropout_seed(step, 4));
   o.landmark_loc = (*landmark_loc_)(fc7_pose);

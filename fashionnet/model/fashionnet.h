@@ -1,14 +1,17 @@
-// FashionNet (Liu et al., CVPR 2016, Fig. 4), the whole graph in one place:
+// FashionNet (Liu et al., CVPR 2016, Fig. 4), the whole graph in one place, whatever the backbone
+// (net.backbone: fashionnet/model/backbone.h; VGG16's names shown):
 //
-//   image -> conv1_1 .. conv4_3 (VGG16 trunk, shared) ------------------------- conv4 (stride 8) ---+
-//            pool4 -+-> conv5_global -> pool5 -> fc6_global ------------------------------+         |
-//                   +-> conv5_pose   -> pool5 -> fc6_pose -> fc7_pose -> landmark_loc     |         |
-//                                                                     -> landmark_vis     |         |
-//            landmark_pool(conv4, landmarks) -> fc6_local ------------------------------+ |         |
+//   image -> trunk (shared; VGG16: conv1_1 .. conv4_3) ---------------------- its map (stride 8 or 16) ---+
+//            branch input (VGG16: pool4) -+-> conv5_global -> (N, features) -> fc6_global -------+          |
+//                                         +-> conv5_pose   -> (N, features) -> fc6_pose -> fc7_pose          |
+//                                                                   -> landmark_loc, landmark_vis  |          |
+//            landmark_pool(the trunk's map, landmarks) -> fc6_local -----------------------------+ |          |
 //            concat(fc6_global, fc6_local) -> fc7_fusion -> embedding, category, attributes
 //
-// Training pools at the ground-truth landmarks; evaluation at the predicted ones (landmark_loc, with
-// visibility from landmark_vis).
+// conv5_global and conv5_pose are each branch's own copy of the backbone's last stages (VGG16: conv5_1..conv5_3
+// and pool5; ResNet-50: layer4 and global average pooling; EfficientNet-Lite0: blocks 11..15, the head and
+// global average pooling). Training pools at the ground-truth landmarks; evaluation at the predicted ones
+// (landmark_loc, with visibility from landmark_vis).
 #pragma once
 #include <memory>
 
@@ -20,29 +23,11 @@ namespace fn::fashionnet {
 
 using data::kSlots;  // the landmark slots, DeepFashion's eight (data/dataset.h)
 
-// The VGG16 trunk up to conv4_3 (stages 1-4 of fashionnet/model/vgg16.h), with max pooling after conv1_2,
-// conv2_2 and conv3_3.
-class Trunk : public nn::Module {
- public:
-  Trunk(double width, Rng& rng);
-  Tensor operator()(const Tensor& x) const;  // (N,3,H,W) -> conv4_3 (N, C4, H/8, W/8)
-
- private:
-  std::vector<nn::Conv2d*> stage_[4];
-};
-
-// conv5_1 .. conv5_3 (stage 5 of fashionnet/model/vgg16.h) then pool5: one per branch (conv5_global, conv5_pose).
-class Conv5 : public nn::Module {
- public:
-  Conv5(double width, Rng& rng);
-  Tensor operator()(const Tensor& pool4) const;  // -> pool5
-
- private:
-  std::vector<nn::Conv2d*> convs_;
-};
+class BackboneTrunk;
+class BackboneBranch;
 
 struct Outputs {
-  Tensor conv4;          // (N, C4, H/8, W/8)
+  Tensor conv4;          // the trunk's map (N, C, H/stride, W/stride) landmark pooling reads (VGG16: conv4_3)
   Tensor landmark_loc;   // (N, 2*kSlots): (x, y) per slot in [0, 1] of the input
   Tensor landmark_vis;   // (N*kSlots, 2): logits (visible, not visible) per slot
   Tensor embedding;      // (N, fc7_fusion): fc7_fusion before its ReLU: the retrieval feature
@@ -71,15 +56,16 @@ class FashionNet : public nn::Module {
   // The landmarks and visibilities the model predicts, in landmark_pool's input convention.
   PoolAt predicted_pool_at(const Outputs& o) const;
   const NetConfig& config() const { return cfg_; }
-  int conv4_stride() const { return 8; }
+  int trunk_stride() const;    // of the trunk's map: 8 (VGG16) or 16 (ResNet-50, Lite0)
+  int trunk_channels() const;  // of the trunk's map
 
  private:
-  // fc6_local after its ReLU (before dropout), from conv4 pooled at `at`.
-  Tensor local_features(const Tensor& conv4, const PoolAt& at) const;
+  // fc6_local after its ReLU (before dropout), from the trunk's map pooled at `at`.
+  Tensor local_features(const Tensor& map, const PoolAt& at) const;
 
   NetConfig cfg_;
-  Trunk* trunk_;
-  Conv5 *conv5_global_, *conv5_pose_;
+  BackboneTrunk* trunk_;
+  BackboneBranch *conv5_global_, *conv5_pose_;
   nn::Linear *fc6_global_, *fc6_pose_, *fc7_pose_, *landmark_loc_, *landmark_vis_;
   nn::Linear *fc6_local_ = nullptr, *fc7_fusion_, *category_, *attributes_ = nullptr;  // attributes: none when the data has none
 };

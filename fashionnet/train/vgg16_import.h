@@ -1,5 +1,6 @@
 // Initialising FashionNet from torchvision's ImageNet VGG16 (torchvision.models.vgg16, without batch norm),
-// converted to safetensors (bench/pytorch/vgg16_to_safetensors.py; docs/checkpoint.md).
+// converted to safetensors (bench/pytorch/torch_to_safetensors.py; docs/checkpoint.md). `fashionnet import --arch vgg16`
+// reaches it through fashionnet/train/weight_import.h.
 //
 // torchvision name                  -> our name(s)
 //   features.{0,2}.weight|bias      -> trunk.conv1_1, trunk.conv1_2
