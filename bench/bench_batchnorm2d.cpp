@@ -82,45 +82,11 @@ double worst_error(const Bufs& got, const Bufs& ref) {
   return worst;
 }
 
-// bench/pytorch/batchnorm2d.py under $FN_SOURCE_DIR, the working directory, or the source tree above the
-// build folder that holds this executable; empty if none has it.
-std::string find_script() {
-  namespace fs = std::filesystem;
-  const char* rel = "bench/pytorch/batchnorm2d.py";
-  std::vector<fs::path> roots;
-  if (const char* e = std::getenv("FN_SOURCE_DIR")) roots.push_back(e);
-  roots.push_back(fs::current_path());
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) roots.push_back(exe.parent_path().parent_path().parent_path());
-  for (const fs::path& r : roots)
-    if (fs::exists(r / rel)) return (r / rel).string();
-  return "";
-}
-
 // PyTorch's figures per shape (null where unavailable).
 json run_pytorch(const std::vector<Shape4>& shapes, int repeats, int threads) {
-  const std::string script = find_script();
-  if (script.empty()) {
-    std::printf("pytorch: not available (bench/pytorch/batchnorm2d.py not found)\n");
-    return nullptr;
-  }
-  const std::string tmp =
-      (std::filesystem::temp_directory_path() / ("bench_batchnorm2d_pt_" + std::to_string(::getpid()) + ".json")).string();
-  std::string cmd = bench::python_exe() + " " + script + " --repeats " + std::to_string(repeats) + " --threads " +
-                    std::to_string(threads) + " --json " + tmp + " --shapes";
-  for (const Shape4& s : shapes) cmd += cat(" ", s.N, ",", s.C, ",", s.H, ",", s.W);
-  std::printf("pytorch: %s\n", cmd.c_str());
-  std::fflush(stdout);
-  const int rc = std::system(cmd.c_str());
-  if (rc != 0 || !std::filesystem::exists(tmp)) {
-    std::printf("pytorch: not available (the script failed, exit %d)\n", rc);
-    return nullptr;
-  }
-  std::ifstream f(tmp);
-  json j = json::parse(f, nullptr, false);
-  std::filesystem::remove(tmp);
-  return j.is_discarded() ? json(nullptr) : j;
+  std::string args = cat("--repeats ", repeats, " --threads ", threads, " --shapes");
+  for (const Shape4& s : shapes) args += cat(" ", s.N, ",", s.C, ",", s.H, ",", s.W);
+  return bench::run_python_json("bench/pytorch/batchnorm2d.py", args);
 }
 
 }  // namespace

@@ -58,46 +58,12 @@ std::vector<Dw> shapes(bool quick) {
   return v;
 }
 
-// bench/pytorch/depthwise_conv2d.py under $FN_SOURCE_DIR, the working directory, or the source tree above the
-// build folder that holds this executable; empty if none has it.
-std::string find_script() {
-  namespace fs = std::filesystem;
-  const char* rel = "bench/pytorch/depthwise_conv2d.py";
-  std::vector<fs::path> roots;
-  if (const char* e = std::getenv("FN_SOURCE_DIR")) roots.push_back(e);
-  roots.push_back(fs::current_path());
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) roots.push_back(exe.parent_path().parent_path().parent_path());
-  if (!ec) roots.push_back(exe.parent_path().parent_path());
-  for (const fs::path& r : roots)
-    if (fs::exists(r / rel)) return (r / rel).string();
-  return "";
-}
-
-// PyTorch's forward and forward + backward per shape, run now; null if unavailable.
+// PyTorch's figures for the shapes (null where unavailable).
 json run_pytorch(const std::vector<Dw>& v, int threads, int repeats) {
-  const std::string script = find_script();
-  if (script.empty()) {
-    std::printf("pytorch: not available (bench/pytorch/depthwise_conv2d.py not found)\n");
-    return nullptr;
-  }
   json sh = json::array();
   for (const Dw& d : v) sh.push_back({d.N, d.C, d.H, d.H, d.k, d.s});
-  const std::string tmp =
-      (std::filesystem::temp_directory_path() / ("bench_dw_pt_" + std::to_string(::getpid()) + ".json")).string();
-  const std::string cmd = bench::python_exe() + " " + script + " --shapes '" + sh.dump() + "' --threads " +
-                          std::to_string(threads) + " --repeats " + std::to_string(repeats) + " --json " + tmp;
-  std::fflush(stdout);
-  const int rc = std::system(cmd.c_str());
-  if (rc != 0 || !std::filesystem::exists(tmp)) {
-    std::printf("pytorch: not available (the script failed, exit %d)\n", rc);
-    return nullptr;
-  }
-  std::ifstream f(tmp);
-  json j = json::parse(f, nullptr, false);
-  std::filesystem::remove(tmp);
-  return j.is_discarded() ? json(nullptr) : j;
+  return bench::run_python_json("bench/pytorch/depthwise_conv2d.py",
+                                cat("--shapes '", sh.dump(), "' --threads ", threads, " --repeats ", repeats));
 }
 
 double max_diff(const Tensor& a, const Tensor& b) {

@@ -15,6 +15,8 @@
 //   write_json(path, j)     writes j (2-space indent) to path; nothing for an empty path
 //   Options, add_options    the options every kernel benchmark takes: --device --json --repeats --quick
 //   skip_without_cuda(...)  --device cuda without a GPU: prints "SKIPPED: ...", records the skip in the JSON
+//   find_source_file(rel)   a file of the source tree, found from the build folder or $FN_SOURCE_DIR
+//   run_python_json(s, a)   runs a side-by-side script (bench/pytorch/...) and returns the JSON it wrote
 //   python_exe()            the Python that runs the side-by-side scripts: $FN_PYTHON, else /usr/bin/python3 (Debian's,
 //                           with python3-torch and python3-faiss; the GPU machine's torch lives elsewhere)
 #pragma once
@@ -26,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -49,6 +52,51 @@ namespace fn::bench {
 inline std::string python_exe() {
   const char* p = std::getenv("FN_PYTHON");
   return (p && *p) ? std::string(p) : std::string("/usr/bin/python3");
+}
+
+// A file of the source tree ("bench/pytorch/pool.py") under $FN_SOURCE_DIR, the working directory, or the
+// source tree above the build folder that holds this executable (build/bin/..); empty if none has it.
+inline std::string find_source_file(const std::string& rel) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> roots;
+  if (const char* e = std::getenv("FN_SOURCE_DIR")) roots.push_back(e);
+  roots.push_back(fs::current_path());
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) roots.push_back(exe.parent_path().parent_path().parent_path());
+  for (const fs::path& r : roots)
+    if (fs::exists(r / rel)) return (r / rel).string();
+  return "";
+}
+
+// Runs `python_exe() <script> <args> --json TMP` for a side-by-side script of the source tree (bench/pytorch/...)
+// and returns the JSON it wrote; null, with a line saying why, when the script is missing, fails or writes
+// no JSON (PyTorch absent, say): the benchmark then reports its own figures alone.
+inline nlohmann::json run_python_json(const std::string& script_rel, const std::string& args) {
+  const std::string script = find_source_file(script_rel);
+  if (script.empty()) {
+    std::printf("pytorch: not available (%s not found)\n", script_rel.c_str());
+    return nullptr;
+  }
+  namespace fs = std::filesystem;
+  const std::string tmp = (fs::temp_directory_path() / ("fn_bench_py_" + std::to_string(::getpid()) + ".json")).string();
+  const std::string cmd = python_exe() + " " + script + " " + args + " --json " + tmp;
+  std::printf("pytorch: %s\n", cmd.c_str());
+  std::fflush(stdout);
+  const int rc = std::system(cmd.c_str());
+  if (rc != 0 || !fs::exists(tmp)) {
+    std::printf("pytorch: not available (the script failed, exit %d)\n", rc);
+    return nullptr;
+  }
+  std::ifstream f(tmp);
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  if (j.is_discarded()) {
+    std::printf("pytorch: not available (unreadable JSON from %s)\n", script_rel.c_str());
+    return nullptr;
+  }
+  return j;
 }
 
 inline double now_s() {

@@ -8,11 +8,11 @@ rounds after one warm-up round.
 """
 import argparse
 import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+
+from timing import interleaved_median_ms  # bench/pytorch/timing.py (the script's folder is on sys.path)
 
 
 def main():
@@ -46,15 +46,7 @@ def main():
         def copy():
             dst.copy_(src)
 
-        fns = [copy, forward, forward_backward]
-        times = [[] for _ in fns]
-        for r in range(a.repeats + 1):
-            for i, f in enumerate(fns):
-                t0 = time.perf_counter()
-                f()
-                if r > 0:
-                    times[i].append(time.perf_counter() - t0)
-        ms = [1e3 * statistics.median(t) for t in times]
+        ms = interleaved_median_ms([copy, forward, forward_backward], a.repeats)
         out["results"].append({"shape": [N, C, H, W], "copy_ms": ms[0], "forward_ms": ms[1], "fwd_bwd_ms": ms[2]})
     with open(a.json, "w") as f:
         json.dump(out, f, indent=2)
