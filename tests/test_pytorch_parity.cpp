@@ -1,6 +1,8 @@
 // The whole FashionNet against PyTorch (docs/parity.md): our forward, five losses and backward on the CPU,
 // replayed by bench/pytorch/parity.py with the PyTorch twin (bench/pytorch/fashionnet_ref.py), which compares
-// every output, loss term and parameter gradient. Plus a negative control: a corrupted gradient must fail.
+// every output, loss term and parameter gradient, the batch norm running statistics after the step and the
+// eval-mode outputs; for each backbone (VGG16, ResNet-50, EfficientNet-Lite0). Plus negative controls: a
+// corrupted gradient, loss or running statistic must fail.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +90,52 @@ TEST_CASE("FashionNet matches the PyTorch twin: outputs, losses and every gradie
     fs::remove_all(dir);
     fs::remove_all(bad);
     fs::remove_all(bad_loss);
+  }
+
+  SECTION("resnet-tiny: ResNet-50 at width 1/16, input 64, pool mode corner, batch-hard triplets, P 2 x K 4") {
+    fashionnet::ParityCaseOptions opt;
+    opt.cfg = fashionnet::preset("resnet-tiny");
+    opt.seed = 5;
+    std::string dir = temp_dir("resnet_tiny");
+    auto sum = fashionnet::write_parity_case(dir, opt);
+    REQUIRE(sum.triplet_active > 0);
+    // 63 batch norms (trunk: bn1 and 13 blocks x 3 + 3 downsample; each branch: 3 x 3 + 1), 2 statistics each
+    REQUIRE(sum.buffers == 126);
+    REQUIRE(run_parity(dir) == 0);
+    // Negative control: a running statistic moved by 1% of its tensor's largest magnitude must fail.
+    const std::string stat = "buffer.conv5_pose.layer4.2.bn3.running_var";
+    auto v = load_safetensors(dir + "/outputs.safetensors").get(stat).to_vector_f64();
+    double scale = 0;
+    for (double x : v) scale = std::max(scale, std::fabs(x));
+    std::string bad = corrupted_copy(dir, stat, 0.01 * scale);
+    REQUIRE(run_parity(bad, true) == 1);
+    fs::remove_all(dir);
+    fs::remove_all(bad);
+  }
+
+  SECTION("EfficientNet-Lite0 at width 1/4, input 96, pool mode zero, batch-all triplets, P 3 x K 3") {
+    fashionnet::ParityCaseOptions opt;
+    opt.cfg = fashionnet::preset("tiny");
+    opt.cfg.net.backbone = fashionnet::Backbone::EfficientNetLite0;
+    opt.cfg.net.width = 0.25;
+    opt.cfg.net.input = 96;
+    opt.cfg.net.pool_mode = "zero";
+    opt.cfg.triplet_mining = "all";
+    opt.cfg.P = 3;
+    opt.cfg.K = 3;
+    opt.seed = 7;
+    std::string dir = temp_dir("lite0");
+    auto sum = fashionnet::write_parity_case(dir, opt);
+    REQUIRE(sum.triplet_active > 0);
+    REQUIRE(run_parity(dir) == 0);
+    // Negative control: an eval-mode output moved by 1% of its largest magnitude must fail.
+    auto v = load_safetensors(dir + "/outputs.safetensors").get("eval.embedding").to_vector_f64();
+    double scale = 0;
+    for (double x : v) scale = std::max(scale, std::fabs(x));
+    std::string bad = corrupted_copy(dir, "eval.embedding", 0.01 * scale);
+    REQUIRE(run_parity(bad, true) == 1);
+    fs::remove_all(dir);
+    fs::remove_all(bad);
   }
 
   SECTION("second shape: input 64, width 1/8, pool mode zero, batch-all triplets, P 3 x K 3") {

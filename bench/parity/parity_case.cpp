@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "core/philox.h"
 #include "core/safetensors.h"
@@ -29,8 +30,9 @@ struct RandomBatch {
   std::vector<float> w_pos, w_neg;
 };
 
-RandomBatch random_batch(const TrainConfig& cfg, uint64_t seed) {
-  const int N = cfg.P * cfg.K, S = cfg.net.input, A = cfg.net.attributes, stride = 8, L = data::kSlots;
+// `stride`: the trunk map's (FashionNet::trunk_stride), in input pixels per cell.
+RandomBatch random_batch(const TrainConfig& cfg, int stride, uint64_t seed) {
+  const int N = cfg.P * cfg.K, S = cfg.net.input, A = cfg.net.attributes, L = data::kSlots;
   Rng rng(seed, 0x70617269);  // "pari"
   auto uni = [&](double lo, double hi) { return float(lo + (hi - lo) * rng.uniform()); };
   RandomBatch r;
@@ -67,6 +69,36 @@ RandomBatch random_batch(const TrainConfig& cfg, uint64_t seed) {
 
 std::vector<float> as_floats(const std::vector<int>& v) { return std::vector<float>(v.begin(), v.end()); }
 
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Random biases (they start at 0 otherwise, which would hide a bias bug) and, for every batch norm, a random
+// scale and random running statistics (they start at 1 and 0/1, which would hide a mix-up of the two or a
+// missing eps in the eval path and make the momentum update trivial to get right).
+void randomise(FashionNet& model, uint64_t seed) {
+  Rng rng(seed, 0x62696173);  // "bias"
+  std::map<std::string, Tensor> params;
+  for (auto& [name, p] : model.named_parameters()) {
+    params.emplace(name, p);
+    if (ends_with(name, ".bias")) p.add_(Tensor::uniform(p.shape(), rng, -0.1, 0.1));
+  }
+  for (auto& [name, b] : model.named_buffers()) {
+    if (ends_with(name, ".running_mean")) b.add_(Tensor::uniform(b.shape(), rng, -0.2, 0.2));
+    if (!ends_with(name, ".running_var")) continue;
+    b.add_(Tensor::uniform(b.shape(), rng, -0.5, 0.5));  // 0.5 .. 1.5
+    auto w = params.find(name.substr(0, name.size() - std::string("running_var").size()) + "weight");
+    FN_CHECK(w != params.end(), "parity case: batch norm buffer '", name, "' has no weight beside it");
+    w->second.add_(Tensor::uniform(w->second.shape(), rng, -0.5, 0.5));
+  }
+}
+
+NamedTensors named_outputs(const std::string& prefix, const Outputs& out) {
+  return {{prefix + "embedding", out.embedding},       {prefix + "category", out.category},
+          {prefix + "attributes", out.attributes},     {prefix + "landmark_loc", out.landmark_loc},
+          {prefix + "landmark_vis", out.landmark_vis}};
+}
+
 }  // namespace
 
 ParityCaseSummary write_parity_case(const std::string& dir, const ParityCaseOptions& opt) {
@@ -80,15 +112,13 @@ ParityCaseSummary write_parity_case(const std::string& dir, const ParityCaseOpti
   FN_CHECK(A > 0, "parity case: the network must have attributes (got attributes = ", A, ")");
   std::filesystem::create_directories(dir);
 
-  // Random weights; the biases too (they start at 0 otherwise, which would hide a bias bug).
   FashionNet model(cfg.net, opt.seed);
-  Rng rng(opt.seed, 0x62696173);  // "bias"
-  for (auto& [name, p] : model.named_parameters())
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0)
-      p.add_(Tensor::uniform(p.shape(), rng, -0.1, 0.1));
+  randomise(model, opt.seed);
+  // The weights and running statistics before the step: the twin starts from these.
+  save_checkpoint(dir + "/model.safetensors", model, nullptr, cfg, TrainState{});
   model.to(opt.device);
 
-  RandomBatch h = random_batch(cfg, opt.seed);
+  RandomBatch h = random_batch(cfg, model.trunk_stride(), opt.seed);
   Device d = opt.device;
   BatchTensors b = to_tensors(h.batch, h.annotated, d);
   LossContext ctx = loss_context(cfg);
@@ -101,8 +131,6 @@ ParityCaseSummary write_parity_case(const std::string& dir, const ParityCaseOpti
   StepResult r = step.forward_backward(b, LossWeights{1, 1, 1, 1, 1}, 0, "parity case");
   FN_CHECK(r.terms.size() == 5, "parity case: expected all five loss terms active, got ", r.terms.size());
   const Outputs& out = r.outputs;
-
-  save_checkpoint(dir + "/model.safetensors", model, nullptr, cfg, TrainState{});
   save_safetensors(dir + "/inputs.safetensors",
                    {{"images", b.images}, {"landmarks", b.landmarks}, {"visible", b.visible},
                     {"landmarks01", b.landmarks01}, {"vis_label", Tensor::from(as_floats(b.vis_label), {N * data::kSlots})},
@@ -112,9 +140,7 @@ ParityCaseSummary write_parity_case(const std::string& dir, const ParityCaseOpti
                    {{"triplet_margin", fmt(cfg.triplet_margin)}, {"triplet_mining", cfg.triplet_mining.name()}});
 
   ParityCaseSummary sum;
-  NamedTensors o = {{"out.embedding", out.embedding},       {"out.category", out.category},
-                    {"out.attributes", out.attributes},     {"out.landmark_loc", out.landmark_loc},
-                    {"out.landmark_vis", out.landmark_vis}};
+  NamedTensors o = named_outputs("out.", out);
   for (auto& [name, v] : r.terms) {
     o.emplace_back("loss." + name, Tensor::from(std::vector<double>{v}, {}));
     sum.losses.emplace_back(name, v);
@@ -127,6 +153,14 @@ ParityCaseSummary write_parity_case(const std::string& dir, const ParityCaseOpti
     o.emplace_back("grad." + name, p.grad());
     sum.parameters += p.numel();
   }
+  // The running statistics the training forward left (batch norm's momentum update), then the same batch in
+  // eval mode, which reads them (pooling at the same given landmarks, so that only the mode differs).
+  for (auto& [name, buf] : model.named_buffers()) {
+    o.emplace_back("buffer." + name, buf);
+    ++sum.buffers;
+  }
+  model.eval();
+  for (auto& t : named_outputs("eval.", model.forward(b.images, PoolAt{b.landmarks, b.visible}))) o.push_back(t);
   save_safetensors(dir + "/outputs.safetensors", o, {{"device", device_name(d)}});
   sum.triplet_active = r.triplet_active;
   return sum;

@@ -3,18 +3,27 @@
 Written from docs/fashionnet.md and from the contracts in our headers, not from our kernels:
   graph            fashionnet/model/fashionnet.{h,cpp}     (same module and parameter names as our checkpoints:
                                                        trunk.conv1_1.weight, conv5_global.conv5_1.bias, ...)
+  backbones        vgg16 here; resnet50 and efficientnet_lite0 from backbones_ref.py's modules (Bottleneck, MBConv,
+                   their stage tables and forward code), arranged under FashionNet's names: trunk, conv5_global,
+                   conv5_pose (each branch its own copy of the last stages), at the network's width
   landmark_pool    kernels/landmark_pool.h, kernels/landmark_pool_body.h
   the five losses  nn/losses.h and kernels/{landmark_l2,softmax_xent,attr_bce,triplet}.h (normalisers included)
 Safetensors files are read by parsing the header here, with numpy only (no `safetensors` package).
 """
 import json
+import os
+import re
 import struct
+import sys
 from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import backbones_ref as bb  # noqa: E402
 
 SLOTS = 8  # fixed landmark slots (docs/fashionnet.md sec. 1)
 
@@ -76,8 +85,11 @@ class NetConfig:  # fashionnet/model/config.h, NetConfig (the same JSON keys)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in j.items() if k in names})
 
-    def channels(self):  # vgg_channels(): round half away from zero, at least 4
-        return [max(4, int(np.floor(b * self.width + 0.5))) for b in (64, 128, 256, 512, 512)]
+    def scaled(self, base):  # scaled_channels() (fashionnet/model/vgg16.h): round half away from zero, at least 4
+        return max(4, int(np.floor(base * self.width + 0.5)))
+
+    def channels(self):  # vgg_channels()
+        return [self.scaled(b) for b in (64, 128, 256, 512, 512)]
 
 
 # fashionnet/model/config.cpp's presets, network part only (train_step.py builds from these).
@@ -135,6 +147,105 @@ class Conv5(_Stage):  # conv5_1 .. conv5_3 then pool5
         return F.max_pool2d(self.run(x, self.names), 2, 2)
 
 
+# ResNet-50 v1.5 (fashionnet/model/resnet50.h): backbones_ref's Bottleneck and forward code, our names
+# (trunk.conv1, trunk.bn1, trunk.layerL.B.*, conv5_X.layer4.B.*), channels at the network's width.
+
+
+def _resnet_layer(cfg, cin, layer):
+    width, blocks, stride = layer
+    w = cfg.scaled(width)
+    mods = []
+    for i in range(blocks):
+        mods.append(bb.Bottleneck(cin, w, stride if i == 0 else 1))
+        cin = w * 4
+    return nn.Sequential(*mods), cin
+
+
+class ResNetTrunk(nn.Module):  # conv1 .. layer3
+    forward = bb.ResNet50.trunk
+
+    def __init__(self, cfg):
+        super().__init__()
+        cin = cfg.scaled(64)
+        self.conv1 = nn.Conv2d(3, cin, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(cin)
+        for li, layer in enumerate(bb.RESNET50_LAYERS[:3]):
+            mod, cin = _resnet_layer(cfg, cin, layer)
+            setattr(self, f"layer{li + 1}", mod)
+        self.channels, self.stride = cin, 16
+
+
+class ResNetBranch(nn.Module):  # layer4, global average pooling
+    forward = bb.ResNet50.branch
+
+    def __init__(self, cfg, cin):
+        super().__init__()
+        self.layer4, self.features = _resnet_layer(cfg, cin, bb.RESNET50_LAYERS[3])
+
+
+# EfficientNet-Lite0 (fashionnet/model/efficientnet_lite0.h): backbones_ref's MBConv (the package's module names
+# inside a block), its stage table and BN (eps 1e-3, momentum 0.1); our names for the rest: trunk.stem.{conv,bn},
+# trunk.blocks.N.*, conv5_X.blocks.N.* (the package's global block index), conv5_X.head_conv / head_bn.
+# Inside a block our checkpoint names the package's modules as below (the import's table, fashionnet import).
+LITE0_BLOCK_NAMES = {"_expand_conv": "expand_conv", "_bn0": "expand_bn", "_depthwise_conv": "depthwise_conv",
+                     "_bn1": "depthwise_bn", "_project_conv": "project_conv", "_bn2": "project_bn"}
+
+
+def lite0_checkpoint_name(name):
+    """The twin's parameter / buffer name -> our checkpoint's."""
+    return re.sub(r"(blocks\.\d+\.)(_\w+?)\.", lambda m: m.group(1) + LITE0_BLOCK_NAMES[m.group(2)] + ".", name)
+
+
+def _lite0_blocks(cfg):
+    """The 16 blocks' (cin, e, k, s, cout) at the network's width, in the package's order."""
+    specs, cin = [], cfg.scaled(32)
+    for e, k, s, c, n in bb.LITE0_STAGES:
+        for i in range(n):
+            specs.append((cin, e, k, s if i == 0 else 1, cfg.scaled(c)))
+            cin = cfg.scaled(c)
+    return specs
+
+
+class Lite0Stem(nn.Module):
+    def __init__(self, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(3, cout, 3, stride=2, padding=1, bias=False)
+        self.bn = bb._bn(cout)
+
+    def forward(self, x):
+        return F.relu6(self.bn(self.conv(x)))
+
+
+class Lite0Trunk(nn.Module):  # the stem, blocks 0..10
+    def __init__(self, cfg):
+        super().__init__()
+        specs = _lite0_blocks(cfg)
+        self.stem = Lite0Stem(specs[0][0])
+        self.blocks = nn.ModuleDict({str(i): bb.MBConv(*specs[i]) for i in range(bb.LITE0_TRUNK_BLOCKS)})
+        self.channels, self.stride = specs[bb.LITE0_TRUNK_BLOCKS - 1][4], 16
+
+    def forward(self, x):
+        x = self.stem(x)
+        for b in self.blocks.values():
+            x = b(x)
+        return x
+
+
+class Lite0Branch(nn.Module):  # blocks 11..15, the head, global average pooling
+    def __init__(self, cfg):
+        super().__init__()
+        specs = _lite0_blocks(cfg)
+        self.blocks = nn.ModuleDict({str(i): bb.MBConv(*specs[i]) for i in range(bb.LITE0_TRUNK_BLOCKS, len(specs))})
+        self.features = cfg.scaled(1280)
+        self.head_conv = nn.Conv2d(specs[-1][4], self.features, 1, bias=False)
+        self.head_bn = bb._bn(self.features)
+
+    def forward(self, x):
+        for b in self.blocks.values():
+            x = b(x)
+        return F.relu6(self.head_bn(self.head_conv(x))).mean(dim=(2, 3))
+
+
 def landmark_pool(feat, landmarks, visibility, stride=8, radius=1, mode="corner"):
     """kernels/landmark_pool_body.h in tensor ops. feat (N,C,H,W); landmarks (N,L,2) x,y input pixels;
     visibility (N,L). Returns (N, L*C) slot-major. Gradient to feat only (through gather + max)."""
@@ -173,14 +284,28 @@ class FashionNetRef(nn.Module):
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
-        if cfg.backbone != "vgg16":
-            raise ValueError(f"backbone '{cfg.backbone}' is not implemented (vgg16 is)")
         self.cfg = cfg
-        ch = cfg.channels()
-        flat5 = ch[4] * (cfg.input // 32) ** 2
-        self.trunk = Trunk(ch)
-        self.conv5_global = Conv5(ch[3], ch[4])
-        self.conv5_pose = Conv5(ch[3], ch[4])
+        if cfg.backbone == "vgg16":
+            ch = cfg.channels()
+            flat5 = ch[4] * (cfg.input // 32) ** 2
+            self.trunk = Trunk(ch)
+            self.conv5_global = Conv5(ch[3], ch[4])
+            self.conv5_pose = Conv5(ch[3], ch[4])
+            self.map_channels, self.map_stride = ch[3], 8
+        elif cfg.backbone == "resnet50":
+            self.trunk = ResNetTrunk(cfg)
+            self.conv5_global = ResNetBranch(cfg, self.trunk.channels)
+            self.conv5_pose = ResNetBranch(cfg, self.trunk.channels)
+            flat5 = self.conv5_global.features
+        elif cfg.backbone == "efficientnet_lite0":
+            self.trunk = Lite0Trunk(cfg)
+            self.conv5_global = Lite0Branch(cfg)
+            self.conv5_pose = Lite0Branch(cfg)
+            flat5 = self.conv5_global.features
+        else:
+            raise ValueError(f"backbone '{cfg.backbone}' (expected vgg16, resnet50 or efficientnet_lite0)")
+        if cfg.backbone != "vgg16":
+            self.map_channels, self.map_stride = self.trunk.channels, self.trunk.stride
         self.fc6_global = nn.Linear(flat5, cfg.fc6_global)
         self.fc6_pose = nn.Linear(flat5, cfg.fc6_pose)
         self.fc7_pose = nn.Linear(cfg.fc6_pose, cfg.fc7_pose)
@@ -188,15 +313,28 @@ class FashionNetRef(nn.Module):
         self.landmark_vis = nn.Linear(cfg.fc7_pose, 2 * SLOTS)
         fusion_in = cfg.fc6_global
         if cfg.local_branch:
-            self.fc6_local = nn.Linear(SLOTS * ch[3], cfg.fc6_local)
+            self.fc6_local = nn.Linear(SLOTS * self.map_channels, cfg.fc6_local)
             fusion_in += cfg.fc6_local
         self.fc7_fusion = nn.Linear(fusion_in, cfg.fc7_fusion)
         self.category = nn.Linear(cfg.fc7_fusion, cfg.categories)
         self.attributes = nn.Linear(cfg.fc7_fusion, cfg.attributes) if cfg.attributes > 0 else None
 
+    def checkpoint_name(self, name):
+        """A parameter's or buffer's name in our checkpoints (the same as here, but inside Lite0's blocks)."""
+        return lite0_checkpoint_name(name) if self.cfg.backbone == "efficientnet_lite0" else name
+
+    def checkpoint_parameters(self):
+        """[(our checkpoint's name, parameter)]."""
+        return [(self.checkpoint_name(n), p) for n, p in self.named_parameters()]
+
+    def checkpoint_buffers(self):
+        """[(our checkpoint's name, buffer)]: batch norm's running_mean and running_var (num_batches_tracked is
+        PyTorch's own counter, unused at a fixed momentum, not in our checkpoints)."""
+        return [(self.checkpoint_name(n), b) for n, b in self.named_buffers() if not n.endswith("num_batches_tracked")]
+
     def load_weights(self, tensors, path="checkpoint"):
-        """Copies our checkpoint's tensors in by name; every parameter must be there with its shape."""
-        own = dict(self.named_parameters())
+        """Copies our checkpoint's tensors in by name; every parameter and buffer must be there with its shape."""
+        own = dict(self.checkpoint_parameters() + self.checkpoint_buffers())
         missing = [n for n in own if n not in tensors]
         bad = [f"'{n}' {tuple(tensors[n].shape)} vs {tuple(p.shape)}" for n, p in own.items()
                if n in tensors and tuple(tensors[n].shape) != tuple(p.shape)]
@@ -212,10 +350,10 @@ class FashionNetRef(nn.Module):
         cfg, p, n = self.cfg, self.cfg.dropout, images.shape[0]
         drop = lambda x: F.dropout(x, p, self.training)  # noqa: E731
         o = {}
-        conv4 = self.trunk(images)
-        pool4 = F.max_pool2d(conv4, 2, 2)
-        fc6_global = drop(F.relu(self.fc6_global(self.conv5_global(pool4).flatten(1))))
-        q = self.conv5_pose(pool4).flatten(1)
+        conv4 = self.trunk(images)  # the trunk's map (VGG16: conv4_3)
+        branch_in = F.max_pool2d(conv4, 2, 2) if cfg.backbone == "vgg16" else conv4  # VGG16's pool4
+        fc6_global = drop(F.relu(self.fc6_global(self.conv5_global(branch_in).flatten(1))))
+        q = self.conv5_pose(branch_in).flatten(1)
         fc7_pose = drop(F.relu(self.fc7_pose(drop(F.relu(self.fc6_pose(q))))))
         o["landmark_loc"] = self.landmark_loc(fc7_pose)
         o["landmark_vis"] = self.landmark_vis(fc7_pose).reshape(n * SLOTS, 2)
@@ -223,7 +361,7 @@ class FashionNetRef(nn.Module):
         if cfg.local_branch:
             if landmarks is None:
                 landmarks, visibility = self.predicted_pool_at(o)
-            pooled = landmark_pool(conv4, landmarks, visibility, 8, cfg.pool_radius, cfg.pool_mode)
+            pooled = landmark_pool(conv4, landmarks, visibility, self.map_stride, cfg.pool_radius, cfg.pool_mode)
             fused = torch.cat([fc6_global, drop(F.relu(self.fc6_local(pooled)))], 1)
         o["embedding"] = self.fc7_fusion(fused)  # before the ReLU, as fashionnet.cpp
         h = drop(F.relu(o["embedding"]))
