@@ -9,11 +9,15 @@
 //              (same batch, so it can only go down for a working backward), every parameter must get a
 //              finite gradient, and two models built alike must produce bitwise-equal losses (CPU);
 //   time:      --warmup steps, then --steps timed steps; the median step time gives images/s;
-//   --profile: the trunk's and conv5's convolutions and poolings timed kernel by kernel at the model's
-//              shapes (forward, data gradient, filter gradient), as a share of the measured step;
+//   --profile: shares of the measured step. VGG16: the trunk's and conv5's convolutions and poolings timed
+//              kernel by kernel at the model's shapes (forward, data gradient, filter gradient). Lite0: every op
+//              kind (batch norm, depthwise, 1x1, stem conv, ReLU6, residual add, pooling, fc layers, losses,
+//              optimiser), each op run alone at its shape through its module and autograd (profile_lite0_ops).
+//              Every backbone: landmark pooling, the losses, clipping and SGD at the model's shapes;
 //   memory:    allocator peak bytes on the device and the process's max RSS;
 //   --pytorch: runs bench/pytorch/train_step.py in the same run (PyTorch's figure on the same machine)
-//              and prints ours / theirs. Missing script: 'not available'.
+//              and prints ours / theirs. Missing script, or a backbone other than VGG16 (the script builds
+//              fashionnet_ref.py's VGG16 FashionNet only): 'not available'.
 //   --quick:   the tiny preset, 2 + 2 steps: a smoke run for the tests.
 #include <sys/resource.h>
 
@@ -42,8 +46,10 @@
 #include "data/loader.h"
 #include "fashionnet/model/batch.h"
 #include "fashionnet/model/config.h"
+#include "fashionnet/model/efficientnet_lite0.h"
 #include "fashionnet/model/fashionnet.h"
 #include "fashionnet/model/losses.h"
+#include "fashionnet/model/vgg16.h"
 #include "fashionnet/train/step.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_direct.h"
@@ -306,8 +312,10 @@ json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) 
   o.category = leaf(out.category);
   o.attributes = leaf(out.attributes);
   Tensor conv4 = leaf(out.conv4);
-  fn::kernels::LandmarkPoolArgs args;
+  fn::kernels::LandmarkPoolArgs args;  // as FashionNet::local_features sets them
+  args.stride = s.model->trunk_stride();
   args.radius = s.cfg.net.pool_radius;
+  args.mode = s.cfg.net.pool_mode;
   conv4.set_grad(Tensor::zeros_like(conv4));  // pool4's gradient, as in the step: landmark_pool adds into it
   double pool = time_median(repeats, d, [&] {
     fn::backward(fn::F::sum(fn::F::landmark_pool(conv4, s.batch.landmarks, s.batch.visible, args)));
@@ -328,6 +336,242 @@ json profile_fashionnet_kernels(Setup& s, Device d, int repeats, double step_s) 
     rows.push_back({{"kernel", name}, {"ms", 1e3 * t}, {"share_of_step", t / step_s}});
   }
   return rows;
+}
+
+// The first value of `rows` (profile_fashionnet_kernels') for `kernel`, in seconds.
+double kernel_s(const json& rows, const std::string& kernel) {
+  for (const json& r : rows)
+    if (r["kernel"] == kernel) return r["ms"].get<double>() / 1e3;
+  FN_CHECK(false, "bench_train_step: no figure for ", kernel);
+  return 0;
+}
+
+// One op run alone with gradients recorded: y = f(), then backward(y, seed) with a random seed gradient, as the
+// step's backward hands each node its output's gradient. `leaves` (the op's input and parameters) lose their
+// gradients before each run, as zero_grad does between steps. Median of `repeats` after one warm-up.
+// Wall time, and the process's CPU time (all threads: on a loaded machine it still measures our work, where
+// wall time also counts the time other processes held the cores).
+struct Timed {
+  double fwd = 0, bwd = 0, fwd_cpu = 0, bwd_cpu = 0;
+  fn::Shape out;
+};
+Timed time_fwd_bwd(int repeats, const std::vector<Tensor>& leaves, const std::function<Tensor()>& f, fn::Rng& rng) {
+  Timed t;
+  Tensor seed;
+  std::vector<double> tf, tb, cf, cb;
+  for (int r = 0; r <= repeats; ++r) {
+    for (Tensor l : leaves) l.zero_grad();
+    const double t0 = now_s(), c0 = cpu_s();
+    Tensor y = f();
+    const double t1 = now_s(), c1 = cpu_s();
+    if (!seed.defined()) seed = Tensor::randn(y.shape(), rng, 1.0, fn::DType::F32, y.device());
+    t.out = y.shape();
+    sync(y.device());
+    const double t2 = now_s(), c2 = cpu_s();
+    fn::backward(y, seed);
+    sync(y.device());
+    const double t3 = now_s(), c3 = cpu_s();
+    if (r > 0) tf.push_back(t1 - t0), tb.push_back(t3 - t2), cf.push_back(c1 - c0), cb.push_back(c3 - c2);
+  }
+  t.fwd = median(tf), t.bwd = median(tb), t.fwd_cpu = median(cf), t.bwd_cpu = median(cb);
+  return t;
+}
+
+// --profile for EfficientNet-Lite0: the share of each kind of op in a training step. Every op of the graph
+// (efficientnet_lite0.cpp's stem, MBConv blocks and head, fashionnet.cpp's fully connected layers) is run alone at
+// the shape the model runs it, through the same module or F:: call and the same autograd (time_fwd_bwd). The
+// branches' ops count twice: conv5_global and conv5_pose each run blocks 11..15, the head and the pooling.
+// Landmark pooling, the five losses and the optimiser (clip + SGD) are profile_fashionnet_kernels' figures.
+// "rest" is the measured step less all of these: the batch's upload, the autograd walk and the gradient
+// accumulation between ops, and whatever an op costs in the graph more (or less) than alone (caches).
+json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& fashionnet_kernels) {
+  namespace nn = fn::nn;
+  namespace F = fn::F;
+  const fnn::NetConfig& net = s.cfg.net;
+  fn::Rng rng(5, 0x6c697465);
+  struct Kind {
+    std::string name;
+    int ops = 0;
+    double fwd = 0, bwd = 0, cpu = 0;  // cpu: forward + backward
+  };
+  std::vector<Kind> kinds;
+  auto kind = [&](const std::string& name) -> Kind& {
+    for (Kind& k : kinds)
+      if (k.name == name) return k;
+    kinds.push_back({name});
+    return kinds.back();
+  };
+  for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "depthwise conv 5x5", "1x1 conv: expand",
+                        "1x1 conv: project", "1x1 conv: head", "batch norm", "ReLU6", "residual add",
+                        "global average pool", "landmark pool", "fc layers (+ReLU, dropout, concat)", "five losses",
+                        "optimiser (clip + SGD)"})
+    kind(k);  // the table's order
+  json rows = json::array();
+  // Times one op, adds it `times` over to its kind, and returns its output's shape.
+  auto op = [&](const std::string& k, const std::string& where, int times, const std::vector<Tensor>& leaves,
+                const std::function<Tensor()>& f) {
+    Timed t = time_fwd_bwd(repeats, leaves, f, rng);
+    Kind& kk = kind(k);
+    kk.ops += times, kk.fwd += times * t.fwd, kk.bwd += times * t.bwd, kk.cpu += times * (t.fwd_cpu + t.bwd_cpu);
+    rows.push_back({{"kind", k}, {"op", where}, {"times", times}, {"out", t.out}, {"fwd_ms", 1e3 * t.fwd},
+                    {"bwd_ms", 1e3 * t.bwd}, {"fwd_cpu_ms", 1e3 * t.fwd_cpu}, {"bwd_cpu_ms", 1e3 * t.bwd_cpu}});
+    return t.out;
+  };
+  auto input = [&](const fn::Shape& shape, double stddev, bool grad = true) {
+    Tensor x = Tensor::randn(shape, rng, stddev, fn::DType::F32, d);
+    x.set_requires_grad(grad);
+    return x;
+  };
+  auto with = [](std::vector<Tensor> v, const Tensor& x) {
+    v.push_back(x);
+    return v;
+  };
+  auto conv_opts = [](int kernel, int stride, int groups) {  // efficientnet_lite0.cpp's
+    nn::Conv2dOptions o;
+    o.kernel = kernel, o.stride = stride, o.pad = kernel / 2, o.groups = groups, o.bias = false, o.relu = false;
+    return o;
+  };
+  auto conv = [&](const std::string& k, const std::string& where, int times, const fn::Shape& in, int out,
+                  nn::Conv2dOptions o, bool input_grad = true) {
+    nn::Conv2d c(int(in[1]), out, rng, o);
+    c.to(d);
+    Tensor x = input(in, 1.0, input_grad);
+    return op(k, where, times, with(c.parameters(), x), [&] { return c(x); });
+  };
+  auto bn = [&](const std::string& where, int times, const fn::Shape& in) {
+    nn::BatchNorm2d b(in[1], fnn::kLite0Bn);  // training mode: the batch's statistics, running ones updated
+    b.to(d);
+    Tensor x = input(in, 1.0);
+    return op("batch norm", where, times, with(b.parameters(), x), [&] { return b(x); });
+  };
+  auto relu6 = [&](const std::string& where, int times, const fn::Shape& in) {
+    Tensor x = input(in, 3.0);  // across the clamps at 0 and 6
+    return op("ReLU6", where, times, {x}, [&] { return F::relu6(x); });
+  };
+
+  // Stem: the image needs no gradient.
+  fn::Shape h = {batch, 3, net.input, net.input};
+  const std::vector<fnn::MBConvSpec> specs = fnn::lite0_blocks(net.width);
+  h = conv("stem conv 3x3/2", "stem", 1, h, specs[0].in, conv_opts(3, 2, 1), false);
+  bn("stem", 1, h);
+  relu6("stem", 1, h);
+  for (int i = 0; i < fnn::kLite0Blocks; ++i) {
+    const fnn::MBConvSpec& b = specs[size_t(i)];
+    const int times = i < fnn::kLite0TrunkBlocks ? 1 : 2;
+    const std::string at = "blocks." + std::to_string(i);
+    const fn::Shape block_in = h;
+    const int mid = b.in * b.expand;
+    if (b.expand != 1) {
+      h = conv("1x1 conv: expand", at, times, h, mid, conv_opts(1, 1, 1));
+      bn(at + " expand", times, h);
+      relu6(at + " expand", times, h);
+    }
+    h = conv("depthwise conv " + std::to_string(b.kernel) + "x" + std::to_string(b.kernel), at, times, h, mid,
+             conv_opts(b.kernel, b.stride, mid));
+    bn(at + " depthwise", times, h);
+    relu6(at + " depthwise", times, h);
+    h = conv("1x1 conv: project", at, times, h, b.out, conv_opts(1, 1, 1));
+    bn(at + " project", times, h);
+    if (b.residual()) {
+      Tensor x = input(h, 1.0), r = input(block_in, 1.0);
+      op("residual add", at, times, {x, r}, [&] { return F::add(x, r); });
+    }
+  }
+  const int head = fnn::scaled_channels(fnn::kLite0HeadChannels, net.width);
+  h = conv("1x1 conv: head", "head", 2, h, head, conv_opts(1, 1, 1));
+  bn("head", 2, h);
+  relu6("head", 2, h);
+  {
+    Tensor x = input(h, 1.0);
+    op("global average pool", "head", 2, {x}, [&] { return F::global_avg_pool2d(x); });
+  }
+  // The fully connected layers as fashionnet.cpp runs them (with their ReLUs, dropouts and the concat), from the
+  // branches' pooled features and the pooled landmarks; the outputs summed into one root (five sums and adds
+  // of at most batch x 1024 values, next to the layers' batch x 1280 x 1024 products).
+  {
+    nn::Linear fc6g(head, net.fc6_global, rng, 0.01), fc6p(head, net.fc6_pose, rng, 0.01),
+        fc7p(net.fc6_pose, net.fc7_pose, rng, 0.01), loc(net.fc7_pose, 2 * fnn::kSlots, rng, 0.01),
+        vis(net.fc7_pose, 2 * fnn::kSlots, rng, 0.01),
+        fc6l(fnn::kSlots * s.model->trunk_channels(), net.fc6_local, rng, 0.01),
+        fc7f(net.fc6_global + net.fc6_local, net.fc7_fusion, rng, 0.01), cat(net.fc7_fusion, net.categories, rng, 0.01),
+        attr(net.fc7_fusion, std::max(1, net.attributes), rng, 0.01);
+    std::vector<Tensor> leaves;
+    for (nn::Linear* l : {&fc6g, &fc6p, &fc7p, &loc, &vis, &fc6l, &fc7f, &cat, &attr}) {
+      l->to(d);
+      for (const Tensor& p : l->parameters()) leaves.push_back(p);
+    }
+    Tensor g = input({batch, head}, 1.0), q = input({batch, head}, 1.0),
+           pooled = input({batch, fnn::kSlots * s.model->trunk_channels()}, 1.0);
+    leaves.insert(leaves.end(), {g, q, pooled});
+    const float p = net.dropout;
+    op("fc layers (+ReLU, dropout, concat)", "fc6..heads", 1, leaves, [&] {
+      Tensor a = F::dropout(F::relu(fc6g(g)), p, true, 1);
+      Tensor c = F::dropout(F::relu(fc7p(F::dropout(F::relu(fc6p(q)), p, true, 2))), p, true, 3);
+      Tensor fused = F::concat({a, F::dropout(F::relu(fc6l(pooled)), p, true, 4)}, 1);
+      Tensor e = fc7f(fused);
+      Tensor hh = F::dropout(F::relu(e), p, true, 5);
+      Tensor sum = F::add(F::add(F::sum(loc(c)), F::sum(vis(c))), F::add(F::sum(e), F::sum(cat(hh))));
+      return net.attributes > 0 ? F::add(sum, F::sum(attr(hh))) : sum;
+    });
+  }
+  Kind& lp = kind("landmark pool");
+  // Wall time only (profile_fashionnet_kernels'), counted as CPU time too: each is under 1% of the step.
+  lp.ops = 1, lp.fwd = lp.cpu = kernel_s(fashionnet_kernels, "landmark_pool fwd+bwd");  // fwd + bwd together
+  Kind& lo = kind("five losses");
+  lo.ops = 5, lo.fwd = lo.cpu = kernel_s(fashionnet_kernels, "five losses fwd+bwd");
+  Kind& opt = kind("optimiser (clip + SGD)");
+  opt.ops = 2, opt.fwd = opt.cpu = kernel_s(fashionnet_kernels, "clip_gradients") + kernel_s(fashionnet_kernels, "sgd step");
+
+  // The whole step again, right after the ops (the machine's load moves from minute to minute): the shares are of
+  // its CPU time, which other processes' load disturbs less than wall time. Then the same forward and backward
+  // in the graph timed apart (forward with the five losses, then backward).
+  std::vector<double> sw, sc, gf, gb;
+  for (int r = 0; r <= repeats; ++r) {
+    const double t0 = now_s(), c0 = cpu_s();
+    s.train_step();
+    sync(d);
+    if (r > 0) sw.push_back(now_s() - t0), sc.push_back(cpu_s() - c0);
+  }
+  for (int r = 0; r <= repeats; ++r) {
+    s.sgd->zero_grad();
+    const double t0 = now_s();
+    fnn::Outputs o = s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible}, uint64_t(r));
+    Tensor total = fnn::fashionnet_loss(o, s.batch, s.weights(), s.train->loss_context()).total;
+    sync(d);
+    const double t1 = now_s();
+    fn::backward(total);
+    sync(d);
+    if (r > 0) gf.push_back(t1 - t0), gb.push_back(now_s() - t1);
+  }
+  s.sgd->zero_grad();
+  const double step_wall = median(sw), step_cpu = median(sc), graph_fwd = median(gf), graph_bwd = median(gb);
+
+  double sum = 0, sum_cpu = 0, sum_fwd = 0, sum_bwd = 0;
+  for (const Kind& k : kinds) sum += k.fwd + k.bwd, sum_cpu += k.cpu, sum_fwd += k.fwd, sum_bwd += k.bwd;
+  std::printf("\nLite0 op shares (batch %d, %d px; each op alone at the model's shapes, median of %d; the branches' ops\n"
+              "twice; landmark pool, losses and optimiser: fwd+bwd together in the fwd column; share: of the step's CPU time)\n",
+              batch, net.input, repeats);
+  std::printf("  %-36s %4s %9s %9s %9s %9s %7s\n", "kind", "ops", "fwd ms", "bwd ms", "total ms", "CPU ms", "share");
+  json table = json::array();
+  for (const Kind& k : kinds) {
+    const double t = k.fwd + k.bwd;
+    std::printf("  %-36s %4d %9.1f %9.1f %9.1f %9.1f %6.1f%%\n", k.name.c_str(), k.ops, 1e3 * k.fwd, 1e3 * k.bwd,
+                1e3 * t, 1e3 * k.cpu, 100 * k.cpu / step_cpu);
+    table.push_back({{"kind", k.name}, {"ops", k.ops}, {"fwd_ms", 1e3 * k.fwd}, {"bwd_ms", 1e3 * k.bwd},
+                     {"total_ms", 1e3 * t}, {"cpu_ms", 1e3 * k.cpu}, {"share_of_step_cpu", k.cpu / step_cpu}});
+  }
+  const double rest = step_wall - sum, rest_cpu = step_cpu - sum_cpu;
+  std::printf("  %-36s %4s %9s %9s %9.1f %9.1f %6.1f%%\n", "rest (step less the above)", "", "", "", 1e3 * rest,
+              1e3 * rest_cpu, 100 * rest_cpu / step_cpu);
+  std::printf("  %-36s %4s %9s %9s %9.1f %9.1f %6.1f%%\n", "training step (measured after the ops)", "", "", "",
+              1e3 * step_wall, 1e3 * step_cpu, 100.0);
+  std::printf("  in the graph (median of %d): forward + losses %.1f ms, backward %.1f ms; the ops alone: forward %.1f ms,\n"
+              "  backward %.1f ms (landmark pool, losses, optimiser counted as forward); load average now %.2f\n",
+              repeats, 1e3 * graph_fwd, 1e3 * graph_bwd, 1e3 * sum_fwd, 1e3 * sum_bwd, load_average());
+  return {{"kinds", table}, {"ops", rows}, {"sum_ms", 1e3 * sum}, {"sum_cpu_ms", 1e3 * sum_cpu}, {"rest_ms", 1e3 * rest},
+          {"rest_cpu_ms", 1e3 * rest_cpu}, {"step_ms", 1e3 * step_wall}, {"step_cpu_ms", 1e3 * step_cpu},
+          {"graph_forward_ms", 1e3 * graph_fwd}, {"graph_backward_ms", 1e3 * graph_bwd},
+          {"ops_forward_ms", 1e3 * sum_fwd}, {"ops_backward_ms", 1e3 * sum_bwd}, {"load_average_1min", load_average()}};
 }
 
 // bench/pytorch/train_step.py: under $FN_SOURCE_DIR, the working directory, or the source tree above the
@@ -391,7 +635,7 @@ int main(int argc, char** argv) {
   std::string preset = "cpu-small", device = "cpu", json_path;
   int batch = 0, steps = 10, warmup = 3, threads = 0;
   bool pytorch = false, profile = false;
-  app.add_option("--preset", preset, "paper | cpu-small | tiny")->capture_default_str();
+  app.add_option("--preset", preset, "paper | cpu-small | tiny | lite0 | resnet50 | resnet-tiny")->capture_default_str();
   app.add_option("--batch", batch, "images per step (default: the preset's)");
   app.add_option("--steps", steps, "timed steps (median)")->capture_default_str();
   app.add_option("--warmup", warmup, "untimed steps first (also the validation length, at least 2)")->capture_default_str();
@@ -401,7 +645,8 @@ int main(int argc, char** argv) {
   app.add_flag("--pytorch", pytorch, "also run bench/pytorch/train_step.py now and print the ratio");
   bool quick = false;
   app.add_flag("--quick", quick, "smoke run: the tiny preset, 2 warm-up and 2 timed steps");
-  app.add_flag("--profile", profile, "time every convolution and pooling kernel at the model's shapes");
+  app.add_flag("--profile", profile,
+               "each layer's (VGG16) or op kind's (Lite0) share of the step, timed at the model's shapes");
   CLI11_PARSE(app, argc, argv);
   if (quick) preset = "tiny", steps = 2, warmup = 2;
   if (device == "cuda" && !fn::cuda_available()) {  // no GPU: a skip, recorded, never a figure
@@ -494,10 +739,23 @@ int main(int argc, char** argv) {
                 {"memory", {{"allocator_peak_train_bytes", train_peak}, {"allocator_peak_embed_bytes", embed_peak},
                             {"max_rss_mb", max_rss_mb()}}}};
     if (profile) {
-      out["profile"] = profile_layers(cfg, batch, d, std::max(3, steps / 2), step_s);
-      out["profile"]["fashionnet_kernels"] = profile_fashionnet_kernels(s, d, std::max(3, steps / 2), step_s);
+      const int repeats = std::max(3, steps / 2);
+      const fnn::Backbone backbone = cfg.net.backbone;
+      out["profile"] = backbone == fnn::Backbone::Vgg16 ? profile_layers(cfg, batch, d, repeats, step_s) : json::object();
+      out["profile"]["fashionnet_kernels"] = profile_fashionnet_kernels(s, d, repeats, step_s);
+      if (backbone == fnn::Backbone::EfficientNetLite0)
+        out["profile"]["lite0_ops"] = profile_lite0_ops(s, batch, d, repeats, out["profile"]["fashionnet_kernels"]);
+      else if (backbone != fnn::Backbone::Vgg16)
+        std::printf("profile: the backbone's layers are profiled for vgg16 and efficientnet_lite0 only; %s: the "
+                    "FashionNet kernels above\n", cfg.net.backbone.name().c_str());
     }
-    if (pytorch) {
+    if (pytorch && cfg.net.backbone != fnn::Backbone::Vgg16) {
+      // bench/pytorch/train_step.py builds fashionnet_ref.py's VGG16 FashionNet only.
+      std::printf("pytorch: not available for backbone %s (bench/pytorch/train_step.py is VGG16 only)\n",
+                  cfg.net.backbone.name().c_str());
+      out["pytorch"] = nullptr;
+      out["ratio_train_vs_pytorch"] = nullptr;
+    } else if (pytorch) {
       json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm, threads);
       out["pytorch"] = pt;
       double pt_ips = pt.is_null() ? 0 : pytorch_train_ips(pt);

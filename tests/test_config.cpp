@@ -13,7 +13,8 @@ using namespace fn::fashionnet;
 
 namespace {
 
-// The tiny preset as the engine wrote it before the field list (config.json, checkpoints' metadata).
+// The tiny preset as the engine wrote it before the field list (config.json, checkpoints' metadata), and before
+// the stages had `freeze` and `bn_statistics`.
 const char* kTinyJson =
     R"({"K":4,"P":2,"batch":8,"bbox_margin":0.0,"checkpoint_every":10,"clip_grad_norm":10.0,"log_every":5,)"
     R"("momentum":0.9,"net":{"attributes":463,"backbone":"vgg16","categories":23,"dropout":0.0,"fc6_global":32,)"
@@ -24,6 +25,16 @@ const char* kTinyJson =
     R"("weights":{"attributes":1.0,"category":1.0,"landmarks":1.0,"triplet":1.0,"visibility":1.0}}],)"
     R"("step_every":0,"step_gamma":0.1,"triplet_margin":0.20000000298023224,"triplet_mining":"batch_hard",)"
     R"("warmup":0,"weight_decay":0.0})";
+
+// kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults.
+nlohmann::json tiny_json_now() {
+  nlohmann::json j = nlohmann::json::parse(kTinyJson);
+  for (auto& st : j["stages"]) {
+    st["freeze"] = nlohmann::json::array();
+    st["bn_statistics"] = "train";
+  }
+  return j;
+}
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -37,7 +48,7 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST_CASE("config: the JSON is the one checkpoints hold, and reads back", "[config]") {
-  CHECK(nlohmann::json(preset("tiny")).dump() == kTinyJson);
+  CHECK(nlohmann::json(preset("tiny")).dump() == tiny_json_now().dump());
   for (const std::string& name : preset_names()) {
     INFO(name);
     const nlohmann::json j = preset(name);
@@ -46,14 +57,48 @@ TEST_CASE("config: the JSON is the one checkpoints hold, and reads back", "[conf
     CHECK(nlohmann::json(back) == j);
     CHECK(config_problems(back).empty());
   }
-  // An old file: read, then written again unchanged.
+  // An old file: read (the stages' new keys at their defaults), then written again with those keys added.
   TrainConfig c;
   nlohmann::json::parse(kTinyJson).get_to(c);
   CHECK(c.net.pool_mode == PoolMode::Corner);
   CHECK(c.schedule == LrSchedule::Cosine);
   CHECK(c.triplet_mining == TripletMining::BatchHard);
   CHECK(c.net.backbone == Backbone::Vgg16);
-  CHECK(nlohmann::json(c).dump() == kTinyJson);
+  CHECK(c.stages[0].freeze.empty());
+  CHECK(c.stages[0].bn_statistics == BnStatistics::Train);
+  CHECK(nlohmann::json(c).dump() == tiny_json_now().dump());
+}
+
+TEST_CASE("config: a stage's freeze list and batch norm statistics", "[config]") {
+  CHECK(choice_names<BnStatistics>() == std::vector<std::string>{"train", "frozen"});
+  TrainConfig c = preset("resnet-tiny");
+  // The stage of docs/training.md: the trunk frozen, every batch norm's statistics held.
+  nlohmann::json::parse(R"({"stages": [{"name": "heads", "steps": 200, "lr": 0.01, "freeze": ["trunk"],
+                                        "bn_statistics": "frozen"}, {"name": "all", "steps": 400}]})")
+      .get_to(c);
+  REQUIRE(c.stages.size() == 2);
+  CHECK(c.stages[0].freeze == std::vector<std::string>{"trunk"});
+  CHECK(c.stages[0].bn_statistics == BnStatistics::Frozen);
+  CHECK(c.stages[1].freeze.empty());  // StageConfig's defaults: nothing frozen, statistics trained
+  CHECK(c.stages[1].bn_statistics == BnStatistics::Train);
+  CHECK(config_problems(c).empty());
+  const nlohmann::json j = c;
+  CHECK(j["stages"][0]["freeze"] == nlohmann::json::array({"trunk"}));
+  CHECK(j["stages"][0]["bn_statistics"] == "frozen");
+  CHECK(nlohmann::json(j.get<TrainConfig>()) == j);
+  for (const std::string& name : preset_names()) {  // no preset freezes: a stage says so when it should
+    INFO(name);
+    for (const StageConfig& st : preset(name).stages) {
+      CHECK(st.freeze.empty());
+      CHECK(st.bn_statistics == BnStatistics::Train);
+    }
+  }
+
+  c.stages[0].freeze = {"trunk", ""};
+  c.stages[1].bn_statistics = "fixed";
+  CHECK(config_problems(c) == std::vector<std::string>{
+                                  "stages[0].freeze[1]: an empty name (it would freeze every parameter)",
+                                  "stages[1].bn_statistics 'fixed': train or frozen"});
 }
 
 TEST_CASE("config: a choice is an enum, named by one table", "[config]") {

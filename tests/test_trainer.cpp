@@ -446,3 +446,119 @@ TEST_CASE("The caller's SIGINT handler is back after train() returns or throws",
   }
   std::signal(SIGINT, before);
 }
+
+// ---- A stage's frozen marks (StageConfig::freeze, bn_statistics).
+namespace {
+
+bool bitwise_same(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
+}
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+// The weights a run starts from: the model its checkpoint's configuration builds with the run's seed.
+std::unique_ptr<FashionNet> initial_model(const std::string& checkpoint) {
+  TrainConfig cfg = checkpoint_config(checkpoint);
+  return std::make_unique<FashionNet>(cfg.net, cfg.seed);
+}
+
+// small_run() whose stage 1 freezes the trunk and stage 2 trains everything.
+TrainConfig frozen_trunk_config() {
+  TrainConfig cfg = small_run();
+  cfg.stages[0].freeze = {"trunk"};
+  cfg.stages[1].steps = 3;
+  return cfg;
+}
+
+const std::string& frozen_trunk_run() {
+  static std::string dir = [] {
+    TrainOptions o = options("frozen_trunk");
+    REQUIRE(train(frozen_trunk_config(), o).steps == 9);
+    return o.out_dir;
+  }();
+  return dir;
+}
+
+// Stage 1's trunk: bit for bit the initial one, its momentum zero; every other weight matrix has moved.
+void require_stage1_froze_the_trunk(const std::string& run) {
+  const std::string ckpt = run + "/stage1_final.safetensors";
+  auto init = initial_model(ckpt);
+  SafetensorsFile f = load_safetensors(ckpt);
+  int trunk = 0, moved = 0;
+  for (auto& [name, t0] : init->named_parameters()) {
+    INFO(name);
+    const Tensor t = f.get(name);
+    if (starts_with(name, "trunk.")) {
+      ++trunk;
+      CHECK(bitwise_same(t, t0));
+      const std::vector<float> m = f.get("optim." + name + ".momentum").to_vector();
+      CHECK(std::all_of(m.begin(), m.end(), [](float v) { return v == 0.f; }));
+    } else if (t0.shape().size() >= 2) {
+      ++moved;
+      CHECK_FALSE(bitwise_same(t, t0));
+    }
+  }
+  CHECK(trunk == 20);  // tiny's VGG trunk: conv1_1 .. conv4_3, weight and bias
+  CHECK(moved > 5);
+}
+
+}  // namespace
+
+TEST_CASE("A stage that freezes the trunk leaves it bitwise unchanged; the next stage trains it", "[trainer][freeze]") {
+  const std::string run = frozen_trunk_run();
+  require_stage1_froze_the_trunk(run);
+  // Stage 2 unfreezes (its first-step check demanded the trunk's gradients): the trunk moves there.
+  SafetensorsFile s1 = load_safetensors(run + "/stage1_final.safetensors"), s2 = load_safetensors(run + "/final.safetensors");
+  CHECK_FALSE(bitwise_same(s1.get("trunk.conv1_1.weight"), s2.get("trunk.conv1_1.weight")));
+  CHECK_FALSE(bitwise_same(s1.get("trunk.conv4_3.weight"), s2.get("trunk.conv4_3.weight")));
+  nlohmann::json cfg = nlohmann::json::parse(bytes_of(run + "/config.json"));
+  CHECK(cfg.at("stages").at(0).at("freeze") == nlohmann::json::array({"trunk"}));
+}
+
+TEST_CASE("Resuming inside a freezing stage freezes again (the marks come from the stage)", "[trainer][freeze]") {
+  TrainOptions o = options("frozen_trunk_resume");
+  o.stop_after = 3;
+  CHECK(train(frozen_trunk_config(), o).interrupted);
+  TrainOptions r = o;
+  r.stop_after = 0;
+  r.resume = o.out_dir + "/last.safetensors";
+  CHECK(train(preset("tiny"), r).steps == 9);  // the checkpoint's configuration, freeze included
+  require_stage1_froze_the_trunk(o.out_dir);
+  require_bitwise_equal(o.out_dir + "/final.safetensors", frozen_trunk_run() + "/final.safetensors");
+}
+
+TEST_CASE("A freeze name that matches no parameter is a user error naming the stage", "[trainer][freeze]") {
+  TrainConfig cfg = small_run();
+  cfg.stages[1].freeze = {"trunk", "trnk"};
+  TrainOptions o = options("freeze_misspelt");
+  CHECK_THROWS_WITH(train(cfg, o), Catch::Contains("stage 'stage2'") && Catch::Contains("stages[1].freeze[1]") &&
+                                       Catch::Contains("'trnk'") && Catch::Contains("trunk, ") &&
+                                       !Catch::Contains("check '"));  // a user error, not an internal one
+  CHECK_FALSE(fs::exists(o.out_dir + "/last.safetensors"));  // refused before any step
+}
+
+TEST_CASE("bn_statistics: frozen holds every running statistic while the weights move; train moves them",
+          "[trainer][freeze]") {
+  // resnet-tiny (batch norm in every block): stage 1 holds the statistics, stage 2 trains them.
+  TrainConfig cfg = preset("resnet-tiny");
+  cfg.stages[0].steps = 2;
+  cfg.stages[1].steps = 2;
+  cfg.stages[0].bn_statistics = BnStatistics::Frozen;
+  cfg.checkpoint_every = 0;
+  TrainOptions o = options("bn_frozen");
+  REQUIRE(train(cfg, o).steps == 4);
+
+  const std::string stage1 = o.out_dir + "/stage1_final.safetensors", stage2 = o.out_dir + "/final.safetensors";
+  auto init = initial_model(stage1);
+  SafetensorsFile f1 = load_safetensors(stage1), f2 = load_safetensors(stage2);
+  int stats = 0;
+  for (auto& [name, t0] : init->named_buffers()) {
+    INFO(name);
+    ++stats;
+    CHECK(bitwise_same(f1.get(name), t0));        // held in stage 1
+    CHECK_FALSE(bitwise_same(f2.get(name), t0));  // moved in stage 2
+  }
+  CHECK(stats > 50);  // running_mean and running_var of every batch norm
+  for (auto& [name, t0] : init->named_parameters())
+    if (name == "trunk.conv1.weight" || name == "trunk.bn1.weight") CHECK_FALSE(bitwise_same(f1.get(name), t0));
+  CHECK_FALSE(bitwise_same(f1.get("trunk.bn1.weight"), f2.get("trunk.bn1.weight")));
+}

@@ -140,6 +140,10 @@ struct ProblemFinder {
   void operator()(const char* key, const std::string& s, NotEmpty r) {
     if (s.empty()) list.push_back(cat(prefix, key, ": ", r.text));
   }
+  void operator()(const char* key, const std::vector<std::string>& names, NoEmptyName r) {
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i].empty()) list.push_back(cat(prefix, key, "[", i, "]: ", r.text));
+  }
   void operator()(const char* key, const NetConfig& c) { visit_fields(c, ProblemFinder{list, cat(prefix, key, ".")}); }
   void operator()(const char* key, const LossWeights& c) { visit_fields(c, ProblemFinder{list, cat(prefix, key, ".")}); }
   void operator()(const char* key, const std::vector<StageConfig>& stages, NotEmpty r) {

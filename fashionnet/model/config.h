@@ -8,8 +8,8 @@
 //
 // Each struct's fields are listed once more, in visit_fields below, with their JSON keys and their rules; JSON
 // (to_json, from_json) and the range checks (config_problems) are made from that list. The string choices
-// (backbone, pool_mode, schedule, triplet_mining) are enums, with one table of names each (ChoiceNames): the
-// names are what config.json, checkpoints and the command line hold.
+// (backbone, pool_mode, schedule, triplet_mining, a stage's bn_statistics) are enums, with one table of names
+// each (ChoiceNames): the names are what config.json, checkpoints and the command line hold.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -28,6 +28,10 @@ namespace fn::fashionnet {
 // ---- The choices: one enum each, one table of names each.
 enum class Backbone { Vgg16, ResNet50, EfficientNetLite0 };  // fashionnet/model/backbone.h
 enum class LrSchedule { Cosine, Step };
+// A stage's batch norm statistics (nn/batchnorm2d.h): Train normalises by the batch's statistics and moves the
+// running ones; Frozen normalises by the running statistics and leaves them as they are (every BatchNorm2d of
+// the model; gradients still reach its weight and bias unless they are frozen too).
+enum class BnStatistics { Train, Frozen };
 using PoolMode = kernels::LandmarkPoolMode;  // invisible slots: Corner (the reference reproduction's rule) or Zero
 using TripletMining = kernels::TripletMode;  // BatchHard or BatchAll
 
@@ -48,6 +52,10 @@ struct ChoiceNames<Backbone> {
 template <>
 struct ChoiceNames<LrSchedule> {
   static constexpr ChoiceName<LrSchedule> list[] = {{LrSchedule::Cosine, "cosine"}, {LrSchedule::Step, "step"}};
+};
+template <>
+struct ChoiceNames<BnStatistics> {
+  static constexpr ChoiceName<BnStatistics> list[] = {{BnStatistics::Train, "train"}, {BnStatistics::Frozen, "frozen"}};
 };
 template <>
 struct ChoiceNames<PoolMode> {
@@ -148,11 +156,20 @@ struct LossWeights {
   double landmarks = 1, visibility = 1, category = 1, attributes = 1, triplet = 1;
 };
 
+// One training stage. `freeze` and `bn_statistics` hold for this stage only: the trainer sets them when the
+// stage starts (and when a run resumes inside it), unfreezing what the stage before froze. Frozen parameters get
+// no gradient and no update (momentum and weight decay included: nn/optim.h), and the first-step gradient check
+// demands none of them.
 struct StageConfig {
   std::string name;
   int64_t steps = 0;
   double lr = 0.01;
   LossWeights weights;
+  // Parameter names frozen in this stage, as nn::Module::freeze takes them: a module prefix ("trunk" is
+  // trunk.*) or one tensor's full name. Each must name at least one parameter of the model (the trainer checks
+  // when it has built the model: a misspelt name is a user error naming the stage). Empty: everything trains.
+  std::vector<std::string> freeze;
+  Choice<BnStatistics> bn_statistics = BnStatistics::Train;
 };
 
 struct TrainConfig {
@@ -188,6 +205,10 @@ struct Range {
 };
 // A rule of a string or a list: "<key>: <text>" when empty.
 struct NotEmpty {
+  const char* text;
+};
+// A rule of a list of names: "<key>[i]: <text>" for each empty name.
+struct NoEmptyName {
   const char* text;
 };
 // A field without a rule (a bool, the seed, a name) is visited as v(key, field); a Choice's rule is its table; a
@@ -230,6 +251,8 @@ IfConfig<C, StageConfig> visit_fields(C& c, V&& v) {
   v("steps", c.steps, Range<int64_t>{0, INT64_MAX / 4, "0 or positive"});
   v("lr", c.lr, Range<double>{0.0, 1e3, "from 0 to 1000"});
   v("weights", c.weights);
+  v("freeze", c.freeze, NoEmptyName{"an empty name (it would freeze every parameter)"});
+  v("bn_statistics", c.bn_statistics);
 }
 
 template <class C, class V>

@@ -58,9 +58,20 @@ bool reached_only_by_absent_terms(const std::string& name, const std::vector<std
 
 void check_gradients(const nn::Module& model, const std::string& where,
                      const std::function<bool(const std::string& name)>& exempt) {
-  std::vector<std::string> missing;
-  for (auto& [name, p] : model.named_trainable_parameters())
-    if (!p.grad().defined() && !(exempt && exempt(name))) missing.push_back(name);
+  std::vector<std::string> missing, frozen_with_grad;
+  for (auto& [name, p] : model.named_parameters()) {
+    if (!nn::Module::trainable(p)) {
+      if (p.grad().defined()) frozen_with_grad.push_back(name);
+    } else if (!p.grad().defined() && !(exempt && exempt(name))) {
+      missing.push_back(name);
+    }
+  }
+  if (!frozen_with_grad.empty()) {
+    std::string names;
+    for (auto& n : frozen_with_grad) names += (names.empty() ? "" : ", ") + n;
+    FN_FAIL(where, ": ", frozen_with_grad.size(), " frozen parameter(s) got a gradient from the first backward: ",
+            names, ". Frozen parameters (nn::Module::freeze) must get none");
+  }
   if (missing.empty()) return;
   std::string names;
   for (auto& n : missing) names += (names.empty() ? "" : ", ") + n;

@@ -4,7 +4,7 @@
 //   forward_backward(batch)   forward in training mode (dropout seeded by the step), fashionnet_loss with the
 //                             stage's weights, every loss term checked finite (a NaN or Inf stops the run,
 //                             naming the term, the step and the stage), backward; on the first step of this
-//                             TrainStep, the gradient check (below)
+//                             TrainStep, and the first after each recheck_gradients(), the gradient check (below)
 //   ===== the gradients of the step are complete here =====
 //   apply()                   on_gradients_ready(trainable parameters), then clipping (which measures the
 //                             global norm), the optimizer's step and zero_grad
@@ -23,7 +23,10 @@
 // wrong. After the first backward, every trainable parameter must hold a gradient; one that does not is an
 // error naming it. Not demanded: frozen parameters (nn::Module::freeze), and the heads that only a loss term
 // absent from that step reaches (a weight of 0, or labels the batch lacks: without landmark annotation the
-// pose branch, conv5_pose .. landmark_vis, gets no gradient). check_gradients() is the check itself.
+// pose branch, conv5_pose .. landmark_vis, gets no gradient). A frozen parameter that holds a gradient is an
+// error too (an op recorded one for a tensor that does not require it). check_gradients() is the check itself.
+// The marks and the weights change from stage to stage, so the trainer calls recheck_gradients() when a stage
+// starts (or a run resumes inside one): the stage's first step is checked against that stage's marks.
 #pragma once
 #include <functional>
 #include <string>
@@ -82,6 +85,8 @@ class TrainStep {
 
   const LossContext& loss_context() const { return ctx_; }
   bool gradients_checked() const { return checked_; }
+  // The next forward_backward() runs the gradient check again (a new stage: other frozen marks, other weights).
+  void recheck_gradients() { checked_ = false; }
 
  private:
   const FashionNet& model_;
@@ -92,7 +97,7 @@ class TrainStep {
 };
 
 // The first-step check on any module: throws fn::Error naming every trainable parameter without a gradient
-// for which `exempt(name)` (when given) is false. `where` starts the message.
+// for which `exempt(name)` (when given) is false, or every frozen parameter with one. `where` starts the message.
 void check_gradients(const nn::Module& model, const std::string& where,
                      const std::function<bool(const std::string& name)>& exempt = nullptr);
 

@@ -1,5 +1,6 @@
 #include "fashionnet/train/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -20,6 +21,7 @@
 #include "fashionnet/report/plot.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/step.h"
+#include "nn/batchnorm2d.h"
 #include "nn/optim.h"
 
 namespace fs = std::filesystem;
@@ -98,8 +100,8 @@ void write_loss_curve(const std::string& run_dir) {
 namespace {
 
 // One call of train(), in named pieces: the constructor sets the run up; go() runs the stages, each entered
-// by enter_stage() and stepped by run_stage() (one TrainStep per step), which logs (log_step) and saves
-// (checkpoint) as it goes.
+// by enter_stage(), given its frozen marks by apply_stage_marks() and stepped by run_stage() (one TrainStep per
+// step), which logs (log_step) and saves (checkpoint) as it goes.
 class Run {
  public:
   Run(TrainConfig cfg, const TrainOptions& opt);
@@ -108,6 +110,8 @@ class Run {
  private:
   int64_t stage_begin(int s) const;  // steps done over all stages before stage s
   void enter_stage(int s);
+  void check_freeze_names() const;
+  void apply_stage_marks(int s);
   data::LoaderConfig loader_config(int s) const;
   bool run_stage(int s);  // true when the run stops early (Ctrl-C or stop_after)
   void log_step(const StageConfig& stage, int64_t done, double lr, const StepResult& r, bool& warned_dead);
@@ -153,6 +157,7 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
   model_ = std::make_unique<FashionNet>(cfg_.net, cfg_.seed);
   model_->to(opt.device);
   model_->train();  // dropout on; evaluation (fashionnet/eval) switches to eval mode for its own scope
+  check_freeze_names();
   if (!opt.init.empty() && opt.resume.empty()) {
     LoadOptions lo;
     lo.allow_missing = true;
@@ -209,6 +214,55 @@ void Run::enter_stage(int s) {
   }
   st_.stage = s;
   st_.ema_loss = st_.best_loss = -1;
+}
+
+// Every stage's freeze names against the model, before any step: a misspelt name is a user error naming
+// the stage, not a run that trains what it should have frozen. Module::freeze is the one rule of what a
+// name matches; the marks it leaves are cleared here and set per stage by apply_stage_marks().
+void Run::check_freeze_names() const {
+  for (size_t s = 0; s < cfg_.stages.size(); ++s)
+    for (size_t i = 0; i < cfg_.stages[s].freeze.size(); ++i) {
+      const std::string& name = cfg_.stages[s].freeze[i];
+      try {
+        model_->freeze(name);
+      } catch (const Error&) {
+        std::vector<std::string> tops;  // the model's top-level modules, for the message
+        for (auto& [full, t] : model_->named_parameters()) {
+          std::string top = full.substr(0, full.find('.'));
+          if (std::find(tops.begin(), tops.end(), top) == tops.end()) tops.push_back(top);
+        }
+        std::string list;
+        for (auto& t : tops) list += (list.empty() ? "" : ", ") + t;
+        model_->unfreeze("");
+        FN_USER_FAIL("stage '", cfg_.stages[s].name, "' (stages[", s, "].freeze[", i, "]): '", name,
+                     "' names no parameter of this ", cfg_.net.backbone.name(),
+                     " model (a module such as one of ", list, ", or a parameter's full name)");
+      }
+    }
+  model_->unfreeze("");
+}
+
+// A stage's marks, set when it starts and when a run resumes inside it (they are configuration, not in the
+// checkpoint): what the stage freezes, and nothing else; every BatchNorm2d's statistics held or moving.
+// The stage's first step runs the gradient check against them.
+void Run::apply_stage_marks(int s) {
+  const StageConfig& stage = cfg_.stages[size_t(s)];
+  model_->unfreeze("");
+  int frozen = 0;
+  for (const std::string& name : stage.freeze) frozen += model_->freeze(name);
+  const bool hold = stage.bn_statistics == BnStatistics::Frozen;
+  int bns = 0;
+  model_->for_each_module([&](const std::string&, nn::Module& m) {
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&m)) bn->freeze_statistics(hold), ++bns;
+  });
+  step_->recheck_gradients();
+  if (!opt_.quiet && (frozen > 0 || (hold && bns > 0))) {
+    std::string line = cat(stage.name, ": ", frozen, " parameter tensors frozen");
+    for (size_t i = 0; i < stage.freeze.size(); ++i) line += (i ? ", " : " (") + stage.freeze[i];
+    if (!stage.freeze.empty()) line += ")";
+    if (hold && bns > 0) line += cat(", the statistics of ", bns, " batch norms held");
+    std::printf("%s\n", line.c_str());
+  }
 }
 
 // Stage s's batches: P x K when the stage has a triplet term (and the batch is P*K), shuffled otherwise; a
@@ -316,6 +370,7 @@ TrainSummary Run::go() {
     t0_ = std::chrono::steady_clock::now();
     for (int s = st_.stage; s < int(cfg_.stages.size()); ++s) {
       if (st_.stage != s) enter_stage(s);
+      apply_stage_marks(s);
       if (run_stage(s)) {
         sum_.interrupted = true;
         break;
