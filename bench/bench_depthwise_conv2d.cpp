@@ -221,9 +221,7 @@ int main(int argc, char** argv) {
     auto time_cuda = [&](const std::function<void()>& f) {
       return bench::median(bench::time_cuda_ms(2, repeats, f));
     };
-    const size_t copy_bytes = size_t(256) << 20;
-    Tensor cs = Tensor::empty({int64_t(copy_bytes / 4)}, DType::F32, Device::CUDA), cd = Tensor::empty_like(cs);
-    const double copy_gbs = 2.0 * double(copy_bytes) / (time_cuda([&] { cd.copy_from(cs); }) * 1e6);
+    const double copy_gbs = bench::device_copy_gbytes_per_s(repeats);
     out["copy_gbytes_per_s"] = copy_gbs;
     std::printf("depthwise_conv2d on %s; device copy %.0f GB/s\n", device_description(Device::CUDA).c_str(), copy_gbs);
     std::printf("%-6s %5s %4s %2s %2s | %-9s %8s %7s %5s | %8s %7s %5s\n", "net", "C", "HW", "k", "s", "version",

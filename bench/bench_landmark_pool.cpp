@@ -45,18 +45,6 @@ double time_cuda(const std::function<void()>& fn, int warmup, int repeats) {
   return bench::median(bench::time_cuda_ms(warmup, repeats, fn));
 }
 
-// Device-to-device copy bandwidth (read + write bytes per second) of a 256 MiB buffer.
-double copy_bandwidth_gbs(int repeats) {
-  const size_t bytes = size_t(256) << 20;
-  void *src = nullptr, *dst = nullptr;
-  CUDA_CHECK(cudaMalloc(&src, bytes));
-  CUDA_CHECK(cudaMalloc(&dst, bytes));
-  double ms = time_cuda([&] { CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda::stream())); },
-                        2, repeats);
-  cudaFree(src);
-  cudaFree(dst);
-  return 2.0 * double(bytes) / (ms * 1e6);
-}
 #endif
 
 struct Shape4 {
@@ -184,7 +172,7 @@ int main(int argc, char** argv) {
       int rt = 0;
       cudaRuntimeGetVersion(&rt);
       out["versions"]["cuda_runtime"] = rt;
-      double peak = copy_bandwidth_gbs(repeats);
+      double peak = bench::device_copy_gbytes_per_s(repeats);
       out["copy_bandwidth_gbytes_per_s"] = peak;
       std::printf("landmark_pool on %s; device copy bandwidth %.0f GB/s\n", device_description(Device::CUDA).c_str(),
                   peak);

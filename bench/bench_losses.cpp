@@ -275,9 +275,7 @@ int main(int argc, char** argv) {
     int rt = 0;
     cudaRuntimeGetVersion(&rt);
     out["versions"]["cuda_runtime"] = rt;
-    const size_t bytes = size_t(256) << 20;
-    Tensor a = Tensor::empty({int64_t(bytes / 4)}, DType::F32, dev), b = Tensor::empty_like(a);
-    B.peak_gbs = 2.0 * double(bytes) / (B.timer([&] { b.copy_from(a); }) * 1e6);
+    B.peak_gbs = bench::device_copy_gbytes_per_s(repeats);
     out["copy_bandwidth_gbytes_per_s"] = B.peak_gbs;
     std::printf("device copy bandwidth %.0f GB/s\n", B.peak_gbs);
   }

@@ -209,17 +209,7 @@ int main(int argc, char** argv) {
     out["summary"] = summary;
   } else {
 #ifdef FN_WITH_CUDA
-    // Device copy bandwidth (read + write bytes per second) of a 256 MiB buffer.
-    const size_t copy_bytes = size_t(256) << 20;
-    void *csrc = nullptr, *cdst = nullptr;
-    CUDA_CHECK(cudaMalloc(&csrc, copy_bytes));
-    CUDA_CHECK(cudaMalloc(&cdst, copy_bytes));
-    const double copy_ms = bench::median(bench::time_cuda_ms(2, repeats, [&] {
-      CUDA_CHECK(cudaMemcpyAsync(cdst, csrc, copy_bytes, cudaMemcpyDeviceToDevice, fn::cuda::stream()));
-    }));
-    cudaFree(csrc);
-    cudaFree(cdst);
-    const double peak = 2.0 * double(copy_bytes) / (copy_ms * 1e6);
+    const double peak = bench::device_copy_gbytes_per_s(repeats);
     out["copy_bandwidth_gbytes_per_s"] = peak;
     std::printf("pooling on %s; device copy bandwidth %.0f GB/s\n", device_description(Device::CUDA).c_str(), peak);
     auto ms = [&](const std::function<void()>& f) { return bench::median(bench::time_cuda_ms(3, repeats, f)); };

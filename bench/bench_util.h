@@ -9,6 +9,7 @@
 //   time_median(...)        time_interleaved of one function
 //   time_cuda_ms(...)       (CUDA builds) warm-up runs, then every timed run in ms by CUDA events on the
 //                           engine's stream; calls under 0.1 ms timed in back-to-back batches
+//   device_copy_gbytes_per_s(r) (CUDA builds) the device-to-device copy bandwidth, the memory-bound yardstick
 //   utc_now(), cpu_model(), host_name(), load_average() (1-minute, -1 where unknown)
 //   machine_json(device)    {date, commit, machine: {cpu, hardware_threads, host}, device_name (CUDA only,
 //                           when a device answers)}: merge it into a benchmark's JSON with out.update(...)
@@ -175,6 +176,21 @@ inline std::vector<double> time_cuda_ms(int warmup, int repeats, const std::func
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return ms;
+}
+
+// The device's copy bandwidth, the yardstick of the memory-bound kernels: a 256 MiB device-to-device copy,
+// bytes read plus bytes written per second, in GB/s (median of `repeats` after 2 warm-up copies).
+inline double device_copy_gbytes_per_s(int repeats) {
+  const size_t bytes = size_t(256) << 20;
+  void *src = nullptr, *dst = nullptr;
+  CUDA_CHECK(cudaMalloc(&src, bytes));
+  CUDA_CHECK(cudaMalloc(&dst, bytes));
+  const double ms = median(time_cuda_ms(2, repeats, [&] {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, fn::cuda::stream()));
+  }));
+  CUDA_CHECK(cudaFree(src));
+  CUDA_CHECK(cudaFree(dst));
+  return 2.0 * double(bytes) / (ms * 1e6);
 }
 #endif
 
