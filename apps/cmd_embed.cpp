@@ -1,10 +1,12 @@
 // fashionnet embed --checkpoint C --data DIR --benchmark B --split query|gallery|train|all --out PREFIX
 // fashionnet embed --checkpoint C --images LIST.txt|IMG... --out PREFIX
-//   writes PREFIX.npy (float32 N x D) and PREFIX.ids.txt ("image_path item_id" per row). With --images,
+//   writes PREFIX.npy (float32 N x D), PREFIX.ids.txt ("image_path item_id" per row) and PREFIX.root.txt (the
+//   absolute folder those paths are relative to: --data, or with --images the working directory). With --images,
 //   plain photos without annotation: the whole image is the crop, landmark_pool at the predicted
 //   landmarks, item id "-".
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 
 #include "apps/command.h"
 #include "fashionnet/train/checkpoint.h"
@@ -32,34 +34,24 @@ int run_embed(int argc, char** argv) {
   FN_EXPECT(root.empty() != images.empty(), "embed: give either --data (a dataset) or --images (photos), not ",
             root.empty() ? "neither" : "both");
   fn::Device dev = fn::parse_device(device);
+  // Before the (slow) model load and inference, so `--out out/gal` works in a fresh folder.
+  const std::filesystem::path out_dir = std::filesystem::path(out).parent_path();
+  if (!out_dir.empty()) std::filesystem::create_directories(out_dir);
   if (!images.empty()) {
     std::vector<std::string> paths = fn::fashionnet::expand_image_args(images);
     auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
     auto pe = fn::fashionnet::embed_photos(*model, paths, dev, io.batch, true);
     fn::fashionnet::write_embeddings(out, pe.embeddings);
-    std::printf("wrote %s.npy (%lld x %lld) and %s.ids.txt (item ids \"-\")\n", out.c_str(),
-                (long long)pe.embeddings.rows(), (long long)pe.embeddings.dim(), out.c_str());
+    std::printf("wrote %s.npy (%lld x %lld), %s.ids.txt (item ids \"-\") and %s.root.txt\n", out.c_str(),
+                (long long)pe.embeddings.rows(), (long long)pe.embeddings.dim(), out.c_str(), out.c_str());
     return 0;
   }
   auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
-  std::vector<int> idx;
-  if (split == "all") {
-    for (size_t i = 0; i < ds.samples.size(); ++i) idx.push_back(int(i));
-  } else if (split == "query") {
-    idx = ds.indices(fn::data::Split::Query);
-  } else if (split == "gallery") {
-    idx = ds.indices(fn::data::Split::Gallery);
-  } else if (split == "train") {
-    idx = ds.indices(fn::data::Split::Train);
-  } else {
-    FN_USER_FAIL("--split '", split, "': expected query, gallery, train or all");
-  }
-  FN_EXPECT(!idx.empty(), root, ": the ", split, " split has no images");
-  auto p = fn::fashionnet::run_inference(*model, ds, idx, dev, io);
-  fn::fashionnet::write_embeddings(out, p.embeddings);
-  std::printf("wrote %s.npy (%lld x %lld) and %s.ids.txt\n", out.c_str(), (long long)p.embeddings.rows(),
-              (long long)p.embeddings.dim(), out.c_str());
+  fn::fashionnet::Embeddings e = fn::fashionnet::embed_split(*model, ds, split, dev, io);
+  fn::fashionnet::write_embeddings(out, e);
+  std::printf("wrote %s.npy (%lld x %lld), %s.ids.txt and %s.root.txt (paths relative to %s)\n", out.c_str(),
+              (long long)e.rows(), (long long)e.dim(), out.c_str(), out.c_str(), e.root.c_str());
   return 0;
 }
 }  // namespace

@@ -1,6 +1,8 @@
-// fashionnet eval --checkpoint C --data DIR --benchmark B [--json FILE] [--html DIR] [--device D]
+// fashionnet eval --checkpoint C --data DIR --benchmark B [--holdout F] [--json FILE] [--html DIR] [--device D]
+//   imagefolder: scores every image of DIR, or with --holdout F only the images `train --holdout F` left out.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -25,7 +27,22 @@ int run_eval(int argc, char** argv) {
   app.add_option("--batch", opt.inference.batch, "images per forward pass")->capture_default_str();
   app.add_option("--threads", opt.inference.threads, "image loader threads")->capture_default_str();
   app.add_flag("--skip-bad", opt.inference.skip_bad, "skip unreadable images (counted)");
+  auto* holdout = app.add_option("--holdout", opt.holdout,
+                                 "imagefolder: score only the hash hold-out of this fraction, the images "
+                                 "`train --holdout F` left out (default: every image of --data)")
+                      ->check(CLI::Validator(
+                          [](std::string& in) -> std::string {
+                            char* end = nullptr;
+                            const double x = std::strtod(in.c_str(), &end);
+                            return end != in.c_str() && *end == 0 && x > 0 && x <= 1
+                                       ? ""
+                                       : "must be a fraction above 0 and at most 1 (train's --holdout), got '" +
+                                             in + "'";
+                          },
+                          "FRACTION"));
   CLI11_PARSE(app, argc, argv);
+  FN_EXPECT(holdout->count() == 0 || benchmark == "imagefolder", "--holdout applies to --benchmark imagefolder "
+            "only: ", benchmark, " carries its own evaluation split");
   if (!ks.empty()) opt.ks = fn::fashionnet::parse_ks(ks);
   fn::Device dev = fn::parse_device(device);
   fn::fashionnet::TrainConfig cfg;

@@ -20,8 +20,9 @@ int run_search(int argc, char** argv) {
   app.add_option("--k", req.k, "results per query")->capture_default_str();
   app.add_option("--html", req.html, "the page to write")->required();
   app.add_option("--gallery-root", req.gallery_root,
-                 "folder the gallery's ids paths are relative to (embed's --data); default: the working "
-                 "directory if the first path exists there, else the ids file's folder");
+                 "folder the gallery's ids paths are relative to (embed's --data); default: the folder "
+                 "`embed` recorded in PREFIX.root.txt, else (older galleries) the working directory if the "
+                 "first path exists there, else the ids file's folder");
   auto* qi = app.add_option("--query-ids", query_ids, "ids file (\"image_path item_id\" lines) giving query items");
   app.add_option("--item", item, "item id of the single query image")->excludes(qi);
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();

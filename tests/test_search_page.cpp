@@ -1,7 +1,8 @@
 // `fashionnet search` and `embed --images`: the HTML page writer on hand-made results (hit/miss marking,
 // relative links, distances, escaping), the preprocessing of one plain photo, refusals of bad inputs, an
-// end-to-end run (synthetic data, a tiny model trained for a few steps, a gallery, a search), and, where
-// Debian's `chromium` is installed, a headless render of a page to a PNG.
+// end-to-end run (synthetic data, a tiny model trained for a few steps, a gallery, a search), embed -> search
+// from another working directory (the recorded dataset root, the warning on missing gallery images), and, where
+// Debian's `chromium` is installed, a headless render of a page to a PNG and a check that its images load.
 #include <unistd.h>
 
 #include <cmath>
@@ -86,6 +87,86 @@ std::vector<PageQuery> hand_made(const std::string& root) {
   q1.image = root + "/queries/unknown.png";
   q1.item_id = "-";
   return {q0, q1};
+}
+
+// Runs in another working directory for its lifetime, as a user running a command from elsewhere.
+struct InDirectory {
+  fs::path previous = fs::current_path();
+  explicit InDirectory(const fs::path& dir) {
+    fs::create_directories(dir);
+    fs::current_path(dir);
+  }
+  ~InDirectory() { fs::current_path(previous); }
+};
+
+// `fashionnet embed --data runs/demo/data --split gallery --out out/gal` run in `project`, with an untrained
+// tiny model (where the images are does not depend on the weights).
+struct EmbeddedGallery {
+  fs::path project, data, checkpoint, prefix;
+  Embeddings gallery;
+  std::string query_photo;  // absolute
+};
+
+EmbeddedGallery embed_gallery_in(const fs::path& project) {
+  EmbeddedGallery g;
+  g.project = project;
+  g.data = project / "runs/demo/data";
+  fn::data::SynthConfig sc;
+  sc.out = g.data.string();
+  sc.items = 6;
+  sc.size = 64;
+  sc.seed = 5;
+  fn::data::synthesize(sc);
+  TrainConfig cfg = preset("tiny");
+  FashionNet model(cfg.net);
+  g.checkpoint = project / "tiny.safetensors";
+  save_checkpoint(g.checkpoint.string(), model, nullptr, cfg, TrainState{});
+  g.prefix = project / "out/gal";
+  InDirectory in(project);
+  fs::create_directories("out");
+  fn::data::Dataset ds = fn::data::load_dataset("runs/demo/data", "inshop");  // relative, as typed
+  InferenceOptions io;
+  io.progress = false;
+  g.gallery = embed_split(model, ds, "gallery", fn::Device::CPU, io);
+  write_embeddings("out/gal", g.gallery);
+  g.query_photo = (g.data / ds.samples[size_t(ds.indices(fn::data::Split::Query).at(0))].image).string();
+  return g;
+}
+
+// Loads `page` in headless chromium with a script added that, once every image has loaded or failed, counts
+// the <img> elements that decoded (naturalWidth > 0). Returns "loaded=N broken=M first=SRC" (SRC: the first
+// broken link), or the chromium log when no count came back.
+std::string images_loaded_in_chromium(const std::string& page, const fs::path& scratch) {
+  std::string html = read_text(page);
+  const size_t body = html.rfind("</body>");
+  REQUIRE(body != std::string::npos);
+  html.insert(body, R"(<script>
+window.addEventListener('load', function () {
+  var ok = 0, bad = 0, first = '';
+  for (var i = 0; i < document.images.length; ++i) {
+    var im = document.images[i];
+    if (im.complete && im.naturalWidth > 0) ++ok; else { ++bad; if (!first) first = im.getAttribute('src'); }
+  }
+  var p = document.createElement('pre');
+  p.textContent = 'IMG' + 'CHECK loaded=' + ok + ' broken=' + bad + ' first=' + first + ' END';
+  document.body.appendChild(p);
+});
+</script>
+)");
+  // (The marker is split in the script, so that the script's own text in the DOM never reads as a count.)
+  // Next to the page, so that its relative links resolve exactly as the page's own.
+  const std::string check = (fs::path(page).parent_path() / "imgcheck.html").string();
+  std::ofstream(check) << html;
+  const std::string dom = (scratch / "dom.txt").string(), log = (scratch / "chromium.log").string();
+  const std::string cmd = "timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir=" +
+                          (scratch / "profile").string() + " --virtual-time-budget=10000 --dump-dom file://" +
+                          fs::absolute(check).string() + " >" + dom + " 2>" + log;
+  const int rc = std::system(cmd.c_str());
+  const std::string out = read_text(dom);
+  const size_t b = out.find("IMGCHECK "), e = out.find(" END", b);
+  if (rc != 0 || b == std::string::npos || e == std::string::npos)
+    return "no count (rc " + std::to_string(rc) + "): " + read_text(log);
+  return out.substr(b + 9, e - b - 9);
 }
 
 }  // namespace
@@ -306,4 +387,94 @@ TEST_CASE("search page: headless chromium renders it", "[search_page][chromium]"
   for (size_t i = 0; i + 2 < shot.rgb.size() && !red; i += 3)
     red = shot.rgb[i] > 180 && shot.rgb[i + 1] < 60 && shot.rgb[i + 2] < 60;
   CHECK(red);
+}
+
+TEST_CASE("search: embed records the dataset root, so search finds the gallery from another folder",
+          "[search_page]") {
+  TempDir t("root");
+  const EmbeddedGallery g = embed_gallery_in(t.path / "project");
+  REQUIRE(g.gallery.rows() > 0);
+  CHECK(fs::path(g.gallery.root).is_absolute());
+  CHECK(fs::equivalent(g.gallery.root, g.data));
+  CHECK(fs::path(g.gallery.image_paths[0]).is_relative());  // the ids file itself is unchanged
+  CHECK(read_embeddings(g.prefix.string()).root == g.gallery.root);
+
+  // Neither the working directory nor the ids file's folder holds the images: only the recorded root does.
+  InDirectory in(t.path / "elsewhere");
+  SearchRequest req;
+  req.checkpoint = g.checkpoint.string();
+  req.gallery = "../project/out/gal";
+  req.images = {g.query_photo};
+  req.k = 3;
+  SearchOutcome out = search_photos(req);
+  CHECK(out.warning.empty());
+  CHECK(out.missing_gallery_images == 0);
+  CHECK(fs::equivalent(out.gallery_root, g.data));
+  for (const PageResult& r : out.queries.at(0).results) CHECK(fs::exists(r.image));
+
+  // A gallery image gone: the warning says how many and names the first.
+  const std::string gone = g.gallery.image_paths[1];
+  fs::remove(g.data / gone);
+  out = search_photos(req);
+  CHECK(out.missing_gallery_images == 1);
+  CHECK_THAT(out.warning, Catch::Contains("1 of " + std::to_string(g.gallery.rows()) + " gallery images") &&
+                              Catch::Contains((g.data / gone).lexically_normal().string()));
+
+  // An older set without gal.root.txt still works where the old guess works (the working directory is the
+  // dataset root), and elsewhere warns that the root is not recorded.
+  fs::remove(g.prefix.string() + ".root.txt");
+  CHECK(read_embeddings(g.prefix.string()).root.empty());
+  out = search_photos(req);
+  CHECK(out.missing_gallery_images == g.gallery.rows());
+  CHECK_THAT(out.warning, Catch::Contains("does not record the dataset root") && Catch::Contains("--gallery-root"));
+  {
+    InDirectory at_root(g.data);
+    req.gallery = (g.prefix).string();
+    req.images = {g.query_photo};
+    out = search_photos(req);
+    CHECK(out.missing_gallery_images == 1);  // only the one removed above
+  }
+
+  // Rewriting a set without a root removes a stale root file rather than leave it pointing elsewhere.
+  Embeddings e = g.gallery;
+  write_embeddings((t.path / "stale").string(), e);
+  CHECK(fs::exists(t / "stale.root.txt"));
+  e.root.clear();
+  write_embeddings((t.path / "stale").string(), e);
+  CHECK_FALSE(fs::exists(t / "stale.root.txt"));
+  std::ofstream(t / "stale.root.txt") << "\n";
+  CHECK_THAT(error_of([&] { read_embeddings((t.path / "stale").string()); }), Catch::Contains("stale.root.txt"));
+}
+
+TEST_CASE("search page: gallery images load in chromium when search runs from another folder",
+          "[search_page][chromium]") {
+  if (std::system("command -v chromium >/dev/null 2>&1") != 0) {
+    std::printf("SKIPPED: chromium not installed (apt-get install chromium), so the page cannot be rendered\n");
+    return;
+  }
+  TempDir t("render_root");
+  const EmbeddedGallery g = embed_gallery_in(t.path / "project");
+  InDirectory in(t.path / "elsewhere");
+  fs::create_directories("pages");
+  SearchRequest req;
+  req.checkpoint = g.checkpoint.string();
+  req.gallery = "../project/out/gal";
+  req.images = {g.query_photo};
+  req.k = int(g.gallery.rows());  // every gallery image on the page
+  req.html = "pages/search.html";
+  SearchOutcome out = search_photos(req);
+  CHECK(out.warning.empty());
+  const std::string all = "loaded=" + std::to_string(1 + g.gallery.rows()) + " broken=0 first=";
+  CHECK(images_loaded_in_chromium(req.html, t.path) == all);  // the query photo and every result
+
+  // One gallery image removed: the page shows exactly that one broken, and search said so.
+  const std::string gone = g.gallery.image_paths[0];
+  fs::remove(g.data / gone);
+  out = search_photos(req);
+  CHECK(out.missing_gallery_images == 1);
+  CHECK_THAT(out.warning, Catch::Contains(gone));
+  const std::string r = images_loaded_in_chromium(req.html, t.path);
+  INFO(r);
+  CHECK(r.rfind("loaded=" + std::to_string(g.gallery.rows()) + " broken=1 first=", 0) == 0);
+  CHECK(r.find(fs::path(gone).filename().string()) != std::string::npos);
 }

@@ -2,7 +2,8 @@
 // bitwise resume (mid-stage and across the stage boundary), refusal of corrupted/truncated/mismatched
 // checkpoints with errors naming the file, a NaN loss stopping the run without touching the last good
 // checkpoint, the two-stage schedule (stage 2 starts from stage 1's best file), the run folder's files, and
-// the caller's SIGINT handler restored however train() ends.
+// the caller's SIGINT handler restored however train() ends; and which images an ImageFolder evaluation
+// scores (all of them, or exactly the images training held out).
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,7 +17,10 @@
 #include <iterator>
 
 #include "core/safetensors.h"
+#include "data/image_io.h"
+#include "data/split.h"
 #include "data/synth.h"
+#include "fashionnet/eval/evaluate.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/trainer.h"
 #include "tests/support/check.h"
@@ -561,4 +565,76 @@ TEST_CASE("bn_statistics: frozen holds every running statistic while the weights
   for (auto& [name, t0] : init->named_parameters())
     if (name == "trunk.conv1.weight" || name == "trunk.bn1.weight") CHECK_FALSE(bitwise_same(f1.get(name), t0));
   CHECK_FALSE(bitwise_same(f1.get("trunk.bn1.weight"), f2.get("trunk.bn1.weight")));
+}
+
+TEST_CASE("imagefolder eval scores every image by default, and with holdout exactly those training left out",
+          "[trainer][eval]") {
+  // 3 classes x 20 small photos, each a different flat colour.
+  const fs::path root = scratch() / "imagefolder";
+  fs::remove_all(root);
+  int n = 0;
+  for (const char* cls : {"coat", "dress", "skirt"}) {
+    fs::create_directories(root / cls);
+    for (int i = 0; i < 20; ++i, ++n) {
+      data::Image img;
+      img.w = img.h = 16;
+      img.rgb.assign(16 * 16 * 3, uint8_t(n * 4));
+      data::write_image((root / cls / ("photo_" + std::to_string(i) + ".png")).string(), img);
+    }
+  }
+  const data::Dataset ds = data::load_dataset(root.string(), "imagefolder", false);
+  REQUIRE(ds.samples.size() == 60);
+  FashionNet model(preset("tiny").net);
+  EvalOptions eo;
+  eo.inference.progress = false;
+  eo.inference.threads = 0;
+  auto scored = [](const EvalResult& r) {
+    std::vector<int> v = r.query.sample_index;
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+
+  // Default: a folder meant for testing is scored whole.
+  const EvalResult all = evaluate(model, ds, Device::CPU, eo);
+  std::vector<int> every(60);
+  for (int i = 0; i < 60; ++i) every[size_t(i)] = i;
+  CHECK(scored(all) == every);
+  CHECK(all.scored.mode == "all");
+  CHECK(all.scored.images == 60);
+  CHECK(all.scored.description == "scored all 60 images of " + root.string());
+  CHECK(format_eval(all).find("scored all 60 images of") == 0);
+  const nlohmann::json ja = to_json(all);
+  CHECK(ja["scored"]["mode"] == "all");
+  CHECK(ja["scored"]["images"] == 60);
+  CHECK_FALSE(ja["scored"].contains("holdout"));
+
+  // holdout F: exactly the hash hold-out, the complement of what the trainer trains on (data::train_indices).
+  eo.holdout = 0.25;
+  const EvalResult held = evaluate(model, ds, Device::CPU, eo);
+  const std::vector<int> expect = data::holdout_indices(ds, 0.25);
+  REQUIRE(!expect.empty());
+  REQUIRE(expect.size() < 60);
+  CHECK(scored(held) == expect);
+  std::vector<int> trained = data::train_indices(ds, 0.25), both = expect;
+  both.insert(both.end(), trained.begin(), trained.end());
+  std::sort(both.begin(), both.end());
+  CHECK(both == every);  // disjoint and together everything
+  CHECK(held.scored.mode == "holdout");
+  CHECK(held.scored.images == int64_t(expect.size()));
+  CHECK_THAT(held.scored.description,
+             Catch::Contains("the images `train --holdout 0.25` leaves out): " + std::to_string(expect.size()) +
+                             " of 60 images"));
+  const nlohmann::json jh = to_json(held);
+  CHECK(jh["scored"]["mode"] == "holdout");
+  CHECK(jh["scored"]["images"] == int64_t(expect.size()));
+  CHECK(jh["scored"]["holdout"] == 0.25);
+
+  // A fraction so small that no image falls in the hold-out is refused, naming the folder.
+  eo.holdout = 1e-9;
+  try {
+    evaluate(model, ds, Device::CPU, eo);
+    FAIL("an empty hold-out must be refused");
+  } catch (const Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains(root.string()) && Catch::Contains("holds none of its 60 images"));
+  }
 }

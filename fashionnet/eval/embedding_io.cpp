@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -68,6 +69,14 @@ Embeddings read_embeddings(const std::string& prefix) {
     e.image_paths.push_back(std::move(l.image_path));
     e.item_ids.push_back(std::move(l.item_id));
   }
+  const std::string root_file = prefix + ".root.txt";
+  std::ifstream rf(root_file);
+  if (rf.good()) {  // optional: absent in sets from older versions and other tools
+    std::getline(rf, e.root);
+    if (!e.root.empty() && e.root.back() == '\r') e.root.pop_back();
+    FN_EXPECT(!e.root.empty(), root_file, ": the first line should be the folder the image paths of ", ids,
+              " are relative to, but it is empty (delete the file if that folder is unknown)");
+  }
   return e;
 }
 
@@ -90,6 +99,18 @@ void write_embeddings(const std::string& prefix, const Embeddings& e) {
   for (size_t i = 0; i < e.item_ids.size(); ++i) f << e.image_paths[i] << ' ' << e.item_ids[i] << '\n';
   f.close();
   FN_EXPECT(f.good(), ids, ": could not write the ids file (is the disk full?)");
+  const std::string root_file = prefix + ".root.txt";
+  if (e.root.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(root_file, ec);  // a stale one would send search to another folder
+    return;
+  }
+  FN_EXPECT(e.root.find('\n') == std::string::npos, root_file, ": the image root \"", e.root,
+            "\" contains a line break; move the dataset to a folder whose name has none");
+  std::ofstream rf(root_file, std::ios::trunc);
+  rf << e.root << '\n';
+  rf.close();
+  FN_EXPECT(rf.good(), root_file, ": could not write the image root (is the disk full?)");
 }
 
 }  // namespace fn::fashionnet

@@ -1,7 +1,7 @@
 // The whole evaluation of a model on a dataset (docs/fashionnet.md sec. 4): retrieval of the query split
 // against the gallery split (In-shop; Consumer-to-shop: consumer photos against shop photos), with
 // landmark_pool at the predicted landmarks and, where the data has them, at the ground-truth ones; the
-// heads' metrics over query + gallery (or over the held-out part of an ImageFolder).
+// heads' metrics over query + gallery (or over an ImageFolder: all of it, or the trainer's hold-out).
 #pragma once
 #include <optional>
 #include <string>
@@ -18,11 +18,23 @@ struct EvalOptions {
   InferenceOptions inference;
   std::vector<int64_t> ks = default_retrieval_ks();
   bool with_ground_truth_landmarks = true;  // also retrieve with landmark_pool at the annotated landmarks
-  double holdout = 0.1;                     // imagefolder
+  // imagefolder: <= 0 scores every image (a folder meant for testing); F > 0 scores only the hash hold-out
+  // of fraction F (data::holdout_indices), the images `train --holdout F` left out of training.
+  double holdout = 0;
+};
+
+// Which images an evaluation scored, so that a figure is never read as covering more than it does.
+struct ScoredImages {
+  std::string mode;         // "all" | "holdout" (imagefolder), "test" (category, landmark), "query+gallery"
+  int64_t images = 0;       // images scored
+  int64_t dataset_images = 0;  // images in the dataset
+  double holdout = 0;       // mode "holdout": the fraction
+  std::string description;  // in words, e.g. "scored all 3,968 images of DIR"
 };
 
 struct EvalResult {
   std::string benchmark;
+  ScoredImages scored;
   std::optional<RetrievalReport> retrieval;     // predicted landmarks
   std::optional<RetrievalReport> retrieval_gt;  // ground-truth landmarks
   HeadMetrics heads;

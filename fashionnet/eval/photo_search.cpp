@@ -77,7 +77,31 @@ PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& 
   pe.embeddings.features = Tensor::from(feats, {n_all, dim});
   pe.embeddings.image_paths = paths;
   pe.embeddings.item_ids.assign(paths.size(), "-");
+  pe.embeddings.root = fs::current_path().string();  // relative paths were opened from here
   return pe;
+}
+
+Embeddings embed_split(FashionNet& model, const data::Dataset& ds, const std::string& split, Device device,
+                       const InferenceOptions& io) {
+  std::vector<int> idx;
+  if (split == "all") {
+    for (size_t i = 0; i < ds.samples.size(); ++i) idx.push_back(int(i));
+  } else if (split == "query") {
+    idx = ds.indices(data::Split::Query);
+  } else if (split == "gallery") {
+    idx = ds.indices(data::Split::Gallery);
+  } else if (split == "train") {
+    idx = ds.indices(data::Split::Train);
+  } else {
+    FN_USER_FAIL("--split '", split, "': expected query, gallery, train or all");
+  }
+  FN_EXPECT(!idx.empty(), ds.root, ": the ", split, " split has no images");
+  Embeddings e = run_inference(model, ds, idx, device, io).embeddings;
+  // The ids paths are relative to the dataset root; recorded absolute, since `search` may run elsewhere.
+  fs::path root = fs::absolute(ds.root).lexically_normal();
+  if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();  // "data/" -> "data"
+  e.root = root.string();
+  return e;
 }
 
 std::vector<std::string> expand_image_args(const std::vector<std::string>& args) {
@@ -168,8 +192,34 @@ SearchOutcome search_photos(const SearchRequest& req) {
   SearchOutcome out;
   out.gallery_rows = gallery.rows();
   out.dim = dim;
-  out.gallery_root = req.gallery_root.empty() ? default_gallery_root(gallery, ids_path, &out.warning)
-                                              : req.gallery_root;
+  // The root: --gallery-root, else the one `embed` recorded, else (older sets) a guess.
+  std::string hint;
+  if (!req.gallery_root.empty()) {
+    out.gallery_root = req.gallery_root;
+    hint = "check --gallery-root (it should be the --data given to `embed`)";
+  } else if (!gallery.root.empty() && fs::is_directory(gallery.root)) {
+    out.gallery_root = gallery.root;
+    hint = cat("the dataset has changed since `embed` recorded it in ", req.gallery, ".root.txt; pass "
+               "--gallery-root DIR where it is now, or re-run `embed`");
+  } else {
+    std::string guess_warning;
+    out.gallery_root = default_gallery_root(gallery, ids_path, &guess_warning);
+    hint = gallery.root.empty()
+               ? cat(ids_path, " does not record the dataset root (written before `embed` recorded it, or by "
+                     "another tool): pass --gallery-root (the --data of `embed`), or re-run `embed`")
+               : cat("the recorded dataset root ", gallery.root, " (", req.gallery, ".root.txt) no longer exists "
+                     "(moved?): pass --gallery-root DIR where it is now");
+  }
+  // Every gallery image, not only the shown ones: a partly missing dataset is worth knowing about.
+  std::string first_missing;
+  for (const std::string& p : gallery.image_paths) {
+    const std::string full = join_root(out.gallery_root, p);
+    if (fs::exists(full)) continue;
+    if (out.missing_gallery_images++ == 0) first_missing = fs::absolute(full).string();  // where we looked
+  }
+  if (out.missing_gallery_images > 0)
+    out.warning = cat(out.missing_gallery_images, " of ", gallery.rows(), " gallery images of ", ids_path,
+                      " are not found (the first: ", first_missing, "), so the page shows them broken; ", hint);
   for (size_t i = 0; i < req.images.size(); ++i) {
     PageQuery pq;
     pq.image = req.images[i];

@@ -1,5 +1,5 @@
 // Plain photos through a trained FashionNet, and the search of a gallery with them: the library side of
-// `fashionnet search` and `fashionnet embed --images` (the commands only parse flags and print).
+// `fashionnet search` and `fashionnet embed` (the commands only parse flags and print).
 //
 // A plain photo has no annotation: the whole image is the crop (fashionnet/eval/query_image.h) and
 // landmark_pool looks at the landmarks the model itself predicts, as in evaluation.
@@ -8,13 +8,14 @@
 #include <vector>
 
 #include "fashionnet/eval/embedding_io.h"
+#include "fashionnet/eval/inference.h"
 #include "fashionnet/model/fashionnet.h"
 #include "fashionnet/report/search_page.h"
 
 namespace fn::fashionnet {
 
 struct PhotoEmbeddings {
-  Embeddings embeddings;         // (N, D); image paths as given, item ids "-"
+  Embeddings embeddings;         // (N, D); image paths as given, item ids "-", root the working directory
   std::vector<float> landmarks;  // N x 8 x (x, y): predicted, as fractions of the photo's width and height
   std::vector<uint8_t> visible;  // N x 8: 1 where the model predicts the slot visible
   std::vector<int> width, height;  // N: photo sizes in pixels
@@ -24,6 +25,12 @@ struct PhotoEmbeddings {
 // white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
 PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
                              int batch = 16, bool progress = false);
+
+// `embed --data`: the embeddings of one split ("query", "gallery", "train" or "all") of `ds`, their image
+// paths relative to the dataset root, which is recorded (absolute) in `root` so that `search` finds the
+// images from any working directory. An unknown split name or an empty split is refused.
+Embeddings embed_split(FashionNet& model, const data::Dataset& ds, const std::string& split, Device device,
+                       const InferenceOptions& io);
 
 // `--images` arguments: each argument ending in ".txt" is a list of image paths, one per line (blank lines
 // and lines starting with '#' skipped; paths used as written, relative to the working directory); any
@@ -42,7 +49,7 @@ std::vector<std::string> query_ids_from_file(const std::string& ids_path, const 
 struct SearchRequest {
   std::string checkpoint;
   std::string gallery;       // prefix: gallery.npy + gallery.ids.txt
-  std::string gallery_root;  // "" : default_gallery_root()
+  std::string gallery_root;  // "" : the root the gallery recorded (P.root.txt), else default_gallery_root()
   std::vector<std::string> images;
   std::vector<std::string> query_item_ids;  // empty, or one per image ("" / "-": unknown)
   int k = 10;
@@ -53,8 +60,9 @@ struct SearchRequest {
 struct SearchOutcome {
   std::vector<PageQuery> queries;  // results with file-system paths (gallery root applied)
   std::vector<std::vector<std::string>> gallery_paths_as_listed;  // per query, per rank: the ids file's path
-  std::string gallery_root;        // the root used
-  std::string warning;             // non-empty when the gallery images were not found
+  std::string gallery_root;        // the root used ("" : the working directory)
+  std::string warning;             // non-empty when gallery images were not found (names the first)
+  int64_t missing_gallery_images = 0;  // gallery rows whose image file does not exist under the root
   int64_t gallery_rows = 0, dim = 0;
 };
 
