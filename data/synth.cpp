@@ -4,25 +4,27 @@
 #include "data/synth.h"
 
 #include <algorithm>
-#include <atomic>
-#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <thread>
+#include <tuple>
 
 #include "core/error.h"
 #include "data/annotations_common.h"
-#include "data/synth_draw.h"
+#include "data/synth_common.h"
 
 namespace fn::data {
 namespace {
 
 using synth::Garment;
+using synth::Item;
+using synth::ListFile;
+using synth::Photo;
 using synth::Rgb;
 using synth::View;
+using synth::jitter;
+using synth::pick_bit;
 
 // A category and the garments it allows. sleeves: bit 0 sleeveless, 1 short, 2 long; lengths: bit 0
 // short, 1 long.
@@ -77,50 +79,6 @@ const std::vector<std::pair<const char*, const char*>> kAttrTypes = {
     {"款式", "form"},    {"印花", "print"},         {"色调", "tone"},
 };
 
-Rgb hsv(float h, float s, float v) {
-  h = (h - std::floor(h)) * 6.f;
-  const int i = (int)h;
-  const float f = h - i, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
-  switch (i % 6) {
-    case 0: return {v, t, p};
-    case 1: return {q, v, p};
-    case 2: return {p, v, t};
-    case 3: return {p, q, v};
-    case 4: return {t, p, v};
-    default: return {v, p, q};
-  }
-}
-
-// Each category owns a small palette of related colours: items of a category share colours and differ in
-// pattern, its scale and phase, shape details and print, so global colour alone cannot tell them apart.
-std::vector<Rgb> palette(uint64_t seed, int category) {
-  Xoshiro256 rng(derive_seed(seed, 0x50414cu /* PAL */, category));
-  const float h0 = rng.uniform(0.f, 1.f);
-  std::vector<Rgb> p;
-  for (int k = 0; k < 4; ++k)
-    p.push_back(hsv(h0 + rng.uniform(-0.08f, 0.08f), rng.uniform(0.25f, 0.85f), rng.uniform(0.25f, 0.95f)));
-  return p;
-}
-
-Rgb jitter(Rgb c, Xoshiro256& rng, float a) {
-  auto j = [&](float x) { return std::clamp(x + rng.uniform(-a, a), 0.f, 1.f); };
-  return {j(c.r), j(c.g), j(c.b)};
-}
-
-int pick_bit(int mask, Xoshiro256& rng) {
-  std::vector<int> bits;
-  for (int b = 0; b < 3; ++b)
-    if (mask >> b & 1) bits.push_back(b);
-  return bits.empty() ? 0 : bits[rng.below(bits.size())];
-}
-
-struct Item {
-  std::string id;
-  int category;
-  Garment g;
-  std::vector<int8_t> attrs;  // file values: 1, -1, 0 (not applicable)
-};
-
 Item make_item(uint64_t seed, int index, const std::vector<CategorySpec>& cats) {
   Xoshiro256 rng(derive_seed(seed, 0x4954454du /* ITEM */, index));
   Item it;
@@ -129,7 +87,7 @@ Item make_item(uint64_t seed, int index, const std::vector<CategorySpec>& cats) 
   it.id = id;
   it.category = (int)rng.below(cats.size());
   const CategorySpec& c = cats[it.category];
-  const auto pal = palette(seed, it.category);
+  const auto pal = synth::palette(seed, it.category);
   Garment& g = it.g;
   g.type = c.type;
   g.skirt = c.skirt;
@@ -199,17 +157,6 @@ std::vector<Item> make_look_alikes(uint64_t seed, int group, int k, int items, c
   return out;
 }
 
-// One photo to draw and how the annotation files describe it.
-struct Photo {
-  int item;
-  std::string image;
-  int source = 0;             // consumer2shop: 1 shop, 2 consumer
-  int pose = 1, variation = 1;  // bbox pose_type, landmarks variation_type
-  View view;
-  uint64_t stream;
-  synth::Drawn drawn;         // filled by the drawing threads (image dropped once written)
-};
-
 // In-shop views: <group>_<n>_<name>.jpg with the real names; pose and variation codes per the README.
 struct InshopView {
   int n;
@@ -256,64 +203,6 @@ View consumer_view(bool consumer, Xoshiro256& rng) {
   return v;
 }
 
-// Text writer for list files: optional UTF-8 BOM and CRLF (Consumer-to-shop style).
-class ListFile {
- public:
-  ListFile(std::string path, bool bom_crlf) : path_(std::move(path)), crlf_(bom_crlf) {
-    if (bom_crlf) text_ = "\xEF\xBB\xBF";
-  }
-  void line(const std::string& s) { text_ += s + (crlf_ ? "\r\n" : "\n"); }
-  void save() {
-    std::ofstream f(path_, std::ios::binary);
-    f << text_;
-    FN_EXPECT(f, path_, ": cannot write (does the folder exist, is the disk full?)");
-  }
-
- private:
-  std::string path_, text_;
-  bool crlf_;
-};
-
-void draw_all(std::vector<Photo>& photos, const std::vector<Item>& items, const SynthConfig& cfg) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::string error;
-  std::mutex error_m;
-  auto work = [&] {
-    for (size_t i; !failed && (i = next++) < photos.size();) {
-      Photo& p = photos[i];
-      try {
-        Xoshiro256 rng(p.stream);
-        p.drawn = synth::draw(items[p.item].g, p.view, cfg.size, rng);
-        write_image(cfg.out + "/" + p.image, p.drawn.image, cfg.jpeg_quality);
-        p.drawn.image = Image();
-      } catch (const std::exception& e) {
-        std::lock_guard<std::mutex> lk(error_m);
-        error = e.what();
-        failed = true;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, cfg.threads); ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (failed) throw Error(error);
-}
-
-std::string landmark_columns() {
-  std::string s = "image_name clothes_type variation_type";
-  for (int k = 1; k <= kSlots; ++k) s += cat(" landmark_visibility_", k, " landmark_location_x_", k, " landmark_location_y_", k);
-  return s;
-}
-
-std::string landmark_row(const Photo& p, int type) {
-  std::string s = cat(p.image, " ", type, " ", p.variation);
-  for (int slot : slots_of_type(type))
-    s += cat(" ", (int)p.drawn.lm.vis[slot], " ", (int)std::lround(p.drawn.lm.x[slot]), " ", (int)std::lround(p.drawn.lm.y[slot]));
-  return s;
-}
-
 std::string attr_values(const Item& it) {
   std::string s = it.id;
   for (int8_t a : it.attrs) s += cat(" ", (int)a);
@@ -324,15 +213,24 @@ std::string attr_values(const Item& it) {
 
 SynthSummary synthesize(const SynthConfig& cfg) {
   namespace fs = std::filesystem;
-  FN_EXPECT(cfg.benchmark == "inshop" || cfg.benchmark == "consumer2shop",
-            "synth: the benchmark must be inshop or consumer2shop, not '", cfg.benchmark, "'");
+  FN_EXPECT(cfg.benchmark == "inshop" || cfg.benchmark == "consumer2shop" || cfg.benchmark == "category" ||
+                cfg.benchmark == "landmark",
+            "synth: the benchmark must be inshop, consumer2shop, category or landmark, not '", cfg.benchmark, "'");
   FN_EXPECT(cfg.items > 0, "synth: the number of items must be positive, got ", cfg.items);
   FN_EXPECT(cfg.views > 0, "synth: the number of views per item must be positive, got ", cfg.views);
-  FN_EXPECT(cfg.size >= 32, "synth: the photo size must be at least 32 pixels, got ", cfg.size);
+  FN_EXPECT(cfg.size == 0 || cfg.size >= 32, "synth: the photo size must be at least 32 pixels, got ", cfg.size);
   FN_EXPECT(cfg.look_alikes >= 1 && cfg.look_alikes <= 16, "synth: look-alike groups take 1 to 16 items, got ",
             cfg.look_alikes);
-  const auto t0 = std::chrono::steady_clock::now();
   const bool inshop = cfg.benchmark == "inshop";
+  if (!inshop && cfg.benchmark != "consumer2shop") {
+    FN_EXPECT(cfg.look_alikes == 1, "synth: look-alike groups are for the retrieval benchmarks (inshop, consumer2shop)");
+    return synth::synthesize_category(cfg);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  // In-shop photos are 256 x 256; Consumer-to-shop ones have their long side resized to 300 (its README).
+  const int side = cfg.size ? cfg.size : inshop ? 256 : 300;
+  SynthConfig sized = cfg;
+  sized.size = side;
   const auto& cats = inshop ? kInshop : kConsumer2shop;
 
   const int k = cfg.look_alikes, groups = (cfg.items + k - 1) / k;  // k = 1: a group per item
@@ -346,15 +244,8 @@ SynthSummary synthesize(const SynthConfig& cfg) {
 
   // Groups (items, unless look-alikes) split by a seeded shuffle. In-shop: half train, half test (photos
   // alternate gallery, query). Consumer-to-shop: 60% train, 20% val, 20% test.
-  std::vector<int> order(groups);
-  for (int i = 0; i < groups; ++i) order[i] = i;
-  Xoshiro256 split_rng(derive_seed(cfg.seed, 0x53504c54u /* SPLT */));
-  split_rng.shuffle(order);
-  std::vector<int> group_split(groups);  // 0 train, 1 val, 2 test
-  for (int r = 0; r < groups; ++r) {
-    const double f = (r + 0.5) / groups;
-    group_split[order[r]] = inshop ? (f < 0.5 ? 0 : 2) : (f < 0.6 ? 0 : f < 0.8 ? 1 : 2);
-  }
+  const std::vector<int> group_split = inshop ? synth::split_groups(cfg.seed, groups, 0.5, 0.0)  // 0 train, 1 val, 2 test
+                                             : synth::split_groups(cfg.seed, groups, 0.6, 0.2);
   std::vector<int> item_split(cfg.items);
   for (int i = 0; i < cfg.items; ++i) item_split[i] = group_split[i / k];
 
@@ -390,11 +281,12 @@ SynthSummary synthesize(const SynthConfig& cfg) {
         p.source = consumer ? 2 : 1;
         p.view = consumer_view(consumer, rng);
         p.variation = consumer ? 2 : 1;
+        std::tie(p.width, p.height) = synth::photo_size(side, p.stream);
         photos.push_back(std::move(p));
       }
     }
   }
-  draw_all(photos, items, cfg);
+  synth::draw_all(photos, items, sized);
 
   fs::create_directories(cfg.out + "/Anno");
   fs::create_directories(cfg.out + "/Eval");
@@ -406,12 +298,12 @@ SynthSummary synthesize(const SynthConfig& cfg) {
   bbox.line(inshop ? "image_name clothes_type pose_type x_1 y_1 x_2 y_2" : "image_name clothes_type source_type x_1 y_1 x_2 y_2");
   ListFile lms(cfg.out + "/Anno/list_landmarks_" + suffix + ".txt", c2s);
   lms.line(cat(photos.size()));
-  lms.line(landmark_columns());
+  lms.line(synth::landmark_columns());
   for (const Photo& p : photos) {
     const int type = items[p.item].g.type;
     const auto& d = p.drawn;
     bbox.line(cat(p.image, " ", type, " ", inshop ? p.pose : p.source, " ", d.x1, " ", d.y1, " ", d.x2, " ", d.y2));
-    lms.line(landmark_row(p, type));
+    lms.line(synth::landmark_row(p, type));
   }
   bbox.save();
   lms.save();

@@ -1,6 +1,6 @@
 // The synthetic DeepFashion: clothes photos drawn from shapes, written in exactly the layout and the
-// annotation files of In-shop or Consumer-to-shop, so every reader and the whole pipeline run on it
-// unchanged. Deterministic from the seed (any thread count). Design: docs/data.md.
+// annotation files of one of the four benchmarks (In-shop, Consumer-to-shop, Category and Attribute
+// Prediction, Fashion Landmark Detection), so every reader and the whole pipeline run on it unchanged. Deterministic from the seed (any thread count). Design: docs/data.md.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,10 +9,12 @@ namespace fn::data {
 
 struct SynthConfig {
   std::string out;                  // dataset root to create
-  std::string benchmark = "inshop";  // inshop | consumer2shop
-  int items = 100;
+  std::string benchmark = "inshop";  // inshop | consumer2shop | category | landmark
+  int items = 100;                  // category, landmark: garments (products), each photographed `views` times
   int views = 4;                    // In-shop: photos per item; Consumer-to-shop: shop + consumer photos per item
-  int size = 256;                   // square photos, size x size
+  // Photo size in pixels, 0: the real one. In-shop: square, size x size (256). The others: long side
+  // `size` (300, as the real photos are resized), the other side 0.62 to 1 of it.
+  int size = 0;
   uint64_t seed = 0;
   int threads = 2;
   int jpeg_quality = 90;

@@ -152,10 +152,10 @@ Rgb paint(const Garment& g, const View& view, float u, float v) {
 }
 
 struct Canvas {
-  int n;
-  std::vector<float> px;  // n*n*3
+  int w, h;
+  std::vector<float> px;  // h*w*3
   void set(int x, int y, Rgb c) {
-    float* p = &px[((size_t)y * n + x) * 3];
+    float* p = &px[((size_t)y * w + x) * 3];
     p[0] = c.r, p[1] = c.g, p[2] = c.b;
   }
 };
@@ -165,8 +165,8 @@ template <class F>
 void fill(Canvas& cv, const std::vector<P>& poly, F&& colour) {
   float minx = 1e9f, maxx = -1e9f, miny = 1e9f, maxy = -1e9f;
   for (const P& p : poly) minx = std::min(minx, p.u), maxx = std::max(maxx, p.u), miny = std::min(miny, p.v), maxy = std::max(maxy, p.v);
-  const int x0 = std::max(0, (int)std::ceil(minx)), x1 = std::min(cv.n - 1, (int)std::floor(maxx));
-  const int y0 = std::max(0, (int)std::ceil(miny)), y1 = std::min(cv.n - 1, (int)std::floor(maxy));
+  const int x0 = std::max(0, (int)std::ceil(minx)), x1 = std::min(cv.w - 1, (int)std::floor(maxx));
+  const int y0 = std::max(0, (int)std::ceil(miny)), y1 = std::min(cv.h - 1, (int)std::floor(maxy));
   const size_t k = poly.size();
   float area = 0;
   for (size_t i = 0; i < k; ++i) area += poly[i].u * poly[(i + 1) % k].v - poly[(i + 1) % k].u * poly[i].v;
@@ -186,29 +186,29 @@ void fill(Canvas& cv, const std::vector<P>& poly, F&& colour) {
 Rgb random_colour(Xoshiro256& rng, float lo, float hi) { return {rng.uniform(lo, hi), rng.uniform(lo, hi), rng.uniform(lo, hi)}; }
 
 void box_blur(Canvas& cv) {
-  const int n = cv.n;
+  const int w = cv.w, h = cv.h;
   std::vector<float> tmp(cv.px.size());
   for (int pass = 0; pass < 2; ++pass) {  // horizontal then vertical, radius 1
     const std::vector<float>& src = pass == 0 ? cv.px : tmp;
     std::vector<float>& dst = pass == 0 ? tmp : cv.px;
-    for (int y = 0; y < n; ++y)
-      for (int x = 0; x < n; ++x)
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
         for (int c = 0; c < 3; ++c) {
           float s = 0;
           for (int d = -1; d <= 1; ++d) {
-            const int xx = pass == 0 ? std::clamp(x + d, 0, n - 1) : x, yy = pass == 1 ? std::clamp(y + d, 0, n - 1) : y;
-            s += src[((size_t)yy * n + xx) * 3 + c];
+            const int xx = pass == 0 ? std::clamp(x + d, 0, w - 1) : x, yy = pass == 1 ? std::clamp(y + d, 0, h - 1) : y;
+            s += src[((size_t)yy * w + xx) * 3 + c];
           }
-          dst[((size_t)y * n + x) * 3 + c] = s / 3.f;
+          dst[((size_t)y * w + x) * 3 + c] = s / 3.f;
         }
   }
 }
 
-// Canonical -> image (draw()'s to_image): rotate, squeeze and scale about the garment centre.
+// Canonical -> image (draw()'s to_image): shear, squeeze, rotate and scale about the garment centre.
 struct Placement {
-  float ox, oy, s, ca, sa, squeeze;
+  float ox, oy, s, ca, sa, squeeze, shear;
   P operator()(P p) const {
-    const float u = p.u * squeeze;
+    const float u = p.u * squeeze + shear * p.v;  // exactly p.u * squeeze when there is no shear
     return P{ox + s * (ca * u - sa * p.v), oy + s * (sa * u + ca * p.v)};
   }
 };
@@ -227,24 +227,25 @@ struct Placement {
 
 }  // namespace
 
-Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng) {
-  Canvas cv{size, std::vector<float>((size_t)size * size * 3)};
+Drawn draw(const Garment& g, const View& v, int width, int height, Xoshiro256& rng) {
+  const int size = std::min(width, height);  // scales the garment, clutter and occluders
+  Canvas cv{width, height, std::vector<float>((size_t)width * height * 3)};
 
   // Background: a studio backdrop for shop photos, clutter for consumer photos.
   if (!v.consumer) {
     const Rgb bg = mix(Rgb{0.93f, 0.93f, 0.93f}, random_colour(rng, 0.7f, 1.f), 0.3f);
     const float grad = rng.uniform(-0.06f, 0.06f);
-    for (int y = 0; y < size; ++y) {
-      const float k = 1.f + grad * (y / (float)size - 0.5f);
-      for (int x = 0; x < size; ++x) cv.set(x, y, {bg.r * k, bg.g * k, bg.b * k});
+    for (int y = 0; y < height; ++y) {
+      const float k = 1.f + grad * (y / (float)height - 0.5f);
+      for (int x = 0; x < width; ++x) cv.set(x, y, {bg.r * k, bg.g * k, bg.b * k});
     }
   } else {
     const Rgb bg = random_colour(rng, 0.15f, 0.85f);
-    for (int i = 0; i < size * size; ++i) cv.px[3 * i] = bg.r, cv.px[3 * i + 1] = bg.g, cv.px[3 * i + 2] = bg.b;
+    for (int i = 0; i < width * height; ++i) cv.px[3 * i] = bg.r, cv.px[3 * i + 1] = bg.g, cv.px[3 * i + 2] = bg.b;
     const int shapes = rng.range(8, 14);
     for (int i = 0; i < shapes; ++i) {
       const Rgb c = random_colour(rng, 0.05f, 0.95f);
-      const P centre = {rng.uniform(0.f, (float)size), rng.uniform(0.f, (float)size)};
+      const P centre = {rng.uniform(0.f, (float)width), rng.uniform(0.f, (float)height)};
       const float r = rng.uniform(0.04f, 0.2f) * size;
       if (rng.chance(0.5)) fill(cv, disc(centre, r), [&](int, int) { return c; });
       else fill(cv, {{centre.u - r, centre.v - r * 0.6f}, {centre.u + r, centre.v - r * 0.6f}, {centre.u + r, centre.v + r * 0.6f}, {centre.u - r, centre.v + r * 0.6f}},
@@ -255,11 +256,13 @@ Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng) {
   // Canonical -> image: rotate, squeeze and scale about the garment centre.
   const Shape shape = build_shape(g, v);
   const float s = v.scale * size / 256.f * 1.1f, ca = std::cos(v.angle), sa = std::sin(v.angle);
-  const float ox = v.cx * size, oy = v.cy * size;
-  const Placement to_image{ox, oy, s, ca, sa, v.squeeze};
+  const float ox = v.cx * width, oy = v.cy * height;
+  const Placement to_image{ox, oy, s, ca, sa, v.squeeze, v.shear};
   auto to_canon = [&](float x, float y) {
     const float dx = x - ox, dy = y - oy;
-    return P{(ca * dx + sa * dy) / (s * v.squeeze), (-sa * dx + ca * dy) / s};
+    if (v.shear == 0.f) return P{(ca * dx + sa * dy) / (s * v.squeeze), (-sa * dx + ca * dy) / s};
+    const float cv = (-sa * dx + ca * dy) / s;
+    return P{((ca * dx + sa * dy) / s - v.shear * cv) / v.squeeze, cv};
   };
   auto transform = [&](const Poly& p) { Poly q; for (const P& a : p) q.push_back(to_image(a)); return q; };
 
@@ -290,7 +293,7 @@ Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng) {
   if (rng.chance(v.occlusion)) {
     std::vector<int> inside;
     for (int k = 0; k < kSlots; ++k)
-      if (shape.used[k] && out.lm.x[k] >= 0 && out.lm.x[k] <= size - 1 && out.lm.y[k] >= 0 && out.lm.y[k] <= size - 1)
+      if (shape.used[k] && out.lm.x[k] >= 0 && out.lm.x[k] <= width - 1 && out.lm.y[k] >= 0 && out.lm.y[k] <= height - 1)
         inside.push_back(k);
     if (!inside.empty()) {
       const int k = inside[rng.below(inside.size())];
@@ -304,31 +307,32 @@ Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng) {
   }
   // Cut off: outside the photo. The position is kept, clamped to the border, as an estimate.
   for (int k = 0; k < kSlots; ++k)
-    if (shape.used[k] && (out.lm.x[k] < 0 || out.lm.x[k] > size - 1 || out.lm.y[k] < 0 || out.lm.y[k] > size - 1)) {
+    if (shape.used[k] && (out.lm.x[k] < 0 || out.lm.x[k] > width - 1 || out.lm.y[k] < 0 || out.lm.y[k] > height - 1)) {
       out.lm.vis[k] = kCutOff;
-      out.lm.x[k] = std::clamp(out.lm.x[k], 0.f, (float)(size - 1));
-      out.lm.y[k] = std::clamp(out.lm.y[k], 0.f, (float)(size - 1));
+      out.lm.x[k] = std::clamp(out.lm.x[k], 0.f, (float)(width - 1));
+      out.lm.y[k] = std::clamp(out.lm.y[k], 0.f, (float)(height - 1));
     }
-  out.x1 = std::clamp((int)std::floor(bx0), 0, size - 1);
-  out.y1 = std::clamp((int)std::floor(by0), 0, size - 1);
-  out.x2 = std::clamp((int)std::ceil(bx1) + 1, out.x1 + 1, size);
-  out.y2 = std::clamp((int)std::ceil(by1) + 1, out.y1 + 1, size);
+  out.x1 = std::clamp((int)std::floor(bx0), 0, width - 1);
+  out.y1 = std::clamp((int)std::floor(by0), 0, height - 1);
+  out.x2 = std::clamp((int)std::ceil(bx1) + 1, out.x1 + 1, width);
+  out.y2 = std::clamp((int)std::ceil(by1) + 1, out.y1 + 1, height);
 
   // Consumer photos: uneven, tinted light, a little blur and sensor noise.
   if (v.consumer) {
     const float gain[3] = {rng.uniform(0.7f, 1.25f), rng.uniform(0.7f, 1.25f), rng.uniform(0.7f, 1.25f)};
     const float lx = rng.uniform(-0.5f, 0.5f), ly = rng.uniform(-0.5f, 0.5f);
-    for (int y = 0; y < size; ++y)
-      for (int x = 0; x < size; ++x) {
-        const float light = 1.f + lx * (x / (float)size - 0.5f) + ly * (y / (float)size - 0.5f);
-        float* p = &cv.px[((size_t)y * size + x) * 3];
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        const float light = 1.f + lx * (x / (float)width - 0.5f) + ly * (y / (float)height - 0.5f);
+        float* p = &cv.px[((size_t)y * width + x) * 3];
         for (int c = 0; c < 3; ++c) p[c] *= gain[c] * light;
       }
     if (rng.chance(0.7)) box_blur(cv);
     for (float& p : cv.px) p += ((float)(rng.next() >> 40) / (float)(1 << 24) - 0.5f) * 0.06f;
   }
 
-  out.image.w = out.image.h = size;
+  out.image.w = width;
+  out.image.h = height;
   out.image.rgb.resize(cv.px.size());
   for (size_t i = 0; i < cv.px.size(); ++i) out.image.rgb[i] = (uint8_t)std::clamp(cv.px[i] * 255.f + 0.5f, 0.f, 255.f);
   return out;

@@ -1,6 +1,6 @@
 // Drawing one synthetic clothes photo: a garment of one of the three clothes types as flat shapes (torso,
 // sleeves, legs, skirt), filled with the item's pattern, seen from a view (pose, scale, shift, rotation,
-// flip), over a background, with optional occluder and consumer-photo degradations. Landmarks are the
+// flip, shear), over a background, with optional occluder and consumer-photo degradations. Landmarks are the
 // garment's geometric points (collar corners, sleeve ends, waistline corners, hem corners), transformed
 // with the garment, so they are exact.
 #pragma once
@@ -55,6 +55,7 @@ struct View {
   float scale = 1.f;           // 1: the garment fills ~60% of the image height
   float angle = 0.f;           // radians
   float squeeze = 1.f;         // horizontal foreshortening (side views)
+  float shear = 0.f;           // horizontal shear of the garment (u += shear * v): a body turning in a pose
   bool mirror = false;         // mirrored photo (pattern mirrored; L/R slots stay image-left/right)
   bool back = false;           // back view: no neckline cut, no chest print
   float arm_l = 0.3f, arm_r = 0.3f;  // sleeve angle from vertical, radians
@@ -69,6 +70,8 @@ struct Drawn {
   int x1 = 0, y1 = 0, x2 = 0, y2 = 0;
 };
 
-Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng);
+// A width x height photo; the garment's scale follows the shorter side.
+Drawn draw(const Garment& g, const View& v, int width, int height, Xoshiro256& rng);
+inline Drawn draw(const Garment& g, const View& v, int size, Xoshiro256& rng) { return draw(g, v, size, size, rng); }
 
 }  // namespace fn::data::synth

@@ -2,10 +2,14 @@
 // every annotation, exact landmarks in the right slots, all visibility codes, deterministic from the seed.
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "data/annotations_common.h"
 #include "data/dataset.h"
@@ -25,6 +29,57 @@ struct TempDir : fn::test::TempDir {
 };
 
 using fn::test::read_bytes;
+
+const std::string kSource = FN_SOURCE_DIR;
+const std::string kReal = kSource + "/../shared/deepfashion/category_attribute/Anno";
+
+// Column `col` of each record of a list file (line 1 the count, line 2 the column names), by image name.
+std::map<std::string, int> column_by_image(const fs::path& file, int col) {
+  std::ifstream in(file);
+  std::string line;
+  std::map<std::string, int> out;
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (no <= 2) continue;
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string t; words >> t;) w.push_back(t);
+    out[w.at(0)] = std::stoi(w.at(col));
+  }
+  return out;
+}
+
+// Mean RGB of the 3x3 pixels around (x, y), clamped to the image.
+std::array<float, 3> mean3(const Image& im, float x, float y) {
+  std::array<float, 3> m{0, 0, 0};
+  for (int dy = -1; dy <= 1; ++dy)
+    for (int dx = -1; dx <= 1; ++dx) {
+      const int xx = std::clamp((int)std::lround(x) + dx, 0, im.w - 1), yy = std::clamp((int)std::lround(y) + dy, 0, im.h - 1);
+      for (int c = 0; c < 3; ++c) m[c] += im.rgb[((size_t)yy * im.w + xx) * 3 + c] / 9.f;
+    }
+  return m;
+}
+
+float colour_distance(const std::array<float, 3>& a, const std::array<float, 3>& b) {
+  return std::fabs(a[0] - b[0]) + std::fabs(a[1] - b[1]) + std::fabs(a[2] - b[2]);
+}
+
+// Share of pixels in the square of half-side r around (cx, cy) with a sharp step to the right or below
+// (a pattern edge): near 0 on plain cloth, large on stripes, checks and dots.
+float edge_density(const Image& im, float cx, float cy, float r) {
+  int edges = 0, n = 0;
+  for (int y = (int)(cy - r); y <= (int)(cy + r); ++y)
+    for (int x = (int)(cx - r); x <= (int)(cx + r); ++x) {
+      if (x < 0 || y < 0 || x + 1 >= im.w || y + 1 >= im.h) continue;
+      const uint8_t* p = &im.rgb[((size_t)y * im.w + x) * 3];
+      const uint8_t* right = p + 3;
+      const uint8_t* below = p + (size_t)im.w * 3;
+      int dr = 0, db = 0;
+      for (int c = 0; c < 3; ++c) dr += std::abs(p[c] - right[c]), db += std::abs(p[c] - below[c]);
+      edges += std::max(dr, db) > 60;
+      ++n;
+    }
+  return n ? (float)edges / n : 0.f;
+}
 
 // Every file under `root` (relative path -> bytes).
 std::map<std::string, std::string> tree(const fs::path& root) {
@@ -150,6 +205,26 @@ TEST_CASE("synthesis is deterministic from the seed, whatever the thread count")
   CHECK(ta.size() == 18 + 6);
   CHECK(ta == tb);
   CHECK(ta != tc);
+
+  for (const char* benchmark : {"category", "landmark"}) {
+    INFO(benchmark);
+    TempDir e(std::string(benchmark) + "1"), f(std::string(benchmark) + "2");
+    SynthConfig cc;
+    cc.benchmark = benchmark;
+    cc.items = 6;
+    cc.views = 3;
+    cc.size = 64;
+    cc.seed = 21;
+    cc.out = e.path.string();
+    cc.threads = 1;
+    synthesize(cc);
+    cc.out = f.path.string();
+    cc.threads = 2;
+    synthesize(cc);
+    const auto te = tree(e.path);
+    CHECK(te.size() == 18 + (std::string(benchmark) == "category" ? 7 : 3));
+    CHECK(te == tree(f.path));
+  }
 }
 
 TEST_CASE("look-alike groups: one look, different trims on the landmarks, kept together in the split") {
@@ -254,4 +329,242 @@ TEST_CASE("synthetic Consumer-to-shop: BOM and CRLF files, pairs, shop and consu
   CHECK(splits == std::set<Split>{Split::Train, Split::Val, Split::Query, Split::Gallery});
   CHECK(check_images(ds, rep) == 40);
   CHECK(rep.error_count == 0);
+  // As the real photos: long side `size`, not square (portrait or landscape).
+  int portrait = 0, landscape = 0;
+  for (const Sample& s : ds.samples) {
+    int w = 0, h = 0;
+    image_size(cfg.out + "/" + s.image, w, h);
+    CHECK(std::max(w, h) == 80);
+    CHECK(std::min(w, h) >= 49);  // 0.62 of the long side
+    portrait += h > w;
+    landscape += w > h;
+  }
+  CHECK(portrait > 0);
+  CHECK(landscape > 0);
+}
+
+TEST_CASE("synthetic Consumer-to-shop photos have the real long side of 300 by default") {
+  TempDir d("c2s300");
+  SynthConfig cfg;
+  cfg.out = d.path.string();
+  cfg.benchmark = "consumer2shop";
+  cfg.items = 2;
+  cfg.views = 2;
+  synthesize(cfg);
+  const Dataset ds = load_dataset(cfg.out, "consumer2shop");
+  REQUIRE(ds.samples.size() == 4);
+  for (const Sample& s : ds.samples) {
+    int w = 0, h = 0;
+    image_size(cfg.out + "/" + s.image, w, h);
+    CHECK(std::max(w, h) == 300);
+  }
+}
+
+TEST_CASE("synthetic Category and Attribute: official files, real name lists, counts, splits, every clothes type") {
+  TempDir d("category");
+  SynthConfig cfg;
+  cfg.out = d.path.string();
+  cfg.benchmark = "category";
+  cfg.items = 60;
+  cfg.views = 3;
+  cfg.size = 128;
+  cfg.seed = 2;
+  const SynthSummary sum = synthesize(cfg);
+  CHECK(sum.images == 180);
+  for (const char* f : {"Anno/list_category_cloth.txt", "Anno/list_category_img.txt", "Anno/list_attr_cloth.txt",
+                        "Anno/list_attr_img.txt", "Anno/list_bbox.txt", "Anno/list_landmarks.txt", "Eval/list_eval_partition.txt"})
+    CHECK(fs::exists(d.path / f));
+  // The name lists are the shipped official files, byte for byte (and shared/'s, where present).
+  for (const char* f : {"list_category_cloth.txt", "list_attr_cloth.txt"}) {
+    INFO(f);
+    const std::string written = read_bytes(d.path / "Anno" / f);
+    CHECK(written == read_bytes(kSource + "/data/names/" + f));
+    if (fs::exists(kReal + "/" + f)) CHECK(written == read_bytes(kReal + "/" + f));
+  }
+
+  LoadReport rep;
+  const Dataset ds = load_dataset(cfg.out, "category", true, &rep);
+  INFO((rep.errors.empty() ? std::string() : rep.errors[0]));
+  REQUIRE(rep.error_count == 0);
+  CHECK(rep.warning_count == 0);
+  CHECK(check_images(ds, rep) == 180);
+  CHECK(rep.error_count == 0);  // check-data's photo checks: bbox and visible landmarks inside
+  REQUIRE(ds.samples.size() == 180);
+  REQUIRE(ds.category_names.size() == 50);
+  CHECK(ds.category_names[0] == "Anorak");
+  REQUIRE(ds.attribute_names.size() == 1000);
+  CHECK(ds.attribute_type_names.size() == 5);
+
+  const std::regex layout(R"(img/[A-Za-z]+_[A-Za-z]+_[A-Za-z-]+/img_\d{8}\.jpg)");
+  std::set<int> types;
+  std::set<Split> splits;
+  std::map<std::string, std::set<Split>> folder_splits;
+  int64_t positives = 0, unknown = 0;
+  for (const Sample& s : ds.samples) {
+    INFO(s.image);
+    CHECK(std::regex_match(s.image, layout));
+    REQUIRE((s.has_bbox && s.has_landmarks && s.attributes.size() == 1000));
+    REQUIRE((s.category >= 0 && s.category < 50));
+    CHECK(s.clothes_type == ds.category_types[s.category]);  // the garment drawn is of its category's type
+    // The folder ends with the category's name.
+    const std::string folder = s.image.substr(4, s.image.rfind('/') - 4);
+    CHECK(folder.substr(folder.size() - ds.category_names[s.category].size()) == ds.category_names[s.category]);
+    types.insert(s.clothes_type);
+    splits.insert(s.split);
+    folder_splits[folder].insert(s.split);
+    for (int8_t a : s.attributes) {
+      unknown += a == -1;
+      positives += a == 1;
+    }
+  }
+  CHECK(unknown == 0);  // file values 1 / -1 only
+  CHECK(types == std::set<int>{1, 2, 3});
+  CHECK(splits == std::set<Split>{Split::Train, Split::Val, Split::Test});
+  CHECK(ds.indices(Split::Train).size() > ds.indices(Split::Test).size() * 3);
+  for (const auto& [folder, sp] : folder_splits) CHECK(sp.size() == 1);  // a product's photos stay in one split
+  // Sparse, as the real labels: a few positives per image among 1,000.
+  CHECK(positives >= 180 * 2);
+  CHECK(positives <= 180 * 7);
+  // Variation types: mostly normal, with pose and zoom-in photos too.
+  std::set<int> variations;
+  for (const auto& [image, v] : column_by_image(d.path / "Anno/list_landmarks.txt", 2)) variations.insert(v);
+  CHECK(variations.count(1));
+  CHECK(variations.size() >= 4);
+}
+
+TEST_CASE("synthetic Category: the visible attributes show in the pixels") {
+  TempDir d("category_pixels");
+  SynthConfig cfg;
+  cfg.out = d.path.string();
+  cfg.benchmark = "category";
+  cfg.items = 120;
+  cfg.views = 2;
+  cfg.size = 160;
+  cfg.seed = 8;
+  synthesize(cfg);
+  const Dataset ds = load_dataset(cfg.out, "category");
+  const auto variation = column_by_image(d.path / "Anno/list_landmarks.txt", 2);
+  auto index = [&](const std::string& name) {
+    const auto it = std::find(ds.attribute_names.begin(), ds.attribute_names.end(), name);
+    REQUIRE(it != ds.attribute_names.end());
+    return int(it - ds.attribute_names.begin());
+  };
+  const int solid = index("solid"), striped = index("striped"), checked = index("checked"), dotted = index("dotted");
+  const int v_neck = index("v-neck"), crew_neck = index("crew neck");
+  double density[2] = {0, 0}, neck[2] = {0, 0};  // [0] solid / crew neck, [1] patterned / v-neck
+  int n_density[2] = {0, 0}, n_neck[2] = {0, 0}, v_close = 0, crew_close = 0;
+  for (const Sample& s : ds.samples) {
+    if (variation.at(s.image) != 1 || s.clothes_type == 2) continue;  // normal pose, a neckline and a torso
+    const auto& lm = s.lm;
+    bool visible = true;
+    for (int k : {kLCollar, kRCollar, kLHem, kRHem}) visible = visible && lm.vis[k] == kVisible;
+    if (!visible) continue;
+    const Image im = decode_image(cfg.out + "/" + s.image);
+    const float cx = (lm.x[kLCollar] + lm.x[kRCollar]) / 2, cy = (lm.y[kLCollar] + lm.y[kRCollar]) / 2;
+    const float dx = lm.x[kRCollar] - lm.x[kLCollar], dy = lm.y[kRCollar] - lm.y[kLCollar];
+    const float collar = std::hypot(dx, dy);  // 32 canonical pixels
+    // Texture: the torso below the chest print (upper: 45% of the way to the hem; dress: above its waist).
+    const float t = s.clothes_type == 1 ? 0.45f : 0.35f;
+    const float hx = (lm.x[kLHem] + lm.x[kRHem]) / 2, hy = (lm.y[kLHem] + lm.y[kRHem]) / 2;
+    const float tx = cx + t * (hx - cx), ty = cy + t * (hy - cy), r = 0.3f * collar;
+    const bool patterned = s.attributes[striped] == 1 || s.attributes[checked] == 1 || s.attributes[dotted] == 1;
+    CHECK(!(patterned && s.attributes[solid] == 1));
+    if (patterned || s.attributes[solid] == 1) {
+      density[patterned] += edge_density(im, tx, ty, r);
+      ++n_density[patterned];
+    }
+    // Neckline: 0.6 collar widths below the collar line is skin in a V (30 deep), cloth under a round
+    // neck (16 deep); 0.15 below is skin in both.
+    const float nx = -dy / collar, ny = dx / collar;  // perpendicular, pointing down
+    const auto skin = mean3(im, cx + nx * 0.15f * collar, cy + ny * 0.15f * collar);
+    const auto probe = mean3(im, cx + nx * 0.6f * collar, cy + ny * 0.6f * collar);
+    const bool v = s.attributes[v_neck] == 1;
+    CHECK(v != (s.attributes[crew_neck] == 1));
+    neck[v] += colour_distance(skin, probe);
+    ++n_neck[v];
+    (v ? v_close : crew_close) += colour_distance(skin, probe) < 45;
+  }
+  INFO("edge density solid " << density[0] / n_density[0] << " (" << n_density[0] << "), patterned "
+                             << density[1] / n_density[1] << " (" << n_density[1] << ")");
+  INFO("skin-to-probe distance crew " << neck[0] / n_neck[0] << " (" << n_neck[0] << "), v-neck " << neck[1] / n_neck[1]
+                                      << " (" << n_neck[1] << "); close: crew " << crew_close << ", v " << v_close);
+  REQUIRE(n_density[0] >= 5);
+  REQUIRE(n_density[1] >= 10);
+  REQUIRE(n_neck[0] >= 10);
+  REQUIRE(n_neck[1] >= 5);
+  CHECK(density[1] / n_density[1] > 4 * density[0] / n_density[0]);
+  CHECK(v_close >= n_neck[1] * 8 / 10);
+  CHECK(crew_close <= n_neck[0] * 3 / 10);
+}
+
+TEST_CASE("synthetic Landmark Detection: official files, variation types drawn as they are") {
+  TempDir d("landmark");
+  SynthConfig cfg;
+  cfg.out = d.path.string();
+  cfg.benchmark = "landmark";
+  cfg.items = 50;
+  cfg.views = 4;
+  cfg.size = 128;
+  cfg.seed = 6;
+  synthesize(cfg);
+  for (const char* f : {"Anno/list_landmarks.txt", "Anno/list_bbox.txt", "Eval/list_eval_partition.txt"})
+    CHECK(fs::exists(d.path / f));
+  CHECK(!fs::exists(d.path / "Anno/list_category_img.txt"));
+  LoadReport rep;
+  const Dataset ds = load_dataset(cfg.out, "landmark", true, &rep);
+  INFO((rep.errors.empty() ? std::string() : rep.errors[0]));
+  REQUIRE(rep.error_count == 0);
+  CHECK(check_images(ds, rep) == 200);
+  CHECK(rep.error_count == 0);
+  REQUIRE(ds.samples.size() == 200);
+
+  const auto variation = column_by_image(d.path / "Anno/list_landmarks.txt", 2);
+  const std::regex layout(R"(img/img_\d{8}\.jpg)");
+  std::set<int> types, vis_codes;
+  std::set<Split> splits;
+  // Per variation type: photos, mean |tilt| of the hem line, landmarks cut off, bbox share of the photo.
+  double tilt[6] = {}, cut[6] = {}, area[6] = {}, landmarks[6] = {};
+  int photos[6] = {};
+  for (const Sample& s : ds.samples) {
+    INFO(s.image);
+    CHECK(std::regex_match(s.image, layout));
+    REQUIRE((s.has_bbox && s.has_landmarks));
+    types.insert(s.clothes_type);
+    splits.insert(s.split);
+    const int v = variation.at(s.image);
+    REQUIRE((v >= 1 && v <= 5));
+    int w = 0, h = 0;
+    image_size(cfg.out + "/" + s.image, w, h);
+    ++photos[v];
+    area[v] += double(s.x2 - s.x1) * (s.y2 - s.y1) / (double(w) * h);
+    for (int k = 0; k < kSlots; ++k) {
+      if (s.lm.vis[k] == kAbsent) continue;
+      vis_codes.insert(s.lm.vis[k]);
+      ++landmarks[v];
+      if (s.lm.vis[k] != kCutOff) continue;
+      ++cut[v];
+      // Cut off means outside the photo: the position written is clamped to its border.
+      CHECK((s.lm.x[k] == 0 || s.lm.y[k] == 0 || s.lm.x[k] == w - 1 || s.lm.y[k] == h - 1));
+    }
+    if (s.lm.vis[kLHem] != kCutOff && s.lm.vis[kRHem] != kCutOff)
+      tilt[v] += std::fabs(std::atan2(s.lm.y[kRHem] - s.lm.y[kLHem], s.lm.x[kRHem] - s.lm.x[kLHem]));
+  }
+  CHECK(types == std::set<int>{1, 2, 3});
+  CHECK(splits == std::set<Split>{Split::Train, Split::Val, Split::Test});
+  CHECK(vis_codes == std::set<int>{kVisible, kOccluded, kCutOff});
+  for (int v = 1; v <= 5; ++v) REQUIRE(photos[v] >= 5);  // every variation type is drawn
+  INFO("hem tilt (rad) normal " << tilt[1] / photos[1] << ", medium pose " << tilt[2] / photos[2] << ", large pose "
+                                << tilt[3] / photos[3]);
+  INFO("cut off share normal " << cut[1] / landmarks[1] << ", medium zoom " << cut[4] / landmarks[4] << ", large zoom "
+                               << cut[5] / landmarks[5]);
+  INFO("bbox share normal " << area[1] / photos[1] << ", medium zoom " << area[4] / photos[4] << ", large zoom "
+                            << area[5] / photos[5]);
+  // Pose turns the garment: the hem line tilts, more in a large pose.
+  CHECK(tilt[2] / photos[2] > tilt[1] / photos[1] + 0.1);
+  CHECK(tilt[3] / photos[3] > tilt[2] / photos[2] + 0.1);
+  // Zoom-in enlarges the garment and cuts landmarks off.
+  CHECK(area[4] / photos[4] > 1.5 * area[1] / photos[1]);
+  CHECK(area[5] / photos[5] > area[4] / photos[4]);
+  CHECK(cut[4] / landmarks[4] > cut[1] / landmarks[1] + 0.1);
+  CHECK(cut[5] / landmarks[5] > cut[4] / landmarks[4]);
 }
