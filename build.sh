@@ -12,9 +12,10 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 # Debian packages the build and the tests need.
 # python3-torch: the PyTorch parity test; python3-pip: the PyPI packages below; chromium: the search page
-# rendering test.
+# rendering test; libopenmpi-dev, openmpi-bin: data-parallel training over MPI and its mpirun tests
+# (docs/distributed.md; CMake's FN_MPI=AUTO builds without them where they are missing).
 PACKAGES=(cmake ninja-build g++ catch2 libstb-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3-numpy
-          python3-torch python3-pip chromium)
+          python3-torch python3-pip chromium libopenmpi-dev openmpi-bin)
 
 install_deps() {
   local missing=()

@@ -1,11 +1,20 @@
 #include "core/autograd.h"
 
+#include <unordered_map>
+
 namespace fn {
 namespace {
 thread_local bool g_grad_enabled = true;
 thread_local std::vector<Node> g_tape;
 thread_local BackwardStats g_stats;
+thread_local LeafGradHook g_leaf_grad_hook;
 }  // namespace
+
+LeafGradHook set_leaf_grad_hook(LeafGradHook hook) {
+  LeafGradHook prev = std::move(g_leaf_grad_hook);
+  g_leaf_grad_hook = std::move(hook);
+  return prev;
+}
 
 const BackwardStats& last_backward_stats() { return g_stats; }
 
@@ -83,11 +92,28 @@ void backward(const Tensor& root, const Tensor& seed) {
   tape.swap(g_tape);  // backward functions must not record; and the tape is consumed
   g_stats = BackwardStats{};
   NoGradGuard no_grad;
+  // With a leaf-gradient hook: the leaves whose gradient is final once node i has run (those whose earliest
+  // use is node i), reported after it.
+  std::vector<std::vector<Tensor>> leaves_final_after;
+  LeafGradHook hook = g_leaf_grad_hook;  // a copy: the hook may replace itself
+  if (hook) {
+    leaves_final_after.resize(tape.size());
+    std::unordered_map<const TensorImpl*, size_t> first_use;
+    for (size_t i = 0; i < tape.size(); ++i)
+      for (const Tensor& in : tape[i].inputs)
+        if (in.defined() && in.is_leaf() && in.requires_grad() && first_use.emplace(in.impl(), i).second)
+          leaves_final_after[i].push_back(in);
+  }
+  auto report_final = [&](std::vector<Node>::reverse_iterator it) {
+    if (!hook) return;
+    for (const Tensor& leaf : leaves_final_after[size_t(tape.rend() - it) - 1]) hook(leaf);
+  };
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     Node& node = *it;
     Tensor g = node.output.grad();
     if (!g.defined()) {  // this node does not lead to the root
       node = Node{};
+      report_final(it);
       continue;
     }
     Tensor* in0 = node.inputs.empty() ? nullptr : &node.inputs[0];
@@ -101,6 +127,7 @@ void backward(const Tensor& root, const Tensor& seed) {
       ++g_stats.accumulate_calls;
       g_stats.accumulated.push_back(node.op);
       release(node);
+      report_final(it);
       continue;
     }
     ++g_stats.backward_calls;
@@ -121,6 +148,7 @@ void backward(const Tensor& root, const Tensor& seed) {
       accumulate_into(in, std::move(gi));
     }
     release(node);
+    report_final(it);
   }
   if (!root.is_leaf()) root.impl()->grad.reset();
 }

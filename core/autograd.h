@@ -57,6 +57,15 @@ void backward(const Tensor& root, const Tensor& seed = Tensor());
 void clear_tape();
 size_t tape_size();
 
+// Optional: called by backward() with each leaf that requires a gradient as soon as that gradient is final
+// for this backward, i.e. right after the earliest-recorded node that takes the leaf as an input has run
+// (nodes run in reverse, so no later node can add to it). Leaves used late in the forward (the last layers)
+// come first. The leaf's grad() may be undefined when none of its nodes led to the root. Leaves that no
+// recorded node takes are not reported. For data-parallel training (dist/bucketer.h): a gradient can be
+// sent while the rest of the backward runs. Per thread, like the tape; empty (the default) costs nothing.
+using LeafGradHook = std::function<void(const Tensor& leaf)>;
+LeafGradHook set_leaf_grad_hook(LeafGradHook hook);  // returns the previous hook; nullptr clears it
+
 // What the last backward() of this thread ran: a few counters, kept so that tests can see which path a
 // gradient took (FashionNet's speed depends on landmark_pool's sparse AccumulateFn, docs/architecture.md
 // "Autograd"). Reset at the start of every backward; costs a counter per node.

@@ -1,0 +1,343 @@
+// The communication layer for data-parallel training (dist/, issue 20): the bucket layout (reverse
+// registration order, odd bucket sizes, tensors spanning buckets), the bucketed all-reduce (the mean of
+// rank-dependent gradients, bitwise, on every rank), the autograd's leaf-gradient hook that launches
+// buckets during the backward, the cross-rank checksum, broadcast, and the watchdog.
+//
+// Runs as a single process (ctest's per-case entries: size 1) and under mpirun with 2 and 3 ranks
+// (mpi_test_allreduce_np2/np3): every case is written for any world size, and every rank runs the same
+// cases in the same order, so the collectives pair up. A rank that fails alone leaves the others in a
+// collective: the watchdog (120 s here) then ends the job.
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "core/autograd.h"
+#include "core/philox.h"
+#include "dist/bucketer.h"
+#include "dist/comm.h"
+#include "nn/functional.h"
+
+using namespace fn;
+using namespace fn::dist;
+
+namespace {
+
+Communicator& comm() {
+  static Communicator c([] {
+    CommOptions o;
+    o.timeout_s = 120;
+    return o;
+  }());
+  return c;
+}
+
+// Rank-dependent gradient values that are multiples of 1/4 and small: their sums are exact in any order,
+// so the expected mean is known to the bit: float(sum) / float(n), one rounding, as GradBucketer divides.
+float grad_value(int rank, int param, int64_t k) { return float((rank + 1) * (int((k * 7 + param) % 17) - 8) + param) * 0.25f; }
+
+std::vector<Tensor> make_params(const std::vector<Shape>& shapes) {
+  std::vector<Tensor> ps;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    Tensor p = Tensor::zeros(shapes[i]);
+    p.set_requires_grad(true);
+    p.set_name(cat("p", i));
+    ps.push_back(p);
+  }
+  return ps;
+}
+
+void set_rank_grads(const std::vector<Tensor>& ps, int rank) {
+  for (size_t i = 0; i < ps.size(); ++i) {
+    Tensor g = Tensor::empty_like(ps[i]);
+    for (int64_t k = 0; k < g.numel(); ++k) g.f32()[k] = grad_value(rank, int(i), k);
+    Tensor(ps[i]).set_grad(g);
+  }
+}
+
+bool bits_equal(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+std::vector<Tensor> grads_of(const std::vector<Tensor>& ps) {
+  std::vector<Tensor> gs;
+  for (const Tensor& p : ps) gs.push_back(p.grad());
+  return gs;
+}
+
+}  // namespace
+
+TEST_CASE("plan_buckets packs parameters in reverse order and splits tensors across buckets", "[dist]") {
+  const std::vector<Tensor> ps = make_params({{3}, {10}, {1}, {7}});
+  SECTION("7-element buckets (28 bytes)") {
+    const BucketPlan plan = plan_buckets(ps, 28);
+    REQUIRE(plan.buckets.size() == 3);
+    // bucket 0: p3 whole; bucket 1: p2, then p1[0,6); bucket 2: p1[6,10), then p0.
+    REQUIRE(plan.buckets[0].segments.size() == 1);
+    CHECK(plan.buckets[0].segments[0].param == 3);
+    CHECK(plan.buckets[0].numel == 7);
+    REQUIRE(plan.buckets[1].segments.size() == 2);
+    CHECK(plan.buckets[1].segments[0].param == 2);
+    CHECK(plan.buckets[1].segments[1].param == 1);
+    CHECK(plan.buckets[1].segments[1].begin == 0);
+    CHECK(plan.buckets[1].segments[1].count == 6);
+    CHECK(plan.buckets[1].segments[1].offset == 1);
+    REQUIRE(plan.buckets[2].segments.size() == 2);
+    CHECK(plan.buckets[2].segments[0].param == 1);
+    CHECK(plan.buckets[2].segments[0].begin == 6);
+    CHECK(plan.buckets[2].segments[0].count == 4);
+    CHECK(plan.buckets[2].segments[1].param == 0);
+    CHECK(plan.buckets[2].numel == 7);
+    REQUIRE(plan.param_segments[1].size() == 2);  // p1 spans buckets 1 and 2
+  }
+  SECTION("one-element buckets: a bucket per element") {
+    const BucketPlan plan = plan_buckets(ps, 4);
+    CHECK(plan.buckets.size() == 21);
+    for (const auto& b : plan.buckets) CHECK(b.numel == 1);
+    CHECK(plan.param_segments[1].size() == 10);
+  }
+  SECTION("1000 bytes (250 floats) holds all of them") {
+    const BucketPlan plan = plan_buckets(ps, 1000);
+    REQUIRE(plan.buckets.size() == 1);
+    CHECK(plan.buckets[0].numel == 21);
+    CHECK(plan.buckets[0].segments.front().param == 3);
+    CHECK(plan.buckets[0].segments.back().param == 0);
+  }
+  SECTION("a bucket smaller than an element is an error") {
+    CHECK_THROWS_WITH(plan_buckets(ps, 3), Catch::Contains("smaller than one float32 element"));
+  }
+  SECTION("float64 parameters start buckets of their own") {
+    std::vector<Tensor> mixed = ps;
+    mixed.push_back(Tensor::zeros({2}, DType::F64));
+    const BucketPlan plan = plan_buckets(mixed, 1000);
+    REQUIRE(plan.buckets.size() == 2);
+    CHECK(plan.buckets[0].dtype == DType::F64);
+    CHECK(plan.buckets[1].dtype == DType::F32);
+  }
+}
+
+TEST_CASE("GradBucketer averages gradients across ranks, bitwise the same on every rank", "[dist]") {
+  Communicator& c = comm();
+  const int n = c.size(), r = c.rank();
+  const std::vector<Shape> shapes = {{3, 5}, {7}, {1}, {300}, {2, 2, 2}, {33}};
+  // 1 element, 7 elements, 1000 bytes, 25 MiB (one bucket), a bucket of 13 elements (odd, spans everywhere).
+  for (size_t bucket_bytes : {size_t(4), size_t(28), size_t(1000), size_t(52), kDefaultBucketBytes}) {
+    INFO("bucket of " << bucket_bytes << " bytes, " << c.describe());
+    std::vector<Tensor> ps = make_params(shapes);
+    GradBucketer b(c, ps, bucket_bytes);
+    for (int step = 0; step < 2; ++step) {  // twice: the per-step state resets
+      set_rank_grads(ps, r + step);
+      // Some parameters are marked in a scrambled order; finish() takes the rest.
+      b.mark_ready(ps[5]);
+      b.mark_ready(ps[1]);
+      b.mark_ready(ps[4]);
+      b.finish();
+      bool all_bitwise = true;
+      for (size_t i = 0; i < ps.size(); ++i) {
+        const Tensor g = ps[i].grad();
+        for (int64_t k = 0; k < g.numel(); ++k) {
+          float want = 0;
+          for (int rr = 0; rr < n; ++rr) want += grad_value(rr + step, int(i), k);
+          want /= float(n);
+          if (!bits_equal(g.f32()[k], want)) {
+            all_bitwise = false;
+            FAIL_CHECK("param " << i << "[" << k << "] = " << g.f32()[k] << ", want " << want);
+          }
+        }
+      }
+      CHECK(all_bitwise);
+      const ChecksumCheck cs = check_identical(c, grads_of(ps));
+      CHECK(cs.identical());
+    }
+    CHECK(b.stats().steps == 2);
+    CHECK(b.stats().buckets_launched == 2 * int64_t(b.plan().buckets.size()));
+  }
+}
+
+TEST_CASE("GradBucketer: arbitrary values reach the same bits on every rank; missing gradients count as zeros",
+          "[dist]") {
+  Communicator& c = comm();
+  const int n = c.size(), r = c.rank();
+  std::vector<Tensor> ps = make_params({{1000}, {17}, {5}});
+  Rng rng(1234 + uint64_t(r));
+  Tensor(ps[0]).set_grad(Tensor::randn({1000}, rng));
+  if (r == 0) Tensor(ps[1]).set_grad(Tensor::full({17}, 3.0));  // only rank 0 has one
+  // ps[2]: no rank has a gradient
+  GradBucketer b(c, ps, 333);  // 83 floats: the 1000-element tensor spans 13 buckets
+  b.finish();
+  const ChecksumCheck cs = check_identical(c, grads_of(ps));
+  CHECK(cs.identical());
+  REQUIRE(ps[1].grad().defined());
+  REQUIRE(ps[2].grad().defined());
+  for (float v : ps[1].grad().to_vector()) CHECK(v == 3.0f / float(n));
+  for (float v : ps[2].grad().to_vector()) CHECK(v == 0.0f);
+  // Against the mean computed here from every rank's draws, in float: equal to rounding.
+  std::vector<float> want(1000, 0.0f);
+  for (int rr = 0; rr < n; ++rr) {
+    Rng other(1234 + uint64_t(rr));
+    const std::vector<float> v = Tensor::randn({1000}, other).to_vector();
+    for (size_t k = 0; k < v.size(); ++k) want[k] += v[k];
+  }
+  const std::vector<float> got = ps[0].grad().to_vector();
+  for (size_t k = 0; k < got.size(); ++k) REQUIRE(std::fabs(got[k] - want[k] / float(n)) <= 1e-6f * (1 + std::fabs(want[k])));
+}
+
+TEST_CASE("the leaf-gradient hook reports each parameter once, last layer first, with its final gradient", "[dist]") {
+  Tensor x = Tensor::from(std::vector<float>{1, -2, 3, 0.5f, 1.5f, -1}, {2, 3});
+  Tensor w1 = Tensor::from(std::vector<float>{0.1f, 0.2f, -0.3f, 0.4f, 0.5f, -0.6f, 0.7f, 0.8f, 0.9f, -1.0f, 1.1f, 1.2f}, {3, 4});
+  Tensor w2 = Tensor::from(std::vector<float>{0.3f, -0.2f, 0.1f, 0.4f, -0.5f, 0.6f, 0.7f, -0.8f}, {4, 2});
+  w1.set_requires_grad(true);
+  w2.set_requires_grad(true);
+  std::vector<std::pair<const TensorImpl*, std::vector<float>>> seen;
+  {
+    // w1 is used twice (the second use late in the forward): its gradient is final only after its first use.
+    Tensor h = F::relu(F::matmul(x, w1));
+    Tensor y = F::matmul(h, w2);
+    Tensor loss = F::add(F::sum(F::mul(y, y)), F::sum(F::mul(w1, w1)));
+    LeafGradHook prev = set_leaf_grad_hook([&](const Tensor& leaf) {
+      seen.emplace_back(leaf.impl(), leaf.grad().defined() ? leaf.grad().to_vector() : std::vector<float>{});
+    });
+    backward(loss);
+    set_leaf_grad_hook(std::move(prev));
+  }
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].first == w2.impl());
+  CHECK(seen[1].first == w1.impl());
+  CHECK(seen[0].second == w2.grad().to_vector());
+  CHECK(seen[1].second == w1.grad().to_vector());
+  // No hook: nothing is reported, and the gradients are those of a plain backward.
+  seen.clear();
+  w1.zero_grad();
+  w2.zero_grad();
+  Tensor loss2 = F::sum(F::matmul(F::relu(F::matmul(x, w1)), w2));
+  backward(loss2);
+  CHECK(seen.empty());
+}
+
+TEST_CASE("buckets launch during the backward through the hook, and the result is the cross-rank mean", "[dist]") {
+  Communicator& c = comm();
+  const int n = c.size(), r = c.rank();
+  Rng init(7);
+  std::vector<Tensor> ps;  // three layers: 16->32->32->4 (weights and biases), the same on every rank
+  for (auto [in, out] : {std::pair{16, 32}, {32, 32}, {32, 4}}) {
+    ps.push_back(Tensor::randn({in, out}, init, 0.2).set_requires_grad(true));
+    ps.push_back(Tensor::randn({out}, init, 0.1).set_requires_grad(true));
+  }
+  auto loss_of = [&](int rank) {
+    Rng data(100 + uint64_t(rank));
+    Tensor h = Tensor::randn({8, 16}, data);
+    for (size_t l = 0; l < ps.size(); l += 2) {
+      Tensor z = F::add(F::matmul(h, ps[l]), F::matmul(Tensor::full({8, 1}, 1.0), F::reshape(ps[l + 1], {1, -1})));
+      h = l + 2 < ps.size() ? F::relu(z) : z;
+    }
+    return F::mean(F::mul(h, h));
+  };
+  // The expected mean: every rank's gradients computed here, one after the other.
+  std::vector<std::vector<float>> want(ps.size());
+  for (int rr = 0; rr < n; ++rr) {
+    for (Tensor& p : ps) p.zero_grad();
+    backward(loss_of(rr));
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const std::vector<float> g = ps[i].grad().to_vector();
+      want[i].resize(g.size(), 0.0f);
+      for (size_t k = 0; k < g.size(); ++k) want[i][k] += g[k];
+    }
+  }
+  for (Tensor& p : ps) p.zero_grad();
+  GradBucketer b(c, ps, 1000);
+  {
+    GradReadyHook hook(b);
+    backward(loss_of(r));
+  }
+  CHECK(b.stats().buckets_launched_early == int64_t(b.plan().buckets.size()));  // all before finish()
+  b.finish();
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const std::vector<float> g = ps[i].grad().to_vector();
+    for (size_t k = 0; k < g.size(); ++k)
+      REQUIRE(std::fabs(g[k] - want[i][k] / float(n)) <= 1e-5f * (1 + std::fabs(want[i][k])));
+  }
+  CHECK(check_identical(c, grads_of(ps)).identical());
+}
+
+TEST_CASE("Communicator: ranks, sums, broadcast and the parameter checksum", "[dist]") {
+  Communicator& c = comm();
+  const int n = c.size(), r = c.rank();
+  CHECK(r >= 0);
+  CHECK(r < n);
+  CHECK(c.local_rank() < c.local_size());
+  CHECK(c.local_size() <= n);
+  CHECK(c.uses_mpi() == (n > 1 || launched_by_mpi()));
+  double s = r + 1;
+  c.allreduce_sum(&s, 1);
+  CHECK(s == n * (n + 1) / 2.0);
+  CHECK(c.allreduce_min(uint64_t(r) + 10) == 10);
+  CHECK(c.allreduce_max(uint64_t(r) + 10) == uint64_t(n) + 9);
+
+  std::vector<Tensor> ts = {Tensor::full({5, 3}, 1.0 + r), Tensor::full({2}, 10.0 * (r + 1), DType::F64)};
+  const uint64_t before = tensor_checksum(ts);
+  CHECK(check_identical(c, ts).identical() == (n == 1));  // rank-dependent values differ across ranks
+  c.broadcast(ts, n - 1);  // the last rank's values everywhere
+  CHECK(ts[0].to_vector() == std::vector<float>(15, float(n)));
+  CHECK(ts[1].to_vector_f64() == std::vector<double>(2, 10.0 * n));
+  CHECK(check_identical(c, ts).identical());
+  if (n == 1) CHECK(tensor_checksum(ts) == before);
+  CHECK_NOTHROW(require_identical(c, ts, "the parameters after step 3"));
+  std::vector<Tensor> differing = {Tensor::full({4}, double(r))};
+  if (n > 1) CHECK_THROWS_WITH(require_identical(c, differing, "the parameters after step 3"),
+                               Catch::Contains("the parameters after step 3 differ across the"));
+
+  // One flipped bit changes the checksum.
+  std::vector<Tensor> a = {Tensor::full({100}, 0.5)};
+  std::vector<Tensor> b2 = {a[0].clone()};
+  uint32_t bits;
+  std::memcpy(&bits, b2[0].f32() + 37, 4);
+  bits ^= 1u;
+  std::memcpy(b2[0].f32() + 37, &bits, 4);
+  CHECK(tensor_checksum(a) != tensor_checksum(b2));
+  CHECK(tensor_checksum({Tensor::zeros({2, 3})}) != tensor_checksum({Tensor::zeros({3, 2})}));  // shapes count
+}
+
+TEST_CASE("GradBucketer refuses ranks that disagree on the parameters", "[dist]") {
+  Communicator& c = comm();
+  if (c.size() == 1) {
+    SUCCEED("needs 2 ranks");
+    return;
+  }
+  std::vector<Tensor> ps = make_params(c.rank() == 0 ? std::vector<Shape>{{4}} : std::vector<Shape>{{5}});
+  CHECK_THROWS_WITH(GradBucketer(c, ps, 100), Catch::Contains("the ranks disagree on the parameters"));
+}
+
+TEST_CASE("the watchdog reports a collective that does not complete, and only that", "[dist]") {
+  std::atomic<int> fired{0};
+  std::string message;
+  std::mutex mu;
+  Watchdog w(0.2, "rank 7 of 8 on test-host", [&](const std::string& m) {
+    std::lock_guard<std::mutex> lock(mu);
+    message = m;
+    ++fired;
+  });
+  // Completed in time: never reported.
+  const uint64_t quick = w.begin("quick collective");
+  w.end(quick);
+  std::atomic<bool> flag{false};
+  w.begin_polled("polled collective", [&] { return flag.load(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  flag = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(w.open_count() == 0);  // the watchdog polled it to completion
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(fired == 0);
+  // Left open: reported once, within the timeout plus the polling period.
+  const auto t0 = std::chrono::steady_clock::now();
+  w.begin("MPI_Iallreduce of gradient bucket 3 of 9 (1000 bytes)");
+  while (fired == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  REQUIRE(fired == 1);
+  CHECK(took >= 0.2);
+  CHECK(took < 1.0);
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK_THAT(message, Catch::Contains("fn::dist watchdog: rank 7 of 8 on test-host: collective "
+                                      "'MPI_Iallreduce of gradient bucket 3 of 9 (1000 bytes)' has not completed"));
+}
