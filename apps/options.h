@@ -23,7 +23,9 @@ struct TrainFlags {
 };
 
 inline void add_train_flags(CLI::App& app, TrainFlags& f) {
-  app.add_option("--preset", f.preset, "paper | cpu-small | tiny")->capture_default_str();
+  std::string presets;
+  for (const std::string& p : fashionnet::preset_names()) presets += (presets.empty() ? "" : " | ") + p;
+  app.add_option("--preset", f.preset, presets)->capture_default_str()->check(CLI::IsMember(fashionnet::preset_names()));
   app.add_option("--config", f.config_file, "JSON file overriding fields of the preset");
   app.add_option("--steps", f.steps, "steps per stage, e.g. 300,600");
   app.add_option("--lr", f.lr, "base learning rate of every stage")->check(positive());

@@ -574,25 +574,9 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
           {"ops_forward_ms", 1e3 * sum_fwd}, {"ops_backward_ms", 1e3 * sum_bwd}, {"load_average_1min", load_average()}};
 }
 
-// bench/pytorch/train_step.py: under $FN_SOURCE_DIR, the working directory, or the source tree above the
-// build folder that holds this executable; empty if none has it.
-std::string find_pytorch_script() {
-  namespace fs = std::filesystem;
-  const char* rel = "bench/pytorch/train_step.py";
-  std::vector<fs::path> roots;
-  if (const char* e = std::getenv("FN_SOURCE_DIR")) roots.push_back(e);
-  roots.push_back(fs::current_path());
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) roots.push_back(exe.parent_path().parent_path());
-  for (const fs::path& r : roots)
-    if (fs::exists(r / rel)) return (r / rel).string();
-  return "";
-}
-
 // PyTorch's figure from bench/pytorch/train_step.py, run now on the same machine; null if unavailable.
 json run_pytorch(const std::string& preset, int batch, int steps, Device d, double clip, int threads) {
-  const std::string script = find_pytorch_script();
+  const std::string script = fn::find_source_file("bench/pytorch/train_step.py");
   if (script.empty()) {
     std::printf("pytorch: not available (bench/pytorch/train_step.py not found)\n");
     return nullptr;
@@ -749,13 +733,7 @@ int main(int argc, char** argv) {
         std::printf("profile: the backbone's layers are profiled for vgg16 and efficientnet_lite0 only; %s: the "
                     "FashionNet kernels above\n", cfg.net.backbone.name().c_str());
     }
-    if (pytorch && cfg.net.backbone != fnn::Backbone::Vgg16) {
-      // bench/pytorch/train_step.py builds fashionnet_ref.py's VGG16 FashionNet only.
-      std::printf("pytorch: not available for backbone %s (bench/pytorch/train_step.py is VGG16 only)\n",
-                  cfg.net.backbone.name().c_str());
-      out["pytorch"] = nullptr;
-      out["ratio_train_vs_pytorch"] = nullptr;
-    } else if (pytorch) {
+    if (pytorch) {
       json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm, threads);
       out["pytorch"] = pt;
       double pt_ips = pt.is_null() ? 0 : pytorch_train_ips(pt);

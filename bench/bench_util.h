@@ -16,10 +16,8 @@
 //   write_json(path, j)     writes j (2-space indent) to path; nothing for an empty path
 //   Options, add_options    the options every kernel benchmark takes: --device --json --repeats --quick
 //   skip_without_cuda(...)  --device cuda without a GPU: prints "SKIPPED: ...", records the skip in the JSON
-//   find_source_file(rel)   a file of the source tree, found from the build folder or $FN_SOURCE_DIR
+//   find_source_file(rel), python_exe()   core/source_tree.h: the project's scripts and the Python that runs them
 //   run_python_json(s, a)   runs a side-by-side script (bench/pytorch/...) and returns the JSON it wrote
-//   python_exe()            the Python that runs the side-by-side scripts: $FN_PYTHON, else /usr/bin/python3 (Debian's,
-//                           with python3-torch and python3-faiss; the GPU machine's torch lives elsewhere)
 #pragma once
 #include <unistd.h>
 
@@ -40,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/device.h"
+#include "core/source_tree.h"
 
 #ifdef FN_WITH_CUDA
 #include <cuda_runtime.h>
@@ -50,25 +49,8 @@
 
 namespace fn::bench {
 
-inline std::string python_exe() {
-  const char* p = std::getenv("FN_PYTHON");
-  return (p && *p) ? std::string(p) : std::string("/usr/bin/python3");
-}
-
-// A file of the source tree ("bench/pytorch/pool.py") under $FN_SOURCE_DIR, the working directory, or the
-// source tree above the build folder that holds this executable (build/bin/..); empty if none has it.
-inline std::string find_source_file(const std::string& rel) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> roots;
-  if (const char* e = std::getenv("FN_SOURCE_DIR")) roots.push_back(e);
-  roots.push_back(fs::current_path());
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) roots.push_back(exe.parent_path().parent_path().parent_path());
-  for (const fs::path& r : roots)
-    if (fs::exists(r / rel)) return (r / rel).string();
-  return "";
-}
+using fn::find_source_file;  // core/source_tree.h
+using fn::python_exe;
 
 // Runs `python_exe() <script> <args> --json TMP` for a side-by-side script of the source tree (bench/pytorch/...)
 // and returns the JSON it wrote; null, with a line saying why, when the script is missing, fails or writes

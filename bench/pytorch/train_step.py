@@ -21,7 +21,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fashionnet_ref as ref  # noqa: E402
 
-PK = {"paper": (8, 4), "cpu-small": (4, 4), "tiny": (2, 4)}  # fashionnet/model/config.cpp
+PK = {"paper": (8, 4), "cpu-small": (4, 4), "tiny": (2, 4), "lite0": (8, 4), "resnet50": (8, 4),  # config.cpp
+      "resnet-tiny": (2, 4)}
 
 
 def fixed_batch(cfg, n, P, K, device, seed=0):
@@ -97,7 +98,8 @@ def main():
     P, K = PK[a.preset]
     n = a.batch or P * K
     model = ref.FashionNetRef(cfg).to(a.device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    wd = 5e-4 if cfg.backbone == "vgg16" else 1e-4  # the presets' weight decay (config.cpp)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=wd)
     b = fixed_batch(cfg, n, P, K, a.device)
 
     def train_step():

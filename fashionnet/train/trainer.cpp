@@ -99,6 +99,15 @@ void write_loss_curve(const std::string& run_dir) {
 
 namespace {
 
+bool one_image_per_item(const data::Dataset& ds, const std::vector<int>& ids) {
+  std::vector<int> seen(ds.item_ids.size(), 0);
+  for (int i : ids) {
+    const int item = ds.samples[size_t(i)].item;
+    if (item >= 0 && ++seen[size_t(item)] > 1) return false;
+  }
+  return true;
+}
+
 // One call of train(), in named pieces: the constructor sets the run up; go() runs the stages, each entered
 // by enter_stage(), given its frozen marks by apply_stage_marks() and stepped by run_stage() (one TrainStep per
 // step), which logs (log_step) and saves (checkpoint) as it goes.
@@ -142,6 +151,15 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
   ds_ = data::load_dataset(opt.data_root, opt.benchmark, opt.benchmark != "imagefolder");
   train_ids_ = data::train_indices(ds_, opt.holdout);
   FN_CHECK(!train_ids_.empty(), "train: no training images in ", opt.data_root, " (", opt.benchmark, ")");
+  if (opt.benchmark == "imagefolder" && one_image_per_item(ds_, train_ids_)) {
+    // An ImageFolder names classes; where each item has one photo (inshop_firstview), P items x K images would
+    // pair each photo with its own flipped copy. The triplets then take the class as the identity.
+    for (auto& s : ds_.samples) s.item = s.category;
+    bool triplets = false;
+    for (const auto& st : cfg_.stages) triplets |= st.weights.triplet > 0;
+    if (triplets && !opt.quiet)
+      std::printf("imagefolder: one photo per item, so triplet batches take P classes x K photos\n");
+  }
 
   if (!opt.resume.empty()) {
     cfg_ = checkpoint_config(opt.resume);  // the run continues with the configuration it was started with
