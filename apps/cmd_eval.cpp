@@ -1,5 +1,7 @@
 // fashionnet eval --checkpoint C --data DIR --benchmark B [--holdout F] [--json FILE] [--html DIR] [--device D]
 //   imagefolder: scores every image of DIR, or with --holdout F only the images `train --holdout F` left out.
+//   category, landmark: the test split, with the papers' protocol (top-k, per-group attribute recall, landmark
+//   error per slot and per variation type, the detection-rate curve: detection.svg with --html).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -7,8 +9,10 @@
 
 #include "core/atomic_file.h"
 #include "apps/command.h"
+#include "fashionnet/train/benchmark_weights.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/eval/evaluate.h"
+#include "fashionnet/report/html.h"
 #include "fashionnet/report/plot.h"
 #include "fashionnet/report/report.h"
 
@@ -19,10 +23,12 @@ int run_eval(int argc, char** argv) {
   fn::fashionnet::EvalOptions opt;
   app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
   app.add_option("--data", root, "dataset root")->required();
-  app.add_option("--benchmark", benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
+  app.add_option("--benchmark", benchmark, "inshop | consumer2shop | category | landmark | imagefolder")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"inshop", "consumer2shop", "category", "landmark", "imagefolder"}));
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   app.add_option("--json", json_out, "write the metrics as JSON to this file");
-  app.add_option("--html", html_dir, "write report.html and topk.svg into this folder");
+  app.add_option("--html", html_dir, "write report.html, topk.svg and (with landmarks) detection.svg into this folder");
   app.add_option("--k", ks, "retrieval k list, e.g. 1,5,10,20,30,40,50");
   app.add_option("--batch", opt.inference.batch, "images per forward pass")->capture_default_str();
   app.add_option("--threads", opt.inference.threads, "image loader threads")->capture_default_str();
@@ -49,14 +55,23 @@ int run_eval(int argc, char** argv) {
   auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev, &cfg);
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   auto r = fn::fashionnet::evaluate(*model, ds, dev, opt);
-  std::printf("%s", fn::fashionnet::format_eval(r).c_str());
-  if (!json_out.empty()) fn::write_text_file(json_out, fn::fashionnet::to_json(r).dump(2) + "\n");
+  // What the checkpoint was trained on, so that a landmark-only model's empty heads are not read as failures.
+  const std::string trained = "trained loss terms (the checkpoint's stages): " + fn::fashionnet::trained_terms(cfg);
+  std::printf("%s\n%s", trained.c_str(), fn::fashionnet::format_eval(r).c_str());
+  if (!json_out.empty()) {
+    nlohmann::json j = fn::fashionnet::to_json(r);
+    j["trained_terms"] = fn::fashionnet::trained_terms(cfg);
+    fn::write_text_file(json_out, j.dump(2) + "\n");
+  }
   if (!html_dir.empty()) {
     std::filesystem::create_directories(html_dir);  // topk.svg is written before write_report creates it
     fn::write_text_file(html_dir + "/topk.svg", fn::fashionnet::topk_curve_svg(r));
+    const std::string detection = fn::fashionnet::detection_curve_svg(r.heads);
+    if (!detection.empty()) fn::write_text_file(html_dir + "/detection.svg", detection);
     fn::fashionnet::ReportOptions ro;
     ro.title = "FashionNet evaluation: " + ckpt;
     ro.run_dir = html_dir;
+    ro.notes_html = "<p>" + fn::fashionnet::html_escape(trained) + "</p>";
     std::printf("report: %s\n", fn::fashionnet::write_report(r, ds, ro).c_str());
   }
   return 0;

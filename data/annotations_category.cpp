@@ -1,5 +1,7 @@
 // Category and Attribute Prediction, and Fashion Landmark Detection: both keep one record per image in
-// each file ("<image> ..."), joined by image name. Neither has item ids.
+// each file ("<image> ..."), joined by image name. Neither lists item ids: a Category image's item is its
+// product folder (img/<product title>/img_N.jpg), so that triplet batches have items; Landmark has none.
+#include <algorithm>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -47,6 +49,20 @@ static void read_plain_bbox(Dataset& ds, LoadContext& ctx, const std::string& re
   join.finish(ctx.report);
 }
 
+// Item = the image's folder (a product title), dense over the sorted folder names, as assign_items numbers
+// items without an item list.
+static void assign_folder_items(Dataset& ds) {
+  for (Sample& s : ds.samples) {
+    const size_t slash = s.image.rfind('/');
+    s.item_id = slash == std::string::npos ? std::string() : s.image.substr(0, slash);
+    ds.item_ids.push_back(s.item_id);
+  }
+  std::sort(ds.item_ids.begin(), ds.item_ids.end());
+  ds.item_ids.erase(std::unique(ds.item_ids.begin(), ds.item_ids.end()), ds.item_ids.end());
+  for (Sample& s : ds.samples)
+    s.item = int(std::lower_bound(ds.item_ids.begin(), ds.item_ids.end(), s.item_id) - ds.item_ids.begin());
+}
+
 void read_category(Dataset& ds, LoadContext& ctx) {
   const std::string cats = ctx.find({"Anno/list_category_cloth.txt"}, Role::Required);
   const std::string imgs = ctx.find({"Anno/list_category_img.txt"}, Role::Required);
@@ -77,6 +93,7 @@ void read_category(Dataset& ds, LoadContext& ctx) {
       if (!seen.emplace(s.image, (int)ds.samples.size()).second) r.fail(cat("image '", s.image, "' is listed twice"));
       ds.samples.push_back(std::move(s));
     });
+    assign_folder_items(ds);
   }
   if (!part.empty()) read_tvt_partition(ds, ctx, part);
 

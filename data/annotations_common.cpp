@@ -118,7 +118,7 @@ void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel) {
   ImageJoin join(ds, rel);
   ctx.each(t, [&](const Record& r) {
     const int type = r.to_int(1, "clothes_type", 1, 3);
-    r.to_int(2, "variation_type", 1, 5);
+    const int variation = r.to_int(2, "variation_type", 1, 5);
     const Landmarks lm = parse_landmarks(r, 3, type);
     const int i = join.sample(r, 0);
     if (i < 0) return;
@@ -128,6 +128,7 @@ void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel) {
     s.clothes_type = type;
     s.has_landmarks = true;
     s.lm = lm;
+    s.variation = variation;
   });
   join.finish(ctx.report);
 }

@@ -26,6 +26,11 @@ const char* split_name(Split s) {
   }
 }
 
+const char* variation_name(int variation) {
+  static const char* names[5] = {"normal pose", "medium pose", "large pose", "medium zoom-in", "large zoom-in"};
+  return variation >= 1 && variation <= 5 ? names[variation - 1] : "unknown";
+}
+
 std::vector<int> Dataset::indices(Split s) const {
   std::vector<int> out;
   for (size_t i = 0; i < samples.size(); ++i)

@@ -21,6 +21,7 @@ int mirror_slot(int slot);        // the slot of the same point on the other sid
 
 enum class Split { Train, Query, Gallery, Val, Test, Unknown };
 const char* split_name(Split s);
+const char* variation_name(int variation);  // 1..5 as above ("normal pose", ...); "unknown" otherwise
 
 struct Sample {
   std::string image;    // path relative to the dataset root, as written in the annotation files
@@ -34,6 +35,8 @@ struct Sample {
   int x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // bbox in source pixels, [x1, x2) x [y1, y2)
   bool has_landmarks = false;
   Landmarks lm{};
+  int variation = 0;    // landmark file's variation_type: 1 normal pose, 2 medium pose, 3 large pose,
+                        // 4 medium zoom-in, 5 large zoom-in (0 without landmarks)
   std::vector<int8_t> attributes;  // per attribute: 1 positive, 0 negative, -1 unknown (empty when none)
 };
 

@@ -1,6 +1,8 @@
-// Attribute recall of the heads' metrics on hand-made cases with known answers: per group and over all,
+// The heads' metrics on hand-made cases with known answers. Attribute recall: per group and over all,
 // attributes without positives left out of the means, a group with no positive at all, the tie rule of the
 // ranks (equal scores: the lower attribute index ranks first), and datasets that give no groups (In-shop).
+// Landmarks: the detection-rate curve (thresholds inclusive, invisible landmarks left out) and the figures
+// per variation type (Category and Landmark benchmarks only).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -214,4 +216,149 @@ TEST_CASE("attribute recall: no attribute head or no labels gives no attribute f
   CHECK(m.attribute_samples == 0);
   CHECK(m.attribute_count == 0);
   CHECK(format_head_metrics(m).find("attributes") == std::string::npos);
+}
+
+namespace {
+
+// One visible landmark of a hand-made landmark case: its slot and its prediction's offset from the truth.
+struct Off {
+  int slot;
+  float dx, dy;
+  bool visible = true;
+};
+
+// Samples with landmarks at (0.5, 0.5) in every slot, predicted at the given offsets; slots not listed are
+// not visible. variation 0 and no offsets: a sample without landmarks.
+Case landmark_case(const std::string& benchmark, const std::vector<std::pair<int, std::vector<Off>>>& samples) {
+  Case c;
+  c.ds.benchmark = benchmark;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    Sample s;
+    s.variation = samples[i].first;
+    s.has_landmarks = s.variation > 0;
+    c.ds.samples.push_back(s);
+    c.p.sample_index.push_back(int(i));
+    std::vector<float> pred(16, 0.5f), truth(16, 0.5f), vis(8, 0.f);
+    for (const Off& o : samples[i].second) {
+      pred[size_t(2 * o.slot)] += o.dx, pred[size_t(2 * o.slot + 1)] += o.dy;
+      vis[size_t(o.slot)] = o.visible ? 1.f : 0.f;
+    }
+    c.p.landmark_pred.insert(c.p.landmark_pred.end(), pred.begin(), pred.end());
+    c.p.landmark_true.insert(c.p.landmark_true.end(), truth.begin(), truth.end());
+    c.p.landmark_visible.insert(c.p.landmark_visible.end(), vis.begin(), vis.end());
+    c.p.vis_pred.insert(c.p.vis_pred.end(), vis.begin(), vis.end());
+  }
+  return c;
+}
+
+// Errors: normal pose 0.005 (slot 0), 0.05 (slot 1; 3-4-5), an invisible slot 2 off by 0.9; medium zoom-in
+// 0.125 (slot 0), 0.3 (slot 3); a third sample without landmarks.
+Case two_variations(const std::string& benchmark) {
+  return landmark_case(benchmark, {{1, {{0, 0.005f, 0}, {1, 0.03f, 0.04f}, {2, 0.9f, 0, false}}},
+                                   {4, {{0, 0, 0.125f}, {3, -0.3f, 0}}},
+                                   {0, {}}});
+}
+
+}  // namespace
+
+TEST_CASE("detection_rates: the fraction of errors at or below each threshold") {
+  const std::vector<double> errors = {0.15, 0.0, 0.3, 0.05, 0.1};
+  const std::vector<double> r = detection_rates(errors, {0.0, 0.049, 0.05, 0.1, 0.2, 1.0});
+  REQUIRE(r.size() == 6);
+  CHECK(r[0] == Approx(0.2));  // 0 itself is within 0
+  CHECK(r[1] == Approx(0.2));
+  CHECK(r[2] == Approx(0.4));  // inclusive: an error equal to the threshold is detected
+  CHECK(r[3] == Approx(0.6));
+  CHECK(r[4] == Approx(0.8));
+  CHECK(r[5] == Approx(1.0));
+  CHECK(detection_rates({}, {0.1, 0.2}) == std::vector<double>{0, 0});
+
+  const std::vector<double> t = detection_thresholds();
+  REQUIRE(t.size() == 21);
+  CHECK(t.front() == 0.0);
+  CHECK(t[7] == 0.07);  // computed as 7 / 100, so a threshold prints and compares as written
+  CHECK(t.back() == 0.2);
+}
+
+TEST_CASE("landmarks: the detection curve and the figures per variation type") {
+  Case c = two_variations("landmark");
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  CHECK(m.landmark_count == 4);  // the invisible slot 2 is not counted
+  CHECK(m.landmark_error == Approx((0.005 + 0.05 + 0.125 + 0.3) / 4).margin(1e-6));
+  REQUIRE(m.landmark_error_slot.size() == 8);
+  CHECK(m.landmark_error_slot[0] == Approx((0.005 + 0.125) / 2).margin(1e-6));
+  CHECK(m.landmark_error_slot[1] == Approx(0.05).margin(1e-6));
+  CHECK(std::isnan(m.landmark_error_slot[2]));
+  CHECK(m.landmark_error_slot[3] == Approx(0.3).margin(1e-6));
+  CHECK(m.detection_rate == Approx(0.5));  // 0.005 and 0.05 within 0.1
+
+  // The curve at 0, 0.01, ..., 0.2: 0 until 0.005 is passed, 1/4 until 0.05, 2/4 until 0.125, then 3/4 (0.3
+  // is never within 0.2), and never the invisible landmark's 0.9.
+  REQUIRE(m.detection_curve.size() == 21);
+  REQUIRE(m.detection_curve_thresholds == detection_thresholds());
+  const std::vector<double> want = {0,   .25, .25, .25, .25, .5,  .5,  .5,  .5,  .5, .5,
+                                    .5,  .5,  .75, .75, .75, .75, .75, .75, .75, .75};
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("threshold " << m.detection_curve_thresholds[i]);
+    // 0.05 is 3-4-5 in float: within 1e-6 of the threshold 0.05, so that one point is left out.
+    if (i != 5) CHECK(m.detection_curve[i] == Approx(want[i]));
+  }
+
+  REQUIRE(m.landmark_variations.size() == 2);  // only the variation types that occur
+  const LandmarkGroup& normal = m.landmark_variations[0];
+  CHECK(normal.name == "normal pose");
+  CHECK(normal.variation == 1);
+  CHECK(normal.images == 1);
+  CHECK(normal.visible == 2);
+  CHECK(normal.error == Approx(0.0275).margin(1e-6));
+  CHECK(normal.detection_rate == Approx(1.0));
+  CHECK(normal.error_slot[1] == Approx(0.05).margin(1e-6));
+  CHECK(std::isnan(normal.error_slot[3]));
+  const LandmarkGroup& zoom = m.landmark_variations[1];
+  CHECK(zoom.name == "medium zoom-in");
+  CHECK(zoom.variation == 4);
+  CHECK(zoom.visible == 2);
+  CHECK(zoom.error == Approx(0.2125).margin(1e-6));
+  CHECK(zoom.detection_rate == Approx(0.0).margin(1e-12));
+  REQUIRE(zoom.detection_curve.size() == 21);
+  CHECK(zoom.detection_curve[12] == Approx(0.0).margin(1e-12));  // 0.125 is above 0.12
+  CHECK(zoom.detection_curve[13] == Approx(0.5));
+
+  const std::string text = format_head_metrics(m);
+  INFO(text);
+  CHECK(line_of(text, "  detection rate, threshold:") ==
+        "  detection rate, threshold:  0.00  0.02  0.04  0.06  0.08  0.10  0.12  0.14  0.16  0.18  0.20");
+  CHECK(line_of(text, "  detected, %:") ==
+        "  detected, %:                 0.0  25.0  25.0  50.0  50.0  50.0  50.0  75.0  75.0  75.0  75.0");
+  CHECK(line_of(text, "  normal pose").rfind("  normal pose          1        2   0.0275   100.00%  0.0050 0.0500 - -", 0) == 0);
+  CHECK(line_of(text, "  medium zoom-in").rfind("  medium zoom-in       1        2   0.2125     0.00%  0.1250 - - 0.3000", 0) == 0);
+  CHECK(line_of(text, "  all ").rfind("  all                  2        4   0.1200    50.00%", 0) == 0);
+
+  const nlohmann::json j = to_json(m)["landmarks"];
+  REQUIRE(j["detection_curve"].size() == 21);
+  CHECK(j["detection_curve"][10]["threshold"].get<double>() == Approx(0.1));
+  CHECK(j["detection_curve"][10]["rate"].get<double>() == Approx(0.5));
+  REQUIRE(j["per_variation"].size() == 2);
+  CHECK(j["per_variation"][1]["name"] == "medium zoom-in");
+  CHECK(j["per_variation"][1]["variation_type"] == 4);
+  CHECK(j["per_variation"][1]["per_slot"][1].is_null());
+  CHECK(j["per_variation"][0]["detection_curve"][1]["rate"].get<double>() == Approx(0.5));
+}
+
+TEST_CASE("landmarks: per variation type for Category and Landmark only; none without landmarks") {
+  Case c = two_variations("inshop");
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  CHECK(m.landmark_count == 4);
+  CHECK(m.detection_curve.size() == 21);  // the curve is for every benchmark
+  CHECK(m.landmark_variations.empty());
+  CHECK(format_landmark_variations(m).empty());
+  CHECK(to_json(m)["landmarks"]["per_variation"].empty());
+
+  Case none = landmark_case("landmark", {{0, {}}, {0, {}}});
+  HeadMetrics n = head_metrics(none.p, none.ds);
+  CHECK(n.landmark_count == 0);
+  CHECK(n.detection_curve.empty());
+  CHECK(n.landmark_variations.empty());
+  CHECK(format_detection_curve(n).empty());
+  CHECK(format_head_metrics(n).find("landmarks") == std::string::npos);
 }

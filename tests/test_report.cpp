@@ -190,6 +190,21 @@ TEST_CASE("chart: round tick labels, a legend that fits, escaped text", "[report
   CHECK(lsvg.find("nan") == std::string::npos);
 }
 
+TEST_CASE("chart: svg_stack puts panels one above the other", "[report][chart]") {
+  ChartOptions a, b;
+  a.title = "loss";
+  b.title = "validation";
+  b.width = 600;
+  b.height = 200;
+  const std::string top = svg_line_chart({{"x", {{1, 1}, {2, 2}}}}, a), bottom = svg_line_chart({{"y", {{1, 0.5}}}}, b);
+  const std::string s = svg_stack({top, bottom});
+  CHECK(s.rfind("<svg xmlns='http://www.w3.org/2000/svg' class='chart' width='720' height='560'", 0) == 0);
+  CHECK(s.find("<svg y='0' xmlns") != std::string::npos);
+  CHECK(s.find("<svg y='360' xmlns") != std::string::npos);  // below the first panel's height
+  CHECK(s.find(">validation</text>") != std::string::npos);
+  CHECK_THROWS(svg_stack({"<div>not a chart</div>"}));
+}
+
 TEST_CASE("html: one escaper and one stylesheet for the report and the search page", "[report][html]") {
   CHECK(html_escape("a&b<c>\"d'") == "a&amp;b&lt;c&gt;&quot;d&#39;");
   CHECK(html_escape(kNasty) == kNastyEscaped);

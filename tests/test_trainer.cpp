@@ -2,8 +2,9 @@
 // bitwise resume (mid-stage and across the stage boundary), refusal of corrupted/truncated/mismatched
 // checkpoints with errors naming the file, a NaN loss stopping the run without touching the last good
 // checkpoint, the two-stage schedule (stage 2 starts from stage 1's best file), the run folder's files, and
-// the caller's SIGINT handler restored however train() ends; and which images an ImageFolder evaluation
-// scores (all of them, or exactly the images training held out).
+// the caller's SIGINT handler restored however train() ends; which images an ImageFolder evaluation
+// scores (all of them, or exactly the images training held out); and model selection on validation (the
+// validation lines, best.safetensors, In-shop's held-out items, resuming with the best measure, validate_every 0).
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
+#include <set>
 
 #include "core/safetensors.h"
 #include "data/image_io.h"
@@ -23,6 +26,7 @@
 #include "fashionnet/eval/evaluate.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/trainer.h"
+#include "fashionnet/train/validation.h"
 #include "tests/support/check.h"
 
 using namespace fn;
@@ -637,4 +641,303 @@ TEST_CASE("imagefolder eval scores every image by default, and with holdout exac
   } catch (const Error& e) {
     CHECK_THAT(e.what(), Catch::Contains(root.string()) && Catch::Contains("holds none of its 60 images"));
   }
+}
+
+// ---- Model selection on validation (TrainConfig::validate_every, fashionnet/train/validation.h).
+namespace {
+
+// Every line of a run's metrics.jsonl that holds a validation.
+std::vector<nlohmann::json> validation_lines(const std::string& run) {
+  std::vector<nlohmann::json> v;
+  std::ifstream m(run + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(m, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("validation")) v.push_back(j);
+  }
+  return v;
+}
+
+// The first line (in step order) with the best value among `lines` whose stage is `stage` ("": any).
+const nlohmann::json& best_line(const std::vector<nlohmann::json>& lines, const std::string& stage) {
+  const nlohmann::json* best = nullptr;
+  for (const auto& j : lines) {
+    if (!stage.empty() && j["stage"] != stage) continue;
+    const auto& v = j["validation"];
+    const double x = v["value"].get<double>();
+    if (!best || (v["higher_is_better"].get<bool>() ? x > (*best)["validation"]["value"].get<double>()
+                                                     : x < (*best)["validation"]["value"].get<double>()))
+      best = &j;
+  }
+  REQUIRE(best);
+  return *best;
+}
+
+// 3 classes x 20 flat-colour photos (each its own item), dark to light by class: learnable in a few steps.
+const std::string& imagefolder_dataset() {
+  static std::string root = [] {
+    const fs::path r = scratch() / "imagefolder_val";
+    fs::remove_all(r);
+    int n = 0;
+    for (const char* cls : {"coat", "dress", "skirt"}) {
+      fs::create_directories(r / cls);
+      for (int i = 0; i < 20; ++i, ++n) {
+        data::Image img;
+        img.w = img.h = 16;
+        img.rgb.assign(16 * 16 * 3, uint8_t(n * 4));
+        data::write_image((r / cls / (std::string(cls) + "_" + std::to_string(i) + ".png")).string(), img);
+      }
+    }
+    return r.string();
+  }();
+  return root;
+}
+
+// The In-shop hold-out fraction of these tests: the smallest of a few that holds out at least one of
+// dataset()'s 8 training items and leaves at least 4 to train on (the hash decides which; the test of the
+// split checks the rest).
+double inshop_holdout() {
+  static const double f = [] {
+    const data::Dataset ds = data::load_dataset(dataset(), "inshop");
+    for (double f : {0.2, 0.3, 0.4, 0.5, 0.6, 0.7}) {
+      std::set<int> train_items;
+      for (int i : data::train_indices_without_validation(ds, f)) train_items.insert(ds.samples[size_t(i)].item);
+      if (!data::validation_indices(ds, f).empty() && train_items.size() >= 4) return f;
+    }
+    FAIL("no hold-out fraction fits dataset()");
+    return 0.0;
+  }();
+  return f;
+}
+
+TrainConfig validated_run(int64_t every) {
+  TrainConfig cfg = small_run();
+  cfg.validate_every = every;
+  return cfg;
+}
+
+const std::string& validated_inshop_run() {
+  static std::string dir = [] {
+    TrainOptions o = options("validated_inshop");
+    o.holdout = inshop_holdout();
+    REQUIRE(train(validated_run(3), o).steps == 12);
+    return o.out_dir;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("In-shop validation holds out whole training items, disjoint from training, query and gallery",
+          "[trainer][validation]") {
+  const data::Dataset ds = data::load_dataset(dataset(), "inshop");
+  const std::vector<int> val = data::validation_indices(ds, inshop_holdout());
+  const std::vector<int> train_ids = data::train_indices_without_validation(ds, inshop_holdout());
+  std::set<int> val_items, train_items;
+  for (int i : val) {
+    CHECK(ds.samples[size_t(i)].split == data::Split::Train);  // never a query or a gallery image
+    val_items.insert(ds.samples[size_t(i)].item);
+  }
+  for (int i : train_ids) train_items.insert(ds.samples[size_t(i)].item);
+  REQUIRE(!val_items.empty());
+  REQUIRE(train_items.size() >= 2);  // P = 2 items per triplet batch
+  for (int item : val_items) CHECK(train_items.count(item) == 0);
+  // Whole items: every training image of a held-out item is held out, and together they are the training split.
+  std::vector<int> both = val;
+  both.insert(both.end(), train_ids.begin(), train_ids.end());
+  std::sort(both.begin(), both.end());
+  CHECK(both == ds.indices(data::Split::Train));
+  // Without validation the trainer's split is today's: every training image.
+  CHECK(data::train_indices(ds, inshop_holdout()) == ds.indices(data::Split::Train));
+
+  // Queries: the first image of each held-out item; its other images are the gallery.
+  const ValidationSet set = validation_set(ds, inshop_holdout());
+  CHECK(set.measure == "retrieval_top20");
+  CHECK(set.higher_is_better);
+  REQUIRE(set.usable());
+  CHECK(set.query.size() == val_items.size());  // 4 views each: every held-out item has a query
+  std::vector<int> scored = set.query;
+  scored.insert(scored.end(), set.gallery.begin(), set.gallery.end());
+  std::sort(scored.begin(), scored.end());
+  CHECK(scored == val);  // disjoint, and exactly the held-out images
+  for (int q : set.query) {
+    const int item = ds.samples[size_t(q)].item;
+    CHECK(std::find_if(val.begin(), val.end(), [&](int i) { return ds.samples[size_t(i)].item == item; }) ==
+          std::find(val.begin(), val.end(), q));  // the item's first image in file order
+  }
+}
+
+TEST_CASE("Validation lines at every validate_every steps and each stage's end; best.safetensors holds the best",
+          "[trainer][validation]") {
+  TrainOptions o = options("validated_imagefolder");
+  o.data_root = imagefolder_dataset();
+  o.benchmark = "imagefolder";
+  o.holdout = 0.25;
+  // lr 0.1: the hold-out's top-1 rises and falls within each stage, so the best is neither a stage's first
+  // validation nor its last.
+  TrainConfig cfg = validated_run(2);
+  cfg.stages[0].steps = 11;
+  cfg.stages[1].steps = 12;
+  cfg.stages[0].lr = cfg.stages[1].lr = 0.1;
+  const TrainSummary s = train(cfg, o);
+  REQUIRE(s.steps == 23);
+  CHECK(s.best_checkpoint == o.out_dir + "/best.safetensors");
+
+  const data::Dataset ds = data::load_dataset(o.data_root, "imagefolder", false);
+  const ValidationSet set = validation_set(ds, 0.25);
+  REQUIRE(set.usable());
+  {  // validation never peeks at the hold-out that `eval --holdout` scores, and never trains on itself
+    const std::vector<int> held = data::holdout_indices(ds, 0.25), val = data::validation_indices(ds, 0.25),
+                           trained = data::train_indices_without_validation(ds, 0.25);
+    REQUIRE(!val.empty());
+    for (int i : val) {
+      CHECK(std::find(held.begin(), held.end(), i) == held.end());
+      CHECK(std::find(trained.begin(), trained.end(), i) == trained.end());
+    }
+    CHECK(held.size() + val.size() + trained.size() == ds.samples.size());
+  }
+  const std::vector<nlohmann::json> lines = validation_lines(o.out_dir);
+  std::vector<int64_t> steps;
+  for (const auto& j : lines) {
+    steps.push_back(j["step"].get<int64_t>());
+    CHECK(j["stage"] == (steps.back() <= 11 ? "stage1" : "stage2"));
+    CHECK(j["validation"]["measure"] == "category_top1");
+    CHECK(j["validation"]["images"] == set.images());
+    const double v = j["validation"]["value"].get<double>();
+    CHECK((v >= 0 && v <= 1));
+  }
+  CHECK(steps == std::vector<int64_t>{2, 4, 6, 8, 10, 11, 12, 14, 16, 18, 20, 22, 23});  // and each stage's end
+
+  // best.safetensors: the run's first best line; <stage>_best: each stage's. Their metadata say so.
+  const nlohmann::json& run_best = best_line(lines, "");
+  const TrainState best = checkpoint_state(o.out_dir + "/best.safetensors");
+  CHECK(best.step == run_best["step"].get<int64_t>());
+  CHECK(best.run_best_validation == run_best["validation"]["value"].get<double>());
+  CHECK(run_best["validation"]["run_best"] == true);
+  for (const char* stage : {"stage1", "stage2"}) {
+    INFO(stage);
+    const nlohmann::json& b = best_line(lines, stage);
+    const TrainState st = checkpoint_state(o.out_dir + "/" + stage + "_best.safetensors");
+    CHECK(st.step == b["step"].get<int64_t>());
+    CHECK(st.best_validation == b["validation"]["value"].get<double>());
+    CHECK(b["validation"]["stage_best"] == true);
+  }
+  // The weights in best.safetensors score the logged value again; the final weights are another model.
+  auto model = model_from_checkpoint(o.out_dir + "/best.safetensors", Device::CPU);
+  CHECK(validate(*model, ds, set, Device::CPU, 0, false).value == Approx(best.run_best_validation).margin(1e-12));
+
+  // Stage 2 starts from stage 1's best by validation: with its lr at 0 it stays on those weights.
+  TrainOptions o0 = options("validated_imagefolder_lr0");
+  o0.data_root = o.data_root;
+  o0.benchmark = o.benchmark;
+  o0.holdout = o.holdout;
+  cfg.stages[1].lr = 0;
+  cfg.stages[1].steps = 2;
+  train(cfg, o0);
+  const std::string best1 = o0.out_dir + "/stage1_best.safetensors";
+  CHECK(checkpoint_state(best1).step == checkpoint_state(o.out_dir + "/stage1_best.safetensors").step);
+  CHECK(same_parameters(o0.out_dir + "/stage2_final.safetensors", best1));
+  if (checkpoint_state(best1).step != 11) CHECK_FALSE(same_parameters(best1, o0.out_dir + "/stage1_final.safetensors"));
+
+  // loss.svg has a panel for the validation measure below the loss.
+  const std::string svg = bytes_of(o.out_dir + "/loss.svg");
+  CHECK(svg.find("Validation: category top-1") != std::string::npos);
+  CHECK(svg.find("training loss") != std::string::npos);
+}
+
+TEST_CASE("A validated In-shop run resumes bitwise, the best measure so far included", "[trainer][validation]") {
+  const std::string straight = validated_inshop_run();
+  const std::vector<nlohmann::json> lines = validation_lines(straight);
+  REQUIRE(lines.size() == 4);  // steps 3, 6, 9, 12
+  CHECK(lines[0]["validation"]["measure"] == "retrieval_top20");
+  CHECK(checkpoint_state(straight + "/best.safetensors").step == best_line(lines, "")["step"].get<int64_t>());
+  // Stop between two validations in each stage: last.safetensors must carry the bests so far, or the resumed
+  // run would take a later, equal or worse measure for a new best.
+  for (int64_t stop : {4, 10}) {
+    DYNAMIC_SECTION("stop after step " << stop) {
+      TrainOptions o = options("validated_resume_" + std::to_string(stop));
+      o.holdout = inshop_holdout();
+      o.stop_after = stop;
+      train(validated_run(3), o);
+      const TrainState at_stop = checkpoint_state(o.out_dir + "/last.safetensors");
+      CHECK(at_stop.run_best_validation >= 0);
+      CHECK(at_stop.best_validation >= 0);
+      TrainOptions r = o;
+      r.stop_after = 0;
+      r.resume = o.out_dir + "/last.safetensors";
+      CHECK(train(preset("tiny"), r).steps == 12);
+      require_bitwise_equal(o.out_dir + "/final.safetensors", straight + "/final.safetensors");
+      for (auto f : {"/best.safetensors", "/stage1_best.safetensors", "/stage2_best.safetensors"}) {
+        INFO(f);
+        require_bitwise_equal(o.out_dir + f, straight + f);
+        const SafetensorsFile a = load_safetensors(o.out_dir + f), b = load_safetensors(straight + f);
+        CHECK(a.metadata.at("best_validation") == b.metadata.at("best_validation"));
+        CHECK(a.metadata.at("run_best_validation") == b.metadata.at("run_best_validation"));
+      }
+    }
+  }
+}
+
+TEST_CASE("validate_every 0 keeps the smoothed-loss best, no validation and no best.safetensors",
+          "[trainer][validation]") {
+  const std::string dir = straight_run();  // tiny: validate_every 0
+  CHECK(validation_lines(dir).empty());
+  CHECK_FALSE(fs::exists(dir + "/best.safetensors"));
+  // stage1_best is the checkpoint (steps 3 and 6) with the lowest smoothed loss, as before validation existed.
+  std::map<int64_t, double> ema;
+  std::ifstream m(dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(m, line)) {
+    auto j = nlohmann::json::parse(line);
+    ema[j["step"].get<int64_t>()] = j["ema"].get<double>();
+  }
+  const TrainState b = checkpoint_state(dir + "/stage1_best.safetensors");
+  const int64_t expect = ema.at(6) < ema.at(3) ? 6 : 3;
+  CHECK(b.step == expect);
+  CHECK(b.best_loss == Approx(ema.at(expect)).epsilon(1e-9));
+  CHECK(b.best_validation == -1);
+
+  // A validation set with nothing in it (an ImageFolder hold-out of no image) leaves validation off.
+  TrainOptions o = options("validated_empty");
+  o.data_root = imagefolder_dataset();
+  o.benchmark = "imagefolder";
+  o.holdout = 1e-9;
+  TrainConfig cfg = validated_run(1);
+  cfg.stages[0].steps = cfg.stages[1].steps = 2;
+  CHECK(train(cfg, o).best_checkpoint.empty());
+  CHECK(validation_lines(o.out_dir).empty());
+  CHECK_FALSE(fs::exists(o.out_dir + "/best.safetensors"));
+  CHECK(fs::exists(o.out_dir + "/stage1_best.safetensors"));
+}
+
+TEST_CASE("validate: eval mode for the measure, the caller's modes after; the direction of each measure",
+          "[trainer][validation]") {
+  const data::Dataset ds = data::load_dataset(imagefolder_dataset(), "imagefolder", false);
+  const ValidationSet set = validation_set(ds, 0.25);
+  REQUIRE(set.usable());
+  TrainConfig cfg = preset("tiny");
+  cfg.net.categories = 3;
+  cfg.net.attributes = 0;
+  cfg.net.dropout = 0.5f;
+  FashionNet model(cfg.net, 3);
+  model.train();
+  const double a = validate(model, ds, set, Device::CPU, 0, false).value;
+  CHECK(model.is_training());
+  // Dropout off during the measure: the same weights measure the same, however often.
+  CHECK(validate(model, ds, set, Device::CPU, 0, false).value == a);
+  model.eval();
+  CHECK(validate(model, ds, set, Device::CPU, 0, false).value == a);
+  CHECK_FALSE(model.is_training());
+
+  ValidationSet higher, lower;
+  lower.higher_is_better = false;
+  CHECK(improves(higher, 0.0, -1));  // the first measure is the best so far
+  CHECK(improves(higher, 0.6, 0.5));
+  CHECK_FALSE(improves(higher, 0.5, 0.5));  // a tie keeps the earlier checkpoint
+  CHECK_FALSE(improves(higher, 0.4, 0.5));
+  CHECK(improves(lower, 0.04, 0.05));
+  CHECK_FALSE(improves(lower, 0.06, 0.05));
+  CHECK_FALSE(improves(higher, NAN, -1));
+  CHECK(format_measure("category_top3", 0.8333) == "83.3%");
+  CHECK(format_measure("landmark_error", 0.07123) == "0.0712");
 }

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <numeric>
 
+#include "data/dataset.h"
+
 namespace fn::fashionnet {
 namespace {
 // Rank of column `c` in row `r` of a (rows, cols) score matrix: how many scores are higher (ties: lower
@@ -14,7 +16,50 @@ int rank_of(const float* row, int cols, int c) {
   for (int j = 0; j < cols; ++j) rank += row[j] > row[c] || (row[j] == row[c] && j < c);
   return rank;
 }
+
+// The visible landmarks' errors of a set of images, by slot.
+struct LandmarkTally {
+  int64_t images = 0;
+  std::vector<double> errors;
+  std::vector<double> sum = std::vector<double>(8, 0);
+  std::vector<int64_t> count = std::vector<int64_t>(8, 0);
+  void add(int slot, double e) {
+    errors.push_back(e);
+    sum[size_t(slot)] += e, ++count[size_t(slot)];
+  }
+  LandmarkGroup group(const std::string& name, int variation, double threshold) const {
+    LandmarkGroup g;
+    g.name = name;
+    g.variation = variation;
+    g.images = images;
+    g.visible = int64_t(errors.size());
+    for (int s = 0; s < 8; ++s) g.error_slot.push_back(count[size_t(s)] ? sum[size_t(s)] / double(count[size_t(s)]) : NAN);
+    if (g.visible) {
+      g.error = std::accumulate(errors.begin(), errors.end(), 0.0) / double(g.visible);
+      g.detection_rate = detection_rates(errors, {threshold})[0];
+      g.detection_curve = detection_rates(errors, detection_thresholds());
+    }
+    return g;
+  }
+};
 }  // namespace
+
+std::vector<double> detection_thresholds() {
+  std::vector<double> t;
+  for (int i = 0; i <= 20; ++i) t.push_back(i / 100.0);  // i / 100, not i * 0.01: 0.07 stays 0.07
+  return t;
+}
+
+std::vector<double> detection_rates(const std::vector<double>& errors, const std::vector<double>& thresholds) {
+  std::vector<double> sorted = errors;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<double> rates;
+  for (double t : thresholds) {
+    const size_t within = size_t(std::upper_bound(sorted.begin(), sorted.end(), t) - sorted.begin());
+    rates.push_back(sorted.empty() ? 0.0 : double(within) / double(sorted.size()));
+  }
+  return rates;
+}
 
 HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
   HeadMetrics m;
@@ -79,13 +124,16 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
       m.attribute_groups.push_back(std::move(g));
     }
   }
-  // Landmarks.
-  std::vector<double> sum(8, 0);
-  std::vector<int64_t> cnt(8, 0);
-  int64_t detected = 0, vis_right = 0, vis_total = 0;
+  // Landmarks: every visible landmark's error, overall and per variation type.
+  LandmarkTally all;
+  std::vector<LandmarkTally> by_variation(6);  // index = variation type 1..5 (0 unused)
+  const bool per_variation = ds.benchmark == "category" || ds.benchmark == "landmark";
+  int64_t vis_right = 0, vis_total = 0;
   for (size_t i = 0; i < n; ++i) {
     const data::Sample& smp = ds.samples[size_t(p.sample_index[i])];
     if (!smp.has_landmarks) continue;
+    const int v = per_variation && smp.variation >= 1 && smp.variation <= 5 ? smp.variation : 0;
+    ++all.images, ++by_variation[size_t(v)].images;
     for (int s = 0; s < 8; ++s) {
       size_t k = i * 8 + size_t(s);
       bool vis = p.landmark_visible[k] > 0.5f;
@@ -94,16 +142,22 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
       if (!vis) continue;
       double dx = p.landmark_pred[2 * k] - p.landmark_true[2 * k], dy = p.landmark_pred[2 * k + 1] - p.landmark_true[2 * k + 1];
       double e = std::sqrt(dx * dx + dy * dy);
-      sum[size_t(s)] += e, ++cnt[size_t(s)];
-      detected += e <= m.detection_threshold;
+      all.add(s, e);
+      by_variation[size_t(v)].add(s, e);
     }
   }
-  m.landmark_count = std::accumulate(cnt.begin(), cnt.end(), int64_t(0));
-  for (int s = 0; s < 8; ++s) m.landmark_error_slot.push_back(cnt[size_t(s)] ? sum[size_t(s)] / double(cnt[size_t(s)]) : NAN);
+  const LandmarkGroup overall = all.group("all", 0, m.detection_threshold);
+  m.landmark_count = overall.visible;
+  m.landmark_error_slot = overall.error_slot;
   if (m.landmark_count) {
-    m.landmark_error = std::accumulate(sum.begin(), sum.end(), 0.0) / double(m.landmark_count);
-    m.detection_rate = double(detected) / double(m.landmark_count);
+    m.landmark_error = overall.error;
+    m.detection_rate = overall.detection_rate;
+    m.detection_curve_thresholds = detection_thresholds();
+    m.detection_curve = overall.detection_curve;
   }
+  for (int v = 1; v <= 5; ++v)
+    if (by_variation[size_t(v)].images)
+      m.landmark_variations.push_back(by_variation[size_t(v)].group(data::variation_name(v), v, m.detection_threshold));
   if (vis_total) m.visibility_accuracy = double(vis_right) / double(vis_total);
   return m;
 }
@@ -130,6 +184,51 @@ std::string format_head_metrics(const HeadMetrics& m) {
                   100 * m.visibility_accuracy);
     s += b;
     for (double e : m.landmark_error_slot) {
+      std::snprintf(b, sizeof b, " %.4f", e);
+      s += std::isnan(e) ? " -" : b;
+    }
+    s += "\n" + format_detection_curve(m) + format_landmark_variations(m);
+  }
+  return s;
+}
+
+std::string format_detection_curve(const HeadMetrics& m) {
+  if (m.detection_curve.empty()) return "";
+  std::string th = "  detection rate, threshold:", rate = "  detected, %:              ";
+  char b[32];
+  for (size_t i = 0; i < m.detection_curve.size(); i += 2) {
+    std::snprintf(b, sizeof b, " %5.2f", m.detection_curve_thresholds[i]);
+    th += b;
+    std::snprintf(b, sizeof b, " %5.1f", 100 * m.detection_curve[i]);
+    rate += b;
+  }
+  return th + "\n" + rate + "\n";
+}
+
+std::string format_landmark_variations(const HeadMetrics& m) {
+  if (m.landmark_variations.empty()) return "";
+  std::vector<LandmarkGroup> rows = m.landmark_variations;
+  LandmarkGroup all;
+  all.name = "all";
+  all.visible = m.landmark_count;
+  all.error = m.landmark_error;
+  all.detection_rate = m.detection_rate;
+  all.error_slot = m.landmark_error_slot;
+  for (const auto& g : m.landmark_variations) all.images += g.images;
+  rows.push_back(all);
+  char b[256], det[32];
+  std::snprintf(det, sizeof det, "det@%.2f", m.detection_threshold);
+  std::snprintf(b, sizeof b, "  %-14s  %6s  %7s  %7s  %8s  per slot (L/R collar, L/R sleeve, L/R waistline, L/R hem)\n",
+                "variation", "images", "visible", "error", det);
+  std::string s = b;
+  for (const auto& g : rows) {
+    if (g.visible)
+      std::snprintf(b, sizeof b, "  %-14s  %6lld  %7lld  %7.4f  %7.2f%% ", g.name.c_str(), (long long)g.images,
+                    (long long)g.visible, g.error, 100 * g.detection_rate);
+    else
+      std::snprintf(b, sizeof b, "  %-14s  %6lld  %7lld  %7s  %8s ", g.name.c_str(), (long long)g.images, 0LL, "-", "-");
+    s += b;
+    for (double e : g.error_slot) {
       std::snprintf(b, sizeof b, " %.4f", e);
       s += std::isnan(e) ? " -" : b;
     }
@@ -178,9 +277,29 @@ nlohmann::json to_json(const AttributeGroupRecall& g) {
   return j;
 }
 
+nlohmann::json to_json(const LandmarkGroup& g) {
+  auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  nlohmann::json slots = nlohmann::json::array();
+  for (double e : g.error_slot) slots.push_back(num(e));
+  nlohmann::json j = {{"name", g.name}, {"images", g.images}, {"visible", g.visible},
+                      {"normalized_error", num(g.error)}, {"detection_rate", num(g.detection_rate)}, {"per_slot", slots}};
+  if (g.variation) j["variation_type"] = g.variation;
+  const std::vector<double> t = detection_thresholds();
+  nlohmann::json curve = nlohmann::json::array();
+  for (size_t i = 0; i < g.detection_curve.size() && i < t.size(); ++i)
+    curve.push_back({{"threshold", t[i]}, {"rate", g.detection_curve[i]}});
+  j["detection_curve"] = curve;
+  return j;
+}
+
 nlohmann::json to_json(const HeadMetrics& m) {
   nlohmann::json slots = nlohmann::json::array();
   for (double e : m.landmark_error_slot) slots.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
+  nlohmann::json curve = nlohmann::json::array();
+  for (size_t i = 0; i < m.detection_curve.size(); ++i)
+    curve.push_back({{"threshold", m.detection_curve_thresholds[i]}, {"rate", m.detection_curve[i]}});
+  nlohmann::json variations = nlohmann::json::array();
+  for (const auto& g : m.landmark_variations) variations.push_back(to_json(g));
   // "recall_top3"/"recall_top5" (the overall means) stay as before; "all" repeats them with the counts.
   nlohmann::json groups = nlohmann::json::array();
   for (const auto& g : m.attribute_groups) groups.push_back(to_json(g));
@@ -191,6 +310,7 @@ nlohmann::json to_json(const HeadMetrics& m) {
           {"attributes", attributes},
           {"landmarks", {{"visible", m.landmark_count}, {"normalized_error", m.landmark_error}, {"per_slot", slots},
                          {"detection_threshold", m.detection_threshold}, {"detection_rate", m.detection_rate},
+                         {"detection_curve", curve}, {"per_variation", variations},
                          {"visibility_accuracy", m.visibility_accuracy}}}};
 }
 

@@ -1,8 +1,10 @@
 // The paper's evaluation beyond retrieval (docs/fashionnet.md sec. 4): category top-k accuracy, attribute
 // top-k recall (per attribute group and over all), landmark normalised error over visible landmarks (per
-// slot and mean) and the detection rate within a distance threshold. Retrieval metrics are in
+// slot and mean), the detection rate within a distance threshold and its curve over thresholds 0..0.2, and
+// the landmark figures per variation type (Category and Landmark benchmarks). Retrieval metrics are in
 // retrieval_metrics.h.
 #pragma once
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,22 @@ struct AttributeGroupRecall {
   double top3 = 0, top5 = 0;
 };
 
+// Landmark figures over one set of images (all of them, or one variation type): normalised error over the
+// visible ground-truth landmarks, per slot and overall, and the fraction detected within the threshold.
+struct LandmarkGroup {
+  std::string name;             // "normal pose", ... (variation_name), or "all"
+  int variation = 0;            // 1..5 (0 for "all")
+  int64_t images = 0, visible = 0;  // images with landmarks; visible landmarks among them
+  double error = NAN, detection_rate = NAN;  // NaN when no landmark is visible
+  std::vector<double> error_slot;            // 8, NaN where a slot has no visible landmark
+  std::vector<double> detection_curve;       // rate at each of detection_thresholds() (empty when none visible)
+};
+
+// The detection curve's thresholds: 0, 0.01, ..., 0.2 (normalised distance), as the Landmark paper plots.
+std::vector<double> detection_thresholds();
+// Fraction of `errors` at or below each threshold (0 for each when `errors` is empty).
+std::vector<double> detection_rates(const std::vector<double>& errors, const std::vector<double>& thresholds);
+
 struct HeadMetrics {
   // category
   int64_t category_samples = 0;
@@ -40,7 +58,11 @@ struct HeadMetrics {
   double landmark_error = 0;                 // mean over all visible landmarks
   std::vector<double> landmark_error_slot;   // 8, NaN where a slot has no visible landmark
   double detection_threshold = 0.1, detection_rate = 0;
+  std::vector<double> detection_curve_thresholds, detection_curve;  // rate at each of detection_thresholds()
   double visibility_accuracy = 0;            // predicted visible/not against ground truth, annotated slots
+  // Per variation type 1..5 that occurs among the scored images (Category and Landmark benchmarks only: the
+  // other benchmarks' figures stay as they were); empty otherwise.
+  std::vector<LandmarkGroup> landmark_variations;
 };
 
 HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds);
@@ -49,7 +71,12 @@ AttributeGroupRecall attribute_recall_all(const HeadMetrics& m);
 std::string format_head_metrics(const HeadMetrics& m);
 // The per-group table (one row per group, then "all"); "" when the dataset gives no groups.
 std::string format_attribute_groups(const HeadMetrics& m);
+// The detection rate at every second threshold of the curve (0, 0.02, ..., 0.2); "" without landmarks.
+std::string format_detection_curve(const HeadMetrics& m);
+// The per-variation table (one row per variation type, then "all"); "" when there are none.
+std::string format_landmark_variations(const HeadMetrics& m);
 nlohmann::json to_json(const AttributeGroupRecall& g);
+nlohmann::json to_json(const LandmarkGroup& g);
 nlohmann::json to_json(const HeadMetrics& m);
 
 }  // namespace fn::fashionnet

@@ -24,12 +24,15 @@ TrainConfig preset(const std::string& name) {
   // Stage 1: the landmark branch weighs heavily so the shared layers learn where the landmarks are;
   // stage 2 starts from stage 1's best checkpoint with every weight equal (the schedule of the reference reproduction, docs/fashionnet.md 'Sources').
   LossWeights stage1{10, 10, 1, 1, 1}, stage2{1, 1, 1, 1, 1};
+  // validate_every: at the checkpoint interval (lite0: 100, so that its 200-step first stage has a choice besides
+  // its end); one pass over the validation images costs far less than the steps between two.
   if (name == "paper") {
     t.batch = 32;
     t.P = 8;
     t.K = 4;
     t.stages = {{"stage1", 20000, 0.01, stage1}, {"stage2", 40000, 0.001, stage2}};
     t.checkpoint_every = 2000;
+    t.validate_every = 2000;
   } else if (name == "cpu-small") {
     NetConfig& n = t.net;
     n.width = 0.25;
@@ -48,6 +51,7 @@ TrainConfig preset(const std::string& name) {
     // constant; at 0.002 about 20% stay dead and category, attributes and retrieval learn (docs/RESULTS.md).
     t.stages = {{"stage1", 600, 0.002, stage1}, {"stage2", 1200, 0.002, stage2}};
     t.checkpoint_every = 300;
+    t.validate_every = 300;
   } else if (name == "tiny") {
     NetConfig& n = t.net;
     n.width = 1.0 / 16;
@@ -65,7 +69,7 @@ TrainConfig preset(const std::string& name) {
     t.weight_decay = 0;
     t.stages = {{"stage1", 20, 0.01, stage1}, {"stage2", 20, 0.01, stage2}};
     t.checkpoint_every = 10;
-    t.log_every = 5;
+    t.log_every = 5;  // validate_every stays 0: tests that validate ask for it
   } else if (name == "lite0") {
     // EfficientNet-Lite0, to fine-tune from the ImageNet weights (width 1) on 2 CPU cores:
     // - input 192: 0.73x the pixels (and time) of 224, where the ImageNet features still hold; the trunk's map
@@ -93,6 +97,7 @@ TrainConfig preset(const std::string& name) {
     t.clip_grad_norm = 10;
     t.stages = {{"stage1", 200, 0.01, stage1}, {"stage2", 400, 0.001, stage2}};
     t.checkpoint_every = 200;
+    t.validate_every = 100;
   } else if (name == "resnet50") {
     // ResNet-50 at the paper's input and fully connected widths, for GPUs (torchvision's ImageNet weights
     // initialise it); weight decay 1e-4, torchvision's for ResNet.
@@ -103,6 +108,7 @@ TrainConfig preset(const std::string& name) {
     t.weight_decay = 1e-4;
     t.stages = {{"stage1", 20000, 0.01, stage1}, {"stage2", 40000, 0.001, stage2}};
     t.checkpoint_every = 2000;
+    t.validate_every = 2000;
   } else if (name == "resnet-tiny") {
     // The resnet50 graph, every name and block included, at width 1/16 (channels 4 .. 128) and 64x64 (the
     // trunk's map 4x4, layer4's 2x2): for tests on the CPU.

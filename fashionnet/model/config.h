@@ -186,6 +186,10 @@ struct TrainConfig {
   float triplet_margin = 0.2f;
   Choice<TripletMining> triplet_mining = TripletMining::BatchHard;
   int64_t checkpoint_every = 500;
+  // Model selection (docs/training.md, "Validation"): every `validate_every` steps and at each stage's end the
+  // trainer measures the validation split and keeps <stage>_best and best.safetensors by that measure. 0: off;
+  // the best is then the lowest smoothed training loss, and In-shop trains on every training item.
+  int64_t validate_every = 0;
   int64_t log_every = 10;
   uint64_t seed = 1;
   float bbox_margin = 0.f;
@@ -274,6 +278,7 @@ IfConfig<C, TrainConfig> visit_fields(C& c, V&& v) {
   v("triplet_margin", c.triplet_margin, Range<float>{0.f, 1e6f, "0 or positive"});
   v("triplet_mining", c.triplet_mining);
   v("checkpoint_every", c.checkpoint_every, non_negative);
+  v("validate_every", c.validate_every, Range<int64_t>{0, INT64_MAX, "0 (off) or positive"});
   v("log_every", c.log_every, Range<int64_t>{1, INT64_MAX, "positive"});
   v("seed", c.seed);
   v("bbox_margin", c.bbox_margin, Range<float>{0.f, 1.f, "from 0 to 1"});

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <string>
 
+#include "core/error.h"
 #include "fashionnet/report/html.h"
 
 namespace fn::fashionnet {
@@ -252,6 +254,28 @@ std::string svg_line_chart(const std::vector<Series>& series, const ChartOptions
       << html_escape(series[i].name) << "</text>\n";
   }
   s << "</svg>\n";
+  return s.str();
+}
+
+std::string svg_stack(const std::vector<std::string>& charts) {
+  // The size of a chart's root element, as svg_line_chart writes it: width='W' height='H'.
+  auto attribute = [](const std::string& svg, const std::string& name) {
+    const size_t end = svg.find('>'), at = svg.find(" " + name + "='");
+    FN_CHECK(at != std::string::npos && at < end, "svg_stack: the chart's root element has no ", name);
+    return std::stod(svg.substr(at + name.size() + 3));
+  };
+  double width = 0, height = 0;
+  std::ostringstream body;
+  for (const std::string& c : charts) {
+    FN_CHECK(c.rfind("<svg ", 0) == 0, "svg_stack: not a chart of svg_line_chart");
+    body << "<svg y='" << height << "'" << c.substr(4);
+    width = std::max(width, attribute(c, "width"));
+    height += attribute(c, "height");
+  }
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' class='chart' width='" << width << "' height='" << height
+    << "' viewBox='0 0 " << width << " " << height << "'>\n"
+    << body.str() << "</svg>\n";
   return s.str();
 }
 

@@ -26,6 +26,10 @@ struct ChartOptions {
 
 std::string svg_line_chart(const std::vector<Series>& series, const ChartOptions& opt);
 
+// Charts from svg_line_chart, one above the other in one SVG document (panels with their own y axes, e.g. the
+// training loss over a validation measure): as wide as the widest, as high as all of them.
+std::string svg_stack(const std::vector<std::string>& charts);
+
 // Ticks for a linear axis showing [lo, hi]: multiples of the smallest step s in {1, 2, 5} x 10^n for which
 // at most `max_intervals` steps cover the range, from the largest multiple <= lo to the smallest >= hi
 // (1..50 -> 0, 10, ..., 50; 17.4..58.6 -> 10, 20, ..., 60). A zero-width range is widened first (v > 0:

@@ -47,6 +47,25 @@ std::string topk_curve_svg(const EvalResult& r) {
   return svg_line_chart(series, o);
 }
 
+std::string detection_curve_svg(const HeadMetrics& m) {
+  if (m.detection_curve.empty()) return "";
+  std::vector<Series> series;
+  auto add = [&](const std::string& name, const std::vector<double>& rates) {
+    Series s{name, {}};
+    for (size_t i = 0; i < rates.size() && i < m.detection_curve_thresholds.size(); ++i)
+      s.points.emplace_back(m.detection_curve_thresholds[i], 100 * rates[i]);
+    series.push_back(s);
+  };
+  add("all", m.detection_curve);
+  for (const LandmarkGroup& g : m.landmark_variations)
+    if (!g.detection_curve.empty()) add(g.name, g.detection_curve);
+  ChartOptions o;
+  o.title = "Landmark detection rate (visible landmarks within the normalised distance)";
+  o.x_label = "distance threshold (normalised)";
+  o.y_label = "detected, %";
+  return svg_line_chart(series, o);
+}
+
 std::vector<Example> example_queries(const EvalResult& r, int queries, int k) {
   std::vector<Example> ex;
   if (!r.retrieval) return ex;
@@ -96,6 +115,8 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
     h << "</tr></table>\n" << topk_curve_svg(r) << "\n";
   }
   h << "<h2>Heads</h2><pre>" << html_escape(format_head_metrics(r.heads)) << "</pre>\n";
+  const std::string detection = detection_curve_svg(r.heads);
+  if (!detection.empty()) h << "<h2>Landmark detection rate</h2>\n" << detection << "\n";
   auto ex = example_queries(r, opt.example_queries, opt.example_k);
   if (!ex.empty()) {
     h << "<h2>Example queries</h2><p>Blue: the query; green: same item (a hit); red: another item. "

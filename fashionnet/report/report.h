@@ -1,4 +1,5 @@
-// The HTML report of a run: the loss curve, the retrieval top-k table and curve, the heads' metrics, and
+// The HTML report of a run: the loss curve, the retrieval top-k table and curve, the heads' metrics with the
+// landmark detection-rate curve, and
 // example queries with their nearest gallery images (hits framed green, misses red), all in one page
 // that opens from the run folder (images are referenced relative to it).
 #pragma once
@@ -19,6 +20,10 @@ struct ReportOptions {
 // The top-k accuracy and recall@k curves (predicted landmarks; top-k accuracy at the ground-truth ones too,
 // when evaluated) as an SVG chart (plot.h), x: k, y: %.
 std::string topk_curve_svg(const EvalResult& r);
+
+// The landmark detection rate against the normalised distance threshold (0..0.2, %): all visible landmarks,
+// and each variation type where the metrics have them (Category and Landmark benchmarks). "" without landmarks.
+std::string detection_curve_svg(const HeadMetrics& m);
 
 // Returns the path of the page written.
 std::string write_report(const EvalResult& r, const data::Dataset& ds, const ReportOptions& opt);

@@ -35,7 +35,8 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const nn:
   std::map<std::string, std::string> md = {
       {"format", "fashionnet-checkpoint"}, {"config", c.dump()},       {"stage", std::to_string(st.stage)},
       {"step", std::to_string(st.step)},   {"ema_loss", fmt(st.ema_loss)}, {"best_loss", fmt(st.best_loss)},
-      {"categories", nlohmann::json(st.category_names).dump()},        {"commit", FN_GIT_COMMIT}};
+      {"categories", nlohmann::json(st.category_names).dump()},        {"commit", FN_GIT_COMMIT},
+      {"best_validation", fmt(st.best_validation)}, {"run_best_validation", fmt(st.run_best_validation)}};
   save_safetensors(path, all, md);
 }
 
@@ -61,6 +62,9 @@ TrainState checkpoint_state(const std::string& path) {
     st.ema_loss = std::stod(meta(f, "ema_loss"));
     st.best_loss = std::stod(meta(f, "best_loss"));
     st.category_names = nlohmann::json::parse(meta(f, "categories")).get<std::vector<std::string>>();
+    for (auto [key, field] : {std::pair{"best_validation", &st.best_validation},
+                              std::pair{"run_best_validation", &st.run_best_validation}})
+      if (f.metadata.count(key)) *field = std::stod(f.metadata.at(key));  // absent before validation existed
   } catch (const fn::Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/progress.h"
@@ -19,8 +20,10 @@
 #include "fashionnet/model/batch.h"
 #include "fashionnet/model/losses.h"
 #include "fashionnet/report/plot.h"
+#include "fashionnet/train/benchmark_weights.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/step.h"
+#include "fashionnet/train/validation.h"
 #include "nn/batchnorm2d.h"
 #include "nn/optim.h"
 
@@ -72,9 +75,15 @@ void write_loss_curve(const std::string& run_dir) {
   std::ifstream f(run_dir + "/metrics.jsonl");
   std::map<std::string, std::map<int64_t, double>> by_term;  // last value per step wins (resumed runs)
   std::map<int64_t, std::string> stage_start;
-  std::string line, prev_stage;
+  std::map<int64_t, double> validation;  // the validation lines (a panel of its own: another scale)
+  std::string line, prev_stage, measure;
   while (std::getline(f, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("step") && j.contains("validation")) {
+      const auto& v = j["validation"];
+      measure = v.value("measure", "");
+      validation[j["step"].get<int64_t>()] = v.contains("value") && v["value"].is_number() ? v["value"].get<double>() : NAN;
+    }
     if (j.is_discarded() || !j.contains("step") || !j.contains("terms")) continue;
     int64_t step = j["step"];
     for (auto& [k, v] : j["terms"].items()) by_term[k][step] = v.get<double>();
@@ -94,7 +103,18 @@ void write_loss_curve(const std::string& run_dir) {
   o.y_label = "loss";
   o.log_y = true;
   for (auto& [x, st] : stage_start) o.x_marks.emplace_back(double(x), st);
-  write_text_file(run_dir + "/loss.svg", svg_line_chart(series, o));
+  std::string svg = svg_line_chart(series, o);
+  if (!validation.empty()) {
+    Series v{measure_label(measure) + " (validation)", {}};
+    for (auto& [x, y] : validation) v.points.emplace_back(double(x), y);
+    ChartOptions vo = o;
+    vo.title = cat("Validation: ", measure_label(measure), measure == "landmark_error" ? " (lower is better)" : "");
+    vo.y_label = measure_label(measure);
+    vo.log_y = false;
+    vo.height = 260;
+    svg = svg_stack({svg, svg_line_chart({v}, vo)});
+  }
+  write_text_file(run_dir + "/loss.svg", svg);
 }
 
 namespace {
@@ -124,7 +144,12 @@ class Run {
   data::LoaderConfig loader_config(int s) const;
   bool run_stage(int s);  // true when the run stops early (Ctrl-C or stop_after)
   void log_step(const StageConfig& stage, int64_t done, double lr, const StepResult& r, bool& warned_dead);
-  void checkpoint(const StageConfig& stage, int64_t done, bool stage_done);
+  void setup_validation();
+  struct Improved {
+    bool stage = false, run = false;  // a new best of the stage, of the run
+  };
+  Improved validate_at(const StageConfig& stage, int64_t done);
+  void checkpoint(const StageConfig& stage, int64_t done, bool stage_done, bool save_last, Improved improved);
 
   const TrainOptions& opt_;
   TrainConfig cfg_;
@@ -135,6 +160,8 @@ class Run {
   std::unique_ptr<FashionNet> model_;
   std::unique_ptr<nn::SGD> sgd_;
   std::unique_ptr<TrainStep> step_;
+  std::optional<ValidationSet> val_;  // absent: validation off, "best" by the smoothed training loss
+  std::string val_tail_;              // the last validation figure, for the progress line
   std::ofstream metrics_;
   TrainSummary sum_;
   int64_t images_ = 0;  // over the run, for images_per_s
@@ -169,9 +196,14 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
     cfg_.net.attributes = int(ds_.attribute_names.size());
     st_.category_names = ds_.category_names;
   }
+  // Landmark data label landmarks only: the other terms are weighed 0 (benchmark_weights.h); the run's
+  // first line says so.
+  const std::string benchmark_line = apply_benchmark_weights(cfg_, opt.benchmark);
+  if (!benchmark_line.empty() && !opt.quiet) std::printf("%s\n", benchmark_line.c_str());
   if (opt.resume.empty()) check_config(cfg_, "train");  // checkpoint_config checked a resumed run's
   FN_CHECK(st_.stage <= int(cfg_.stages.size()), "checkpoint ", opt.resume, ": stage ", st_.stage,
            " but its configuration has ", cfg_.stages.size(), " stages");
+  if (cfg_.validate_every > 0) setup_validation();
   model_ = std::make_unique<FashionNet>(cfg_.net, cfg_.seed);
   model_->to(opt.device);
   model_->train();  // dropout on; evaluation (fashionnet/eval) switches to eval mode for its own scope
@@ -231,7 +263,7 @@ void Run::enter_stage(int s) {
                 stage.name.c_str());
   }
   st_.stage = s;
-  st_.ema_loss = st_.best_loss = -1;
+  st_.ema_loss = st_.best_loss = st_.best_validation = -1;
 }
 
 // Every stage's freeze names against the model, before any step: a misspelt name is a user error naming
@@ -329,11 +361,14 @@ bool Run::run_stage(int s) {
 
     const int64_t done = st_.step + 1;
     if (done % cfg_.log_every == 0 || done == end) log_step(stage, done, lr, r, warned_dead);
-    if (!opt_.quiet) prog.update(done - begin, double(stage_images), cat("loss ", r.total, "  ", terms_line(r.terms)));
     const bool stage_done = done == end;
+    // Validation before the checkpoint, so that last.safetensors carries the best measure so far.
+    const Improved improved = val_ && (done % cfg_.validate_every == 0 || stage_done) ? validate_at(stage, done) : Improved{};
+    if (!opt_.quiet)
+      prog.update(done - begin, double(stage_images), cat("loss ", r.total, "  ", terms_line(r.terms), val_tail_));
     const bool stop = g_interrupted || (opt_.stop_after > 0 && done >= opt_.stop_after && done < total_steps);
-    if ((cfg_.checkpoint_every > 0 && done % cfg_.checkpoint_every == 0) || stage_done || stop)
-      checkpoint(stage, done, stage_done);
+    const bool save_last = (cfg_.checkpoint_every > 0 && done % cfg_.checkpoint_every == 0) || stage_done || stop;
+    if (save_last || improved.stage || improved.run) checkpoint(stage, done, stage_done, save_last, improved);
     if (stop) {
       ++st_.step;
       if (!opt_.quiet)
@@ -366,20 +401,81 @@ void Run::log_step(const StageConfig& stage, int64_t done, double lr, const Step
   metrics_.flush();
 }
 
-// last.safetensors after step `done`; <stage>_best when the smoothed loss is the stage's best so far;
-// <stage>_final at the stage's end.
-void Run::checkpoint(const StageConfig& stage, int64_t done, bool stage_done) {
+// The validation of this run (TrainConfig::validate_every): the set, and In-shop's training items less the
+// held-out ones. A set with nothing to measure leaves validation off, saying why.
+void Run::setup_validation() {
+  ValidationSet set = validation_set(ds_, opt_.holdout);
+  if (!set.usable()) {
+    std::printf("warning: validate_every %lld, but %s has nothing to validate on (%s): validation is off and "
+                "<stage>_best is the lowest smoothed training loss\n",
+                (long long)cfg_.validate_every, opt_.data_root.c_str(), set.description.c_str());
+    return;
+  }
+  train_ids_ = data::train_indices_without_validation(ds_, opt_.holdout);
+  FN_EXPECT(!train_ids_.empty(), "train: every training image of ", opt_.data_root,
+            " is held out for validation; lower --holdout or set validate_every 0");
+  if (!opt_.quiet)
+    std::printf("validation every %lld steps and at each stage's end on %s; best by %s\n",
+                (long long)cfg_.validate_every, set.description.c_str(), measure_label(set.measure).c_str());
+  val_ = std::move(set);
+}
+
+// One validation after step `done`: the measure against the stage's and the run's best, a line of
+// metrics.jsonl, and a line of progress output.
+Run::Improved Run::validate_at(const StageConfig& stage, int64_t done) {
+  const ValidationResult v = validate(*model_, ds_, *val_, opt_.device, opt_.loader_threads, opt_.skip_bad);
+  Improved im;
+  im.stage = improves(*val_, v.value, st_.best_validation);
+  im.run = improves(*val_, v.value, st_.run_best_validation);
+  if (im.stage) st_.best_validation = v.value;
+  if (im.run) st_.run_best_validation = v.value;
+  nlohmann::json j = {{"step", done}, {"stage", stage.name}};
+  j["validation"] = {{"measure", val_->measure},
+                     {"value", std::isnan(v.value) ? nlohmann::json(nullptr) : nlohmann::json(v.value)},
+                     {"higher_is_better", val_->higher_is_better},
+                     {"images", val_->images()},
+                     {"seconds", v.seconds},
+                     {"stage_best", im.stage},
+                     {"run_best", im.run}};
+  metrics_ << j.dump() << "\n";
+  metrics_.flush();
+  const std::string figure = format_measure(val_->measure, v.value);
+  val_tail_ = cat("  val ", figure);
+  if (!opt_.quiet)
+    std::printf("\n%s step %lld: validation %s %s (%lld images, %.1f s)%s\n", stage.name.c_str(), (long long)done,
+                measure_label(val_->measure).c_str(), figure.c_str(), (long long)val_->images(), v.seconds,
+                im.run ? ", the best so far: best.safetensors" : im.stage ? ", the stage's best so far" : "");
+  return im;
+}
+
+// After step `done`: last.safetensors when `save_last`; <stage>_best when the stage's best improved (by the
+// validation measure, or without validation by the smoothed loss at a checkpoint); best.safetensors when the
+// run's best validation improved; <stage>_final at the stage's end. The first file is written atomically and
+// the others are atomic copies of it.
+void Run::checkpoint(const StageConfig& stage, int64_t done, bool stage_done, bool save_last, Improved improved) {
   TrainState saved = st_;
   saved.step = done;
-  bool best = st_.best_loss < 0 || st_.ema_loss < st_.best_loss;
-  if (best) saved.best_loss = st_.best_loss = st_.ema_loss;
-  save_checkpoint(run_ + "/last.safetensors", *model_, sgd_.get(), cfg_, saved);
-  if (best)
-    fs::copy_file(run_ + "/last.safetensors", run_ + "/" + stage.name + "_best.safetensors",
-                  fs::copy_options::overwrite_existing);
-  if (stage_done)
-    fs::copy_file(run_ + "/last.safetensors", run_ + "/" + stage.name + "_final.safetensors",
-                  fs::copy_options::overwrite_existing);
+  bool best = improved.stage;
+  if (!val_) {
+    best = st_.best_loss < 0 || st_.ema_loss < st_.best_loss;
+    if (best) saved.best_loss = st_.best_loss = st_.ema_loss;
+  }
+  std::string first;
+  auto put = [&](const std::string& name) {
+    const std::string path = run_ + "/" + name;
+    if (first.empty()) {
+      save_checkpoint(path, *model_, sgd_.get(), cfg_, saved);
+      first = path;
+      return;
+    }
+    const std::string tmp = path + ".tmp";
+    fs::copy_file(first, tmp, fs::copy_options::overwrite_existing);
+    fs::rename(tmp, path);
+  };
+  if (save_last) put("last.safetensors");
+  if (best) put(stage.name + "_best.safetensors");
+  if (improved.run) put("best.safetensors");
+  if (stage_done) put(stage.name + "_final.safetensors");
 }
 
 TrainSummary Run::go() {
@@ -404,6 +500,7 @@ TrainSummary Run::go() {
     fs::copy_file(run_ + "/last.safetensors", final_ckpt, fs::copy_options::overwrite_existing);
     sum_.final_checkpoint = final_ckpt;
   }
+  if (val_ && fs::exists(run_ + "/best.safetensors")) sum_.best_checkpoint = run_ + "/best.safetensors";
   write_loss_curve(run_);
   return sum_;
 }

@@ -2,9 +2,11 @@
 // learn landmark positions; stage 2 starts from stage 1's best checkpoint with all weights equal. SGD with
 // momentum, cosine or step learning rate per stage, optional gradient clipping.
 //
-// A run folder holds: config.json, metrics.jsonl (one JSON line per logged step), checkpoints
-// (last.safetensors, <stage>_best.safetensors, <stage>_final.safetensors, final.safetensors) and
-// loss.svg. "Best" is the lowest smoothed training loss (EMA, 0.98) at a checkpoint of the stage.
+// A run folder holds: config.json, metrics.jsonl (one JSON line per logged step and per validation),
+// checkpoints (last.safetensors, <stage>_best.safetensors, <stage>_final.safetensors, final.safetensors, and
+// with validation best.safetensors) and loss.svg. With TrainConfig::validate_every > 0, "best" is the best
+// validation measure (fashionnet/train/validation.h) of the stage (<stage>_best) and of the run (best); with 0,
+// the lowest smoothed training loss (EMA, 0.98) at a checkpoint of the stage.
 // Resuming from a checkpoint continues bitwise identically on the CPU. A NaN or Inf loss stops the run
 // with the step and the term, without writing a checkpoint; Ctrl-C saves last.safetensors and stops (the
 // SIGINT handler is the caller's again when train() returns or throws). Each step is a TrainStep
@@ -28,7 +30,8 @@ struct TrainOptions {
   Device device = Device::CPU;
   int loader_threads = 2;
   bool skip_bad = false;
-  double holdout = 0.1;     // imagefolder: fraction of each class held out for validation
+  double holdout = 0.1;     // held out for validation: imagefolder, this fraction of the images (by a hash of the
+                            // name); In-shop when validating, this fraction of the training items (by item id)
   bool quiet = false;
   int64_t stop_after = 0;   // >0: stop once this many steps (over all stages) are done, saving last.safetensors
                             // as Ctrl-C does, so that a later --resume continues the run
@@ -38,6 +41,7 @@ struct TrainSummary {
   int64_t steps = 0;
   double seconds = 0, images_per_s = 0;
   std::string final_checkpoint;
+  std::string best_checkpoint;  // best.safetensors, when the run validated
   bool interrupted = false;
   std::vector<std::pair<std::string, double>> last_terms;
 };
