@@ -575,7 +575,7 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
 }
 
 // PyTorch's figure from bench/pytorch/train_step.py, run now on the same machine; null if unavailable.
-json run_pytorch(const std::string& preset, int batch, int steps, Device d, double clip, int threads) {
+json run_pytorch(const std::string& preset, int batch, int input, int steps, Device d, double clip, int threads) {
   const std::string script = fn::find_source_file("bench/pytorch/train_step.py");
   if (script.empty()) {
     std::printf("pytorch: not available (bench/pytorch/train_step.py not found)\n");
@@ -583,6 +583,7 @@ json run_pytorch(const std::string& preset, int batch, int steps, Device d, doub
   }
   std::string tmp = (std::filesystem::temp_directory_path() / ("bench_train_step_pt_" + std::to_string(::getpid()) + ".json")).string();
   std::string cmd = fn::bench::python_exe() + " " + script + " --preset " + preset + " --batch " + std::to_string(batch) +
+                    " --input " + std::to_string(input) +
                     " --steps " + std::to_string(steps) + " --device " + fn::device_name(d) + " --clip " + std::to_string(clip) +
                     (threads > 0 ? " --threads " + std::to_string(threads) : std::string()) + " --json " + tmp;
   std::printf("pytorch: %s\n", cmd.c_str());
@@ -617,10 +618,11 @@ int main(int argc, char** argv) {
   fn::kernels::blas_short_idle_spin(argv);
   CLI::App app{"bench_train_step: FashionNet training step and embedding throughput on a fixed synthetic batch"};
   std::string preset = "cpu-small", device = "cpu", json_path;
-  int batch = 0, steps = 10, warmup = 3, threads = 0;
+  int batch = 0, steps = 10, warmup = 3, threads = 0, input = 0;
   bool pytorch = false, profile = false;
   app.add_option("--preset", preset, "paper | cpu-small | tiny | lite0 | resnet50 | resnet-tiny")->capture_default_str();
   app.add_option("--batch", batch, "images per step (default: the preset's)");
+  app.add_option("--input", input, "input side in pixels (default: the preset's; e.g. 224 for lite0 on a GPU)");
   app.add_option("--steps", steps, "timed steps (median)")->capture_default_str();
   app.add_option("--warmup", warmup, "untimed steps first (also the validation length, at least 2)")->capture_default_str();
   app.add_option("--device", device, "cpu | cuda")->capture_default_str();
@@ -652,6 +654,7 @@ int main(int argc, char** argv) {
     }
     if (threads > 0) fn::kernels::set_blas_threads(threads);
     fnn::TrainConfig cfg = fnn::preset(preset);
+    if (input > 0) cfg.net.input = input;
     FN_CHECK(cfg.stages.size() >= 2, "bench_train_step: preset ", preset, " has fewer than two stages");
     if (batch <= 0) batch = cfg.batch;
     FN_CHECK(batch % std::max(1, cfg.K) == 0, "bench_train_step: --batch ", batch, " is not a multiple of K = ", cfg.K);
@@ -734,7 +737,7 @@ int main(int argc, char** argv) {
                     "FashionNet kernels above\n", cfg.net.backbone.name().c_str());
     }
     if (pytorch) {
-      json pt = run_pytorch(preset, batch, steps, d, cfg.clip_grad_norm, threads);
+      json pt = run_pytorch(preset, batch, cfg.net.input, steps, d, cfg.clip_grad_norm, threads);
       out["pytorch"] = pt;
       double pt_ips = pt.is_null() ? 0 : pytorch_train_ips(pt);
       if (pt_ips > 0) {

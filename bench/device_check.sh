@@ -96,6 +96,19 @@ bench bench_depthwise_conv2d --device cuda --json "$OUTDIR/bench_depthwise_conv2
 bench bench_pool --device cuda --repeats 10 --json "$OUTDIR/bench_pool.json"
 bench bench_train_step --device cuda --preset paper --batch 32 --steps 10 --pytorch --profile \
   --json "$OUTDIR/bench_train_step.json"
+# The ImageNet backbones (issue 18) at 224x224, batch 32: ours against PyTorch eager, both FP32 (time and peak
+# memory), then PyTorch alone with TF32 and with AMP bf16 + channels_last, what a GPU user really runs.
+for preset in lite0 resnet50; do
+  wanted "bench_train_step_$preset" && [ -x "$BUILD/bin/bench_train_step" ] || continue
+  run_step "bench_train_step_$preset" "$STEP" "$BUILD/bin/bench_train_step" --device cuda --preset "$preset" \
+    --input 224 --batch 32 --steps 10 --pytorch --json "$OUTDIR/bench_train_step_$preset.json"
+  for precision in tf32 bf16-cl; do
+    wanted "pytorch_${preset}_$precision" && "$PY" -c "import torch" 2>/dev/null || continue
+    run_step "pytorch_${preset}_$precision" "$STEP" "$PY" bench/pytorch/train_step.py --preset "$preset" \
+      --input 224 --batch 32 --steps 10 --device cuda --precision "$precision" \
+      --json "$OUTDIR/pytorch_train_step_${preset}_$precision.json"
+  done
+done
 
 # 3. Parity of the whole network with PyTorch, our side on the GPU.
 if wanted parity && [ -f bench/pytorch/parity.py ] && "$PY" -c "import torch" 2>/dev/null; then

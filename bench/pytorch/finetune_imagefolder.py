@@ -12,7 +12,8 @@ data/split.cpp uses, each image resized to the input side (PIL bilinear, as the 
 
 The budget is wall-clock time, stage by stage: each stage gets the time our run's stage took (`--log`, our
 run's output). After a few steps of a stage the script sizes the stage's step count to what fits in its time,
-so that its learning-rate schedule ends when the time does; it stops at the deadline in any case.
+and re-sizes it at a third and at two thirds of the stage, so that its learning-rate schedule ends when the
+time does; it stops at the deadline in any case.
 
     /usr/bin/python3 bench/pytorch/finetune_imagefolder.py --run RUN/config.json --log RUN.log \
         --init INIT.safetensors --data .../inshop_firstview/train --holdout 0.1 --out pt_run [--threads 2 --workers 2]
@@ -36,6 +37,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fashionnet_ref as ref  # noqa: E402
 
+WARM = 3  # steps of a stage left out of its rate: the loader's workers start, the allocator warms up
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # data/transform.cpp's ImageNet normalisation
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -173,7 +175,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="image decoding processes (ours: 2 loader threads)")
-    ap.add_argument("--calibrate", type=int, default=10, help="steps of each stage timed to size its schedule")
+    ap.add_argument("--calibrate", type=int, default=10,
+                    help="steps of each stage timed to size its schedule (re-sized at a third and two thirds)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.out, exist_ok=True)
@@ -250,7 +253,8 @@ def main():
                             if isinstance(m, torch.nn.BatchNorm2d)]
         set_mode()
         pk = weights_of(stage)[4] > 0 and cfg["P"] * cfg["K"] == cfg["batch"]
-        planned, calibrated = stage["steps"], False
+        planned, t_warm = stage["steps"], None
+        recalibrate_at = {WARM + a.calibrate}
         ts = time.perf_counter()
         deadline = ts + budget[si]
         ema, best, best_state = -1.0, None, copy.deepcopy(model.state_dict())
@@ -272,11 +276,15 @@ def main():
                 done_steps += 1
                 images += images_b.shape[0]
                 now = time.perf_counter()
-                if not calibrated and t == a.calibrate:  # this stage's steps in its time, from the rate so far
-                    rate = (now - ts) / t
-                    planned, calibrated = max(t + 1, int(budget[si] / rate)), True
-                    print(f"[{stage['name']}] calibration: {rate:.2f} s a step -> {planned} steps in {budget[si]:.0f} s "
-                          f"(ours: {stage['steps']})", flush=True)
+                if t == WARM:
+                    t_warm = now
+                if t in recalibrate_at:  # the stage's step count from the rate since the warm-up, so that its
+                    rate = (now - t_warm) / (t - WARM)  # schedule ends at its deadline
+                    planned = max(t + 1, t + int((deadline - now) / rate))
+                    recalibrate_at = ({planned // 3, 2 * planned // 3} if t == WARM + a.calibrate
+                                      else recalibrate_at) - set(range(t + 1))
+                    print(f"[{stage['name']}] calibration at step {t}: {rate:.2f} s a step -> {planned} steps in "
+                          f"{budget[si]:.0f} s (ours: {stage['steps']})", flush=True)
                 if t % cfg.get("checkpoint_every", 500) == 0 and (best is None or ema < best):
                     best, best_state = ema, copy.deepcopy(model.state_dict())
                 if t % cfg.get("log_every", 10) == 0:

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """PyTorch twin of our training-step benchmark: the same FashionNet (fashionnet_ref.py) at a preset's shapes,
 timed per full training step (forward in training mode with dropout, the five losses, backward, SGD momentum 0.9
-weight decay 5e-4) and per embedding extraction (eval, no_grad). Median of the timed steps, after warm-up.
+and the preset's weight decay) and per embedding extraction (eval, no_grad). Median of the timed steps, after warm-up.
+Every preset's network: VGG16 (paper, cpu-small, tiny), EfficientNet-Lite0 (lite0), ResNet-50 (resnet50, resnet-tiny).
 
     /usr/bin/python3 bench/pytorch/train_step.py --preset cpu-small --batch 16 --steps 10 --warmup 2 \
-        --device cpu --json FILE [--threads N] [--clip 10]
+        --device cpu --json FILE [--threads N] [--clip 10] [--input 224] [--precision fp32|tf32|bf16-cl]
 """
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -74,6 +77,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu-small", choices=sorted(ref.PRESETS))
     ap.add_argument("--batch", type=int, default=0, help="images per step (default: the preset's P*K)")
+    ap.add_argument("--input", type=int, default=0, help="input side in pixels (default: the preset's)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16-cl"],
+                    help="cuda: fp32 (no TF32, as our engine), tf32 (TF32 matmuls and convolutions), or bf16-cl "
+                         "(autocast bfloat16 with channels_last tensors): what a GPU user really runs")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -90,23 +97,37 @@ def main():
     if a.device == "cuda":
         # FP32 on both sides: our engine runs cuDNN with FMA math and cuBLAS without TF32, so PyTorch must too
         # (its cuDNN convolutions default to TF32). cudnn.benchmark: PyTorch's own algorithm search, as ours does.
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+        # --precision tf32 / bf16-cl measure what a GPU user runs instead, for the record.
+        tf32 = a.precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
+    elif a.precision != "fp32":
+        print("train_step.py: --precision tf32 / bf16-cl are GPU settings; use --device cuda", file=sys.stderr)
+        return 2
 
     cfg = ref.PRESETS[a.preset]
+    if a.input:
+        cfg = dataclasses.replace(cfg, input=a.input)
     P, K = PK[a.preset]
     n = a.batch or P * K
     model = ref.FashionNetRef(cfg).to(a.device)
+    bf16 = a.precision == "bf16-cl"
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
     wd = 5e-4 if cfg.backbone == "vgg16" else 1e-4  # the presets' weight decay (config.cpp)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=wd)
     b = fixed_batch(cfg, n, P, K, a.device)
+    if bf16:
+        b["images"] = b["images"].contiguous(memory_format=torch.channels_last)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def train_step():
         model.train()
         opt.zero_grad(set_to_none=True)
-        o = model(b["images"], b["landmarks"], b["visible"])
-        total, _ = ref.fashionnet_loss(o, b, (1, 1, 1, 1, 1), 0.2, "batch_hard")
+        with autocast():
+            o = model(b["images"], b["landmarks"], b["visible"])
+            total, _ = ref.fashionnet_loss(o, b, (1, 1, 1, 1, 1), 0.2, "batch_hard")
         total.backward()
         if a.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
@@ -114,7 +135,7 @@ def main():
 
     def embed():
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(b["images"])["embedding"]  # pools at the predicted landmarks, as evaluation does
 
     if a.device == "cuda":
@@ -140,7 +161,7 @@ def main():
         "embed_cpu_s_median": statistics.median(emb_cpu),
         "peak_memory_bytes": int(peak),
         "peak_memory_kind": "torch.cuda.max_memory_allocated" if a.device == "cuda" else "max RSS of the process",
-        "tf32": False if a.device == "cuda" else None,
+        "precision": a.precision, "tf32": (a.precision != "fp32") if a.device == "cuda" else None,
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark) if a.device == "cuda" else None,
     }
     print(f"pytorch {a.preset} batch {n} on {res['device']} ({res['threads']} threads): train step {med_t * 1e3:.1f} ms "
