@@ -18,6 +18,7 @@
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/trainer.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 using namespace fn;
 using namespace fn::fashionnet;
@@ -25,23 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A temporary folder for this process, removed at exit.
-struct Scratch {
-  fs::path dir = fs::temp_directory_path() / ("fn_benchmarks_test_" + std::to_string(::getpid()));
-  Scratch() {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-
-fs::path scratch() {
-  static Scratch s;
-  return s.dir;
-}
+fs::path scratch() { return fn::test::process_temp_dir("benchmarks"); }  // removed when the executable exits
 
 // 40 garments x 3 photos of long side 64: some 28 product folders train, 6 test.
 std::string synth(const std::string& benchmark) {

@@ -28,6 +28,7 @@
 #include "fashionnet/train/trainer.h"
 #include "fashionnet/train/validation.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 using namespace fn;
 using namespace fn::fashionnet;
@@ -35,23 +36,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A temporary folder for this process, removed at exit.
-struct Scratch {
-  fs::path dir = fs::temp_directory_path() / ("fn_trainer_test_" + std::to_string(::getpid()));
-  Scratch() {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-
-fs::path scratch() {
-  static Scratch s;
-  return s.dir;
-}
+fs::path scratch() { return fn::test::process_temp_dir("trainer"); }  // removed when the executable exits
 
 // 16 items x 4 views of 64x64: 8 training items, 32 training photos (enough for P=2, K=4 batches).
 const std::string& dataset() {
