@@ -4,11 +4,13 @@
 //   absolute folder those paths are relative to: --data, or with --images the working directory). With --images,
 //   plain photos without annotation: the whole image is the crop, landmark_pool at the predicted
 //   landmarks, item id "-".
+//   Under mpirun (-np N) the ranks share the images and rank 0 writes the files: the same as one process.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 
 #include "apps/command.h"
+#include "dist/comm.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/eval/inference.h"
 #include "fashionnet/eval/photo_search.h"
@@ -34,21 +36,42 @@ int run_embed(int argc, char** argv) {
   FN_EXPECT(root.empty() != images.empty(), "embed: give either --data (a dataset) or --images (photos), not ",
             root.empty() ? "neither" : "both");
   fn::Device dev = fn::parse_device(device);
+  // Under mpirun the images are split over the ranks and the rows gathered (docs/distributed.md); built
+  // before the model, since a CUDA rank takes its GPU here. Rank 0 alone writes and prints.
+  fn::dist::CommOptions co;
+  co.device = dev;
+  fn::dist::Communicator comm(co);
+  io.comm = &comm;
+  const bool writer = comm.rank() == 0;
   // Before the (slow) model load and inference, so `--out out/gal` works in a fresh folder.
   const std::filesystem::path out_dir = std::filesystem::path(out).parent_path();
-  if (!out_dir.empty()) std::filesystem::create_directories(out_dir);
+  if (writer && !out_dir.empty()) std::filesystem::create_directories(out_dir);
   if (!images.empty()) {
-    std::vector<std::string> paths = fn::fashionnet::expand_image_args(images);
+    const std::vector<std::string> paths = fn::fashionnet::expand_image_args(images);
     auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
-    auto pe = fn::fashionnet::embed_photos(*model, paths, dev, io.batch, true);
-    fn::fashionnet::write_embeddings(out, pe.embeddings);
+    const fn::dist::Shard sh = fn::dist::shard_of(int64_t(paths.size()), comm.rank(), comm.size());
+    const std::vector<std::string> shard(paths.begin() + sh.begin, paths.begin() + sh.end);
+    fn::fashionnet::PhotoEmbeddings pe;
+    fn::dist::run_together(comm, "embedding", [&] {
+      pe = fn::fashionnet::embed_photos(*model, shard, dev, io.batch, writer);
+    });
+    fn::fashionnet::Embeddings& e = pe.embeddings;
+    if (comm.size() > 1) {  // the shards' rows, in rank order (embed_photos' other fields are not written)
+      const int64_t dim = e.dim();
+      e.features = fn::Tensor::from(comm.allgather(e.features.to_vector()), {int64_t(paths.size()), dim});
+      e.image_paths = paths;
+      e.item_ids.assign(paths.size(), "-");
+    }
+    if (!writer) return 0;
+    fn::fashionnet::write_embeddings(out, e);
     std::printf("wrote %s.npy (%lld x %lld), %s.ids.txt (item ids \"-\") and %s.root.txt\n", out.c_str(),
-                (long long)pe.embeddings.rows(), (long long)pe.embeddings.dim(), out.c_str(), out.c_str());
+                (long long)e.rows(), (long long)e.dim(), out.c_str(), out.c_str());
     return 0;
   }
   auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev);
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   fn::fashionnet::Embeddings e = fn::fashionnet::embed_split(*model, ds, split, dev, io);
+  if (!writer) return 0;
   fn::fashionnet::write_embeddings(out, e);
   std::printf("wrote %s.npy (%lld x %lld), %s.ids.txt and %s.root.txt (paths relative to %s)\n", out.c_str(),
               (long long)e.rows(), (long long)e.dim(), out.c_str(), out.c_str(), e.root.c_str());

@@ -2,6 +2,7 @@
 //   imagefolder: scores every image of DIR, or with --holdout F only the images `train --holdout F` left out.
 //   category, landmark: the test split, with the papers' protocol (top-k, per-group attribute recall, landmark
 //   error per slot and per variation type, the detection-rate curve: detection.svg with --html).
+//   Under mpirun (-np N) the ranks share the images; the results are those of one process.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "apps/command.h"
+#include "dist/comm.h"
 #include "fashionnet/train/benchmark_weights.h"
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/eval/evaluate.h"
@@ -51,10 +53,18 @@ int run_eval(int argc, char** argv) {
             "only: ", benchmark, " carries its own evaluation split");
   if (!ks.empty()) opt.ks = fn::fashionnet::parse_ks(ks);
   fn::Device dev = fn::parse_device(device);
+  // Under mpirun the images are split over the ranks and the rows gathered (docs/distributed.md); built
+  // before the model, since a CUDA rank takes its GPU here. Every rank computes the metrics; rank 0 alone
+  // prints and writes.
+  fn::dist::CommOptions co;
+  co.device = dev;
+  fn::dist::Communicator comm(co);
+  opt.inference.comm = &comm;
   fn::fashionnet::TrainConfig cfg;
   auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev, &cfg);
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   auto r = fn::fashionnet::evaluate(*model, ds, dev, opt);
+  if (comm.rank() != 0) return 0;
   // What the checkpoint was trained on, so that a landmark-only model's empty heads are not read as failures.
   const std::string trained = "trained loss terms (the checkpoint's stages): " + fn::fashionnet::trained_terms(cfg);
   std::printf("%s\n%s", trained.c_str(), fn::fashionnet::format_eval(r).c_str());

@@ -7,17 +7,21 @@
 
 #include "apps/command.h"
 #include "core/safetensors.h"
+#include "dist/comm.h"
 
 namespace {
 
 int run_inspect(int argc, char** argv) {
   CLI::App app{"List the metadata and tensors of a .safetensors file"};
   std::string path, only;
-  bool stats = false, full = false;
+  bool stats = false, full = false, checksum = false;
   app.add_option("file", path, "checkpoint or weights file (.safetensors)")->required()->check(CLI::ExistingFile);
   app.add_flag("--stats", stats, "also print min / max / mean / rms of each tensor (reads all data)");
   app.add_flag("--full", full, "print metadata values in full (long ones are cut at 200 characters)");
   app.add_option("--filter", only, "only tensors whose name contains this text");
+  app.add_flag("--checksum", checksum,
+               "end with one checksum of the listed tensors' shapes and bits (equal checksums: bitwise equal "
+               "tensors, whatever the metadata)");
   CLI11_PARSE(app, argc, argv);
 
   fn::SafetensorsFile f = fn::load_safetensors(path);
@@ -34,9 +38,11 @@ int run_inspect(int argc, char** argv) {
   std::printf("tensors:\n");
   uint64_t total = 0;
   int64_t params = 0;
+  std::vector<fn::Tensor> listed;  // for --checksum
   for (const auto& name : f.names) {
     if (!only.empty() && name.find(only) == std::string::npos) continue;
     const auto& e = f.entry(name);
+    if (checksum) listed.push_back(f.get(name));
     total += e.end - e.begin;
     params += fn::shape_numel(e.shape);
     std::printf("  %-40s %s %-20s %10.3f MB", name.c_str(), fn::safetensors_dtype(e.dtype), fn::shape_str(e.shape).c_str(),
@@ -55,6 +61,9 @@ int run_inspect(int argc, char** argv) {
     std::printf("\n");
   }
   std::printf("total: %lld values, %.1f MB\n", (long long)params, double(total) / 1e6);
+  if (checksum)
+    std::printf("checksum: %016llx (%zu tensors)\n", (unsigned long long)fn::dist::tensor_checksum(listed),
+                listed.size());
   return 0;
 }
 

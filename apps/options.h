@@ -17,6 +17,7 @@ struct TrainFlags {
   std::string steps;        // "S1,S2": steps per stage
   double lr = 0;            // 0: the preset's
   int batch = 0;            // 0: the preset's
+  int parts = 0;            // 0: the preset's
   uint64_t seed = 0;        // 0: the preset's
   bool no_local = false;    // ablation: global branch only
   std::string pool_mode;    // a name of fashionnet::PoolMode; empty: the preset's
@@ -30,6 +31,10 @@ inline void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--steps", f.steps, "steps per stage, e.g. 300,600");
   app.add_option("--lr", f.lr, "base learning rate of every stage")->check(positive());
   app.add_option("--batch", f.batch, "batch size (P*K with triplets)")->check(positive());
+  app.add_option("--parts", f.parts,
+                 "split each batch into this many parts whose losses (and triplet mining) are taken each on its "
+                 "own, as that many MPI ranks would (docs/distributed.md)")
+      ->check(positive());
   app.add_option("--seed", f.seed, "random seed");
   app.add_flag("--no-local", f.no_local, "ablation: global branch only (no landmark pooling)");
   using fashionnet::PoolMode;
@@ -80,6 +85,7 @@ inline fashionnet::TrainConfig make_config(const TrainFlags& f) {
     cfg.batch = f.batch;
     if (cfg.P * cfg.K != f.batch) cfg.P = std::max(1, f.batch / cfg.K);
   }
+  if (f.parts > 0) cfg.parts = f.parts;
   if (f.seed) cfg.seed = f.seed;
   if (f.no_local) cfg.net.local_branch = false;
   if (!f.pool_mode.empty()) cfg.net.pool_mode = f.pool_mode;

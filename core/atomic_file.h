@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace fn {
 
@@ -38,6 +39,10 @@ class AtomicFile {
 
 // The whole of `text` into `path` through an AtomicFile (config.json, reports, SVG charts).
 void write_text_file(const std::string& path, const std::string& text);
+
+// Removes the temporary files `<name>.tmp.<pid>` in `dir` whose process is no longer running on this host (a
+// run killed while it wrote a checkpoint); returns their names. A missing folder has none.
+std::vector<std::string> remove_dead_temporaries(const std::string& dir);
 
 // Test hook: the next AtomicFile writes fail (throw) once `after_bytes` bytes have been written in total, as
 // a full disk would. -1 (the default) disables it. It applies to one file only, then resets itself.

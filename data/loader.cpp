@@ -89,16 +89,20 @@ struct Loader::Impl {
 
   Impl(const Dataset& d, std::vector<int> idx, LoaderConfig c) : ds(d), indices(std::move(idx)), cfg(c) {
     FN_CHECK(cfg.input > 0, "input size must be positive");
+    FN_CHECK(cfg.shards >= 1 && cfg.shard >= 0 && cfg.shard < cfg.shards, "loader shard ", cfg.shard, " of ", cfg.shards);
     per_epoch = (int64_t)plan_epoch(ds, indices, cfg, 0).size();
   }
 
-  // Builds batch `b` of epoch `ep`. The flip of each image depends only on (seed, epoch, position, sample).
+  // Builds this shard of batch `b` of epoch `ep`. The flip of each image depends only on (seed, epoch,
+  // position in the whole batch, sample).
   void build(int64_t b, const std::vector<int>& idx, int64_t ep, Slot& slot) {
     Batch& out = slot.batch;
     const size_t A = ds.attribute_names.size();
-    resize_batch(out, (int)idx.size(), cfg.input, A);
+    const size_t begin = idx.size() * size_t(cfg.shard) / size_t(cfg.shards);
+    const size_t end = idx.size() * size_t(cfg.shard + 1) / size_t(cfg.shards);
+    resize_batch(out, int(end - begin), cfg.input, A);
     int n = 0;
-    for (size_t j = 0; j < idx.size(); ++j) {
+    for (size_t j = begin; j < end; ++j) {
       Xoshiro256 rng(derive_seed(derive_seed(cfg.seed, (uint64_t)ep, (uint64_t)b, j), (uint64_t)idx[j]));
       const bool flip = cfg.flip && rng.chance(0.5);
       try {
@@ -110,7 +114,7 @@ struct Loader::Impl {
       }
       ++n;
     }
-    if (n != (int)idx.size()) shrink(out, n, A);
+    if (n != int(end - begin)) shrink(out, n, A);
   }
 
   void worker() {
@@ -170,7 +174,12 @@ struct Loader::Impl {
         work_cv.notify_all();
       }
       if (slot.error) std::rethrow_exception(slot.error);
-      if (slot.batch.n == 0) continue;  // every image of the batch was skipped
+      // Every image of the batch was skipped: the next one. A shard cannot do that alone (the ranks would
+      // then train on different batches), so there it is an error.
+      if (slot.batch.n == 0 && cfg.shards > 1)
+        FN_USER_FAIL("every image of shard ", cfg.shard, " of ", cfg.shards, " of batch ", consumed - 1,
+                     " was skipped as unreadable (--skip-bad); the ranks cannot go on together");
+      if (slot.batch.n == 0) continue;
       out = std::move(slot.batch);
       return true;
     }

@@ -23,6 +23,10 @@ struct LoaderConfig {
   int P = 4, K = 4;         // PK: P distinct items, K images each
   bool skip_bad = false;    // a bad image is skipped and counted (the batch shrinks) instead of an error
   bool drop_last = true;    // drop the last incomplete batch (Shuffle, Sequential) or last < P items (PK)
+  // Data-parallel: the sampler orders the whole (global) batch alike on every rank, and this loader decodes
+  // only its share, rows [shard * n / shards, (shard + 1) * n / shards) of each batch of n. A row's flip is
+  // drawn at its place in the whole batch, so the shards together are the unsharded batch.
+  int shard = 0, shards = 1;
 };
 
 struct Batch {

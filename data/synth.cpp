@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <tuple>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/annotations_common.h"
 #include "data/synth_common.h"
@@ -211,7 +212,30 @@ std::string attr_values(const Item& it) {
 
 }  // namespace
 
+bool is_synthetic_dataset(const std::string& root) {
+  std::error_code ec;
+  return !root.empty() && std::filesystem::is_regular_file(std::filesystem::path(root) / kSyntheticMarker, ec);
+}
+
+void write_synthetic_marker(const std::string& root, const std::string& how) {
+  write_text_file((std::filesystem::path(root) / kSyntheticMarker).string(),
+                  cat("Synthetic DeepFashion-format data, drawn by fashionnet (", how, ").\n",
+                      "Figures measured on it test the pipeline; they are not comparable with published DeepFashion results.\n"));
+}
+
+namespace {
+SynthSummary draw(const SynthConfig& cfg);
+}
+
 SynthSummary synthesize(const SynthConfig& cfg) {
+  const SynthSummary s = draw(cfg);
+  write_synthetic_marker(cfg.out, cat("synth --benchmark ", cfg.benchmark, " --items ", cfg.items, " --views ", cfg.views,
+                                      " --seed ", cfg.seed));
+  return s;
+}
+
+namespace {
+SynthSummary draw(const SynthConfig& cfg) {
   namespace fs = std::filesystem;
   FN_EXPECT(cfg.benchmark == "inshop" || cfg.benchmark == "consumer2shop" || cfg.benchmark == "category" ||
                 cfg.benchmark == "landmark",
@@ -361,5 +385,6 @@ SynthSummary synthesize(const SynthConfig& cfg) {
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }
+}  // namespace
 
 }  // namespace fn::data

@@ -30,6 +30,13 @@ struct SynthSummary {
   double seconds = 0;
 };
 
+// Writes the dataset, and kSyntheticMarker at its root.
 SynthSummary synthesize(const SynthConfig& cfg);
+
+// The file synthesize() leaves at the root of the dataset it draws (its text says how). Figures measured on a
+// dataset that holds it are not comparable with published ones, and eval and its report say so.
+inline const char* const kSyntheticMarker = "SYNTHETIC.txt";
+bool is_synthetic_dataset(const std::string& root);
+void write_synthetic_marker(const std::string& root, const std::string& how);  // `how`: one line
 
 }  // namespace fn::data

@@ -102,6 +102,7 @@ GradBucketer::GradBucketer(Communicator& comm, std::vector<Tensor> params, size_
   }
 #endif
   marked_.assign(params_.size(), 0);
+  had_grad_.assign(params_.size(), 0.f);
   pending_.resize(nb);
   for (size_t b = 0; b < nb; ++b) pending_[b] = int64_t(plan_.buckets[b].segments.size());
 }
@@ -143,6 +144,7 @@ void GradBucketer::copy_in(int i) {
   FN_CHECK(!marked_[size_t(i)], "GradBucketer: ", param.describe(), " marked ready twice in one step");
   marked_[size_t(i)] = 1;
   const Tensor g = param.grad();
+  had_grad_[size_t(i)] = g.defined() ? 1.f : 0.f;
   if (g.defined())
     FN_CHECK(g.numel() == param.numel() && g.dtype() == param.dtype(), "GradBucketer: gradient ", g.describe(),
              " of ", param.describe());
@@ -218,6 +220,9 @@ void GradBucketer::finish() {
   FN_CHECK(next_launch_ == int(plan_.buckets.size()), "GradBucketer: ", next_launch_, " of ", plan_.buckets.size(),
            " buckets launched");
   const int n = comm_.size();
+  // Which parameters some rank had a gradient for: one that none had stays without one, as in a single
+  // process (the optimizer skips it; zeros would still move it by weight decay and momentum).
+  if (n > 1) comm_.allreduce_sum(had_grad_.data(), int64_t(had_grad_.size()));
   for (size_t b = 0; b < plan_.buckets.size(); ++b) {
     Tensor& buf = state_->buffers[b];
 #ifdef FN_HAVE_NCCL
@@ -245,6 +250,7 @@ void GradBucketer::finish() {
     }
   }
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (had_grad_[i] == 0.f) continue;
     Tensor& p = params_[i];
     Tensor g = p.grad();
     if (!g.defined()) {

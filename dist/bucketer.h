@@ -16,8 +16,8 @@
 // the compute stream waits for NCCL's events, and the watchdog polls them.
 //
 // mark_ready calls come from the autograd's leaf-gradient hook (LeafGradHook in core/autograd.h; install
-// with GradReadyHook) or from the caller. A parameter with no gradient counts as zeros, and has a gradient
-// (the average) after finish(). Gradient accumulation over micro-batches: install the hook (and call
+// with GradReadyHook) or from the caller. A parameter with no gradient on a rank counts as zeros there, and
+// has a gradient (the average) after finish() when some rank had one; one that no rank had stays without. Gradient accumulation over micro-batches: install the hook (and call
 // finish) only for the last micro-batch.
 //
 // Sums and bits. MPI sums in its own order, which for a given job size and message size is fixed; each
@@ -94,6 +94,7 @@ class GradBucketer {
   std::unordered_map<const TensorImpl*, int> index_;
   BucketPlan plan_;
   std::vector<char> marked_;
+  std::vector<float> had_grad_;  // per parameter: 1 where this rank had a gradient (summed over ranks in finish)
   std::vector<int64_t> pending_;  // per bucket: segments not yet copied in
   int next_launch_ = 0;
   BucketStats stats_;

@@ -4,10 +4,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <thread>
 
 #include "dist/comm_impl.h"
@@ -85,21 +87,24 @@ std::string host_name() {
 
 // The default timeout action: say why, then end the job. MPI_Abort makes mpirun kill every rank; should
 // it not return promptly (or MPI lack thread support), the process ends itself after a grace period.
-void abort_job(Communicator::Impl* impl, const std::string& message) {
+// `main_thread`: MPI may be called from this thread whatever the thread level MPI granted.
+[[noreturn]] void abort_job(Communicator::Impl* impl, const std::string& message, int exit_code = kWatchdogExitCode,
+                            bool main_thread = false) {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::fflush(stderr);
-  std::thread([] {
+  std::thread([exit_code] {
     std::this_thread::sleep_for(std::chrono::seconds(10));
-    std::_Exit(kWatchdogExitCode);
+    std::_Exit(exit_code);
   }).detach();
 #ifdef FN_HAVE_NCCL
   if (impl->nccl) ncclCommAbort(impl->nccl);  // unblocks kernels waiting for a peer
 #endif
 #ifdef FN_HAVE_MPI
-  if (impl->mpi && mpi_runtime().thread_level == MPI_THREAD_MULTIPLE) MPI_Abort(MPI_COMM_WORLD, kWatchdogExitCode);
+  if (impl->mpi && (main_thread || mpi_runtime().thread_level == MPI_THREAD_MULTIPLE)) MPI_Abort(MPI_COMM_WORLD, exit_code);
 #endif
   (void)impl;
-  std::_Exit(kWatchdogExitCode);
+  (void)main_thread;
+  std::_Exit(exit_code);
 }
 
 }  // namespace
@@ -145,7 +150,7 @@ Communicator::Communicator(CommOptions options) : impl_(std::make_unique<Impl>()
 #endif
   Impl* raw = impl_.get();
   m.watchdog = std::make_unique<Watchdog>(options.timeout_s, cat("rank ", m.rank, " of ", m.size, " on ", m.host),
-                                          [raw](const std::string& msg) { abort_job(raw, msg); });
+                                          [raw](const std::string& msg) { ::fn::dist::abort_job(raw, msg); });
   if (options.device == Device::CUDA) {
 #ifdef FN_WITH_CUDA
     FN_EXPECT(cuda_available(), "--device cuda: no GPU answers on ", m.host, " (rank ", m.rank, ")");
@@ -209,6 +214,10 @@ std::string Communicator::describe() const {
   return cat("rank ", m.rank, " of ", m.size, " (local ", m.local_rank, " of ", m.local_size, ") on ", m.host, ", ",
              m.cuda_device >= 0 ? cat("cuda:", m.cuda_device) : std::string("cpu"),
              uses_nccl() ? ", NCCL" : uses_mpi() ? ", MPI" : ", single process");
+}
+
+void Communicator::abort_job(const std::string& message, int exit_code) {
+  ::fn::dist::abort_job(impl_.get(), message, exit_code, /*main_thread=*/true);
 }
 
 void Communicator::barrier() {
@@ -285,6 +294,93 @@ uint64_t Communicator::allreduce_max(uint64_t v) {
   return v;
 }
 
+namespace {
+#ifdef FN_HAVE_MPI
+// Every rank's `count` elements, concatenated in rank order. MPI's counts and displacements are ints, so
+// large blocks go in rounds of at most allgather_max_count / size elements per rank, through a buffer;
+// blocks that fit in one round (every evaluation so far) land in place in one call.
+template <class T>
+std::vector<T> allgather_host(Communicator::Impl& m, const T* data, int64_t count, MPI_Datatype type,
+                              const char* what) {
+  const size_t n = size_t(m.size);
+  std::vector<int64_t> counts(n);
+  MPI_Request req;
+  FN_MPI_CHECK(MPI_Iallgather(&count, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T, m.world, &req));
+  m.wait(req, cat("MPI_Iallgather of the block sizes (", what, ")"));
+  std::vector<int64_t> offset(n + 1, 0);
+  for (size_t r = 0; r < n; ++r) offset[r + 1] = offset[r] + counts[r];
+  std::vector<T> out(static_cast<size_t>(offset[n]));
+  const int64_t chunk = std::max<int64_t>(1, m.allgather_max_count / int64_t(n));
+  const int64_t largest = *std::max_element(counts.begin(), counts.end());
+  std::vector<int> round_count(n), round_offset(n);
+  std::vector<T> buffer;
+  for (int64_t start = 0; start < largest; start += chunk) {
+    int total = 0;
+    for (size_t r = 0; r < n; ++r) {
+      round_count[r] = int(std::clamp<int64_t>(counts[r] - start, 0, chunk));
+      round_offset[r] = total;
+      total += round_count[r];
+    }
+    // One round covers everything exactly when every block fits in a chunk: the layout is then the final one.
+    const bool in_place = largest <= chunk;
+    if (!in_place) buffer.resize(size_t(total));
+    T* recv = in_place ? out.data() : buffer.data();
+    const int mine = round_count[size_t(m.rank)];
+    FN_MPI_CHECK(MPI_Iallgatherv(mine > 0 ? data + start : data, mine, type, recv, round_count.data(),
+                                 round_offset.data(), type, m.world, &req));
+    m.wait(req, cat("MPI_Iallgatherv (", what, ") of ", total, " elements"));
+    if (!in_place)
+      for (size_t r = 0; r < n; ++r)
+        std::copy(buffer.begin() + round_offset[r], buffer.begin() + round_offset[r] + round_count[r],
+                  out.begin() + offset[r] + start);
+  }
+  return out;
+}
+#endif
+}  // namespace
+
+std::vector<float> Communicator::allgather(const std::vector<float>& local) {
+#ifdef FN_HAVE_MPI
+  if (impl_->mpi) return allgather_host(*impl_, local.data(), int64_t(local.size()), MPI_FLOAT, "float");
+#endif
+  return local;
+}
+
+std::vector<int> Communicator::allgather(const std::vector<int>& local) {
+#ifdef FN_HAVE_MPI
+  if (impl_->mpi) return allgather_host(*impl_, local.data(), int64_t(local.size()), MPI_INT, "int");
+#endif
+  return local;
+}
+
+std::vector<std::string> Communicator::allgather(const std::vector<std::string>& local) {
+#ifdef FN_HAVE_MPI
+  if (impl_->mpi) {
+    // The lengths, then the characters back to back: no separator, so any byte may appear in a string.
+    std::vector<int> lengths;
+    std::vector<char> chars;
+    for (const std::string& s : local) {
+      FN_CHECK(s.size() <= size_t(INT_MAX), "allgather: a string of ", s.size(), " bytes");
+      lengths.push_back(int(s.size()));
+      chars.insert(chars.end(), s.begin(), s.end());
+    }
+    const std::vector<int> all_lengths = allgather(lengths);
+    const std::vector<char> all_chars =
+        allgather_host(*impl_, chars.data(), int64_t(chars.size()), MPI_CHAR, "string characters");
+    std::vector<std::string> out;
+    out.reserve(all_lengths.size());
+    size_t at = 0;
+    for (int len : all_lengths) {
+      out.emplace_back(all_chars.data() + at, size_t(len));
+      at += size_t(len);
+    }
+    FN_CHECK(at == all_chars.size(), "allgather: ", all_chars.size(), " characters for strings of ", at);
+    return out;
+  }
+#endif
+  return local;
+}
+
 void Communicator::broadcast(const std::vector<Tensor>& tensors, int root) {
   if (size() == 1) return;
 #ifdef FN_HAVE_NCCL
@@ -325,6 +421,30 @@ void Communicator::broadcast(const std::vector<Tensor>& tensors, int root) {
       Tensor(t).copy_from(h);
     }
   }
+}
+
+Shard shard_of(int64_t n, int rank, int size) {
+  FN_CHECK(size > 0 && rank >= 0 && rank < size && n >= 0, "shard of ", n, " items for rank ", rank, " of ", size);
+  return {n * rank / size, n * (rank + 1) / size};
+}
+
+void run_together(Communicator& comm, const std::string& what, const std::function<void()>& work) {
+  if (comm.size() == 1) return work();
+  std::exception_ptr failure;
+  std::string message;
+  try {
+    work();
+  } catch (const std::exception& e) {
+    failure = std::current_exception();
+    message = *e.what() ? e.what() : "an error without a message";
+  } catch (...) {
+    failure = std::current_exception();
+    message = "an unknown exception (an internal error)";
+  }
+  const std::vector<std::string> errors = comm.allgather(std::vector<std::string>{message});
+  if (failure) std::rethrow_exception(failure);
+  for (size_t q = 0; q < errors.size(); ++q)
+    FN_EXPECT(errors[q].empty(), what, " stopped: rank ", q, " of ", comm.size(), " failed: ", errors[q]);
 }
 
 uint64_t tensor_checksum(const std::vector<Tensor>& tensors) {

@@ -20,6 +20,7 @@
 // job (ncclCommAbort, MPI_Abort with exit code kWatchdogExitCode).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ class Communicator {
   std::string describe() const;  // "rank 1 of 2 (local 1 of 2) on host-a, cpu, MPI"
   Watchdog& watchdog();
 
+  // Prints `message` and ends every rank of the job with `exit_code` (MPI_Abort: mpirun then stops the others),
+  // for an error on one rank that the others, waiting in a collective, cannot see.
+  [[noreturn]] void abort_job(const std::string& message, int exit_code);
+
   // Blocking collectives over MPI on host memory, each watched. Identity for a single process.
   void barrier();
   void broadcast_bytes(void* data, size_t bytes, int root);
@@ -70,6 +75,11 @@ class Communicator {
   void allreduce_sum(double* data, int64_t count);
   uint64_t allreduce_min(uint64_t v);
   uint64_t allreduce_max(uint64_t v);
+  // Every rank's `local` block, concatenated in rank order, on every rank (MPI_Iallgatherv; the blocks may
+  // differ in length, and be empty). For sharded work whose results every rank needs: evaluation's rows.
+  std::vector<float> allgather(const std::vector<float>& local);
+  std::vector<int> allgather(const std::vector<int>& local);
+  std::vector<std::string> allgather(const std::vector<std::string>& local);
   // Rank `root`'s values of each tensor, into every rank's (CPU or CUDA tensors; NCCL for CUDA ones when
   // in use, else through host memory). For the initial parameters and, each step, batch norm's buffers.
   void broadcast(const std::vector<Tensor>& tensors, int root = 0);
@@ -80,6 +90,20 @@ class Communicator {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// Rank `rank`'s contiguous share of n items, [rank*n/size, (rank+1)*n/size): the shards in rank order are
+// the items in order, so results gathered with allgather keep it.
+struct Shard {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+Shard shard_of(int64_t n, int rank, int size);
+
+// Runs `work` (this rank's share of some sharded job), then, collectively, tells every rank whether it threw
+// anywhere: a rank that stopped alone would leave the others waiting in the next collective until the
+// watchdog ends the job. The rank that threw rethrows its own error; the others throw a user error naming
+// the first rank that failed, `what` and its message. For a single process, just `work()`.
+void run_together(Communicator& comm, const std::string& what, const std::function<void()>& work);
 
 // A 64-bit FNV-1a hash of the shapes, dtypes and bytes of `tensors` (copied to the host when on a GPU).
 uint64_t tensor_checksum(const std::vector<Tensor>& tensors);

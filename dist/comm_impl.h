@@ -1,6 +1,8 @@
 // Communicator's internals (dist/comm.h), shared with the bucketed all-reduce (dist/bucketer.cpp) and the
 // benchmark; not for other code: the MPI and NCCL handles live here so that dist/comm.h needs neither.
 #pragma once
+#include <climits>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -34,6 +36,8 @@ struct Communicator::Impl {
     return false;
 #endif
   }
+  // allgather's limit on the elements of one MPI call (MPI counts are ints); tests lower it to exercise the rounds.
+  int64_t allgather_max_count = INT_MAX / 8;
   // Waits for an MPI request under the watchdog ("what" names the collective in its message).
 #ifdef FN_HAVE_MPI
   void wait(MPI_Request& req, const std::string& what);

@@ -114,22 +114,24 @@ void relu6_backward(const Tensor& y, const Tensor& gy, Tensor& gx) {
   });
 }
 
-void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y) {
+void dropout_forward(const Tensor& x, float p, uint64_t seed, Tensor& y, int64_t offset) {
   check_binary("dropout_forward", x, x, y);
   FN_CHECK(p >= 0.f && p < 1.f, "dropout probability ", p, " not in [0, 1)");
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
-    return cuda::dropout_f32(x.f32(), p, seed, y.f32(), x.numel());
+    return cuda::dropout_f32(x.f32(), p, seed, y.f32(), x.numel(), offset);
 #endif
   }
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    cpu_for(x.numel(), [&](int64_t i) { py[i] = dropout_apply(px[i], seed, i, p); });
+    cpu_for(x.numel(), [&](int64_t i) { py[i] = dropout_apply(px[i], seed, offset + i, p); });
   });
 }
 
 // The backward of inverted dropout is the same mask and scale applied to the gradient.
-void dropout_backward(const Tensor& gy, float p, uint64_t seed, Tensor& gx) { dropout_forward(gy, p, seed, gx); }
+void dropout_backward(const Tensor& gy, float p, uint64_t seed, Tensor& gx, int64_t offset) {
+  dropout_forward(gy, p, seed, gx, offset);
+}
 
 }  // namespace fn::kernels

@@ -22,8 +22,8 @@ __global__ void relu6_fwd_kernel(const float* x, float* y, int64_t n) { FN_GRID_
 __global__ void relu6_bwd_kernel(const float* y, const float* gy, float* gx, int64_t n) {
   FN_GRID_STRIDE(i, n) gx[i] = relu6_bwd(y[i], gy[i]);
 }
-__global__ void dropout_kernel(const float* x, float p, uint64_t seed, float* y, int64_t n) {
-  FN_GRID_STRIDE(i, n) y[i] = dropout_apply(x[i], seed, i, p);
+__global__ void dropout_kernel(const float* x, float p, uint64_t seed, float* y, int64_t n, int64_t offset) {
+  FN_GRID_STRIDE(i, n) y[i] = dropout_apply(x[i], seed, offset + i, p);
 }
 
 }  // namespace
@@ -59,9 +59,9 @@ void relu6_backward_f32(const float* y, const float* gy, float* gx, int64_t n) {
   relu6_bwd_kernel<<<grid_for(n), 256, 0, ::fn::cuda::stream()>>>(y, gy, gx, n);
   CUDA_CHECK_LAUNCH();
 }
-void dropout_f32(const float* x, float p, uint64_t seed, float* y, int64_t n) {
+void dropout_f32(const float* x, float p, uint64_t seed, float* y, int64_t n, int64_t offset) {
   if (n == 0) return;
-  dropout_kernel<<<grid_for(n), 256, 0, ::fn::cuda::stream()>>>(x, p, seed, y, n);
+  dropout_kernel<<<grid_for(n), 256, 0, ::fn::cuda::stream()>>>(x, p, seed, y, n, offset);
   CUDA_CHECK_LAUNCH();
 }
 

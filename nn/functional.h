@@ -15,8 +15,9 @@ Tensor mul(const Tensor& a, const Tensor& b);    // same shape
 Tensor scale(const Tensor& a, double alpha);
 Tensor relu(const Tensor& x);
 Tensor relu6(const Tensor& x);  // min(max(x, 0), 6); the gradient passes where 0 < x < 6
-// Inverted dropout with probability p when `training`; identity otherwise. `seed` picks the mask.
-Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed);
+// Inverted dropout with probability p when `training`; identity otherwise. `seed` picks the mask; element i
+// draws it at counter offset + i (a part of a larger batch: offset = its first element's place in the whole).
+Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed, int64_t offset = 0);
 
 // ---- shape (nn/functional_shape.cpp)
 Tensor reshape(const Tensor& x, const Shape& s);  // one -1 allowed

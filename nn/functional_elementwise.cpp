@@ -72,14 +72,14 @@ Tensor relu6(const Tensor& x) {
   return y;
 }
 
-Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed) {
+Tensor dropout(const Tensor& x, float p, bool training, uint64_t seed, int64_t offset) {
   if (!training || p == 0.f) return x;
   Tensor y = Tensor::empty_like(x);
-  kernels::dropout_forward(x, p, seed, y);
+  kernels::dropout_forward(x, p, seed, y, offset);
   if (needs_grad({x}))
-    record("dropout", {x}, y, [p, seed](const Tensor& g) {
+    record("dropout", {x}, y, [p, seed, offset](const Tensor& g) {
       Tensor gx = Tensor::empty_like(g);
-      kernels::dropout_backward(g, p, seed, gx);
+      kernels::dropout_backward(g, p, seed, gx, offset);
       return std::vector<Tensor>{gx};
     });
   return y;

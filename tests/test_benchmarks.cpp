@@ -166,7 +166,8 @@ TEST_CASE("Category benchmark: synth, check-data, train (triplets over product f
   CHECK(j["heads"]["landmarks"]["detection_curve"].size() == 21);
   const std::string text = format_eval(r);
   INFO(text);
-  CHECK(text.find("scored the test split: ") == 0);
+  CHECK(text.find("SYNTHETIC DATA") == 0);  // synth's data: the published figures are not comparable
+  CHECK(text.find("scored the test split: ") != std::string::npos);
   CHECK(text.find("category (" + std::to_string(test.size()) + " images): top-1 ") != std::string::npos);
   CHECK(text.find("  texture ") != std::string::npos);
   CHECK(text.find("  detection rate, threshold:") != std::string::npos);

@@ -26,11 +26,13 @@ const char* kTinyJson =
     R"("step_every":0,"step_gamma":0.1,"triplet_margin":0.20000000298023224,"triplet_mining":"batch_hard",)"
     R"("warmup":0,"weight_decay":0.0})";
 
-// kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults, and
-// validate_every (0: tiny does not validate).
+// kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults,
+// validate_every (0: tiny does not validate), and the data-parallel parts and ranks (1: one process).
 nlohmann::json tiny_json_now() {
   nlohmann::json j = nlohmann::json::parse(kTinyJson);
   j["validate_every"] = 0;
+  j["parts"] = 1;
+  j["ranks"] = 1;
   for (auto& st : j["stages"]) {
     st["freeze"] = nlohmann::json::array();
     st["bn_statistics"] = "train";

@@ -3,13 +3,16 @@
 // landmark_pool at the predicted landmarks and, where the data has them, at the ground-truth ones; the
 // heads' metrics over query + gallery (or over an ImageFolder: all of it, or the trainer's hold-out).
 #pragma once
+#include <cmath>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "fashionnet/eval/eval_metrics.h"
 #include "fashionnet/eval/inference.h"
+#include "fashionnet/eval/published.h"
 #include "fashionnet/eval/retrieval_metrics.h"
 
 namespace fn::fashionnet {
@@ -39,7 +42,25 @@ struct EvalResult {
   std::optional<RetrievalReport> retrieval_gt;  // ground-truth landmarks
   HeadMetrics heads;
   Predictions query, gallery;  // kept for reports (example queries)
+  // The dataset holds kSyntheticMarker (published.h): every output says its figures are not comparable with
+  // the published ones beside them.
+  bool synthetic_data = false;
 };
+
+// One row of the paper's tables (published.h): our figure beside the published ones.
+struct PaperTableRow {
+  PaperMetric metric;
+  double ours = NAN;  // in the metric's unit (% or the normalised error); NaN where this evaluation has none
+  std::vector<PublishedResult> published;  // FashionNet's first, then the best published
+};
+// The paper's rows for r's benchmark, in its order; empty for a benchmark without published figures
+// (landmark, imagefolder). Landmarks: the mean of the 8 slots' errors, as the papers average.
+std::vector<PaperTableRow> paper_table(const EvalResult& r);
+// The sources of `rows`' published figures, each once, in order of first use (the tables number them [1], ...).
+std::vector<std::string> paper_table_sources(const std::vector<PaperTableRow>& rows);
+// The rows as text (metric rows: ours, FashionNet, best published with its source number, then the sources),
+// led by synthetic_data_warning() where it applies; "" without rows.
+std::string format_paper_table(const EvalResult& r);
 
 EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt);
 std::string format_eval(const EvalResult& r);

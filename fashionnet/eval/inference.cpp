@@ -1,14 +1,17 @@
 #include "fashionnet/eval/inference.h"
 
 #include "core/autograd.h"
-#include "data/loader.h"
-#include "fashionnet/model/batch.h"
 #include "core/progress.h"
+#include "data/loader.h"
+#include "dist/comm.h"
+#include "fashionnet/model/batch.h"
 
 namespace fn::fashionnet {
+namespace {
 
-Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
-                          Device device, const InferenceOptions& opt) {
+// One process's rows: `indices` in order (less the images skip_bad skipped).
+Predictions infer(FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices, Device device,
+                  const InferenceOptions& opt, const std::string& label, bool progress) {
   NoGradGuard no_grad;
   nn::ModeGuard eval_mode(model, /*training=*/false);  // dropout off (and batch norm on its running statistics)
   const NetConfig& cfg = model.config();
@@ -26,7 +29,7 @@ Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std:
   p.attributes = cfg.attributes;
   std::vector<float> feats;
   int64_t dim = cfg.fc7_fusion, done = 0;
-  Progress prog("embed", int64_t(indices.size()), "img", 20);
+  Progress prog(label, int64_t(indices.size()), "img", 20);
   data::Batch b;
   while (loader.next(b)) {
     if (b.n == 0) continue;
@@ -55,10 +58,42 @@ Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std:
       p.embeddings.item_ids.push_back(smp.item_id.empty() ? "item_" + std::to_string(smp.item) : smp.item_id);
     }
     done += b.n;
-    if (opt.progress) prog.update(done, double(done));
+    if (progress) prog.update(done, double(done));
   }
-  if (opt.progress) prog.finish(cat(done, " images"));
+  if (progress) prog.finish(cat(done, " images"));
   p.embeddings.features = Tensor::from(feats, {int64_t(p.sample_index.size()), dim});
+  return p;
+}
+
+// Every rank's rows, in rank order, into `p` on every rank. Every field is gathered on every rank, empty
+// or not, so that the ranks' collectives pair up.
+void gather(dist::Communicator& comm, Predictions& p) {
+  const int64_t dim = p.embeddings.dim();
+  p.sample_index = comm.allgather(p.sample_index);
+  const int64_t rows = int64_t(p.sample_index.size());
+  p.embeddings.features = Tensor::from(comm.allgather(p.embeddings.features.to_vector()), {rows, dim});
+  p.embeddings.image_paths = comm.allgather(p.embeddings.image_paths);
+  p.embeddings.item_ids = comm.allgather(p.embeddings.item_ids);
+  for (std::vector<float>* v : {&p.category_logits, &p.attribute_logits, &p.landmark_pred, &p.landmark_true,
+                                &p.landmark_visible, &p.vis_pred})
+    *v = comm.allgather(*v);
+}
+
+}  // namespace
+
+Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
+                          Device device, const InferenceOptions& opt) {
+  if (opt.comm == nullptr || opt.comm->size() == 1)
+    return infer(model, ds, indices, device, opt, "embed", opt.progress);
+  dist::Communicator& comm = *opt.comm;
+  const dist::Shard sh = dist::shard_of(int64_t(indices.size()), comm.rank(), comm.size());
+  const std::vector<int> shard(indices.begin() + sh.begin, indices.begin() + sh.end);
+  Predictions p;
+  dist::run_together(comm, "inference", [&] {
+    p = infer(model, ds, shard, device, opt, cat("embed (rank ", comm.rank(), " of ", comm.size(), ")"),
+              opt.progress && comm.rank() == 0);
+  });
+  gather(comm, p);
   return p;
 }
 

@@ -1,6 +1,11 @@
 // Running a trained FashionNet over a split: embeddings for retrieval and the heads' predictions for
 // evaluation. No flip, sequential order; landmark_pool at the predicted landmarks (or, when asked, at the
 // ground-truth ones where the data has them).
+//
+// Over several ranks (InferenceOptions::comm, size > 1): rank r runs the contiguous shard
+// [r*n/N, (r+1)*n/N) of the indices, and every rank gets back the whole result, the shards' rows gathered
+// in rank order: the same rows, in the same order, as one process gives (docs/distributed.md, "Evaluation
+// and embedding over ranks"). Collective: every rank calls it with the same indices.
 #pragma once
 #include <string>
 #include <vector>
@@ -9,6 +14,10 @@
 #include "fashionnet/eval/embedding_io.h"
 #include "fashionnet/model/fashionnet.h"
 
+namespace fn::dist {
+class Communicator;
+}
+
 namespace fn::fashionnet {
 
 struct InferenceOptions {
@@ -16,7 +25,8 @@ struct InferenceOptions {
   int threads = 2;
   bool pool_at_ground_truth = false;
   bool skip_bad = false;
-  bool progress = true;
+  bool progress = true;  // over ranks, rank 0 alone prints (its shard's progress)
+  dist::Communicator* comm = nullptr;  // null or size 1: one process runs every image
 };
 
 struct Predictions {
@@ -32,7 +42,8 @@ struct Predictions {
   std::vector<float> vis_pred;        // N x 8 predicted visibility (1 visible)
 };
 
-// Runs in eval mode (nn::ModeGuard) and leaves the model's mode as it found it.
+// Runs in eval mode (nn::ModeGuard) and leaves the model's mode as it found it. With skip_bad, the rows of
+// skipped images are missing (on any rank). When a rank fails, every rank throws, naming it.
 Predictions run_inference(FashionNet& model, const data::Dataset& ds, const std::vector<int>& indices,
                           Device device, const InferenceOptions& opt);
 

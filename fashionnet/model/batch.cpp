@@ -36,4 +36,23 @@ BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d)
   return to_tensors(b, annotated, d);
 }
 
+BatchTensors slice_rows(const BatchTensors& b, int64_t begin, int64_t end) {
+  FN_CHECK(0 <= begin && begin < end && end <= b.n, "slice_rows: rows [", begin, ", ", end, ") of ", b.n);
+  constexpr int64_t L = data::kSlots;
+  auto rows = [&](const Tensor& t) { return t.defined() ? t.slice0(begin, end) : t; };
+  BatchTensors s;
+  s.n = end - begin;
+  s.images = rows(b.images);
+  s.landmarks = rows(b.landmarks);
+  s.visible = rows(b.visible);
+  s.landmarks01 = rows(b.landmarks01);
+  s.vis_label.assign(b.vis_label.begin() + begin * L, b.vis_label.begin() + end * L);
+  for (int v : s.vis_label) s.has_landmarks |= v >= 0;
+  s.category.assign(b.category.begin() + begin, b.category.begin() + end);
+  s.item.assign(b.item.begin() + begin, b.item.begin() + end);
+  s.attr = rows(b.attr);
+  s.attr_known = rows(b.attr_known);
+  return s;
+}
+
 }  // namespace fn::fashionnet

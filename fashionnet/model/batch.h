@@ -30,4 +30,8 @@ BatchTensors to_tensors(const data::Batch& b, const std::vector<uint8_t>& annota
 // The same, with `annotated` from the dataset: ds.samples[b.sample_index[i]].has_landmarks.
 BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d);
 
+// Rows [begin, end) of a batch (its tensors share the storage): a part whose losses are taken on it alone
+// (fashionnet/train/step.h, "Parts").
+BatchTensors slice_rows(const BatchTensors& b, int64_t begin, int64_t end);
+
 }  // namespace fn::fashionnet

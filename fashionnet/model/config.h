@@ -175,8 +175,14 @@ struct StageConfig {
 struct TrainConfig {
   std::string preset;
   NetConfig net;
-  int batch = 32;           // P items x K images when triplet mining is on
+  int batch = 32;           // per process: P items x K images when triplet mining is on
   int P = 8, K = 4;
+  // Data parallel (docs/distributed.md): `ranks` processes (set by the trainer) each take `batch` images of a
+  // global batch of ranks x batch, split into `parts` equal parts (a multiple of ranks; 1 becomes ranks) whose
+  // losses are taken each on its own (triplets mined within a part). One process with parts N computes the
+  // step that N ranks do.
+  int parts = 1;
+  int ranks = 1;
   double momentum = 0.9, weight_decay = 5e-4;
   double clip_grad_norm = 0;  // 0: off
   Choice<LrSchedule> schedule = LrSchedule::Cosine;
@@ -268,6 +274,8 @@ IfConfig<C, TrainConfig> visit_fields(C& c, V&& v) {
   v("batch", c.batch, count);
   v("P", c.P, count);
   v("K", c.K, count);
+  v("parts", c.parts, count);
+  v("ranks", c.ranks, count);
   v("momentum", c.momentum, Range<double>{0.0, 0.999, "from 0 to 0.999"});
   v("weight_decay", c.weight_decay, Range<double>{0.0, 1.0, "from 0 to 1"});
   v("clip_grad_norm", c.clip_grad_norm, Range<double>{0.0, 1e30, "0 (off) or positive"});

@@ -57,13 +57,17 @@ Tensor FashionNet::local_features(const Tensor& map, const PoolAt& at) const {
   return F::relu((*fc6_local_)(pooled));
 }
 
-Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_t step) const {
+Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_t step, int64_t first_sample) const {
   FN_CHECK(images.ndim() == 4 && images.size(1) == 3 && images.size(2) == cfg_.input && images.size(3) == cfg_.input,
            "FashionNet expects images (N, 3, ", cfg_.input, ", ", cfg_.input, "), got ", images.describe());
   Outputs o;
   int64_t n = images.size(0);
   float p = cfg_.dropout;
   const bool training = is_training();  // dropout follows the mode (batch norm reads it in its layers)
+  // Dropout on a (N, F) activation; element (i, j) draws its mask at (first_sample + i) * F + j.
+  auto dropout = [&](const Tensor& x, uint64_t layer) {
+    return F::dropout(x, p, training, dropout_seed(step, layer), first_sample * x.size(1));
+  };
   o.conv4 = (*trunk_)(images);
   // With given positions (training), the local branch is recorded before the branches' first op (VGG16:
   // pool4), so that its backward runs after theirs: landmark_pool then adds its sparse gradient into the
@@ -75,12 +79,12 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
   // Global branch.
   Tensor g = (*conv5_global_)(branch_in);  // (N, features)
   o.fc6_global_act = F::relu((*fc6_global_)(g));
-  Tensor fc6_global = F::dropout(o.fc6_global_act, p, training, dropout_seed(step, 2));
+  Tensor fc6_global = dropout(o.fc6_global_act, 2);
 
   // Pose branch: landmark locations in [0,1] and visibility logits.
   Tensor q = (*conv5_pose_)(branch_in);
-  Tensor fc6_pose = F::dropout(F::relu((*fc6_pose_)(q)), p, training, dropout_seed(step, 3));
-  Tensor fc7_pose = F::dropout(F::relu((*fc7_pose_)(fc6_pose)), p, training, dropout_seed(step, 4));
+  Tensor fc6_pose = dropout(F::relu((*fc6_pose_)(q)), 3);
+  Tensor fc7_pose = dropout(F::relu((*fc7_pose_)(fc6_pose)), 4);
   o.landmark_loc = (*landmark_loc_)(fc7_pose);
   o.landmark_vis = F::reshape((*landmark_vis_)(fc7_pose), {n * kSlots, 2});
 
@@ -88,7 +92,7 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
   Tensor fused = fc6_global;
   if (cfg_.local_branch) {
     if (!local_first) o.fc6_local_act = local_features(o.conv4, predicted_pool_at(o));
-    fused = F::concat({fc6_global, F::dropout(o.fc6_local_act, p, training, dropout_seed(step, 1))}, 1);
+    fused = F::concat({fc6_global, dropout(o.fc6_local_act, 1)}, 1);
   }
 
   // Fusion and heads.
@@ -96,7 +100,7 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
   // directions with them and the L2-normalised embeddings can collapse onto each other, which leaves the
   // triplet loss stuck at the margin with no gradient.
   o.embedding = (*fc7_fusion_)(fused);
-  Tensor h = F::dropout(F::relu(o.embedding), p, training, dropout_seed(step, 5));
+  Tensor h = dropout(F::relu(o.embedding), 5);
   o.category = (*category_)(h);
   if (attributes_) o.attributes = (*attributes_)(h);
   return o;

@@ -51,8 +51,10 @@ class FashionNet : public nn::Module {
  public:
   explicit FashionNet(const NetConfig& cfg, uint64_t seed = 1);
   // The model's mode (nn/module.h: train() / eval()) switches dropout on and off; `step` seeds its masks so
-  // runs reproduce.
-  Outputs forward(const Tensor& images, const PoolAt& pool_at, uint64_t step = 0) const;
+  // runs reproduce. `first_sample`: the place of images' first row in the whole batch when these images are
+  // one part of it (a data-parallel rank's share, a mining group): a sample's dropout mask depends on its
+  // place in the whole batch, not on which part holds it.
+  Outputs forward(const Tensor& images, const PoolAt& pool_at, uint64_t step = 0, int64_t first_sample = 0) const;
   // The landmarks and visibilities the model predicts, in landmark_pool's input convention.
   PoolAt predicted_pool_at(const Outputs& o) const;
   const NetConfig& config() const { return cfg_; }

@@ -28,6 +28,13 @@ body.report { max-width: 1100px; margin: 20px auto; padding: 0 16px; }
 h1 { font-size: 1.6em; }
 h2 { font-size: 1.25em; margin-top: 1.6em; }
 .note { color: #444; }
+.warning { color: #900; background: #fee; border: 2px solid #c33; padding: 8px 12px; font-weight: bold; }
+table.paper tr.ours td, table.paper tr.ours th { background: #eef4ff; font-weight: bold; }
+.wide { overflow-x: auto; }
+table.paper td, table.paper th { padding: 3px 7px; font-size: 0.92em; }
+table.paper th { text-align: center; }
+table.paper tr > th:first-child { text-align: left; }
+.sources { font-size: 0.9em; color: #444; }
 table { border-collapse: collapse; background: white; }
 td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 pre { background: white; border: 1px solid #ddd; padding: 8px; overflow-x: auto; }

@@ -149,6 +149,13 @@ std::string svg_line_chart(const std::vector<Series>& series, const ChartOptions
     }
   if (!(x0 <= x1)) x0 = 0, x1 = 1;
   if (!(y0 <= y1)) y0 = o.log_y ? 1 : 0, y1 = o.log_y ? 10 : 1;
+  if (o.x_from_zero && x0 > 0) x0 = 0;
+  // One value v: v +- 10% keeps the line mid-plot with v on a tick (1.0: 0.9 .. 1.1 in steps of 0.05), where
+  // nice_ticks' widening to 0..2v would put 2.0 on an axis of a measure that cannot pass 1.
+  if (!o.log_y && y0 == y1 && y0 != 0) {
+    const double d = 0.1 * std::fabs(y0);
+    y0 -= d, y1 += d;
+  }
   const std::vector<double> xt = nice_ticks(x0, x1), yt = o.log_y ? log_ticks(y0, y1) : nice_ticks(y0, y1);
   auto ty = [&](double y) { return o.log_y ? std::log10(y) : y; };
   const double ax0 = xt.front(), ax1 = xt.back(), ay0 = ty(yt.front()), ay1 = ty(yt.back());

@@ -5,6 +5,10 @@
 // log_ticks), and the axis runs from the first tick to the last, so the data never touches a cut-off
 // label. The legend goes to the right of the plot when its longest name is short, else below the plot
 // (in as many columns as fit); either way it is measured (text_width) so no name is cut off.
+//
+// Two ranges are chosen for the reader rather than from the data alone: a linear y axis whose data are one
+// value v (a validation measure that stays at 1.0) shows v +- 10% (0..1 for v = 0), not 0..2v; and an x axis
+// whose values are all >= 0 (steps, k, thresholds) starts at 0 (x_from_zero), so panels of one run line up.
 #pragma once
 #include <string>
 #include <utility>
@@ -22,6 +26,7 @@ struct ChartOptions {
   bool log_y = false;
   int width = 720, height = 360;  // the plot's frame; a legend below the plot adds to the height
   std::vector<std::pair<double, std::string>> x_marks;  // vertical lines with a label (e.g. stage starts)
+  bool x_from_zero = true;  // x values all >= 0 (steps, k, thresholds): the axis starts at 0
 };
 
 std::string svg_line_chart(const std::vector<Series>& series, const ChartOptions& opt);

@@ -1,5 +1,7 @@
 #include "fashionnet/report/report.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -66,6 +68,64 @@ std::string detection_curve_svg(const HeadMetrics& m) {
   return svg_line_chart(series, o);
 }
 
+std::string paper_table_html(const EvalResult& r) {
+  const std::vector<PaperTableRow> rows = paper_table(r);
+  if (rows.empty()) return "";
+  const std::vector<std::string> sources = paper_table_sources(rows);
+  auto ref = [&](const std::string& source) {
+    return cat("<sup>[", std::find(sources.begin(), sources.end(), source) - sources.begin() + 1, "]</sup>");
+  };
+  auto value = [](double v, const PaperMetric& m) {
+    if (std::isnan(v)) return std::string("-");
+    char b[32];
+    std::snprintf(b, sizeof b, m.percent ? "%.2f" : "%.4f", v);
+    return std::string(b);
+  };
+  // The methods, in order of first appearance (FashionNet first: published_for puts it first).
+  std::vector<std::pair<std::string, std::string>> methods;  // method, source
+  for (const PaperTableRow& row : rows)
+    for (const PublishedResult& p : row.published)
+      if (std::find(methods.begin(), methods.end(), std::make_pair(p.method, p.source)) == methods.end())
+        methods.emplace_back(p.method, p.source);
+  std::ostringstream h;
+  h << "<h2>The paper's tables: ours beside the published figures</h2>\n";
+  h << (r.synthetic_data ? "<p class='warning'>" + html_escape(synthetic_data_warning()) + "</p>\n"
+                         : "<p class='note'>" + html_escape(real_data_note()) + "</p>\n");
+  // Header: the tasks over their metrics' columns (the paper's grouping), then each metric.
+  h << "<div class='wide'><table class='paper'><tr><th rowspan='2'>method</th>";
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i;
+    while (j < rows.size() && rows[j].metric.task == rows[i].metric.task) ++j;
+    h << "<th colspan='" << j - i << "'>" << html_escape(rows[i].metric.task) << "</th>";
+    i = j;
+  }
+  h << "</tr>\n<tr>";
+  for (const PaperTableRow& row : rows) {
+    // "top-3 accuracy, %" -> "top-3" (the task heads the column); "normalised error, mean of 8" -> "normalised error".
+    const std::string& l = row.metric.label;
+    const std::string head = l.rfind("top-", 0) == 0 ? l.substr(0, l.find(' ')) : l.substr(0, l.find(','));
+    h << "<th>" << html_escape(head) << (row.metric.lower_is_better ? " &darr;" : "") << "</th>";
+  }
+  h << "</tr>\n<tr class='ours'><th>ours" << (r.synthetic_data ? " (synthetic data)" : "") << "</th>";
+  for (const PaperTableRow& row : rows) h << "<td>" << value(row.ours, row.metric) << "</td>";
+  h << "</tr>\n";
+  for (const auto& [method, source] : methods) {
+    h << "<tr><th>" << html_escape(method) << ref(source) << "</th>";
+    for (const PaperTableRow& row : rows) {
+      double v = NAN;
+      for (const PublishedResult& p : row.published)
+        if (p.method == method && p.source == source) v = p.value;
+      h << "<td>" << value(v, row.metric) << "</td>";
+    }
+    h << "</tr>\n";
+  }
+  h << "</table></div>\n<p class='note'>Top-k accuracies and recalls in %; the landmark error (&darr;: lower is better) is the "
+       "distance in coordinates normalised by the input size, the mean of the 8 slots' errors.</p>\n<ol class='sources'>";
+  for (const std::string& s : sources) h << "<li>" << html_escape(s) << "</li>";
+  h << "</ol>\n";
+  return h.str();
+}
+
 std::vector<Example> example_queries(const EvalResult& r, int queries, int k) {
   std::vector<Example> ex;
   if (!r.retrieval) return ex;
@@ -97,7 +157,9 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
   std::ostringstream h;
   h << "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>" << html_escape(opt.title) << "</title>\n"
     << page_style() << "</head><body class='report'>\n";
-  h << "<h1>" << html_escape(opt.title) << "</h1>\n" << opt.notes_html << "\n";
+  h << "<h1>" << html_escape(opt.title) << "</h1>\n";
+  if (r.synthetic_data) h << "<p class='warning'>" << html_escape(synthetic_data_warning()) << "</p>\n";
+  h << opt.notes_html << "\n";
   std::string loss = read_all(opt.run_dir + "/loss.svg");
   if (!loss.empty()) h << "<h2>Training loss</h2>\n" << loss << "\n";
   if (r.retrieval) {
@@ -114,6 +176,7 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
     for (double v : m.recall_at_k) h << "<td>" << pct(v) << "</td>";
     h << "</tr></table>\n" << topk_curve_svg(r) << "\n";
   }
+  h << paper_table_html(r);
   h << "<h2>Heads</h2><pre>" << html_escape(format_head_metrics(r.heads)) << "</pre>\n";
   const std::string detection = detection_curve_svg(r.heads);
   if (!detection.empty()) h << "<h2>Landmark detection rate</h2>\n" << detection << "\n";

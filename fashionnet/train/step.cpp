@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 
 #include "core/autograd.h"
+#include "dist/bucketer.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
@@ -104,25 +107,71 @@ TrainStep::TrainStep(const FashionNet& model, nn::Optimizer* optimizer, LossCont
 
 StepResult TrainStep::forward_backward(const BatchTensors& batch, const LossWeights& weights, int64_t step,
                                        const std::string& stage) {
+  const int parts = options_.parts;
+  FN_CHECK(parts >= 1 && batch.n >= parts, "a batch of ", batch.n, " images cannot be split into ", parts, " parts");
   StepResult r;
   r.images = batch.n;
-  r.outputs = model_.forward(batch.images, PoolAt{batch.landmarks, batch.visible}, uint64_t(step));
-  LossTerms terms = fashionnet_loss(r.outputs, batch, weights, ctx_);
-  r.total = terms.total.item();
-  r.terms = terms.values;
-  r.triplet_active = terms.triplet_active;
-  std::vector<std::pair<std::string, double>> checked = terms.values;
-  checked.emplace_back("total", r.total);  // finite terms can still add up to Inf
-  for (auto& [name, v] : checked)
-    if (!std::isfinite(v)) {
-      clear_tape();
-      FN_FAIL("loss term '", name, "' is ", v, " at step ", step, " (", stage, "): training stopped",
-              options_.run_dir.empty() ? std::string() : "; the last good checkpoint in " + options_.run_dir + " is kept");
+  const std::vector<Tensor> params = parts > 1 ? model_.parameters() : std::vector<Tensor>{};
+  std::vector<Tensor> sums(params.size());  // parts > 1: per parameter, the parts' gradients summed in order
+  std::vector<std::string> active;  // the loss terms of any part, for the gradient check
+  std::map<std::string, std::pair<double, int>> term_sums;  // per term: the sum over the parts that have it
+  int triplet_parts = 0;
+  for (int k = 0; k < parts; ++k) {
+    const int64_t begin = batch.n * k / parts, end = batch.n * (k + 1) / parts;
+    const BatchTensors part = parts == 1 ? batch : slice_rows(batch, begin, end);
+    Outputs out = model_.forward(part.images, PoolAt{part.landmarks, part.visible}, uint64_t(step),
+                                 options_.first_sample + begin);
+    LossTerms terms = fashionnet_loss(out, part, weights, ctx_);
+    const double total = terms.total.item();
+    std::vector<std::pair<std::string, double>> checked = terms.values;
+    checked.emplace_back("total", total);  // finite terms can still add up to Inf
+    for (auto& [name, v] : checked)
+      if (!std::isfinite(v)) {
+        clear_tape();
+        FN_FAIL(options_.who.empty() ? std::string() : options_.who + ": ", "loss term '", name, "' is ", v,
+                " at step ", step, " (", stage, "): training stopped",
+                options_.run_dir.empty() ? std::string() : "; the last good checkpoint in " + options_.run_dir + " is kept");
+      }
+    r.total += total / parts;
+    for (auto& [name, v] : terms.values) {
+      auto& [sum, count] = term_sums[name];
+      if (count++ == 0 && std::find(active.begin(), active.end(), name) == active.end()) active.push_back(name);
+      sum += v;
     }
-  backward(terms.total);
+    if (weights.triplet > 0) r.triplet_active += terms.triplet_active, ++triplet_parts;
+    if (k == 0) r.outputs = out;  // the diagnostics (dead units) look at the first part
+    if (parts == 1) {
+      // The bucketer takes each gradient as the backward completes it, overlapping the rest of the backward.
+      std::optional<dist::GradReadyHook> hook;
+      if (options_.bucketer) hook.emplace(*options_.bucketer);
+      backward(terms.total);
+      continue;
+    }
+    // Each part's gradient on its own, then added to the others in part order: what MPI's sum of two ranks'
+    // does (one addition, commutative), so that 1 process x 2 parts and 2 ranks x 1 part agree bitwise.
+    // (Accumulating in the backward would fuse the addition into the GEMMs and round differently.)
+    for (const Tensor& p : params) Tensor(p).zero_grad();
+    backward(terms.total);
+    for (size_t i = 0; i < params.size(); ++i) {
+      Tensor g = params[i].grad();
+      if (!g.defined()) continue;
+      if (!sums[i].defined()) sums[i] = g;
+      else kernels::add(sums[i], g, sums[i]);
+    }
+  }
+  // The mean over the parts (x 1/2 is exact, so equal to the ranks' division of the sum by 2). The bucketer
+  // then takes every gradient in finish().
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (sums[i].defined()) kernels::scale(sums[i], 1.0 / parts, sums[i]);
+    Tensor(params[i]).set_grad(sums[i]);
+  }
+  for (auto& [name, sc] : term_sums) r.terms.emplace_back(name, sc.first / sc.second);
+  // In the order the loss lists them ("lm", "vis", ...), as one part gives them.
+  std::sort(r.terms.begin(), r.terms.end(), [&](const auto& a, const auto& b) {
+    return std::find(active.begin(), active.end(), a.first) < std::find(active.begin(), active.end(), b.first);
+  });
+  if (triplet_parts > 0) r.triplet_active /= triplet_parts;
   if (!checked_) {
-    std::vector<std::string> active;
-    for (auto& [name, v] : terms.values) active.push_back(name);
     check_gradients(model_, cat("step ", step, " (", stage, ")"),
                     [&](const std::string& name) { return reached_only_by_absent_terms(name, active); });
     checked_ = true;
@@ -135,6 +184,7 @@ double TrainStep::apply() {
   std::vector<Tensor> params;
   for (const Tensor& p : opt_->params())
     if (nn::Module::trainable(p)) params.push_back(p);
+  if (options_.bucketer) options_.bucketer->finish();  // every rank's gradients averaged
   if (on_gradients_ready) on_gradients_ready(params);
   const double norm = options_.clip_grad_norm > 0 ? clip_gradients(params, options_.clip_grad_norm) : -1;
   opt_->step();

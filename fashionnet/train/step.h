@@ -27,6 +27,15 @@
 // error too (an op recorded one for a tensor that does not require it). check_gradients() is the check itself.
 // The marks and the weights change from stage to stage, so the trainer calls recheck_gradients() when a stage
 // starts (or a run resumes inside one): the stage's first step is checked against that stage's marks.
+//
+// Parts (data parallel, docs/distributed.md). The global batch of a step is split into equal parts, each
+// a rank's share or a part of one: a part's losses are taken on it alone (batch-hard triplets are mined
+// within the part; means are over the part), and the step's loss is the mean of the parts' losses. A
+// process holding several parts (StepOptions::parts) runs forward and backward once per part, each scaled by
+// 1/parts, so that its gradients accumulate to the mean; the bucketer (StepOptions::bucketer) then
+// averages them across the ranks, taking each parameter's gradient as the last part's backward completes it.
+// So one process with 2 parts and 2 ranks with 1 part each compute the same step (docs/distributed.md,
+// "Equal to one process"). A sample's dropout mask is drawn at its place in the global batch (first_sample).
 #pragma once
 #include <functional>
 #include <string>
@@ -40,6 +49,10 @@
 #include "fashionnet/model/losses.h"
 #include "nn/module.h"
 #include "nn/optim.h"
+
+namespace fn::dist {
+class GradBucketer;
+}
 
 namespace fn::fashionnet {
 
@@ -57,6 +70,10 @@ struct StepOptions {
   double clip_grad_norm = 0;  // 0: no clipping, and the gradient norm is not measured
   // Named in the NaN/Inf message as the folder whose last good checkpoint is kept (the trainer's run folder).
   std::string run_dir;
+  int parts = 1;             // parts of this process's batch (see "Parts" above)
+  int64_t first_sample = 0;  // this process's first row in the global batch
+  dist::GradBucketer* bucketer = nullptr;  // averages the gradients across ranks (null: one process)
+  std::string who;           // "rank 1 of 2": named in errors when several processes train
 };
 
 // The loss context of a configuration: the triplet margin and mining. Attribute weights are the caller's
@@ -87,6 +104,8 @@ class TrainStep {
   bool gradients_checked() const { return checked_; }
   // The next forward_backward() runs the gradient check again (a new stage: other frozen marks, other weights).
   void recheck_gradients() { checked_ = false; }
+  // The gradient averaging across ranks (a new one per stage: its trainable parameters); null: none.
+  void set_bucketer(dist::GradBucketer* bucketer) { options_.bucketer = bucketer; }
 
  private:
   const FashionNet& model_;

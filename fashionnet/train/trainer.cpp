@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 
+#include <unistd.h>
+
 #include "core/atomic_file.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
@@ -35,20 +37,30 @@ namespace {
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted = true; }
 
-// While a run is on, Ctrl-C (SIGINT) sets g_interrupted; the handler installed before is restored on every
-// way out of the run, exceptions included.
+// While a run is on, Ctrl-C (SIGINT), SIGTERM (how schedulers ask a job to end) and SIGUSR1 (which Open MPI's
+// mpirun forwards to every rank: `kill -USR1 <mpirun>` stops a job of ranks with a save) set g_interrupted:
+// the run stops after its step and saves. The handlers installed before are restored on every way out of the
+// run, exceptions included.
 class SigintGuard {
  public:
   SigintGuard() {
     g_interrupted = false;
-    prev_ = std::signal(SIGINT, on_sigint);
+    prev_int_ = std::signal(SIGINT, on_sigint);
+    prev_term_ = std::signal(SIGTERM, on_sigint);
+    prev_usr1_ = std::signal(SIGUSR1, on_sigint);
   }
-  ~SigintGuard() { std::signal(SIGINT, prev_); }
+  ~SigintGuard() {
+    std::signal(SIGINT, prev_int_);
+    std::signal(SIGTERM, prev_term_);
+    std::signal(SIGUSR1, prev_usr1_);
+  }
   SigintGuard(const SigintGuard&) = delete;
   SigintGuard& operator=(const SigintGuard&) = delete;
 
  private:
-  void (*prev_)(int) = SIG_DFL;
+  void (*prev_int_)(int) = SIG_DFL;
+  void (*prev_term_)(int) = SIG_DFL;
+  void (*prev_usr1_)(int) = SIG_DFL;
 };
 
 double learning_rate(const TrainConfig& cfg, const StageConfig& st, int64_t t) {
@@ -150,8 +162,16 @@ class Run {
   };
   Improved validate_at(const StageConfig& stage, int64_t done);
   void checkpoint(const StageConfig& stage, int64_t done, bool stage_done, bool save_last, Improved improved);
+  void layout_ranks();  // the global batch over the ranks, and the parts
+  bool all_ranks_step(StepResult& r, bool stop);  // the step's figures averaged, and whether any rank stops
+  bool primary() const { return rank_ == 0; }  // writes the run folder and prints
 
   const TrainOptions& opt_;
+  dist::Communicator* comm_;  // null: one process
+  const int rank_, ranks_;
+  const bool loud_;  // prints: rank 0, unless quiet
+  int local_parts_ = 1;
+  std::unique_ptr<dist::GradBucketer> bucketer_;  // per stage (its trainable parameters), with several ranks
   TrainConfig cfg_;
   const std::string run_;  // the run folder
   data::Dataset ds_;
@@ -170,10 +190,23 @@ class Run {
 
 // Setup: the data, the configuration (the checkpoint's when resuming), the model with its initial or resumed
 // weights, the optimiser, the loss context, config.json and metrics.jsonl in the run folder.
-Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(cfg)), run_(opt.out_dir) {
+Run::Run(TrainConfig cfg, const TrainOptions& opt)
+    : opt_(opt),
+      comm_(opt.comm && opt.comm->size() > 1 ? opt.comm : nullptr),
+      rank_(comm_ ? comm_->rank() : 0),
+      ranks_(comm_ ? comm_->size() : 1),
+      loud_(!opt.quiet && rank_ == 0),
+      cfg_(std::move(cfg)),
+      run_(opt.out_dir) {
   FN_CHECK(!opt.out_dir.empty(), "train: no output folder");
   FN_CHECK(!cfg_.stages.empty(), "train: the configuration has no stages");
-  fs::create_directories(run_);
+  if (primary()) {
+    fs::create_directories(run_);
+    // A run killed while it wrote a checkpoint left its temporary file; the last good checkpoint is intact.
+    for (const std::string& name : remove_dead_temporaries(run_))
+      std::printf("removed %s/%s: the unfinished file of a run that was killed while writing it\n", run_.c_str(),
+                  name.c_str());
+  }
 
   ds_ = data::load_dataset(opt.data_root, opt.benchmark, opt.benchmark != "imagefolder");
   train_ids_ = data::train_indices(ds_, opt.holdout);
@@ -184,7 +217,7 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
     for (auto& s : ds_.samples) s.item = s.category;
     bool triplets = false;
     for (const auto& st : cfg_.stages) triplets |= st.weights.triplet > 0;
-    if (triplets && !opt.quiet)
+    if (triplets && loud_)
       std::printf("imagefolder: one photo per item, so triplet batches take P classes x K photos\n");
   }
 
@@ -199,8 +232,9 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
   // Landmark data label landmarks only: the other terms are weighed 0 (benchmark_weights.h); the run's
   // first line says so.
   const std::string benchmark_line = apply_benchmark_weights(cfg_, opt.benchmark);
-  if (!benchmark_line.empty() && !opt.quiet) std::printf("%s\n", benchmark_line.c_str());
+  if (!benchmark_line.empty() && loud_) std::printf("%s\n", benchmark_line.c_str());
   if (opt.resume.empty()) check_config(cfg_, "train");  // checkpoint_config checked a resumed run's
+  layout_ranks();
   FN_CHECK(st_.stage <= int(cfg_.stages.size()), "checkpoint ", opt.resume, ": stage ", st_.stage,
            " but its configuration has ", cfg_.stages.size(), " stages");
   if (cfg_.validate_every > 0) setup_validation();
@@ -212,7 +246,8 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
     LoadOptions lo;
     lo.allow_missing = true;
     auto r = load_into(opt.init, model_->named_state(), lo);
-    std::printf("init: %zu tensors from %s, %zu left at their random initialisation\n", r.loaded.size(),
+    if (loud_)
+      std::printf("init: %zu tensors from %s, %zu left at their random initialisation\n", r.loaded.size(),
                 opt.init.c_str(), r.missing.size());
   }
   nn::SgdOptions so;
@@ -221,6 +256,11 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
   so.weight_decay = float(cfg_.weight_decay);
   sgd_ = std::make_unique<nn::SGD>(model_->parameters(), so);
   if (!opt.resume.empty()) load_checkpoint(opt.resume, *model_, sgd_.get());
+  if (comm_) {  // every rank starts from rank 0's weights (the same seed gives them anyway; this makes sure)
+    std::vector<Tensor> state = model_->parameters();
+    for (const Tensor& b : model_->buffers()) state.push_back(b);
+    comm_->broadcast(state, 0);
+  }
 
   LossContext ctx = loss_context(cfg_);
   if (cfg_.net.attributes > 0)
@@ -228,17 +268,58 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt) : opt_(opt), cfg_(std::move(c
   StepOptions so_step;
   so_step.clip_grad_norm = cfg_.clip_grad_norm;
   so_step.run_dir = run_;
+  so_step.parts = local_parts_;
+  so_step.first_sample = int64_t(rank_) * cfg_.batch;
+  if (comm_) so_step.who = cat("rank ", rank_, " of ", ranks_, " (", comm_->host(), ")");
   step_ = std::make_unique<TrainStep>(*model_, sgd_.get(), std::move(ctx), so_step);
 
-  {
+  if (primary()) {
     nlohmann::json j = cfg_;
+    j["global_batch"] = cfg_.batch * ranks_;  // read by people; a checkpoint's ranks and batch give it back
     write_text_file(run_ + "/config.json", j.dump(2) + "\n");
+    metrics_.open(run_ + "/metrics.jsonl", std::ios::app);
   }
-  metrics_.open(run_ + "/metrics.jsonl", std::ios::app);
-  if (!opt.quiet)
-    std::printf("FashionNet %s: %lld parameters, %zu training images, %zu categories, %d attributes, device %s\n",
+  if (loud_)
+    std::printf("FashionNet %s: %lld parameters, %zu training images, %zu categories, %d attributes, device %s, "
+                "%d rank%s x batch %d = global batch %d%s\n",
                 cfg_.preset.c_str(), (long long)model_->parameter_count(), train_ids_.size(),
-                ds_.category_names.size(), cfg_.net.attributes, device_description(opt.device).c_str());
+                ds_.category_names.size(), cfg_.net.attributes, device_description(opt.device).c_str(), ranks_,
+                ranks_ == 1 ? "" : "s", cfg_.batch, cfg_.batch * ranks_,
+                cfg_.parts > 1 ? cat(" in ", cfg_.parts, " loss parts").c_str() : "");
+}
+
+// The global batch (ranks x batch) is the run's: a resume on another number of ranks keeps it, each rank
+// taking global / ranks images (P likewise). The parts: a multiple of the ranks, each rank holding parts /
+// ranks of them (1 becomes the number of ranks: each rank's share is a part).
+void Run::layout_ranks() {
+  const int saved = std::max(1, cfg_.ranks);
+  if (!opt_.resume.empty() && saved != ranks_) {
+    const int64_t global = int64_t(cfg_.batch) * saved, global_p = int64_t(cfg_.P) * saved;
+    FN_EXPECT(global % ranks_ == 0 && global_p % ranks_ == 0, "--resume ", opt_.resume, ": the run's global batch of ",
+              global, " images (", global_p, " items x ", cfg_.K, ") cannot be shared by ", ranks_,
+              " ranks; resume on a number of ranks that divides both");
+    cfg_.batch = int(global / ranks_);
+    cfg_.P = int(global_p / ranks_);
+    if (loud_)
+      std::printf("resuming a run of %d rank%s on %d: each rank takes %d of the global batch of %lld\n", saved,
+                  saved == 1 ? "" : "s", ranks_, cfg_.batch, (long long)global);
+  }
+  cfg_.ranks = ranks_;
+  if (cfg_.parts % ranks_ != 0) {
+    if (cfg_.parts != 1 && loud_)
+      std::printf("note: %d loss parts cannot be shared by %d ranks: each rank's share is a part (%d parts)\n",
+                  cfg_.parts, ranks_, ranks_);
+    cfg_.parts = ranks_;
+  }
+  local_parts_ = cfg_.parts / ranks_;
+  const int global = cfg_.batch * ranks_;
+  FN_EXPECT(global % cfg_.parts == 0, "a global batch of ", global, " images cannot be split into ", cfg_.parts,
+            " equal loss parts");
+  bool triplets = false;
+  for (const auto& st : cfg_.stages) triplets |= st.weights.triplet > 0;
+  FN_EXPECT(!triplets || cfg_.P * cfg_.K != cfg_.batch || (global / cfg_.parts) % cfg_.K == 0, "triplet batches of ",
+            cfg_.K, " images per item cannot be split into ", cfg_.parts, " parts of ", global / cfg_.parts,
+            " images: each part must hold whole items (a multiple of K)");
 }
 
 int64_t Run::stage_begin(int s) const {
@@ -254,10 +335,20 @@ void Run::enter_stage(int s) {
   std::string best = run_ + "/" + best_name;
   // A run resumed into another folder finds the best checkpoint next to the one it resumed from.
   if (!fs::exists(best) && !opt_.resume.empty()) best = (fs::path(opt_.resume).parent_path() / best_name).string();
-  if (fs::exists(best)) {
-    load_checkpoint(best, *model_, nullptr);
+  // Rank 0 reads it (the run folder is its) and gives the weights to the others.
+  uint8_t found = primary() && fs::exists(best);
+  if (found) load_checkpoint(best, *model_, nullptr);
+  if (comm_) {
+    comm_->broadcast_bytes(&found, sizeof found, 0);
+    if (found) {
+      std::vector<Tensor> state = model_->parameters();
+      for (const Tensor& b : model_->buffers()) state.push_back(b);
+      comm_->broadcast(state, 0);
+    }
+  }
+  if (found) {
     for (auto& [n, t] : sgd_->state()) t.zero_();
-    if (!opt_.quiet) std::printf("%s starts from %s\n", stage.name.c_str(), best.c_str());
+    if (loud_) std::printf("%s starts from %s\n", stage.name.c_str(), best.c_str());
   } else {
     std::printf("warning: no %s in %s: %s goes on from the current weights\n", best_name.c_str(), run_.c_str(),
                 stage.name.c_str());
@@ -306,7 +397,12 @@ void Run::apply_stage_marks(int s) {
     if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&m)) bn->freeze_statistics(hold), ++bns;
   });
   step_->recheck_gradients();
-  if (!opt_.quiet && (frozen > 0 || (hold && bns > 0))) {
+  if (comm_) {  // the stage's trainable parameters, averaged across the ranks
+    step_->set_bucketer(nullptr);
+    bucketer_ = std::make_unique<dist::GradBucketer>(*comm_, model_->trainable_parameters(), opt_.bucket_bytes);
+    step_->set_bucketer(bucketer_.get());
+  }
+  if (loud_ && (frozen > 0 || (hold && bns > 0))) {
     std::string line = cat(stage.name, ": ", frozen, " parameter tensors frozen");
     for (size_t i = 0; i < stage.freeze.size(); ++i) line += (i ? ", " : " (") + stage.freeze[i];
     if (!stage.freeze.empty()) line += ")";
@@ -320,7 +416,10 @@ void Run::apply_stage_marks(int s) {
 data::LoaderConfig Run::loader_config(int s) const {
   const StageConfig& stage = cfg_.stages[size_t(s)];
   data::LoaderConfig lc;
-  lc.batch = cfg_.batch;
+  // The global batch, drawn alike on every rank; this rank decodes its share (LoaderConfig::shard).
+  lc.batch = cfg_.batch * ranks_;
+  lc.shard = rank_;
+  lc.shards = ranks_;
   lc.input = cfg_.net.input;
   lc.bbox_margin = cfg_.bbox_margin;
   lc.seed = cfg_.seed * 1000003ull + uint64_t(s);
@@ -328,7 +427,7 @@ data::LoaderConfig Run::loader_config(int s) const {
   lc.skip_bad = opt_.skip_bad;
   bool pk = stage.weights.triplet > 0 && cfg_.P * cfg_.K == cfg_.batch;
   lc.sampler = pk ? data::LoaderConfig::PK : data::LoaderConfig::Shuffle;
-  lc.P = cfg_.P;
+  lc.P = cfg_.P * ranks_;
   lc.K = cfg_.K;
   return lc;
 }
@@ -354,29 +453,32 @@ bool Run::run_stage(int s) {
     double lr = learning_rate(cfg_, stage, st_.step - begin);
     sgd_->set_lr(float(lr));
     StepResult r = step_->run(bt, stage.weights, st_.step, stage.name);
+    const int64_t done = st_.step + 1;
+    const bool stop_here = g_interrupted || (opt_.stop_after > 0 && done >= opt_.stop_after && done < total_steps);
+    const bool stop = comm_ ? all_ranks_step(r, stop_here) : stop_here;
+    if (comm_ && opt_.check_identical_every > 0 && done % opt_.check_identical_every == 0)
+      dist::require_identical(*comm_, model_->parameters(), cat("the parameters after step ", done));
     images_ += r.images;
     stage_images += r.images;
     st_.ema_loss = st_.ema_loss < 0 ? r.total : 0.98 * st_.ema_loss + 0.02 * r.total;
     sum_.last_terms = r.terms;
 
-    const int64_t done = st_.step + 1;
-    if (done % cfg_.log_every == 0 || done == end) log_step(stage, done, lr, r, warned_dead);
+    if (primary() && (done % cfg_.log_every == 0 || done == end)) log_step(stage, done, lr, r, warned_dead);
     const bool stage_done = done == end;
     // Validation before the checkpoint, so that last.safetensors carries the best measure so far.
     const Improved improved = val_ && (done % cfg_.validate_every == 0 || stage_done) ? validate_at(stage, done) : Improved{};
-    if (!opt_.quiet)
+    if (loud_)
       prog.update(done - begin, double(stage_images), cat("loss ", r.total, "  ", terms_line(r.terms), val_tail_));
-    const bool stop = g_interrupted || (opt_.stop_after > 0 && done >= opt_.stop_after && done < total_steps);
     const bool save_last = (cfg_.checkpoint_every > 0 && done % cfg_.checkpoint_every == 0) || stage_done || stop;
     if (save_last || improved.stage || improved.run) checkpoint(stage, done, stage_done, save_last, improved);
     if (stop) {
       ++st_.step;
-      if (!opt_.quiet)
+      if (loud_)
         std::printf("\nstopped: saved %s/last.safetensors at step %lld\n", run_.c_str(), (long long)st_.step);
       return true;
     }
   }
-  if (!opt_.quiet) prog.finish(cat("loss ema ", st_.ema_loss));
+  if (loud_) prog.finish(cat("loss ema ", st_.ema_loss));
   return false;
 }
 
@@ -392,7 +494,7 @@ void Run::log_step(const StageConfig& stage, int64_t done, double lr, const Step
   const double dead_g = dead_fraction(r.outputs.fc6_global_act);
   j["dead"]["fc6_global"] = dead_g;
   if (r.outputs.fc6_local_act.defined()) j["dead"]["fc6_local"] = dead_fraction(r.outputs.fc6_local_act);
-  if (dead_g >= 0.9 && !warned_dead && !opt_.quiet) {
+  if (dead_g >= 0.9 && !warned_dead && loud_) {
     std::printf("\nwarning: %.0f%% of fc6_global's units output 0 for every image of the batch at step %lld "
                 "(dead ReLUs); consider a lower --lr or a longer warm-up\n", 100 * dead_g, (long long)done);
     warned_dead = true;
@@ -406,7 +508,8 @@ void Run::log_step(const StageConfig& stage, int64_t done, double lr, const Step
 void Run::setup_validation() {
   ValidationSet set = validation_set(ds_, opt_.holdout);
   if (!set.usable()) {
-    std::printf("warning: validate_every %lld, but %s has nothing to validate on (%s): validation is off and "
+    if (primary())
+      std::printf("warning: validate_every %lld, but %s has nothing to validate on (%s): validation is off and "
                 "<stage>_best is the lowest smoothed training loss\n",
                 (long long)cfg_.validate_every, opt_.data_root.c_str(), set.description.c_str());
     return;
@@ -414,7 +517,7 @@ void Run::setup_validation() {
   train_ids_ = data::train_indices_without_validation(ds_, opt_.holdout);
   FN_EXPECT(!train_ids_.empty(), "train: every training image of ", opt_.data_root,
             " is held out for validation; lower --holdout or set validate_every 0");
-  if (!opt_.quiet)
+  if (loud_)
     std::printf("validation every %lld steps and at each stage's end on %s; best by %s\n",
                 (long long)cfg_.validate_every, set.description.c_str(), measure_label(set.measure).c_str());
   val_ = std::move(set);
@@ -423,7 +526,8 @@ void Run::setup_validation() {
 // One validation after step `done`: the measure against the stage's and the run's best, a line of
 // metrics.jsonl, and a line of progress output.
 Run::Improved Run::validate_at(const StageConfig& stage, int64_t done) {
-  const ValidationResult v = validate(*model_, ds_, *val_, opt_.device, opt_.loader_threads, opt_.skip_bad);
+  // Every rank validates its share of the images; the gather gives each the same figure.
+  const ValidationResult v = validate(*model_, ds_, *val_, opt_.device, opt_.loader_threads, opt_.skip_bad, comm_);
   Improved im;
   im.stage = improves(*val_, v.value, st_.best_validation);
   im.run = improves(*val_, v.value, st_.run_best_validation);
@@ -437,11 +541,13 @@ Run::Improved Run::validate_at(const StageConfig& stage, int64_t done) {
                      {"seconds", v.seconds},
                      {"stage_best", im.stage},
                      {"run_best", im.run}};
-  metrics_ << j.dump() << "\n";
-  metrics_.flush();
+  if (primary()) {
+    metrics_ << j.dump() << "\n";
+    metrics_.flush();
+  }
   const std::string figure = format_measure(val_->measure, v.value);
   val_tail_ = cat("  val ", figure);
-  if (!opt_.quiet)
+  if (loud_)
     std::printf("\n%s step %lld: validation %s %s (%lld images, %.1f s)%s\n", stage.name.c_str(), (long long)done,
                 measure_label(val_->measure).c_str(), figure.c_str(), (long long)val_->images(), v.seconds,
                 im.run ? ", the best so far: best.safetensors" : im.stage ? ", the stage's best so far" : "");
@@ -460,6 +566,7 @@ void Run::checkpoint(const StageConfig& stage, int64_t done, bool stage_done, bo
     best = st_.best_loss < 0 || st_.ema_loss < st_.best_loss;
     if (best) saved.best_loss = st_.best_loss = st_.ema_loss;
   }
+  if (!primary()) return;  // the state above is every rank's; the files are rank 0's
   std::string first;
   auto put = [&](const std::string& name) {
     const std::string path = run_ + "/" + name;
@@ -468,7 +575,7 @@ void Run::checkpoint(const StageConfig& stage, int64_t done, bool stage_done, bo
       first = path;
       return;
     }
-    const std::string tmp = path + ".tmp";
+    const std::string tmp = cat(path, ".tmp.", ::getpid());  // a dead run's is removed at the next start
     fs::copy_file(first, tmp, fs::copy_options::overwrite_existing);
     fs::rename(tmp, path);
   };
@@ -495,6 +602,7 @@ TrainSummary Run::go() {
   sum_.steps = st_.step;
   sum_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   sum_.images_per_s = sum_.seconds > 0 ? double(images_) / sum_.seconds : 0;
+  if (!primary()) return sum_;  // the run folder is rank 0's
   if (!sum_.interrupted) {
     std::string final_ckpt = run_ + "/final.safetensors";
     fs::copy_file(run_ + "/last.safetensors", final_ckpt, fs::copy_options::overwrite_existing);
@@ -503,6 +611,36 @@ TrainSummary Run::go() {
   if (val_ && fs::exists(run_ + "/best.safetensors")) sum_.best_checkpoint = run_ + "/best.safetensors";
   write_loss_curve(run_);
   return sum_;
+}
+
+// After a step on several ranks: the loss figures averaged over the ranks (the log, the smoothed loss that
+// picks the best checkpoint without validation, and so a resumed run's state), the images summed, batch
+// norm's running statistics taken from rank 0 (each rank's come from its own share, as in PyTorch DDP), and
+// whether any rank stops (Ctrl-C reaches the ranks of mpirun's job, not necessarily at the same step).
+bool Run::all_ranks_step(StepResult& r, bool stop) {
+  static const char* const kTerms[] = {"lm", "vis", "cat", "attr", "tri"};  // fashionnet_loss's order
+  constexpr size_t kT = sizeof kTerms / sizeof kTerms[0];
+  std::vector<double> v(2 * kT + 4, 0.0);  // per term: sum, ranks that have it; total, active, images, stop
+  for (auto& [name, value] : r.terms) {
+    const size_t k = size_t(std::find_if(kTerms, kTerms + kT, [&](const char* t) { return name == t; }) - kTerms);
+    FN_CHECK(k < kT, "loss term '", name, "' is not one the ranks average");
+    v[2 * k] += value;
+    v[2 * k + 1] += 1;
+  }
+  v[2 * kT] = r.total;
+  v[2 * kT + 1] = r.triplet_active;
+  v[2 * kT + 2] = double(r.images);
+  v[2 * kT + 3] = stop ? 1 : 0;
+  comm_->allreduce_sum(v.data(), int64_t(v.size()));
+  r.terms.clear();
+  for (size_t k = 0; k < kT; ++k)
+    if (v[2 * k + 1] > 0) r.terms.emplace_back(kTerms[k], v[2 * k] / v[2 * k + 1]);
+  r.total = v[2 * kT] / ranks_;
+  r.triplet_active = v[2 * kT + 1] / ranks_;
+  r.images = int64_t(v[2 * kT + 2]);
+  const std::vector<Tensor> buffers = model_->buffers();
+  if (!buffers.empty()) comm_->broadcast(buffers, 0);
+  return v[2 * kT + 3] > 0;
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 // with validation best.safetensors) and loss.svg. With TrainConfig::validate_every > 0, "best" is the best
 // validation measure (fashionnet/train/validation.h) of the stage (<stage>_best) and of the run (best); with 0,
 // the lowest smoothed training loss (EMA, 0.98) at a checkpoint of the stage.
-// Resuming from a checkpoint continues bitwise identically on the CPU. A NaN or Inf loss stops the run
+// Resuming from a checkpoint continues bitwise identically on the CPU. With TrainOptions::comm, the run is one of
+// several ranks (docs/distributed.md): a global batch of ranks x batch, gradients averaged in buckets during
+// the backward, rank 0 writing the run folder. A NaN or Inf loss stops the run
 // with the step and the term, without writing a checkpoint; Ctrl-C saves last.safetensors and stops (the
 // SIGINT handler is the caller's again when train() returns or throws). Each step is a TrainStep
 // (fashionnet/train/step.h: where the gradients are complete, frozen parameters, the first-step check).
@@ -18,6 +20,8 @@
 #include "core/device.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
+#include "dist/bucketer.h"
+#include "dist/comm.h"
 #include "fashionnet/model/config.h"
 #include "fashionnet/train/step.h"  // clip_gradients, TrainStep
 
@@ -35,6 +39,11 @@ struct TrainOptions {
   bool quiet = false;
   int64_t stop_after = 0;   // >0: stop once this many steps (over all stages) are done, saving last.safetensors
                             // as Ctrl-C does, so that a later --resume continues the run
+  // Data parallel (docs/distributed.md): the job this process is a rank of; null or size 1: one process.
+  // Rank 0 alone writes the run folder and prints; every rank reads the data, the resume checkpoint and --init.
+  dist::Communicator* comm = nullptr;
+  size_t bucket_bytes = dist::kDefaultBucketBytes;
+  int64_t check_identical_every = 0;  // >0: every N steps, check that the ranks' parameters are bitwise equal
 };
 
 struct TrainSummary {

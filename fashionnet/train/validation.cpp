@@ -72,7 +72,7 @@ ValidationSet validation_set(const data::Dataset& ds, double holdout) {
 }
 
 ValidationResult validate(FashionNet& model, const data::Dataset& ds, const ValidationSet& set, Device device,
-                          int threads, bool skip_bad) {
+                          int threads, bool skip_bad, dist::Communicator* comm) {
   FN_CHECK(set.usable(), "validate: an empty validation set (", set.description, ")");
   const auto t0 = std::chrono::steady_clock::now();
   // run_inference guards its own scope too; this one covers everything the measure runs.
@@ -81,6 +81,7 @@ ValidationResult validate(FashionNet& model, const data::Dataset& ds, const Vali
   io.threads = threads;
   io.skip_bad = skip_bad;
   io.progress = false;
+  io.comm = comm;
   ValidationResult r;
   if (set.retrieval) {
     const Predictions q = run_inference(model, ds, set.query, device, io);

@@ -13,6 +13,10 @@
 #include "data/dataset.h"
 #include "fashionnet/model/fashionnet.h"
 
+namespace fn::dist {
+class Communicator;
+}
+
 namespace fn::fashionnet {
 
 struct ValidationSet {
@@ -39,9 +43,10 @@ struct ValidationResult {
 };
 
 // Measures `model` on the set in eval mode (dropout off, batch norm on its running statistics); the model's
-// modes are as they were when it returns.
+// modes are as they were when it returns. With `comm` (size > 1) the images are split over the ranks and
+// every rank gets the same value (collective: every rank calls it, with the same model and set).
 ValidationResult validate(FashionNet& model, const data::Dataset& ds, const ValidationSet& set, Device device,
-                          int threads, bool skip_bad);
+                          int threads, bool skip_bad, dist::Communicator* comm = nullptr);
 
 // Whether `value` beats `best` (-1: none yet) in the set's direction; NaN never does.
 bool improves(const ValidationSet& set, double value, double best);
