@@ -54,12 +54,16 @@ int run_train(int argc, char** argv) {
   app.add_option("--check-identical-every", opt.check_identical_every,
                  "MPI/NCCL ranks: every N steps check that the ranks' parameters are bitwise equal (debugging)")
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--dist-alone", opt.dist_alone,
+               "take the data-parallel path (buckets, NCCL on a GPU) even in a single process: to measure its "
+               "overhead against a plain run");
   fn::apps::add_train_flags(app, flags);
   CLI11_PARSE(app, argc, argv);
   opt.device = fn::parse_device(device);
   opt.bucket_bytes = size_t(bucket_mb * (1 << 20));
   fn::dist::CommOptions co;
-  co.device = opt.device;
+  // A GPU and NCCL are set up for ranks only (a plain single process needs neither).
+  co.device = fn::dist::launched_by_mpi() || opt.dist_alone ? opt.device : fn::Device::CPU;
   co.timeout_s = timeout_s;
   fn::dist::Communicator comm(co);  // a single process without mpirun
   opt.comm = &comm;

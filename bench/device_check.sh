@@ -123,6 +123,16 @@ if wanted demo && [ -x "$BUILD/bin/fashionnet" ]; then
   cp /tmp/fn_demo/report.html /tmp/fn_demo/run/metrics.jsonl /tmp/fn_demo/run/loss.svg /tmp/fn_demo/run/*.json \
     "$OUTDIR/demo/" 2>/dev/null
 fi
+# 4b. The data-parallel path with one rank (issue 20): the same training with gradients through NCCL's buckets
+#     (--dist-alone) and without, on the demo's data; the img/s of each are in its log's last line.
+if wanted dist_one_rank && [ -d /tmp/fn_demo/data ]; then
+  for mode in plain nccl; do
+    extra=()
+    [ "$mode" = nccl ] && extra=(--dist-alone)
+    run_step "train_one_rank_$mode" "$STEP" "$BUILD/bin/fashionnet" train --device cuda --data /tmp/fn_demo/data \
+      --preset cpu-small --steps 150,150 --validate-every 0 --threads 12 --out "/tmp/fn_dist_$mode" "${extra[@]}"
+  done
+fi
 bench bench_gemm --device cuda --json "$OUTDIR/bench_gemm.json"
 bench bench_conv --device cuda --json "$OUTDIR/bench_conv.json"
 

@@ -192,7 +192,7 @@ class Run {
 // weights, the optimiser, the loss context, config.json and metrics.jsonl in the run folder.
 Run::Run(TrainConfig cfg, const TrainOptions& opt)
     : opt_(opt),
-      comm_(opt.comm && opt.comm->size() > 1 ? opt.comm : nullptr),
+      comm_(opt.comm && (opt.comm->size() > 1 || opt.dist_alone) ? opt.comm : nullptr),
       rank_(comm_ ? comm_->rank() : 0),
       ranks_(comm_ ? comm_->size() : 1),
       loud_(!opt.quiet && rank_ == 0),
@@ -281,11 +281,14 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
   }
   if (loud_)
     std::printf("FashionNet %s: %lld parameters, %zu training images, %zu categories, %d attributes, device %s, "
-                "%d rank%s x batch %d = global batch %d%s\n",
+                "%d rank%s x batch %d = global batch %d%s%s\n",
                 cfg_.preset.c_str(), (long long)model_->parameter_count(), train_ids_.size(),
                 ds_.category_names.size(), cfg_.net.attributes, device_description(opt.device).c_str(), ranks_,
                 ranks_ == 1 ? "" : "s", cfg_.batch, cfg_.batch * ranks_,
-                cfg_.parts > 1 ? cat(" in ", cfg_.parts, " loss parts").c_str() : "");
+                cfg_.parts > 1 ? cat(" in ", cfg_.parts, " loss parts").c_str() : "",
+                comm_ ? cat(", gradients averaged over ", comm_->uses_nccl() ? "NCCL" : comm_->uses_mpi() ? "MPI" : "no peers",
+                            " in buckets of ", opt_.bucket_bytes >> 20, " MiB").c_str()
+                      : "");
 }
 
 // The global batch (ranks x batch) is the run's: a resume on another number of ranks keeps it, each rank

@@ -44,6 +44,7 @@ struct TrainOptions {
   dist::Communicator* comm = nullptr;
   size_t bucket_bytes = dist::kDefaultBucketBytes;
   int64_t check_identical_every = 0;  // >0: every N steps, check that the ranks' parameters are bitwise equal
+  bool dist_alone = false;  // the data-parallel path with comm of size 1 too (its overhead, measured)
 };
 
 struct TrainSummary {
