@@ -18,6 +18,7 @@
 #include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/trainer.h"
 #include "tests/support/check.h"
+#include "tests/support/synth_dataset.h"
 #include "tests/support/temp_dir.h"
 
 using namespace fn;
@@ -29,17 +30,7 @@ namespace {
 fs::path scratch() { return fn::test::process_temp_dir("benchmarks"); }  // removed when the executable exits
 
 // 40 garments x 3 photos of long side 64: some 28 product folders train, 6 test.
-std::string synth(const std::string& benchmark) {
-  data::SynthConfig sc;
-  sc.out = (scratch() / benchmark).string();
-  sc.benchmark = benchmark;
-  sc.items = 40;
-  sc.views = 3;
-  sc.size = 64;
-  sc.seed = 5;
-  data::synthesize(sc);
-  return sc.out;
-}
+std::string synth(const std::string& benchmark) { return test::synth_dataset(scratch() / benchmark, benchmark, 40, 3, 64, 5); }
 
 // What `fashionnet check-data` does: no error in the files, every photo on disk with its boxes inside.
 data::Dataset check_data(const std::string& root, const std::string& benchmark) {

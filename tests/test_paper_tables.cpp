@@ -22,6 +22,7 @@
 #include "fashionnet/model/fashionnet.h"
 #include "fashionnet/report/plot.h"
 #include "fashionnet/report/report.h"
+#include "tests/support/synth_dataset.h"
 #include "tests/support/temp_dir.h"
 
 using namespace fn;
@@ -34,17 +35,7 @@ fs::path scratch() { return fn::test::process_temp_dir("paper_tables"); }
 
 // A small synthetic Category benchmark (30 garments x 2 photos of long side 64), written once.
 const std::string& category_root() {
-  static const std::string root = [] {
-    data::SynthConfig sc;
-    sc.out = (scratch() / "category").string();
-    sc.benchmark = "category";
-    sc.items = 30;
-    sc.views = 2;
-    sc.size = 64;
-    sc.seed = 3;
-    data::synthesize(sc);
-    return sc.out;
-  }();
+  static const std::string root = test::synth_dataset(scratch() / "category", "category", 30, 2, 64, 3);
   return root;
 }
 

@@ -28,6 +28,7 @@
 #include "fashionnet/train/trainer.h"
 #include "fashionnet/train/validation.h"
 #include "tests/support/check.h"
+#include "tests/support/synth_dataset.h"
 #include "tests/support/temp_dir.h"
 
 using namespace fn;
@@ -40,16 +41,7 @@ fs::path scratch() { return fn::test::process_temp_dir("trainer"); }  // removed
 
 // 16 items x 4 views of 64x64: 8 training items, 32 training photos (enough for P=2, K=4 batches).
 const std::string& dataset() {
-  static std::string root = [] {
-    data::SynthConfig sc;
-    sc.out = (scratch() / "data").string();
-    sc.items = 16;
-    sc.views = 4;
-    sc.size = 64;
-    sc.seed = 9;
-    data::synthesize(sc);
-    return sc.out;
-  }();
+  static std::string root = test::synth_dataset(scratch() / "data", "inshop", 16, 4, 64, 9);
   return root;
 }
 

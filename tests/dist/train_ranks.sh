@@ -84,42 +84,43 @@ grep -q 'error on rank [01] of 2' bad.log || { cat bad.log >&2; fail "the error 
 cmp -s keep.safetensors badrun/last.safetensors || fail "the failed run changed the last checkpoint"
 echo "ok: an error on one rank ends the job in $((SECONDS - start)) s: $(grep -o 'error on rank [01] of 2[^:]*' bad.log | head -1)"
 
+# A long run of 2 ranks in the background, once it has made a step: its launcher's pid in $job.
+start_long_run() {  # start_long_run OUT
+  "${launch[@]}" "${train[@]}" --steps 100000,1 --batch 8 --out "$1" >"$1.log" 2>&1 &
+  job=$!
+  for _ in $(seq 1 100); do
+    grep -q 'stage1\]' "$1.log" 2>/dev/null && break
+    sleep 0.2
+  done
+}
+# Waits up to SECONDS for $job to end; fails naming WHAT otherwise. The job's exit status in $rc.
+wait_job_end() {  # wait_job_end SECONDS OUT WHAT
+  for _ in $(seq 1 $(($1 * 5))); do
+    kill -0 $job 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 $job 2>/dev/null; then
+    pkill -9 -f -- "--out $2"
+    fail "the job still runs $1 s after $3"
+  fi
+  wait $job
+  rc=$?
+}
+
 # 5. A rank killed with SIGKILL: the job ends non-zero within the bound.
-"${launch[@]}" "${train[@]}" --steps 100000,1 --batch 8 --out killed >killed.log 2>&1 &
-job=$!
-for _ in $(seq 1 100); do
-  grep -q 'stage1\]' killed.log 2>/dev/null && break
-  sleep 0.2
-done
+start_long_run killed
 victim=$(pgrep -f -- "^$bin train .*--out killed" | tail -1)  # a rank, not the launcher
 [ -n "$victim" ] || { kill $job; fail "no rank to kill"; }
 start=$SECONDS
 kill -9 "$victim"
-for _ in $(seq 1 300); do
-  kill -0 $job 2>/dev/null || break
-  sleep 0.2
-done
-if kill -0 $job 2>/dev/null; then
-  pkill -9 -f -- "--out killed"
-  fail "the job still runs 60 s after a rank was killed"
-fi
-wait $job && fail "the job exited 0 after a rank was killed"
-echo "ok: a killed rank ends the job non-zero in $((SECONDS - start)) s"
+wait_job_end 60 killed "a rank was killed"
+[ "$rc" -ne 0 ] || fail "the job exited 0 after a rank was killed"
+echo "ok: a killed rank ends the job non-zero (exit $rc) in $((SECONDS - start)) s"
 
 # 6. Stop with a save: SIGUSR1 to the launcher.
-"${launch[@]}" "${train[@]}" --steps 100000,1 --batch 8 --out usr1 >usr1.log 2>&1 &
-job=$!
-for _ in $(seq 1 100); do
-  grep -q 'stage1\]' usr1.log 2>/dev/null && break
-  sleep 0.2
-done
+start_long_run usr1
 kill -USR1 $job
-for _ in $(seq 1 150); do
-  kill -0 $job 2>/dev/null || break
-  sleep 0.2
-done
-kill -0 $job 2>/dev/null && { pkill -9 -f -- "--out usr1"; fail "the job still runs 30 s after SIGUSR1"; }
-wait $job
+wait_job_end 30 usr1 "SIGUSR1"
 [ "$(grep -c 'stopped: saved usr1/last.safetensors' usr1.log)" = 1 ] || { tail -c 2000 usr1.log >&2; fail "SIGUSR1 did not save once"; }
-echo "ok: SIGUSR1 to the launcher: $(grep -o 'stopped: saved.*' usr1.log)"
+echo "ok: SIGUSR1 to the launcher: $(grep -o 'stopped: saved.*' usr1.log) (exit $rc)"
 echo "all train_ranks checks passed"
