@@ -210,3 +210,42 @@ TEST_CASE("PK sampler: P distinct items with K images each, repetition for small
   CHECK(std::set<int>(b.item.begin(), b.item.end()).size() == 3);
   CHECK(l.batches_per_epoch() == (int64_t)train_items.size() / 3);
 }
+
+TEST_CASE("shards: each rank's share of every batch, the shards together the unsharded batch (PK and shuffled)") {
+  const Dataset& ds = dataset();
+  for (auto sampler : {LoaderConfig::PK, LoaderConfig::Shuffle}) {
+    LoaderConfig cfg;
+    cfg.batch = 12;
+    cfg.P = 4;  // 2 items of 3 images in each share
+    cfg.K = 3;
+    cfg.sampler = sampler;
+    cfg.input = 32;
+    cfg.seed = 8;
+    cfg.threads = 1;
+    Loader whole(ds, all_indices(ds), cfg);
+    cfg.shards = 2;
+    Loader first(ds, all_indices(ds), cfg);
+    cfg.shard = 1;
+    Loader second(ds, all_indices(ds), cfg);
+    Batch w, a, b;
+    for (int k = 0; k < 3; ++k) {
+      REQUIRE(whole.next(w));
+      REQUIRE(first.next(a));
+      REQUIRE(second.next(b));
+      REQUIRE(a.n == 6);
+      REQUIRE(b.n == 6);
+      const size_t half = size_t(w.n / 2), img = w.image.size() / 2;
+      CHECK(std::vector<int>(w.sample_index.begin(), w.sample_index.begin() + half) == a.sample_index);
+      CHECK(std::vector<int>(w.sample_index.begin() + half, w.sample_index.end()) == b.sample_index);
+      CHECK(std::vector<uint8_t>(w.flipped.begin() + half, w.flipped.end()) == b.flipped);  // drawn at the global place
+      CHECK(std::vector<float>(w.image.begin() + img, w.image.end()) == b.image);
+      if (sampler == LoaderConfig::PK)  // whole items: the first share's last item is not the second's first
+        CHECK(a.item.back() != b.item.front());
+    }
+  }
+  LoaderConfig bad;
+  bad.shards = 2;
+  bad.shard = 2;
+  CHECK_THROWS_WITH(Loader(ds, all_indices(ds), bad), Catch::Contains("shard 2 of 2"));
+}
+

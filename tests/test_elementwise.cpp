@@ -143,6 +143,16 @@ TEST_CASE("dropout: keeps about 1-p, scales by 1/(1-p), identity in evaluation")
   REQUIRE(z.same_storage(x));
 }
 
+TEST_CASE("dropout: rows taken with their offset draw the whole tensor's mask (data-parallel parts)") {
+  Rng rng(4);
+  Tensor x = Tensor::randn({6, 5}, rng);
+  const std::vector<float> whole = F::dropout(x, 0.4f, true, 7).to_vector();
+  const std::vector<float> part = F::dropout(x.slice0(2, 5).clone(), 0.4f, true, 7, /*offset=*/2 * 5).to_vector();
+  REQUIRE(part == std::vector<float>(whole.begin() + 10, whole.begin() + 25));
+  CHECK(F::dropout(x.slice0(2, 5).clone(), 0.4f, true, 7).to_vector() != part);  // without it: another mask
+  gradcheck([](const std::vector<Tensor>& v) { return F::dropout(v[0], 0.3f, true, 11, 17); }, {leaf64({9}, 7)});
+}
+
 TEST_CASE("elementwise: CUDA matches the CPU reference") {
   FN_REQUIRE_CUDA();
   Rng rng(5);
@@ -164,5 +174,6 @@ TEST_CASE("elementwise: CUDA matches the CPU reference") {
     run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::relu6_forward(widened(x), o); });
     run([](const Tensor& x, const Tensor& y, Tensor& o) { kernels::relu6_backward(widened(x), y, o); });
     run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::dropout_forward(x, 0.5f, 42, o); });
+    run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::dropout_forward(x, 0.5f, 42, o, 1000003); });
   }
 }

@@ -275,6 +275,43 @@ TEST_CASE("One SGD step lowers the total loss on a fixed batch", "[fashionnet]")
   CHECK(after < before);
 }
 
+TEST_CASE("TrainStep parts: 2 parts give the mean of each part's own gradients, bitwise; dropout at the global place",
+          "[fashionnet][parts]") {
+  NetConfig c = small_net(true, "corner");
+  c.dropout = 0.3f;  // the masks must follow a sample's place in the whole batch
+  FashionNet net(c, 31);
+  BatchTensors b = labelled_batch(c, 8, 32);  // items 0..3, two images each: each part holds whole items
+  LossContext ctx;
+  ctx.attr_w_pos = Tensor::full({c.attributes}, 2.0);
+  ctx.attr_w_neg = Tensor::full({c.attributes}, 0.7);
+  // The gradients of one forward_backward over rows [begin, end) taken as `parts` parts, this process's
+  // first row at `first` in the whole batch; the gradients are cleared after.
+  auto grads = [&](int parts, int64_t begin, int64_t end, int64_t first) {
+    StepOptions so;
+    so.parts = parts;
+    so.first_sample = first;
+    TrainStep step(net, nullptr, ctx, so);
+    step.forward_backward(parts == 1 ? slice_rows(b, begin, end) : b, LossWeights{}, 3, "stage1");
+    std::vector<std::vector<float>> g;
+    for (const Tensor& p : net.parameters()) {
+      g.push_back(p.grad().defined() ? p.grad().to_vector() : std::vector<float>{});
+      Tensor(p).zero_grad();
+    }
+    return g;
+  };
+  const auto whole = grads(2, 0, 8, 0), first = grads(1, 0, 4, 0), second = grads(1, 4, 8, 4);
+  size_t compared = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    REQUIRE(whole[i].size() == first[i].size());
+    for (size_t k = 0; k < whole[i].size(); ++k, ++compared)
+      REQUIRE(whole[i][k] == (first[i][k] + second[i][k]) * 0.5f);  // what 2 ranks' sum and division give
+  }
+  CHECK(compared == size_t(net.parameter_count()));
+  CHECK(grads(1, 4, 8, 0) != second);  // the second part drawn at rows 0..3's masks: other gradients
+  CHECK(slice_rows(b, 4, 8).item == std::vector<int>{2, 2, 3, 3});
+  CHECK_THROWS_WITH(slice_rows(b, 4, 9), Catch::Contains("rows [4, 9) of 8"));
+}
+
 TEST_CASE("A training step adds landmark_pool's gradient into conv4's in place (the sparse path)", "[fashionnet]") {
   // FashionNet's speed depends on it (docs/architecture.md "Autograd"): the forward records the local branch
   // before pool4, so that pool4's gradient reaches conv4 first and landmark_pool's AccumulateFn adds its few

@@ -1,6 +1,7 @@
 // safetensors: round trip of float32/float64 tensors of every rank (0-d, empty, odd sizes), the bytes on disk
 // against the format's spec, agreement with a numpy-only reader and writer (where Debian's numpy is installed),
 // a refusal naming the file of every corrupted file and mismatched model, and atomic writes.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -348,4 +349,25 @@ TEST_CASE("safetensors: CUDA tensors save and load", "[safetensors][cuda]") {
   load_into(path, m);
   CHECK(m[0].second.is_cuda());
   CHECK(bits_equal(m[0].second.cpu(), w));
+}
+
+TEST_CASE("atomic files: a dead process's temporary files are removed, a live one's and others are kept",
+          "[safetensors][atomic]") {
+  const std::string dir = temp_dir() + "/leftovers";
+  std::filesystem::create_directories(dir);
+  const pid_t dead = ::fork();  // a child that exits at once: its pid names no process once reaped
+  if (dead == 0) std::_Exit(0);
+  REQUIRE(dead > 0);
+  int status = 0;
+  REQUIRE(::waitpid(dead, &status, 0) == dead);
+  const std::string mine = cat("last.safetensors.tmp.", ::getpid()), gone = cat("last.safetensors.tmp.", dead);
+  for (const std::string& name : {mine, gone, std::string("notes.tmp.txt"), std::string("best.safetensors")})
+    write_bytes(dir + "/" + name, "x");
+  const std::vector<std::string> removed = remove_dead_temporaries(dir);
+  REQUIRE(removed == std::vector<std::string>{gone});
+  CHECK_FALSE(std::filesystem::exists(dir + "/" + gone));
+  CHECK(std::filesystem::exists(dir + "/" + mine));  // this process is alive
+  CHECK(std::filesystem::exists(dir + "/notes.tmp.txt"));
+  CHECK(std::filesystem::exists(dir + "/best.safetensors"));
+  CHECK(remove_dead_temporaries(dir + "/absent").empty());
 }

@@ -31,11 +31,13 @@
 // Parts (data parallel, docs/distributed.md). The global batch of a step is split into equal parts, each
 // a rank's share or a part of one: a part's losses are taken on it alone (batch-hard triplets are mined
 // within the part; means are over the part), and the step's loss is the mean of the parts' losses. A
-// process holding several parts (StepOptions::parts) runs forward and backward once per part, each scaled by
-// 1/parts, so that its gradients accumulate to the mean; the bucketer (StepOptions::bucketer) then
-// averages them across the ranks, taking each parameter's gradient as the last part's backward completes it.
-// So one process with 2 parts and 2 ranks with 1 part each compute the same step (docs/distributed.md,
-// "Equal to one process"). A sample's dropout mask is drawn at its place in the global batch (first_sample).
+// process holding several parts (StepOptions::parts) runs forward and backward once per part, each part's
+// gradients on their own, adds them in part order and scales the sum by 1/parts; the bucketer
+// (StepOptions::bucketer) then averages the gradients across the ranks (with one part a rank, it takes each
+// gradient as the backward completes it). So one process with 2 parts and 2 ranks with 1 part each compute
+// the same step, bitwise (docs/distributed.md, "Equal to one process"). A sample's dropout mask is drawn at
+// its place in the global batch (first_sample). With several parts, gradients held before the call are
+// dropped; with one they are added to, as backward() does.
 #pragma once
 #include <functional>
 #include <string>
