@@ -1,6 +1,9 @@
 #include "fashionnet/train/trainer.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -37,30 +40,29 @@ namespace {
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted = true; }
 
-// While a run is on, Ctrl-C (SIGINT), SIGTERM (how schedulers ask a job to end) and SIGUSR1 (which Open MPI's
-// mpirun forwards to every rank: `kill -USR1 <mpirun>` stops a job of ranks with a save) set g_interrupted:
-// the run stops after its step and saves. The handlers installed before are restored on every way out of the
+// While a run is on, Ctrl-C (SIGINT), SIGTERM (how schedulers, and mpirun on Ctrl-C, ask a job to end) and
+// SIGUSR1 (which Open MPI's mpirun forwards to every rank) set g_interrupted: the run stops after its step and
+// saves. Without SA_RESTART, so that a rank blocked writing its progress to a launcher that stopped reading
+// it gets out of the write and saves. The handlers installed before are restored on every way out of the
 // run, exceptions included.
 class SigintGuard {
  public:
   SigintGuard() {
     g_interrupted = false;
-    prev_int_ = std::signal(SIGINT, on_sigint);
-    prev_term_ = std::signal(SIGTERM, on_sigint);
-    prev_usr1_ = std::signal(SIGUSR1, on_sigint);
+    struct sigaction sa = {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &sa, &prev_[i]);
   }
   ~SigintGuard() {
-    std::signal(SIGINT, prev_int_);
-    std::signal(SIGTERM, prev_term_);
-    std::signal(SIGUSR1, prev_usr1_);
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &prev_[i], nullptr);
   }
   SigintGuard(const SigintGuard&) = delete;
   SigintGuard& operator=(const SigintGuard&) = delete;
 
  private:
-  void (*prev_int_)(int) = SIG_DFL;
-  void (*prev_term_)(int) = SIG_DFL;
-  void (*prev_usr1_)(int) = SIG_DFL;
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGUSR1};
+  std::array<struct sigaction, 3> prev_{};
 };
 
 double learning_rate(const TrainConfig& cfg, const StageConfig& st, int64_t t) {
@@ -470,7 +472,7 @@ bool Run::run_stage(int s) {
     const bool stage_done = done == end;
     // Validation before the checkpoint, so that last.safetensors carries the best measure so far.
     const Improved improved = val_ && (done % cfg_.validate_every == 0 || stage_done) ? validate_at(stage, done) : Improved{};
-    if (loud_)
+    if (loud_ && !stop)  // stopping: the save first (a launcher may no longer read the output)
       prog.update(done - begin, double(stage_images), cat("loss ", r.total, "  ", terms_line(r.terms), val_tail_));
     const bool save_last = (cfg_.checkpoint_every > 0 && done % cfg_.checkpoint_every == 0) || stage_done || stop;
     if (save_last || improved.stage || improved.run) checkpoint(stage, done, stage_done, save_last, improved);
