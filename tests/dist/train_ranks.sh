@@ -3,6 +3,7 @@
 #   - 2 ranks x batch 8 end with parameters (and momenta) bitwise equal to one process with batch 16 in 2 loss
 #     parts (--parts 2), and the ranks' parameters are checked bitwise equal at every step
 #     (--check-identical-every 1);
+#   - the same with validation every 3 steps (its images split over the ranks): equal figures, equal best;
 #   - rank 0 alone prints the run's lines; config.json states the ranks and the global batch;
 #   - a 2-rank resume of a 1-rank checkpoint ends bitwise where the 1-rank resume ends;
 #   - a leftover temporary checkpoint of a dead process is removed at the next start, which says so;
@@ -27,7 +28,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 run() {  # run LOG CMD...: the command's output into LOG; a non-zero exit fails the test, showing it
   local log=$1
   shift
-  "$@" >"$log" 2>&1 || { cat "$log" >&2; fail "exit $? from: $*"; }
+  "$@" >"$log" 2>&1 || { local rc=$?; cat "$log" >&2; fail "exit $rc from: $*"; }
 }
 checksum() { "$bin" inspect "$1" --checksum | sed -n 's/^checksum: //p'; }
 same_tensors() {  # same_tensors WHAT A B
@@ -39,7 +40,7 @@ same_tensors() {  # same_tensors WHAT A B
 
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot make $work"
 run synth.log "$bin" synth --out data --benchmark inshop --items 24 --views 4 --seed 3 --size 64
-train=("$bin" train --data data --preset tiny --threads 1 --device cpu --validate-every 0)
+train=("$bin" train --data data --preset tiny --threads 1 --device cpu)  # tiny: validate_every 0
 
 # 1. Two ranks against one process with the same global batch and loss parts.
 run one.log "${train[@]}" --steps 6,6 --batch 16 --parts 2 --out one
@@ -50,6 +51,16 @@ grep -q '2 ranks x batch 8 = global batch 16' two.log || fail "the first line do
 grep -q '"global_batch": 16' two/config.json && grep -q '"ranks": 2' two/config.json ||
   fail "config.json does not state the ranks and the global batch"
 echo "ok: rank 0 alone prints; config.json and the first line state 2 ranks and the global batch of 16"
+
+# 1b. With validation every 3 steps (split over the ranks): the same figures, the same best checkpoint.
+run oneval.log "${train[@]}" --steps 6,6 --batch 16 --parts 2 --out oneval --validate-every 3 --holdout 0.3
+run twoval.log "${launch[@]}" "${train[@]}" --steps 6,6 --batch 8 --out twoval --validate-every 3 --holdout 0.3
+figures() { sed -n 's/.*"step":\([0-9]*\),"validation":{.*"measure":"\([a-z0-9_]*\)".*"value":\([^,}]*\).*/\1 \2 \3/p' "$1"; }
+[ -n "$(figures oneval/metrics.jsonl)" ] || fail "no validation line in oneval/metrics.jsonl"
+[ "$(figures oneval/metrics.jsonl)" = "$(figures twoval/metrics.jsonl)" ] || fail "the validation figures differ"
+echo "ok: validation over 2 ranks: the same $(figures oneval/metrics.jsonl | wc -l) figures as 1 process"
+same_tensors "validated: best.safetensors" oneval/best.safetensors twoval/best.safetensors
+same_tensors "validated: final.safetensors" oneval/final.safetensors twoval/final.safetensors
 
 # 2. Resume a 1-rank checkpoint (after step 8, in stage 2: a stop in stage 1 would add a checkpoint there, and
 #    so a candidate for stage1_best) on 1 rank and on 2 ranks.
