@@ -4,7 +4,7 @@
 #   ./build.sh test    install what is needed, build, run every test (ctest)
 #   ./build.sh build   install and build only
 #   ./build.sh sanitize  the CPU build under AddressSanitizer + UndefinedBehaviorSanitizer (folder build-asan),
-#                        then every test there (CI runs it after `test`)
+#                        then every test there but the benchmarks' smoke runs (CI runs it after `test`)
 # Environment: BUILD_DIR (default build), FN_CUDA (AUTO|ON|OFF, default AUTO: CUDA compiled where nvcc is found).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,7 +61,7 @@ case "${1:-}" in
     # CUDA off: the sanitizers instrument host code only, and nothing CUDA runs without a GPU anyway.
     BUILD_DIR=${SAN_BUILD_DIR:-build-asan}
     FN_CUDA=OFF
-    build -DFN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    build -DFN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFN_BENCHMARKS=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
     ;;
