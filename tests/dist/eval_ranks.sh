@@ -11,20 +11,7 @@
 # usage: eval_ranks.sh FASHIONNET WORKDIR LAUNCHER...
 #   e.g. eval_ranks.sh build/bin/fashionnet /tmp/er mpiexec --oversubscribe --allow-run-as-root -n 2
 # Used by ctest (CMakeLists.txt, mpi_eval_ranks_np*).
-set -u
-[ $# -ge 3 ] || { echo "usage: $0 FASHIONNET WORKDIR LAUNCHER..." >&2; exit 2; }
-bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$2
-shift 2
-launch=("$@")
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() {  # run LOG CMD...: the command's output into LOG; a non-zero exit fails the test, showing it
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 || { cat "$log" >&2; fail "exit $? from: $*"; }
-}
-
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot make $work"
+source "$(dirname "$0")/script_common.sh"
 run synth.log "$bin" synth --out data --benchmark inshop --items 12 --seed 3 --size 96
 run train.log "$bin" train --data data --benchmark inshop --preset tiny --out run --steps 2,2 --validate-every 0 \
   --device cpu

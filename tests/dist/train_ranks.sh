@@ -17,28 +17,8 @@
 # usage: train_ranks.sh FASHIONNET WORKDIR LAUNCHER...
 #   e.g. train_ranks.sh build/bin/fashionnet /tmp/tr mpiexec --oversubscribe --allow-run-as-root -n 2
 # Used by ctest (CMakeLists.txt, mpi_train_ranks). The launcher must start 2 ranks.
-set -u
-[ $# -ge 3 ] || { echo "usage: $0 FASHIONNET WORKDIR LAUNCHER..." >&2; exit 2; }
-bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-work=$2
-shift 2
-launch=("$@")
+source "$(dirname "$0")/script_common.sh"
 export OPENBLAS_NUM_THREADS=1
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() {  # run LOG CMD...: the command's output into LOG; a non-zero exit fails the test, showing it
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 || { local rc=$?; cat "$log" >&2; fail "exit $rc from: $*"; }
-}
-checksum() { "$bin" inspect "$1" --checksum | sed -n 's/^checksum: //p'; }
-same_tensors() {  # same_tensors WHAT A B
-  local a b
-  a=$(checksum "$2") b=$(checksum "$3")
-  [ -n "$a" ] && [ "$a" = "$b" ] || fail "$1: $2 ($a) and $3 ($b) differ"
-  echo "ok: $1: bitwise equal ($a)"
-}
-
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot make $work"
 run synth.log "$bin" synth --out data --benchmark inshop --items 24 --views 4 --seed 3 --size 64
 train=("$bin" train --data data --preset tiny --threads 1 --device cpu)  # tiny: validate_every 0
 
