@@ -123,13 +123,18 @@ double ours_for(const EvalResult& r, const PaperMetric& pm) {
   return NAN;
 }
 
-std::string format_value(double v, const PaperMetric& pm) {
+}  // namespace
+
+size_t paper_source_number(const std::vector<std::string>& sources, const std::string& source) {
+  return size_t(std::find(sources.begin(), sources.end(), source) - sources.begin()) + 1;
+}
+
+std::string format_paper_value(double v, const PaperMetric& metric) {
   if (std::isnan(v)) return "-";
   char b[32];
-  std::snprintf(b, sizeof b, pm.percent ? "%.2f" : "%.4f", v);
+  std::snprintf(b, sizeof b, metric.percent ? "%.2f" : "%.4f", v);
   return b;
 }
-}  // namespace
 
 std::vector<PaperTableRow> paper_table(const EvalResult& r) {
   std::vector<PaperTableRow> rows;
@@ -153,7 +158,7 @@ std::string format_paper_table(const EvalResult& r) {
   if (rows.empty()) return "";
   const std::vector<std::string> sources = paper_table_sources(rows);
   auto ref = [&](const std::string& source) {
-    return cat("[", std::find(sources.begin(), sources.end(), source) - sources.begin() + 1, "]");
+    return cat("[", paper_source_number(sources, source), "]");
   };
   size_t tw = 4, lw = 6;  // "task", "metric"
   for (const PaperTableRow& row : rows) tw = std::max(tw, row.metric.task.size()), lw = std::max(lw, row.metric.label.size());
@@ -167,13 +172,13 @@ std::string format_paper_table(const EvalResult& r) {
     std::string fashionnet = "-", best;
     for (const PublishedResult& p : row.published) {
       if (p.method == kFashionNet) {
-        fashionnet = format_value(p.value, row.metric);
+        fashionnet = format_paper_value(p.value, row.metric);
         continue;
       }
-      best += cat(best.empty() ? "" : "; ", format_value(p.value, row.metric), " ", p.method, " ", ref(p.source));
+      best += cat(best.empty() ? "" : "; ", format_paper_value(p.value, row.metric), " ", p.method, " ", ref(p.source));
     }
     std::snprintf(b, sizeof b, "  %-*s  %-*s  %9s  %14s  %s\n", int(tw), row.metric.task.c_str(), int(lw),
-                  row.metric.label.c_str(), format_value(row.ours, row.metric).c_str(), fashionnet.c_str(),
+                  row.metric.label.c_str(), format_paper_value(row.ours, row.metric).c_str(), fashionnet.c_str(),
                   best.empty() ? "-" : best.c_str());
     s += b;
   }

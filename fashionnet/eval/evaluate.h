@@ -58,6 +58,10 @@ struct PaperTableRow {
 std::vector<PaperTableRow> paper_table(const EvalResult& r);
 // The sources of `rows`' published figures, each once, in order of first use (the tables number them [1], ...).
 std::vector<std::string> paper_table_sources(const std::vector<PaperTableRow>& rows);
+// A source's number in `sources` (1-based), and a figure as the tables print it ("-" for NaN; % with 2
+// decimals, the landmark error with 4): the text and the HTML tables share both.
+size_t paper_source_number(const std::vector<std::string>& sources, const std::string& source);
+std::string format_paper_value(double v, const PaperMetric& metric);
 // The rows as text (metric rows: ours, FashionNet, best published with its source number, then the sources),
 // led by synthetic_data_warning() where it applies; "" without rows.
 std::string format_paper_table(const EvalResult& r);

@@ -73,13 +73,7 @@ std::string paper_table_html(const EvalResult& r) {
   if (rows.empty()) return "";
   const std::vector<std::string> sources = paper_table_sources(rows);
   auto ref = [&](const std::string& source) {
-    return cat("<sup>[", std::find(sources.begin(), sources.end(), source) - sources.begin() + 1, "]</sup>");
-  };
-  auto value = [](double v, const PaperMetric& m) {
-    if (std::isnan(v)) return std::string("-");
-    char b[32];
-    std::snprintf(b, sizeof b, m.percent ? "%.2f" : "%.4f", v);
-    return std::string(b);
+    return cat("<sup>[", paper_source_number(sources, source), "]</sup>");
   };
   // The methods, in order of first appearance (FashionNet first: published_for puts it first).
   std::vector<std::pair<std::string, std::string>> methods;  // method, source
@@ -107,7 +101,7 @@ std::string paper_table_html(const EvalResult& r) {
     h << "<th>" << html_escape(head) << (row.metric.lower_is_better ? " &darr;" : "") << "</th>";
   }
   h << "</tr>\n<tr class='ours'><th>ours" << (r.synthetic_data ? " (synthetic data)" : "") << "</th>";
-  for (const PaperTableRow& row : rows) h << "<td>" << value(row.ours, row.metric) << "</td>";
+  for (const PaperTableRow& row : rows) h << "<td>" << format_paper_value(row.ours, row.metric) << "</td>";
   h << "</tr>\n";
   for (const auto& [method, source] : methods) {
     h << "<tr><th>" << html_escape(method) << ref(source) << "</th>";
@@ -115,7 +109,7 @@ std::string paper_table_html(const EvalResult& r) {
       double v = NAN;
       for (const PublishedResult& p : row.published)
         if (p.method == method && p.source == source) v = p.value;
-      h << "<td>" << value(v, row.metric) << "</td>";
+      h << "<td>" << format_paper_value(v, row.metric) << "</td>";
     }
     h << "</tr>\n";
   }

@@ -167,6 +167,7 @@ class Run {
   void layout_ranks();  // the global batch over the ranks, and the parts
   bool all_ranks_step(StepResult& r, bool stop);  // the step's figures averaged, and whether any rank stops
   bool primary() const { return rank_ == 0; }  // writes the run folder and prints
+  void weights_from_rank0();  // rank 0's parameters and buffers into every rank's model (collective)
 
   const TrainOptions& opt_;
   dist::Communicator* comm_;  // null: one process
@@ -258,11 +259,7 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
   so.weight_decay = float(cfg_.weight_decay);
   sgd_ = std::make_unique<nn::SGD>(model_->parameters(), so);
   if (!opt.resume.empty()) load_checkpoint(opt.resume, *model_, sgd_.get());
-  if (comm_) {  // every rank starts from rank 0's weights (the same seed gives them anyway; this makes sure)
-    std::vector<Tensor> state = model_->parameters();
-    for (const Tensor& b : model_->buffers()) state.push_back(b);
-    comm_->broadcast(state, 0);
-  }
+  if (comm_) weights_from_rank0();  // the same seed gives every rank the same weights anyway; this makes sure
 
   LossContext ctx = loss_context(cfg_);
   if (cfg_.net.attributes > 0)
@@ -345,11 +342,7 @@ void Run::enter_stage(int s) {
   if (found) load_checkpoint(best, *model_, nullptr);
   if (comm_) {
     comm_->broadcast_bytes(&found, sizeof found, 0);
-    if (found) {
-      std::vector<Tensor> state = model_->parameters();
-      for (const Tensor& b : model_->buffers()) state.push_back(b);
-      comm_->broadcast(state, 0);
-    }
+    if (found) weights_from_rank0();
   }
   if (found) {
     for (auto& [n, t] : sgd_->state()) t.zero_();
@@ -616,6 +609,12 @@ TrainSummary Run::go() {
   if (val_ && fs::exists(run_ + "/best.safetensors")) sum_.best_checkpoint = run_ + "/best.safetensors";
   write_loss_curve(run_);
   return sum_;
+}
+
+void Run::weights_from_rank0() {
+  std::vector<Tensor> state = model_->parameters();
+  for (const Tensor& b : model_->buffers()) state.push_back(b);
+  comm_->broadcast(state, 0);
 }
 
 // After a step on several ranks: the loss figures averaged over the ranks (the log, the smoothed loss that
