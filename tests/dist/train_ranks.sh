@@ -10,7 +10,8 @@
 #   - an error on one rank (unreadable images, no --skip-bad) ends the job non-zero, naming the rank, the last
 #     good checkpoint untouched;
 #   - a rank killed with SIGKILL ends the job non-zero within a bounded time;
-#   - SIGUSR1 to the launcher (which Open MPI forwards to every rank) stops the job after a step, saved once.
+#   - SIGUSR1 to the launcher (which Open MPI forwards to every rank) stops the job after a step, saved once;
+#   - Ctrl-C on `fashionnet launch` does the same (exit 130), the checkpoint holding the step it names.
 # Every process runs one BLAS thread (OPENBLAS_NUM_THREADS=1): the chunking of the Winograd filter gradient
 # follows the thread count, so bitwise equality needs the same count in the one process as in each rank.
 #
@@ -114,4 +115,21 @@ kill -USR1 $job
 wait_job_end 30 usr1 "SIGUSR1"
 [ "$(grep -c 'stopped: saved usr1/last.safetensors' usr1.log)" = 1 ] || { tail -c 2000 usr1.log >&2; fail "SIGUSR1 did not save once"; }
 echo "ok: SIGUSR1 to the launcher: $(grep -o 'stopped: saved.*' usr1.log) (exit $rc)"
+# 7. Ctrl-C on `fashionnet launch` (SIGINT to its process group, as a terminal sends it): saved once, exit 130.
+rm -rf ctrlc
+FN_MPIRUN=${launch[0]} setsid "$bin" launch "${launch[@]:1}" -- train --data data --preset tiny --threads 1 \
+  --device cpu --steps 100000,1 --batch 8 --out ctrlc >ctrlc.log 2>&1 &
+job=$!
+for _ in $(seq 1 100); do
+  grep -q 'stage1\]' ctrlc.log 2>/dev/null && break
+  sleep 0.2
+done
+kill -INT -- "-$job"
+wait_job_end 30 ctrlc "Ctrl-C on fashionnet launch"
+[ "$rc" = 130 ] || { tail -c 2000 ctrlc.log >&2; fail "Ctrl-C on fashionnet launch: exit $rc, not 130"; }
+[ "$(grep -c 'stopped: saved ctrlc/last.safetensors' ctrlc.log)" = 1 ] ||
+  { tail -c 2000 ctrlc.log >&2; fail "Ctrl-C on fashionnet launch did not save once"; }
+saved=$(sed -n 's/.*stopped: saved ctrlc\/last.safetensors at step \([0-9]*\).*/\1/p' ctrlc.log)
+"$bin" inspect ctrlc/last.safetensors | grep -qE "^ +step +$saved\$" || fail "last.safetensors is not the step $saved it says"
+echo "ok: Ctrl-C on fashionnet launch: saved once at step $saved (exit $rc)"
 echo "all train_ranks checks passed"
