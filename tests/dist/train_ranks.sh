@@ -20,6 +20,13 @@
 # Used by ctest (CMakeLists.txt, mpi_train_ranks). The launcher must start 2 ranks.
 source "$(dirname "$0")/script_common.sh"
 export OPENBLAS_NUM_THREADS=1
+checksum() { "$bin" inspect "$1" --checksum | sed -n 's/^checksum: //p'; }
+same_tensors() {  # same_tensors WHAT A B
+  local a b
+  a=$(checksum "$2") b=$(checksum "$3")
+  [ -n "$a" ] && [ "$a" = "$b" ] || fail "$1: $2 ($a) and $3 ($b) differ"
+  echo "ok: $1: bitwise equal ($a)"
+}
 run synth.log "$bin" synth --out data --benchmark inshop --items 24 --views 4 --seed 3 --size 64
 train=("$bin" train --data data --preset tiny --threads 1 --device cpu)  # tiny: validate_every 0
 
