@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/shard.h"
 #include "data/image_io.h"
 #include "data/rng.h"
 #include "data/sampler.h"
@@ -98,8 +99,8 @@ struct Loader::Impl {
   void build(int64_t b, const std::vector<int>& idx, int64_t ep, Slot& slot) {
     Batch& out = slot.batch;
     const size_t A = ds.attribute_names.size();
-    const size_t begin = idx.size() * size_t(cfg.shard) / size_t(cfg.shards);
-    const size_t end = idx.size() * size_t(cfg.shard + 1) / size_t(cfg.shards);
+    const Shard share = shard_of(int64_t(idx.size()), cfg.shard, cfg.shards);
+    const size_t begin = size_t(share.begin), end = size_t(share.end);
     resize_batch(out, int(end - begin), cfg.input, A);
     int n = 0;
     for (size_t j = begin; j < end; ++j) {

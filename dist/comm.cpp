@@ -423,11 +423,6 @@ void Communicator::broadcast(const std::vector<Tensor>& tensors, int root) {
   }
 }
 
-Shard shard_of(int64_t n, int rank, int size) {
-  FN_CHECK(size > 0 && rank >= 0 && rank < size && n >= 0, "shard of ", n, " items for rank ", rank, " of ", size);
-  return {n * rank / size, n * (rank + 1) / size};
-}
-
 void run_together(Communicator& comm, const std::string& what, const std::function<void()>& work) {
   if (comm.size() == 1) return work();
   std::exception_ptr failure;

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "core/shard.h"
+
 #include "core/device.h"
 #include "core/tensor.h"
 #include "dist/watchdog.h"
@@ -91,13 +93,10 @@ class Communicator {
   std::unique_ptr<Impl> impl_;
 };
 
-// Rank `rank`'s contiguous share of n items, [rank*n/size, (rank+1)*n/size): the shards in rank order are
-// the items in order, so results gathered with allgather keep it.
-struct Shard {
-  int64_t begin = 0, end = 0;
-  int64_t size() const { return end - begin; }
-};
-Shard shard_of(int64_t n, int rank, int size);
+// Rank `rank`'s contiguous share of n items (core/shard.h): the shards in rank order are the items in
+// order, so results gathered with allgather keep it.
+using ::fn::Shard;
+using ::fn::shard_of;
 
 // Runs `work` (this rank's share of some sharded job), then, collectively, tells every rank whether it threw
 // anywhere: a rank that stopped alone would leave the others waiting in the next collective until the

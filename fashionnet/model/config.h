@@ -200,6 +200,12 @@ struct TrainConfig {
   uint64_t seed = 1;
   float bbox_margin = 0.f;
   std::vector<StageConfig> stages;
+
+  bool trains_triplets() const {  // some stage weighs the triplet term
+    for (const StageConfig& st : stages)
+      if (st.weights.triplet > 0) return true;
+    return false;
+  }
 };
 
 TrainConfig preset(const std::string& name);  // a name of preset_names(); another name is a user error

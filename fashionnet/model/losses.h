@@ -3,6 +3,7 @@
 // Each term comes from nn/losses.h; this file only assembles them with the stage's weights and keeps the
 // unweighted values for logging. A term whose weight is 0, or whose labels the batch lacks, is left out.
 #pragma once
+#include <array>
 #include <string>
 #include <vector>
 
@@ -12,9 +13,12 @@
 
 namespace fn::fashionnet {
 
+// The terms' names, in the order fashionnet_loss gives them.
+inline constexpr std::array<const char*, 5> kLossTermNames = {"lm", "vis", "cat", "attr", "tri"};
+
 struct LossTerms {
   Tensor total;                             // the weighted sum (scalar), for backward
-  std::vector<std::pair<std::string, double>> values;  // unweighted terms by name: "lm", "vis", "cat", "attr", "tri"
+  std::vector<std::pair<std::string, double>> values;  // unweighted terms by name (kLossTermNames), in that order
   double triplet_active = 0;                // fraction of triplets with a positive loss
 };
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "core/autograd.h"
+#include "core/shard.h"
 #include "dist/bucketer.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
@@ -117,7 +118,7 @@ StepResult TrainStep::forward_backward(const BatchTensors& batch, const LossWeig
   std::map<std::string, std::pair<double, int>> term_sums;  // per term: the sum over the parts that have it
   int triplet_parts = 0;
   for (int k = 0; k < parts; ++k) {
-    const int64_t begin = batch.n * k / parts, end = batch.n * (k + 1) / parts;
+    const auto [begin, end] = shard_of(batch.n, k, parts);
     const BatchTensors part = parts == 1 ? batch : slice_rows(batch, begin, end);
     Outputs out = model_.forward(part.images, PoolAt{part.landmarks, part.visible}, uint64_t(step),
                                  options_.first_sample + begin);

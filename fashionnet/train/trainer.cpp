@@ -218,9 +218,7 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
     // An ImageFolder names classes; where each item has one photo (inshop_firstview), P items x K images would
     // pair each photo with its own flipped copy. The triplets then take the class as the identity.
     for (auto& s : ds_.samples) s.item = s.category;
-    bool triplets = false;
-    for (const auto& st : cfg_.stages) triplets |= st.weights.triplet > 0;
-    if (triplets && loud_)
+    if (cfg_.trains_triplets() && loud_)
       std::printf("imagefolder: one photo per item, so triplet batches take P classes x K photos\n");
   }
 
@@ -317,9 +315,7 @@ void Run::layout_ranks() {
   const int global = cfg_.batch * ranks_;
   FN_EXPECT(global % cfg_.parts == 0, "a global batch of ", global, " images cannot be split into ", cfg_.parts,
             " equal loss parts");
-  bool triplets = false;
-  for (const auto& st : cfg_.stages) triplets |= st.weights.triplet > 0;
-  FN_EXPECT(!triplets || cfg_.P * cfg_.K != cfg_.batch || (global / cfg_.parts) % cfg_.K == 0, "triplet batches of ",
+  FN_EXPECT(!cfg_.trains_triplets() || cfg_.P * cfg_.K != cfg_.batch || (global / cfg_.parts) % cfg_.K == 0, "triplet batches of ",
             cfg_.K, " images per item cannot be split into ", cfg_.parts, " parts of ", global / cfg_.parts,
             " images: each part must hold whole items (a multiple of K)");
 }
@@ -622,11 +618,12 @@ void Run::weights_from_rank0() {
 // norm's running statistics taken from rank 0 (each rank's come from its own share, as in PyTorch DDP), and
 // whether any rank stops (Ctrl-C reaches the ranks of mpirun's job, not necessarily at the same step).
 bool Run::all_ranks_step(StepResult& r, bool stop) {
-  static const char* const kTerms[] = {"lm", "vis", "cat", "attr", "tri"};  // fashionnet_loss's order
-  constexpr size_t kT = sizeof kTerms / sizeof kTerms[0];
+  const auto& kTerms = kLossTermNames;
+  constexpr size_t kT = kLossTermNames.size();
   std::vector<double> v(2 * kT + 4, 0.0);  // per term: sum, ranks that have it; total, active, images, stop
   for (auto& [name, value] : r.terms) {
-    const size_t k = size_t(std::find_if(kTerms, kTerms + kT, [&](const char* t) { return name == t; }) - kTerms);
+    const size_t k = size_t(std::find_if(kTerms.begin(), kTerms.end(), [&](const char* t) { return name == t; }) -
+                            kTerms.begin());
     FN_CHECK(k < kT, "loss term '", name, "' is not one the ranks average");
     v[2 * k] += value;
     v[2 * k + 1] += 1;
