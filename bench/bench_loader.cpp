@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
     cfg.input = input;
     Batch b;
     resize_batch(b, 2, input, ds.attribute_names.size());
-    load_sample(ds, idx[0], cfg, false, b, 0);
-    load_sample(ds, idx[0], cfg, true, b, 1);
+    load_sample(ds, idx[0], cfg, Augment{}, b, 0);
+    load_sample(ds, idx[0], cfg, Augment{true}, b, 1);
     for (size_t c = 0; c < 3; ++c)
       for (int y = 0; y < input; ++y)
         for (int x = 0; x < input; ++x) {

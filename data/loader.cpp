@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -32,10 +33,23 @@ void resize_batch(Batch& b, int n, int input, size_t A) {
   b.flipped.assign(n, 0);
 }
 
-void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, bool flip, Batch& out, int j) {
+Augment draw_augment(const LoaderConfig& cfg, Xoshiro256& rng) {
+  Augment a;
+  a.flip = cfg.flip && rng.chance(0.5);
+  if (cfg.crop_scale < 1.f) {  // drawn only when asked, so that crop_scale 1 keeps every earlier batch
+    a.area = rng.uniform(cfg.crop_scale, 1.f);
+    a.log_ratio = rng.uniform(std::log(kCropRatioLo), std::log(kCropRatioHi));
+    a.fx = (float)rng.uniform();
+    a.fy = (float)rng.uniform();
+  }
+  return a;
+}
+
+void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, const Augment& aug, Batch& out, int j) {
   const Sample& s = ds.samples[sample];
   const Image img = decode_image(ds.root + "/" + s.image);
-  const CropRect r = crop_rect(s, img.w, img.h, cfg.bbox_margin);
+  const CropRect r = random_crop(crop_rect(s, img.w, img.h, cfg.bbox_margin), aug);
+  const bool flip = aug.flip;
   const int in = cfg.input;
   std::fill_n(&out.lm_xy[(size_t)j * kSlots * 2], kSlots * 2, 0.f);
   std::fill_n(&out.lm_visible[(size_t)j * kSlots], kSlots, 0.f);
@@ -90,12 +104,13 @@ struct Loader::Impl {
 
   Impl(const Dataset& d, std::vector<int> idx, LoaderConfig c) : ds(d), indices(std::move(idx)), cfg(c) {
     FN_CHECK(cfg.input > 0, "input size must be positive");
+    FN_CHECK(cfg.crop_scale > 0.f && cfg.crop_scale <= 1.f, "crop_scale ", cfg.crop_scale, ": above 0, at most 1");
     FN_CHECK(cfg.shards >= 1 && cfg.shard >= 0 && cfg.shard < cfg.shards, "loader shard ", cfg.shard, " of ", cfg.shards);
     per_epoch = (int64_t)plan_epoch(ds, indices, cfg, 0).size();
   }
 
-  // Builds this shard of batch `b` of epoch `ep`. The flip of each image depends only on (seed, epoch,
-  // position in the whole batch, sample).
+  // Builds this shard of batch `b` of epoch `ep`. The flip and crop of each image depend only on (seed,
+  // epoch, position in the whole batch, sample).
   void build(int64_t b, const std::vector<int>& idx, int64_t ep, Slot& slot) {
     Batch& out = slot.batch;
     const size_t A = ds.attribute_names.size();
@@ -105,9 +120,9 @@ struct Loader::Impl {
     int n = 0;
     for (size_t j = begin; j < end; ++j) {
       Xoshiro256 rng(derive_seed(derive_seed(cfg.seed, (uint64_t)ep, (uint64_t)b, j), (uint64_t)idx[j]));
-      const bool flip = cfg.flip && rng.chance(0.5);
+      const Augment aug = draw_augment(cfg, rng);
       try {
-        load_sample(ds, idx[j], cfg, flip, out, n);
+        load_sample(ds, idx[j], cfg, aug, out, n);
       } catch (const Error&) {
         if (!cfg.skip_bad) throw;
         ++skipped;

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/rng.h"
+#include "data/transform.h"
 
 namespace fn::data {
 
@@ -16,6 +18,7 @@ struct LoaderConfig {
   int input = 224;          // network input side
   float bbox_margin = 0.f;  // bbox widened by this fraction of its size on each side
   bool flip = true;         // random horizontal flip (p = 0.5)
+  float crop_scale = 1.f;   // < 1: a random crop of the crop rectangle, of [crop_scale, 1] of its area (Augment)
   uint64_t seed = 0;
   int threads = 2;          // 0: decode in the caller's thread
   int prefetch = 2;         // batches prepared ahead of the consumer (at least `threads`)
@@ -25,7 +28,7 @@ struct LoaderConfig {
   bool drop_last = true;    // drop the last incomplete batch (Shuffle, Sequential) or last < P items (PK)
   // Data-parallel: the sampler orders the whole (global) batch alike on every rank, and this loader decodes
   // only its share, rows [shard * n / shards, (shard + 1) * n / shards) of each batch of n. A row's flip is
-  // drawn at its place in the whole batch, so the shards together are the unsharded batch.
+  // drawn (with its crop) at its place in the whole batch, so the shards together are the unsharded batch.
   int shard = 0, shards = 1;
 };
 
@@ -44,9 +47,12 @@ struct Batch {
 // Sizes every buffer of `b` for n images of input x input and A attributes (landmarks absent, labels -1).
 void resize_batch(Batch& b, int n, int input, size_t attributes);
 
-// Decodes and transforms one sample into slot `j` of `out` (sized by resize_batch); `flip` decided outside.
+// One image's random choices under `cfg` (the flip first, then the crop when crop_scale < 1), from its RNG.
+Augment draw_augment(const LoaderConfig& cfg, Xoshiro256& rng);
+
+// Decodes and transforms one sample into slot `j` of `out` (sized by resize_batch); `aug` drawn outside.
 // Throws fn::Error naming the image when it cannot be used.
-void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, bool flip, Batch& out, int j);
+void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, const Augment& aug, Batch& out, int j);
 
 class Loader {
  public:

@@ -20,6 +20,15 @@ CropRect crop_rect(const Sample& s, int img_w, int img_h, float margin) {
   return {x0, y0, x1 - x0, y1 - y0};
 }
 
+CropRect random_crop(const CropRect& r, const Augment& a) {
+  const double ratio = std::exp((double)a.log_ratio);
+  const int w = std::clamp((int)std::lround(r.w * std::sqrt(a.area * ratio)), 1, r.w);
+  const int h = std::clamp((int)std::lround(r.h * std::sqrt(a.area / ratio)), 1, r.h);
+  const int x0 = r.x0 + std::min(r.w - w, (int)std::floor(a.fx * (r.w - w + 1)));
+  const int y0 = r.y0 + std::min(r.h - h, (int)std::floor(a.fy * (r.h - h + 1)));
+  return {x0, y0, w, h};
+}
+
 InputMap input_map(const CropRect& r, int input, bool flip) {
   InputMap m;
   m.x0 = (float)r.x0;

@@ -20,6 +20,24 @@ struct CropRect {
 // inside the image (the annotation and the photo disagree).
 CropRect crop_rect(const Sample& s, int img_w, int img_h, float margin);
 
+// One image's random choices, drawn by the loader from that image's own seed: the flip, and a random crop of
+// the crop rectangle (after torchvision's RandomResizedCrop): `area` of the rectangle's area, its width and
+// height scaled by sqrt(area * ratio) and sqrt(area / ratio), ratio = exp(log_ratio), placed at fractions fx,
+// fy of the room left on each axis. The ratio is relative to the rectangle's own shape because the resize
+// stretches the crop to a square: it is the stretch the network sees beyond the unaugmented input's. The
+// defaults are no change.
+struct Augment {
+  bool flip = false;
+  float area = 1.f, log_ratio = 0.f, fx = 0.5f, fy = 0.5f;
+};
+// The loader draws the ratio log-uniformly from [3/4, 4/3], as RandomResizedCrop does.
+constexpr float kCropRatioLo = 3.f / 4.f, kCropRatioHi = 4.f / 3.f;
+
+// The sub-rectangle of `r` that `a` describes, in whole pixels: width round(r.w * sqrt(area * ratio)) and
+// height round(r.h * sqrt(area / ratio)), each clamped to [1, r's side] (a crop too wide for the rectangle
+// takes its full width rather than a redraw); x0 = r.x0 + floor(fx * (r.w - w + 1)), at most r.x0 + r.w - w.
+CropRect random_crop(const CropRect& r, const Augment& a);
+
 // Source pixels -> network-input pixels.
 struct InputMap {
   float x0 = 0, y0 = 0, sx = 1, sy = 1;

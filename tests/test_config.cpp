@@ -27,12 +27,14 @@ const char* kTinyJson =
     R"("warmup":0,"weight_decay":0.0})";
 
 // kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults,
-// validate_every (0: tiny does not validate), and the data-parallel parts and ranks (1: one process).
+// validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one process), and
+// crop_scale (1: no random crop).
 nlohmann::json tiny_json_now() {
   nlohmann::json j = nlohmann::json::parse(kTinyJson);
   j["validate_every"] = 0;
   j["parts"] = 1;
   j["ranks"] = 1;
+  j["crop_scale"] = 1.0;
   for (auto& st : j["stages"]) {
     st["freeze"] = nlohmann::json::array();
     st["bn_statistics"] = "train";
@@ -195,6 +197,7 @@ TEST_CASE("config: the checks name every field out of its range", "[config]") {
   c.schedule = "linear";
   c.triplet_mining = "";
   c.log_every = 0;
+  c.crop_scale = 0.f;
   c.stages.push_back({});
   c.stages[0].weights.triplet = -1;
   const std::vector<std::string> want = {"net.backbone 'resnet': vgg16 or resnet50 or efficientnet_lite0",
@@ -206,6 +209,7 @@ TEST_CASE("config: the checks name every field out of its range", "[config]") {
                                          "schedule 'linear': cosine or step",
                                          "triplet_mining '': batch_hard or all",
                                          "log_every 0: positive",
+                                         "crop_scale 0: from 0.05 to 1 (1: off)",
                                          "stages[0].weights.triplet -1: from 0 to 1e6",
                                          "stages[2].name: empty"};
   CHECK(config_problems(c) == want);

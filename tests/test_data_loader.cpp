@@ -1,9 +1,10 @@
 // The loader and its samplers: determinism from the seed whatever the thread count, epochs, the shuffled
-// and PK samplers, and the flip applied consistently to pixels and landmarks.
+// and PK samplers, the flip applied consistently to pixels and landmarks, and the random crop.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -11,6 +12,7 @@
 #include "data/loader.h"
 #include "data/sampler.h"
 #include "data/synth.h"
+#include "data/transform.h"
 
 namespace fs = std::filesystem;
 using namespace fn::data;
@@ -141,8 +143,8 @@ TEST_CASE("flip through the whole pipeline: mirrored pixels, swapped slots") {
     if (lm.vis[kLCollar] == kVisible && lm.vis[kRCollar] == kVisible && lm.x[kRCollar] - lm.x[kLCollar] > 5) s = (int)i;
   }
   REQUIRE(s >= 0);
-  load_sample(ds, s, cfg, false, a, 0);
-  load_sample(ds, s, cfg, true, b, 0);
+  load_sample(ds, s, cfg, Augment{}, a, 0);
+  load_sample(ds, s, cfg, Augment{true}, b, 0);
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < 40; ++y)
       for (int x = 0; x < 40; ++x) REQUIRE(b.image[(c * 40 + y) * 40 + x] == a.image[(c * 40 + y) * 40 + 39 - x]);
@@ -249,3 +251,68 @@ TEST_CASE("shards: each rank's share of every batch, the shards together the uns
   CHECK_THROWS_WITH(Loader(ds, all_indices(ds), bad), Catch::Contains("shard 2 of 2"));
 }
 
+
+TEST_CASE("random crop through the loader: deterministic, drawn after the flip, landmarks in the crop's frame") {
+  const Dataset& ds = dataset();
+  LoaderConfig cfg;
+  cfg.batch = 8;
+  cfg.input = 48;
+  cfg.seed = 9;
+  std::vector<Batch> plain;
+  {
+    Loader l(ds, all_indices(ds), cfg);
+    plain = epoch(l);
+  }
+  cfg.crop_scale = 0.4f;
+  std::vector<std::vector<Batch>> runs;
+  for (int threads : {0, 2}) {
+    cfg.threads = threads;
+    Loader l(ds, all_indices(ds), cfg);
+    runs.push_back(epoch(l));
+  }
+  REQUIRE(runs[0].size() == plain.size());
+  for (size_t b = 0; b < plain.size(); ++b) {
+    REQUIRE(same(runs[0][b], runs[1][b]));
+    // The same order and flips as without the crop (the crop is drawn after the flip), other pixels.
+    CHECK(runs[0][b].sample_index == plain[b].sample_index);
+    CHECK(runs[0][b].flipped == plain[b].flipped);
+    CHECK(runs[0][b].image != plain[b].image);
+  }
+
+  // A crop of the top-left part: a landmark at x in the whole rectangle's input frame is at
+  // (x + 0.5) * W / w - 0.5 in the crop's, and one past the crop is cut off.
+  cfg.crop_scale = 1.f;
+  int tested = 0, cut = 0;
+  for (int s = 0; s < (int)ds.samples.size(); ++s) {
+    const Sample& smp = ds.samples[s];
+    if (!smp.has_landmarks) continue;
+    const Image img = decode_image(ds.root + "/" + smp.image);
+    const CropRect whole = crop_rect(smp, img.w, img.h, 0.f);
+    Augment aug;
+    aug.area = 0.25f, aug.fx = 0.f, aug.fy = 0.f;  // about half of each side, from the top-left corner
+    const CropRect part = random_crop(whole, aug);
+    REQUIRE((part.x0 == whole.x0 && part.y0 == whole.y0));
+    Batch a, b;
+    resize_batch(a, 1, 48, ds.attribute_names.size());
+    resize_batch(b, 1, 48, ds.attribute_names.size());
+    load_sample(ds, s, cfg, Augment{}, a, 0);
+    load_sample(ds, s, cfg, aug, b, 0);
+    for (int k = 0; k < kSlots; ++k) {
+      if (a.lm_vis[k] != kVisible) continue;
+      const float x = (a.lm_xy[2 * k] + 0.5f) * whole.w / part.w - 0.5f;
+      const float y = (a.lm_xy[2 * k + 1] + 0.5f) * whole.h / part.h - 0.5f;
+      if (x > 47.5f || y > 47.5f) {
+        CHECK(b.lm_vis[k] == kCutOff);
+        CHECK(b.lm_visible[k] == 0.f);
+        ++cut;
+      } else {
+        CHECK(b.lm_vis[k] == kVisible);
+        CHECK(b.lm_xy[2 * k] == Approx(x).margin(1e-3));
+        CHECK(b.lm_xy[2 * k + 1] == Approx(y).margin(1e-3));
+        ++tested;
+      }
+    }
+  }
+  CHECK(tested > 10);
+  CHECK(cut > 10);
+}

@@ -173,3 +173,38 @@ TEST_CASE("flipped pixels are the mirror of unflipped ones") {
     for (int y = 0; y < 32; ++y)
       for (int x = 0; x < 32; ++x) REQUIRE(b[(c * 32 + y) * 32 + x] == a[(c * 32 + y) * 32 + 31 - x]);
 }
+
+TEST_CASE("random crop: inside the rectangle, the area and aspect asked, placed by fx and fy") {
+  const CropRect r{10, 20, 200, 100};
+  Augment none;
+  CropRect c = random_crop(r, none);
+  CHECK((c.x0 == r.x0 && c.y0 == r.y0 && c.w == r.w && c.h == r.h));  // the defaults change nothing
+  Augment a;
+  a.area = 0.5f;
+  a.log_ratio = std::log(2.f);  // the rectangle's width x 1, height x 0.5: 200 x 50
+  a.fx = 0.f, a.fy = 0.f;
+  c = random_crop(r, a);
+  CHECK((c.w == 200 && c.h == 50 && c.x0 == 10 && c.y0 == 20));
+  a.log_ratio = 0.f;  // both sides x sqrt(0.5): 141 x 71
+  c = random_crop(r, a);
+  CHECK((c.w == 141 && c.h == 71 && c.x0 == 10 && c.y0 == 20));
+  a.fx = 0.9999f, a.fy = 0.9999f;  // the far corner: flush with the rectangle's right and bottom edges
+  c = random_crop(r, a);
+  CHECK((c.x0 + c.w == 210 && c.y0 + c.h == 120));
+  a.fx = 0.5f, a.fy = 0.5f;
+  c = random_crop(r, a);
+  CHECK((c.x0 == 10 + 30 && c.y0 == 20 + 15));  // floor(0.5 * 60), floor(0.5 * 30)
+  a.area = 0.9f, a.log_ratio = std::log(1.f / 3.f);  // too tall for the rectangle: the full height
+  c = random_crop(r, a);
+  CHECK(c.h == 100);
+  CHECK(c.w == 110);  // round(200 * sqrt(0.3))
+  // Every draw of the loader's ranges lies inside the rectangle, with at least one pixel.
+  for (float area : {0.05f, 0.3f, 1.f})
+    for (float lr : {std::log(kCropRatioLo), 0.f, std::log(kCropRatioHi)})
+      for (float f : {0.f, 0.37f, 0.99999f}) {
+        a.area = area, a.log_ratio = lr, a.fx = f, a.fy = 1.f - f;
+        c = random_crop(CropRect{3, 4, 17, 250}, a);
+        INFO(area << " " << lr << " " << f);
+        CHECK((c.w >= 1 && c.h >= 1 && c.x0 >= 3 && c.y0 >= 4 && c.x0 + c.w <= 20 && c.y0 + c.h <= 254));
+      }
+}

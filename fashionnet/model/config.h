@@ -199,6 +199,9 @@ struct TrainConfig {
   int64_t log_every = 10;
   uint64_t seed = 1;
   float bbox_margin = 0.f;
+  // Training images only: a random crop of [crop_scale, 1] of the crop rectangle's area, aspect 3/4 to 4/3
+  // (data/transform.h, Augment). 1: off, every image whole.
+  float crop_scale = 1.f;
   std::vector<StageConfig> stages;
 
   bool trains_triplets() const {  // some stage weighs the triplet term
@@ -296,6 +299,7 @@ IfConfig<C, TrainConfig> visit_fields(C& c, V&& v) {
   v("log_every", c.log_every, Range<int64_t>{1, INT64_MAX, "positive"});
   v("seed", c.seed);
   v("bbox_margin", c.bbox_margin, Range<float>{0.f, 1.f, "from 0 to 1"});
+  v("crop_scale", c.crop_scale, Range<float>{0.05f, 1.f, "from 0.05 to 1 (1: off)"});
   v("stages", c.stages, NotEmpty{"none (at least one)"});
 }
 

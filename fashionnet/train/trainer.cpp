@@ -416,6 +416,7 @@ data::LoaderConfig Run::loader_config(int s) const {
   lc.shards = ranks_;
   lc.input = cfg_.net.input;
   lc.bbox_margin = cfg_.bbox_margin;
+  lc.crop_scale = cfg_.crop_scale;
   lc.seed = cfg_.seed * 1000003ull + uint64_t(s);
   lc.threads = opt_.loader_threads;
   lc.skip_bad = opt_.skip_bad;
