@@ -49,7 +49,6 @@ void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, const A
   const Sample& s = ds.samples[sample];
   const Image img = decode_image(ds.root + "/" + s.image);
   const CropRect r = random_crop(crop_rect(s, img.w, img.h, cfg.bbox_margin), aug);
-  const bool flip = aug.flip;
   const int in = cfg.input;
   std::fill_n(&out.lm_xy[(size_t)j * kSlots * 2], kSlots * 2, 0.f);
   std::fill_n(&out.lm_visible[(size_t)j * kSlots], kSlots, 0.f);
@@ -57,16 +56,16 @@ void load_sample(const Dataset& ds, int sample, const LoaderConfig& cfg, const A
   const size_t A = ds.attribute_names.size();
   std::fill_n(out.attr.data() + j * A, A, 0.f);  // no attributes: all unknown (data(): A may be 0)
   std::fill_n(out.attr_known.data() + j * A, A, 0.f);
-  crop_resize_normalize(img, r, in, flip, &out.image[(size_t)j * 3 * in * in]);
+  crop_resize_normalize(img, r, in, aug.flip, &out.image[(size_t)j * 3 * in * in]);
   if (s.has_landmarks) {
     uint8_t* vis = &out.lm_vis[(size_t)j * kSlots];
-    transform_landmarks(s.lm, input_map(r, in, flip), &out.lm_xy[(size_t)j * kSlots * 2], vis);
+    transform_landmarks(s.lm, input_map(r, in, aug.flip), &out.lm_xy[(size_t)j * kSlots * 2], vis);
     for (int k = 0; k < kSlots; ++k) out.lm_visible[(size_t)j * kSlots + k] = vis[k] == kVisible ? 1.f : 0.f;
   }
   out.category[j] = s.category;
   out.item[j] = s.item;
   out.sample_index[j] = sample;
-  out.flipped[j] = flip;
+  out.flipped[j] = aug.flip;
   for (size_t a = 0; a < A && a < s.attributes.size(); ++a) {
     out.attr[(size_t)j * A + a] = s.attributes[a] == 1 ? 1.f : 0.f;
     out.attr_known[(size_t)j * A + a] = s.attributes[a] >= 0 ? 1.f : 0.f;

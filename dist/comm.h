@@ -25,9 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "core/shard.h"
-
 #include "core/device.h"
+#include "core/shard.h"
 #include "core/tensor.h"
 #include "dist/watchdog.h"
 

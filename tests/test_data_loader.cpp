@@ -251,7 +251,6 @@ TEST_CASE("shards: each rank's share of every batch, the shards together the uns
   CHECK_THROWS_WITH(Loader(ds, all_indices(ds), bad), Catch::Contains("shard 2 of 2"));
 }
 
-
 TEST_CASE("random crop through the loader: deterministic, drawn after the flip, landmarks in the crop's frame") {
   const Dataset& ds = dataset();
   LoaderConfig cfg;

@@ -21,26 +21,26 @@ LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& b, const LossW
   LossTerms r;
   Device dev = out.category.device();
   std::vector<std::pair<double, Tensor>> weighted;
-  auto add = [&](const char* name, double weight, const Tensor& term) {
+  auto add = [&](LossTerm name, double weight, const Tensor& term) {
     weighted.emplace_back(weight, term);
-    r.values.emplace_back(name, term.item());
+    r.values.emplace_back(kLossTermNames[name], term.item());
   };
   int64_t n = b.n;
   if (w.landmarks > 0 && b.has_landmarks)
-    add("lm", w.landmarks,
+    add(kTermLandmarks, w.landmarks,
         F::landmark_l2(F::reshape(out.landmark_loc, {n, kSlots, 2}), b.landmarks01.view({n, kSlots, 2}), b.visible));
   if (w.visibility > 0 && any_known(b.vis_label))
-    add("vis", w.visibility, F::softmax_cross_entropy(out.landmark_vis, labels_tensor(b.vis_label, dev)));
+    add(kTermVisibility, w.visibility, F::softmax_cross_entropy(out.landmark_vis, labels_tensor(b.vis_label, dev)));
   if (w.category > 0 && any_known(b.category))
-    add("cat", w.category, F::softmax_cross_entropy(out.category, labels_tensor(b.category, dev)));
+    add(kTermCategory, w.category, F::softmax_cross_entropy(out.category, labels_tensor(b.category, dev)));
   if (w.attributes > 0 && b.attr.defined() && ctx.attr_w_pos.defined() && out.attributes.defined())
-    add("attr", w.attributes, F::attribute_bce(out.attributes, b.attr, b.attr_known, ctx.attr_w_pos, ctx.attr_w_neg));
+    add(kTermAttributes, w.attributes, F::attribute_bce(out.attributes, b.attr, b.attr_known, ctx.attr_w_pos, ctx.attr_w_neg));
   if (w.triplet > 0) {
     F::TripletArgs ta;
     ta.margin = ctx.triplet_margin;
     ta.mode = ctx.triplet_mining;
     F::TripletResult t = F::triplet_loss(F::l2_normalize(out.embedding), labels_tensor(b.item, dev), ta);
-    add("tri", w.triplet, t.loss);
+    add(kTermTriplet, w.triplet, t.loss);
     r.triplet_active = t.active_fraction.item();
   }
   FN_CHECK(!weighted.empty(), "no loss term applies to this batch (all weights 0 or no labels)");

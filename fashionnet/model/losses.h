@@ -13,8 +13,9 @@
 
 namespace fn::fashionnet {
 
-// The terms' names, in the order fashionnet_loss gives them.
-inline constexpr std::array<const char*, 5> kLossTermNames = {"lm", "vis", "cat", "attr", "tri"};
+// The terms, in the order fashionnet_loss gives them, and their names (logs, metrics, the ranks' averaging).
+enum LossTerm { kTermLandmarks, kTermVisibility, kTermCategory, kTermAttributes, kTermTriplet, kLossTermCount };
+inline constexpr std::array<const char*, kLossTermCount> kLossTermNames = {"lm", "vis", "cat", "attr", "tri"};
 
 struct LossTerms {
   Tensor total;                             // the weighted sum (scalar), for backward

@@ -619,12 +619,10 @@ void Run::weights_from_rank0() {
 // norm's running statistics taken from rank 0 (each rank's come from its own share, as in PyTorch DDP), and
 // whether any rank stops (Ctrl-C reaches the ranks of mpirun's job, not necessarily at the same step).
 bool Run::all_ranks_step(StepResult& r, bool stop) {
-  const auto& kTerms = kLossTermNames;
-  constexpr size_t kT = kLossTermNames.size();
+  constexpr size_t kT = kLossTermCount;
   std::vector<double> v(2 * kT + 4, 0.0);  // per term: sum, ranks that have it; total, active, images, stop
   for (auto& [name, value] : r.terms) {
-    const size_t k = size_t(std::find_if(kTerms.begin(), kTerms.end(), [&](const char* t) { return name == t; }) -
-                            kTerms.begin());
+    const size_t k = size_t(std::find(kLossTermNames.begin(), kLossTermNames.end(), name) - kLossTermNames.begin());
     FN_CHECK(k < kT, "loss term '", name, "' is not one the ranks average");
     v[2 * k] += value;
     v[2 * k + 1] += 1;
@@ -636,7 +634,7 @@ bool Run::all_ranks_step(StepResult& r, bool stop) {
   comm_->allreduce_sum(v.data(), int64_t(v.size()));
   r.terms.clear();
   for (size_t k = 0; k < kT; ++k)
-    if (v[2 * k + 1] > 0) r.terms.emplace_back(kTerms[k], v[2 * k] / v[2 * k + 1]);
+    if (v[2 * k + 1] > 0) r.terms.emplace_back(kLossTermNames[k], v[2 * k] / v[2 * k + 1]);
   r.total = v[2 * kT] / ranks_;
   r.triplet_active = v[2 * kT + 1] / ranks_;
   r.images = int64_t(v[2 * kT + 2]);

@@ -1,4 +1,4 @@
-# Sourced by the scripts of tests/dist (eval_ranks.sh, train_ranks.sh), called as
+# Sourced by the scripts of tests/dist (eval_ranks.sh, train_ranks.sh, two_hosts.sh), called as
 #   SCRIPT FASHIONNET WORKDIR LAUNCHER...
 # Sets bin (the fashionnet executable, absolute), work (WORKDIR, made empty and entered) and launch (the
 # launcher's words, e.g. mpiexec --oversubscribe -n 2), and defines fail and run; an unknown command fails.

@@ -9,24 +9,15 @@
 # The file system is shared, as on a cluster with NFS. Needs root (ip netns, unshare): without it, says why
 # and exits 77 (ctest: skipped).
 #
-# usage: two_hosts.sh FASHIONNET TEST_ALLREDUCE WORKDIR MPIRUN      (ctest: mpi_two_hosts)
-set -u
-[ $# -eq 4 ] || { echo "usage: $0 FASHIONNET TEST_ALLREDUCE WORKDIR MPIRUN" >&2; exit 2; }
-abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
-bin=$(abs "$1") allreduce=$(abs "$2") work=$3 mpirun=$4
+# usage: FN_TEST_ALLREDUCE=TEST_ALLREDUCE two_hosts.sh FASHIONNET WORKDIR MPIRUN      (ctest: mpi_two_hosts)
 here=$(cd "$(dirname "$0")" && pwd)
-fail() { echo "FAIL: $*" >&2; exit 1; }
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "cannot make $work"
-work=$PWD
+source "$here/script_common.sh"  # bin, work (entered), launch, fail, run
+work=$PWD mpirun=${launch[0]}
+allreduce=${FN_TEST_ALLREDUCE:-}
+[ -x "$allreduce" ] || fail "FN_TEST_ALLREDUCE must name the test_allreduce executable (got '$allreduce')"
 export OPENBLAS_NUM_THREADS=1  # bitwise equality needs the same BLAS thread count everywhere (train_ranks.sh)
 
 source "$here/netns_hosts.sh"
-
-run() {  # run LOG CMD...
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 || { local rc=$?; cat "$log" >&2; fail "exit $rc from: $*"; }
-}
 
 # 1. One rank per host.
 run where.log on_A "${mpi[@]}" sh -c 'echo "$(hostname) $OMPI_COMM_WORLD_LOCAL_RANK $OMPI_COMM_WORLD_LOCAL_SIZE"'
