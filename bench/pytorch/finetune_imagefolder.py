@@ -14,7 +14,7 @@ random_crop, the same rule with other random numbers), normalised by ImageNet's 
 The budget is wall-clock time, stage by stage: each stage gets the time our run's stage took (`--log`, our
 run's output). After a few steps of a stage the script sizes the stage's step count to what fits in its time,
 and re-sizes it at a third and at two thirds of the stage, so that its learning-rate schedule ends when the
-time does; it stops at the deadline in any case.
+time does (StepBudget); it stops at the deadline in any case.
 
     /usr/bin/python3 bench/pytorch/finetune_imagefolder.py --run RUN/config.json --log RUN.log \
         --init INIT.safetensors --data .../inshop_firstview/train --holdout 0.1 --out pt_run [--threads 2 --workers 2]
@@ -150,6 +150,33 @@ def learning_rate(cfg, stage, t, steps):  # fashionnet/train/trainer.cpp learnin
     return lr
 
 
+class StepBudget:
+    """A stage's step count sized to its wall-clock budget, so that its learning-rate schedule ends when the time
+    does: the rate is timed over `calibrate` steps after the first WARM, and the count re-sized at a third and at
+    two thirds of the stage."""
+
+    def __init__(self, planned, seconds, calibrate):
+        self.planned, self.seconds = planned, seconds
+        self.deadline = time.perf_counter() + seconds
+        self.first = WARM + calibrate
+        self.at, self.t_warm = {self.first}, None
+
+    def open(self, t):
+        return t < self.planned and time.perf_counter() < self.deadline
+
+    def after_step(self, t):
+        """Call with the number of steps done; returns the measured seconds a step when it re-sized the stage."""
+        now = time.perf_counter()
+        if t == WARM:
+            self.t_warm = now
+        if t not in self.at:
+            return None
+        rate = (now - self.t_warm) / (t - WARM)
+        self.planned = max(t + 1, t + int((self.deadline - now) / rate))
+        self.at = ({self.planned // 3, 2 * self.planned // 3} if t == self.first else self.at) - set(range(t + 1))
+        return rate
+
+
 def stage_seconds(log, names):
     """Each stage's wall-clock time in our run, from its '[name] done in 1m52s' line."""
     got = {}
@@ -275,44 +302,37 @@ def main():
                             if isinstance(m, torch.nn.BatchNorm2d)]
         set_mode()
         pk = weights_of(stage)[4] > 0 and cfg["P"] * cfg["K"] == cfg["batch"]
-        planned, t_warm = stage["steps"], None
-        recalibrate_at = {WARM + a.calibrate}
         ts = time.perf_counter()
-        deadline = ts + budget[si]
+        sb = StepBudget(stage["steps"], budget[si], a.calibrate)
         ema, best, best_state = -1.0, None, copy.deepcopy(model.state_dict())
         t, part = 0, 0
-        while t < planned and time.perf_counter() < deadline:
+        while sb.open(t):
             # a plan for the rest of the stage; the calibration may lengthen the stage past it
-            plan = plan_batches(samples, train, cfg, pk, planned - t, rng)
+            plan = plan_batches(samples, train, cfg, pk, sb.planned - t, rng)
             part += 1
             loader = torch.utils.data.DataLoader(
                 Batches(a.data, samples, plan, net.input, cfg.get("seed", 1) * 1000 + si * 100 + part,
                         cfg.get("crop_scale", 1.0)),
                 batch_size=None, shuffle=False, num_workers=a.workers, prefetch_factor=2)
             for images_b, category, idx in loader:
-                if t >= planned or time.perf_counter() >= deadline:
+                if not sb.open(t):
                     break
-                lr = learning_rate(cfg, stage, t, planned)
+                lr = learning_rate(cfg, stage, t, sb.planned)
                 loss, terms = step(images_b, category, item_of(idx.tolist()), stage, lr)
                 ema = loss if ema < 0 else 0.98 * ema + 0.02 * loss
                 t += 1
                 done_steps += 1
                 images += images_b.shape[0]
-                now = time.perf_counter()
-                if t == WARM:
-                    t_warm = now
-                if t in recalibrate_at:  # the stage's step count from the rate since the warm-up, so that its
-                    rate = (now - t_warm) / (t - WARM)  # schedule ends at its deadline
-                    planned = max(t + 1, t + int((deadline - now) / rate))
-                    recalibrate_at = ({planned // 3, 2 * planned // 3} if t == WARM + a.calibrate
-                                      else recalibrate_at) - set(range(t + 1))
-                    print(f"[{stage['name']}] calibration at step {t}: {rate:.2f} s a step -> {planned} steps in "
+                rate = sb.after_step(t)
+                if rate is not None:
+                    print(f"[{stage['name']}] calibration at step {t}: {rate:.2f} s a step -> {sb.planned} steps in "
                           f"{budget[si]:.0f} s (ours: {stage['steps']})", flush=True)
                 if t % cfg.get("checkpoint_every", 500) == 0 and (best is None or ema < best):
                     best, best_state = ema, copy.deepcopy(model.state_dict())
                 if t % cfg.get("log_every", 10) == 0:
-                    el = now - t0
-                    print(f"[{stage['name']}] {t}/{planned}  {images / el:.1f} img/s  ETA {max(0, deadline - now):.0f}s"
+                    now = time.perf_counter()
+                    print(f"[{stage['name']}] {t}/{sb.planned}  {images / (now - t0):.1f} img/s  "
+                          f"ETA {max(0, sb.deadline - now):.0f}s"
                           f"  loss {loss:.4f}  " + " ".join(f"{k} {v:.4f}" for k, v in terms.items()), flush=True)
                     history.append({"stage": stage["name"], "step": t, "loss": loss, "ema": ema, "lr": lr})
         if best is None or ema < best:  # the stage's end is a checkpoint too
