@@ -18,7 +18,6 @@ finetune_imagefolder.py's.
 Prints a progress line, then the held-out category top-1/3/5, and writes them to OUT/eval.json.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -124,14 +123,8 @@ def main():
                 history.append({"step": t, "loss": loss.item(), "ema": ema, "lr": lr})
     train_s = time.perf_counter() - t0
     print(f"trained {t} steps in {train_s:.1f} s ({images / train_s:.1f} img/s), loss ema {ema:.4f}")
-    res = fi.evaluate(model, a.data, samples, held, a.side)
-    res.update({"train_seconds": train_s, "steps": t, "images": images, "held_out": len(held), "side": a.side,
-                "seed": a.seed, "torch": torch.__version__, "threads": a.threads, "workers": a.workers,
-                "history": history})
-    with open(os.path.join(a.out, "eval.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(f"held-out category ({len(held)} images): top-1 {res['top1']:.2f}%  top-3 {res['top3']:.2f}%  "
-          f"top-5 {res['top5']:.2f}%")
+    fi.score(model, a, samples, held, a.side, {"train_seconds": train_s, "steps": t, "images": images,
+                                                "side": a.side, "seed": a.seed, "history": history})
 
 
 if __name__ == "__main__":

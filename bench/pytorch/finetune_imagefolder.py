@@ -214,6 +214,16 @@ def evaluate(model, root, samples, held, side, batch=64):
     return {f"top{k}": 100.0 * correct[j] / len(held) for j, k in enumerate(ks)}
 
 
+def score(model, a, samples, held, side, record):
+    """The held-out top-1/3/5, printed and written with `record` and the run's set-up to A.out/eval.json."""
+    res = evaluate(model, a.data, samples, held, side)
+    res.update(record, held_out=len(held), torch=torch.__version__, threads=a.threads, workers=a.workers)
+    with open(os.path.join(a.out, "eval.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"held-out category ({len(held)} images): top-1 {res['top1']:.2f}%  top-3 {res['top3']:.2f}%  "
+          f"top-5 {res['top5']:.2f}%")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, help="config.json of our training run")
@@ -340,13 +350,8 @@ def main():
         print(f"[{stage['name']}] done: {t} steps in {time.perf_counter() - ts:.0f} s, loss ema {ema:.4f}", flush=True)
     train_s = time.perf_counter() - t0
     print(f"trained {done_steps} steps in {train_s:.1f} s ({images / train_s:.1f} img/s)")
-    res = evaluate(model, a.data, samples, held, net.input)
-    res.update({"train_seconds": train_s, "steps": done_steps, "images": images, "held_out": len(held),
-                "torch": torch.__version__, "threads": a.threads, "workers": a.workers, "history": history})
-    with open(os.path.join(a.out, "eval.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(f"held-out category ({len(held)} images): top-1 {res['top1']:.2f}%  top-3 {res['top3']:.2f}%  "
-          f"top-5 {res['top5']:.2f}%")
+    score(model, a, samples, held, net.input, {"train_seconds": train_s, "steps": done_steps, "images": images,
+                                                "history": history})
 
 
 if __name__ == "__main__":
