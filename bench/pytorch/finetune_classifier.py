@@ -87,7 +87,7 @@ def main():
     t0 = time.perf_counter()
     # until the calibration, a step count for 0.5 s a step (faster than Lite0 trains on a CPU): the plan
     # outlasts the calibration, which then sizes the schedule from the measured rate
-    sb = fi.StepBudget(max(1, int(a.seconds / 0.5)), a.seconds, a.calibrate)
+    sb = fi.StepBudget("classifier", max(1, int(a.seconds / 0.5)), a.seconds, a.calibrate)
     t, images, part, ema, history = 0, 0, 0, -1.0, []
     while sb.open(t):
         # a plan for the rest of the run (a new one if the calibration lengthened the run past it)
@@ -112,10 +112,7 @@ def main():
             ema = loss.item() if ema < 0 else 0.98 * ema + 0.02 * loss.item()
             t += 1
             images += x.shape[0]
-            rate = sb.after_step(t)
-            if rate is not None:
-                print(f"[classifier] calibration at step {t}: {rate:.2f} s a step -> {sb.planned} steps in "
-                      f"{a.seconds:.0f} s", flush=True)
+            sb.after_step(t)
             if t % a.log_every == 0:
                 now = time.perf_counter()
                 print(f"[classifier] {t}/{sb.planned}  {images / (now - t0):.1f} img/s  "

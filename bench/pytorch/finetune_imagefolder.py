@@ -155,8 +155,8 @@ class StepBudget:
     does: the rate is timed over `calibrate` steps after the first WARM, and the count re-sized at a third and at
     two thirds of the stage."""
 
-    def __init__(self, planned, seconds, calibrate):
-        self.planned, self.seconds = planned, seconds
+    def __init__(self, name, planned, seconds, calibrate, note=""):
+        self.name, self.note, self.planned, self.seconds = name, note, planned, seconds
         self.deadline = time.perf_counter() + seconds
         self.first = WARM + calibrate
         self.at, self.t_warm = {self.first}, None
@@ -165,16 +165,17 @@ class StepBudget:
         return t < self.planned and time.perf_counter() < self.deadline
 
     def after_step(self, t):
-        """Call with the number of steps done; returns the measured seconds a step when it re-sized the stage."""
+        """Call with the number of steps done; says so when it re-sizes the stage."""
         now = time.perf_counter()
         if t == WARM:
             self.t_warm = now
         if t not in self.at:
-            return None
+            return
         rate = (now - self.t_warm) / (t - WARM)
         self.planned = max(t + 1, t + int((self.deadline - now) / rate))
         self.at = ({self.planned // 3, 2 * self.planned // 3} if t == self.first else self.at) - set(range(t + 1))
-        return rate
+        print(f"[{self.name}] calibration at step {t}: {rate:.2f} s a step -> {self.planned} steps in "
+              f"{self.seconds:.0f} s{self.note}", flush=True)
 
 
 def stage_seconds(log, names):
@@ -313,7 +314,7 @@ def main():
         set_mode()
         pk = weights_of(stage)[4] > 0 and cfg["P"] * cfg["K"] == cfg["batch"]
         ts = time.perf_counter()
-        sb = StepBudget(stage["steps"], budget[si], a.calibrate)
+        sb = StepBudget(stage["name"], stage["steps"], budget[si], a.calibrate, f" (ours: {stage['steps']})")
         ema, best, best_state = -1.0, None, copy.deepcopy(model.state_dict())
         t, part = 0, 0
         while sb.open(t):
@@ -333,10 +334,7 @@ def main():
                 t += 1
                 done_steps += 1
                 images += images_b.shape[0]
-                rate = sb.after_step(t)
-                if rate is not None:
-                    print(f"[{stage['name']}] calibration at step {t}: {rate:.2f} s a step -> {sb.planned} steps in "
-                          f"{budget[si]:.0f} s (ours: {stage['steps']})", flush=True)
+                sb.after_step(t)
                 if t % cfg.get("checkpoint_every", 500) == 0 and (best is None or ema < best):
                     best, best_state = ema, copy.deepcopy(model.state_dict())
                 if t % cfg.get("log_every", 10) == 0:
