@@ -179,6 +179,8 @@ ARCHS = {"efficientnet_lite0": EfficientNetLite0, "resnet50": ResNet50}
 def load_weights(model, path):
     """A .pth state dict or a .safetensors file (torch_to_safetensors.py); strict, by the file's own names.
     num_batches_tracked, which the converter leaves out, is not needed (momentum is fixed)."""
+    if not os.path.isfile(path):
+        sys.exit(f"{path}: no such weight file")
     if path.endswith(".safetensors"):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from fashionnet_ref import read_safetensors

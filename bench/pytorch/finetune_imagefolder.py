@@ -52,6 +52,8 @@ def fnv1a(s):  # data/split.cpp hash_name
 
 def read_imagefolder(root):
     """[(relative path, class index, item id)] in data/imagefolder.cpp's order, and the class names."""
+    if not os.path.isdir(root):
+        sys.exit(f"{root}: not a folder (an ImageFolder holds one folder of photos per class)")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     samples = []
     for c, name in enumerate(classes):

@@ -43,6 +43,7 @@ train_and_score() {  # NAME CONFIG [train args...]
 }
 
 RUNS=${FN_REALPHOTOS_RUNS:-finetune pytorch scratch classifier}
+CLASSIFIER_SECONDS=${FN_CLASSIFIER_SECONDS:-1200}
 wanted() { [[ " $RUNS " == *" $1 "* ]]; }
 
 if wanted finetune; then
@@ -63,9 +64,9 @@ if wanted scratch; then
 fi
 
 if wanted classifier; then
-  echo "== 4/4 PyTorch, the plain Lite0 classifier: every layer, 224 px, ${FN_CLASSIFIER_SECONDS:-1200} s ($(date -u +%FT%TZ))"
+  echo "== 4/4 PyTorch, the plain Lite0 classifier: every layer, 224 px, $CLASSIFIER_SECONDS s ($(date -u +%FT%TZ))"
   "$PY" "$root/bench/pytorch/finetune_classifier.py" --data "$DATA" --holdout 0.1 \
-    --seconds "${FN_CLASSIFIER_SECONDS:-1200}" --out "$OUT/classifier" 2>&1 | tee "$OUT/classifier.log"
+    --seconds "$CLASSIFIER_SECONDS" --out "$OUT/classifier" 2>&1 | tee "$OUT/classifier.log"
 fi
 
 echo "== held-out category accuracy ($(date -u +%FT%TZ), load $(cut -d' ' -f1 /proc/loadavg))"
