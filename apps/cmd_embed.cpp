@@ -39,7 +39,7 @@ int run_embed(int argc, char** argv) {
   // Under mpirun the images are split over the ranks and the rows gathered (docs/distributed.md); built
   // before the model, since a CUDA rank takes its GPU here. Rank 0 alone writes and prints.
   fn::dist::CommOptions co;
-  co.device = dev;
+  co.device = fn::dist::comm_device(dev);
   fn::dist::Communicator comm(co);
   io.comm = &comm;
   const bool writer = comm.rank() == 0;

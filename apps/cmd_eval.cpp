@@ -57,7 +57,7 @@ int run_eval(int argc, char** argv) {
   // before the model, since a CUDA rank takes its GPU here. Every rank computes the metrics; rank 0 alone
   // prints and writes.
   fn::dist::CommOptions co;
-  co.device = dev;
+  co.device = fn::dist::comm_device(dev);
   fn::dist::Communicator comm(co);
   opt.inference.comm = &comm;
   fn::fashionnet::TrainConfig cfg;

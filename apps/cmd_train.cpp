@@ -62,8 +62,7 @@ int run_train(int argc, char** argv) {
   opt.device = fn::parse_device(device);
   opt.bucket_bytes = size_t(bucket_mb * (1 << 20));
   fn::dist::CommOptions co;
-  // A GPU and NCCL are set up for ranks only (a plain single process needs neither).
-  co.device = fn::dist::launched_by_mpi() || opt.dist_alone ? opt.device : fn::Device::CPU;
+  co.device = fn::dist::comm_device(opt.device, opt.dist_alone);
   co.timeout_s = timeout_s;
   fn::dist::Communicator comm(co);  // a single process without mpirun
   opt.comm = &comm;

@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
       json row = {{"shape", {s.N, s.C, s.H, s.W}}};
       for (auto [a, name] : {std::pair{BatchNormAlgo::TwoPass, "v1_two_pass"}, std::pair{BatchNormAlgo::OnePass, "v2_one_pass"},
                              std::pair{BatchNormAlgo::Split, "v3_split"}, std::pair{BatchNormAlgo::Cudnn, "cudnn"}}) {
-        g.y.fill_(NAN), g.gx.fill_(NAN);
+        g.y.fill_(NAN), g.gx.fill_(NAN), g.gw.fill_(NAN), g.gb.fill_(NAN);  // each version writes them all
         g.rm.fill_(0.0), g.rv.fill_(1.0);
         g.forward(a);
         g.backward(a);

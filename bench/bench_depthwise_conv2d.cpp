@@ -66,10 +66,14 @@ json run_pytorch(const std::vector<Dw>& v, int threads, int repeats) {
                                 cat("--shapes '", sh.dump(), "' --threads ", threads, " --repeats ", repeats));
 }
 
+// Worst |a - b|; a NaN (an output left poisoned, so never written) or a size mismatch is infinitely wrong.
 double max_diff(const Tensor& a, const Tensor& b) {
   auto x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, double(std::fabs(x[i] - y[i])));
+  double m = x.size() == y.size() ? 0 : INFINITY;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    const double d = std::fabs(double(x[i]) - double(y[i]));
+    m = std::isnan(d) ? INFINITY : std::max(m, d);
+  }
   return m;
 }
 

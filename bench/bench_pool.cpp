@@ -241,7 +241,15 @@ int main(int argc, char** argv) {
       record("gap", s, "backward", "default", ms([&] { gap_bwd(g, GlobalAvgPoolBackward::Default); }), S, peak);
     }
     for (const Shape4& s : max_shapes) {
+      Bufs cpu(s, false, Device::CPU, 7);  // randn input: ties are negligible, so cuDNN must match exactly
+      max_fwd(cpu), max_bwd(cpu);
       Bufs g(s, false, Device::CUDA, 7);
+      g.y.fill_(NAN), g.gx.fill_(NAN);
+      max_fwd(g), max_bwd(g);
+      if (!(worst_error(g.y, cpu.y) == 0 && worst_error(g.gx, cpu.gx) < 1e-4)) {
+        std::fprintf(stderr, "validation failed at %s: cuDNN's max pool vs the CPU\n", s.str().c_str());
+        return 1;
+      }
       const double S = double(g.x.nbytes());
       record("maxpool", s, "forward", "cudnn", ms([&] { max_fwd(g); }), 1.25 * S, peak);
       record("maxpool", s, "backward", "cudnn", ms([&] { max_bwd(g); }), 2.5 * S, peak);

@@ -168,6 +168,7 @@ void GradBucketer::launch(int b) {
 #ifdef FN_HAVE_NCCL
   Communicator::Impl& m = comm_.impl();
   if (buf.is_cuda()) {
+    FN_CHECK(bk.dtype == DType::F32, "gradient buckets on the GPU hold float32");  // ncclFloat32 below
     CUDA_CHECK(cudaEventRecord(state_->ready[size_t(b)], fn::cuda::stream()));
     CUDA_CHECK(cudaStreamWaitEvent(m.nccl_stream, state_->ready[size_t(b)], 0));
     FN_NCCL_CHECK(ncclAllReduce(buf.raw(), buf.raw(), size_t(bk.numel), ncclFloat32, ncclAvg, m.nccl, m.nccl_stream),
@@ -176,6 +177,9 @@ void GradBucketer::launch(int b) {
     CUDA_CHECK(cudaEventRecord(done, m.nccl_stream));
     // Polled on the watchdog's thread, which must use this rank's GPU (not create a context on GPU 0).
     const int dev = m.cuda_device;
+    // The previous step's entry polls this same event. End it here (this all-reduce follows it on the NCCL
+    // stream, so the new entry covers both), or it outlives ~GradBucketer and polls a destroyed event.
+    if (state_->tickets[size_t(b)]) m.watchdog->end(state_->tickets[size_t(b)]);
     state_->tickets[size_t(b)] = m.watchdog->begin_polled(cat("ncclAllReduce of ", what), [done, dev] {
       cudaSetDevice(dev);
       return cudaEventQuery(done) != cudaErrorNotReady;

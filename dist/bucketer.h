@@ -23,7 +23,9 @@
 // Sums and bits. MPI sums in its own order, which for a given job size and message size is fixed; each
 // element is reduced once (or by pairwise exchanges in which both sides add the same two numbers, and IEEE
 // addition is commutative), so every rank receives the same bits. check_identical() (dist/comm.h) checks
-// this on the parameters. Averages: sum / size with one rounding, the same on all ranks.
+// this on the parameters. Averages: sum / size with one rounding, the same on all ranks (MPI). NCCL's ncclAvg
+// on floats multiplies each rank's value by 1/size before summing: the same bits on all ranks too, exact for
+// 1, 2 and 4 ranks, but for other sizes not bitwise the MPI path's average or that of one process's parts.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -38,6 +38,12 @@ bool mpi_compiled();   // built with FN_HAVE_MPI
 bool nccl_compiled();  // built with FN_HAVE_NCCL (implies CUDA)
 // Whether an MPI launcher started this process (mpirun/orterun, Hydra, PMIx, Slurm's srun with PMI).
 bool launched_by_mpi();
+// The device a command's Communicator sets up: the run's device for ranks under mpirun, or when one process
+// asks for the data-parallel path alone (train --dist-alone); the CPU otherwise, since a plain single process
+// needs neither a GPU chosen by local rank nor NCCL (whose start-up costs seconds and can fail in sandboxes).
+inline Device comm_device(Device run_device, bool dist_alone = false) {
+  return launched_by_mpi() || dist_alone ? run_device : Device::CPU;
+}
 
 struct CommOptions {
   enum class Mpi { Auto, Require, Never };

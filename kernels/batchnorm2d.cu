@@ -68,16 +68,17 @@ __device__ __forceinline__ void store(float* p, const float (&v)[V]) {
 }
 
 // Calls f(offset) for the units u = first, first + step, ... < last of channel c (u = r*HWv + k), offset being
-// the unit's first float in the NCHW tensor. The row index advances by subtraction, not division.
+// the unit's first float in the NCHW tensor. The row index advances by a fixed step, not a division per unit.
 template <int V, class F>
 __device__ __forceinline__ void walk_channel(const Geom& g, int64_t c, int64_t first, int64_t last, int step, F&& f) {
   if (first >= last) return;
   const int64_t HWv = g.HW / V;
   int64_t r = first / HWv, k = first - r * HWv;
+  const int64_t dr = step / HWv, dk = step - dr * HWv;  // a step is dr whole rows and dk more units
   for (int64_t u = first; u < last; u += step) {
     f((r * g.C + c) * g.HW + k * V);
-    k += step;
-    while (k >= HWv) k -= HWv, ++r;
+    r += dr, k += dk;
+    if (k >= HWv) k -= HWv, ++r;
   }
 }
 
@@ -327,6 +328,7 @@ __global__ void v3_combine_grad_kernel(const double2* __restrict__ part, int S, 
 
 // v3's slices per channel: about 4 blocks per SM over all channels, each with at least kMinSliceValues.
 int split_slices(const Geom& g) {
+  if (g.C > 65535) return 1;  // v3's grid has a row per channel (gridDim.y <= 65535)
   const int64_t want = (4 * int64_t(::fn::cuda::sm_count()) + g.C - 1) / g.C;
   const int64_t most = std::max<int64_t>(1, g.count() / kMinSliceValues);
   return int(std::max<int64_t>(1, std::min<int64_t>({want, most, 1024})));
@@ -383,6 +385,7 @@ void backward_cudnn(const float* gy, const float* x, const float* w, const float
   CUDNN_CHECK(cudnnBatchNormalizationBackward(::fn::cuda::cudnn(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero,
                                               xd.d, x, xd.d, gy, xd.d, gx ? gx : sx, pd.d, w, gw ? gw : sp,
                                               gb ? gb : sp + g.C, CUDNN_BN_MIN_EPSILON, mean, inv_std));
+  // (epsilon is not read: the saved mean and inverse std are given)
   // The caching allocator hands a freed block out again only to later work on this same stream.
   if (sx) device_free(Device::CUDA, sx, x_bytes);
   if (sp) device_free(Device::CUDA, sp, 2 * c_bytes);

@@ -110,10 +110,18 @@ __global__ void forward_v2(const float* __restrict__ x, const float* __restrict_
   y[nc * g.pq() + int64_t(p) * g.Q + q] = relu && s < 0.f ? 0.f : s;
 }
 
+constexpr size_t kMaxSharedBytes = 48 * 1024;  // without opting in to more per block
+size_t v2_shared_bytes(const DwGeom& g) {
+  const Tile t = tile_of(g);
+  return sizeof(float) * size_t(t.in_h * t.in_w + g.rs());
+}
+// Whether v2 can run this shape; Auto takes v1 where it cannot (wide strides on large filters, > 65535 channels).
+bool v2_fits(const DwGeom& g) { return v2_shared_bytes(g) <= kMaxSharedBytes && g.C <= 65535; }
+
 void launch_v2(const float* x, const float* w, const float* b, float* y, const DwGeom& g, bool relu, bool flip) {
   const Tile t = tile_of(g);
-  const size_t smem = sizeof(float) * size_t(t.in_h * t.in_w + g.rs());
-  FN_CHECK(smem <= 48 * 1024, "depthwise_conv2d v2: a ", g.R, "x", g.S, " stride ", g.stride, " tile needs ", smem,
+  const size_t smem = v2_shared_bytes(g);
+  FN_CHECK(smem <= kMaxSharedBytes, "depthwise_conv2d v2: a ", g.R, "x", g.S, " stride ", g.stride, " tile needs ", smem,
            " bytes of shared memory");
   FN_CHECK(g.C <= 65535, "depthwise_conv2d v2: ", g.C, " channels (at most 65535)");
   // gridDim.y (the plane) is at most 65535: batches of whole images, so that plane % C stays the channel.
@@ -336,7 +344,7 @@ void depthwise_forward_f32(const float* x, const float* w, const float* b, float
   if (algo == DepthwiseAlgo::Cudnn) {
     forward_cudnn(x, w, y, g);
     if (b || relu) bias_add_f32(y, b, g.N, g.C, g.pq(), relu);
-  } else if (algo == DepthwiseAlgo::V1Naive) {
+  } else if (algo == DepthwiseAlgo::V1Naive || (algo == DepthwiseAlgo::Auto && !v2_fits(g))) {
     forward_v1<<<grid_for(g.N * g.C * g.pq()), kThreads, 0, ::fn::cuda::stream()>>>(x, w, b, y, g, relu);
     CUDA_CHECK(cudaGetLastError());
   } else {
@@ -351,7 +359,7 @@ void depthwise_backward_data_f32(const float* gy, const float* w, float* gx, con
   // (square filters only: one pad for both axes).
   if (algo != DepthwiseAlgo::V1Naive && g.stride == 1 && g.R == g.S) {
     DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, g.R - 1 - g.pad, g.H, g.W};
-    return launch_v2(gy, w, nullptr, gx, gt, false, true);
+    if (algo != DepthwiseAlgo::Auto || v2_fits(gt)) return launch_v2(gy, w, nullptr, gx, gt, false, true);
   }
   backward_data_v1<<<grid_for(g.N * g.C * g.hw()), kThreads, 0, ::fn::cuda::stream()>>>(gy, w, gx, g);
   CUDA_CHECK(cudaGetLastError());

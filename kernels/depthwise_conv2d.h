@@ -21,7 +21,8 @@
 //                   5x5 map, no phase split at stride 2. Filter gradient: one sequential sum per channel,
 //                   channel blocks split over threads. depthwise_conv2d.cpp says how.
 //   CUDA V1Naive    a thread per output (data gradient: a thread per input pixel, gathering).
-//        V2Tiled    (Auto on CUDA) a block per output tile of one plane, the input window in shared memory.
+//        V2Tiled    (Auto on CUDA) a block per output tile of one plane, the input window in shared memory;
+//                   Auto takes V1Naive where the window outgrows 48 KB (wide strides) or C > 65535.
 //        Cudnn      cuDNN's grouped convolution (cudnnSetConvolutionGroupCount = C): the baseline.
 //   The CUDA filter gradient of V1/V2 is a deterministic two-stage reduction (depthwise_conv2d.cu).
 #pragma once

@@ -21,6 +21,7 @@
 #include "dist/comm.h"
 #include "dist/comm_impl.h"
 #include "nn/functional.h"
+#include "tests/support/check.h"
 
 using namespace fn;
 using namespace fn::dist;
@@ -422,4 +423,75 @@ TEST_CASE("the watchdog reports a collective that does not complete, and only th
   std::lock_guard<std::mutex> lock(mu);
   CHECK_THAT(message, Catch::Contains("fn::dist watchdog: rank 7 of 8 on test-host: collective "
                                       "'MPI_Iallreduce of gradient bucket 3 of 9 (1000 bytes)' has not completed"));
+}
+
+TEST_CASE("GradBucketer on CUDA through NCCL, one rank: gradients kept to the bit, buckets launched during the "
+          "backward, no watchdog entry left (CUDA)", "[dist]") {
+  FN_REQUIRE_CUDA();
+  if (!nccl_compiled() || comm().size() > 1) {  // every rank takes the same branch: the collectives stay paired
+    std::printf("SKIPPED: %s\n", nccl_compiled() ? "one rank only (a GPU of its own)" : "built without NCCL");
+    return;
+  }
+  // A Communicator of its own (not a static one: NCCL and its stream must go before the CUDA runtime does).
+  CommOptions o;
+  o.mpi = CommOptions::Mpi::Never;
+  o.device = Device::CUDA;
+  o.timeout_s = 120;
+  Communicator c(o);
+  REQUIRE(c.size() == 1);
+  const std::vector<Shape> shapes = {{3, 5}, {7}, {1}, {300}, {2, 2, 2}, {33}};
+  std::vector<Tensor> ps;
+  for (const Shape& s : shapes) ps.push_back(Tensor::zeros(s, DType::F32, Device::CUDA).set_requires_grad(true));
+  {
+    GradBucketer b(c, ps, 52);  // 13 floats: tensors span buckets
+    for (int step = 0; step < 3; ++step) {  // more steps than the watchdog polls: its entries must not pile up
+      std::vector<std::vector<float>> want;
+      for (size_t i = 0; i < ps.size(); ++i) {
+        Tensor g = Tensor::empty(shapes[i]);
+        for (int64_t k = 0; k < g.numel(); ++k) g.f32()[k] = grad_value(step, int(i), k);
+        want.push_back(g.to_vector());
+        Tensor(ps[i]).set_grad(g.to(Device::CUDA));
+      }
+      b.mark_ready(ps[5]);
+      b.mark_ready(ps[1]);
+      b.finish();
+      for (size_t i = 0; i < ps.size(); ++i) REQUIRE(ps[i].grad().to_vector() == want[i]);  // the mean of one: x
+    }
+    CHECK(b.stats().buckets_launched == 3 * int64_t(b.plan().buckets.size()));
+  }
+  CHECK(c.watchdog().open_count() == 0);
+  // Through the hook: a small network on the GPU launches every bucket before finish().
+  Rng init(7);
+  std::vector<Tensor> net;
+  for (auto [in, out] : {std::pair{16, 32}, {32, 32}, {32, 4}}) {
+    net.push_back(Tensor::randn({in, out}, init, 0.2).to(Device::CUDA).set_requires_grad(true));
+    net.push_back(Tensor::randn({out}, init, 0.1).to(Device::CUDA).set_requires_grad(true));
+  }
+  auto loss = [&] {
+    Rng data(100);
+    Tensor h = Tensor::randn({8, 16}, data).to(Device::CUDA);
+    for (size_t l = 0; l < net.size(); l += 2) {
+      Tensor ones = Tensor::full({8, 1}, 1.0).to(Device::CUDA);
+      Tensor z = F::add(F::matmul(h, net[l]), F::matmul(ones, F::reshape(net[l + 1], {1, -1})));
+      h = l + 2 < net.size() ? F::relu(z) : z;
+    }
+    return F::mean(F::mul(h, h));
+  };
+  backward(loss());
+  std::vector<std::vector<float>> want;
+  for (Tensor& p : net) {
+    want.push_back(p.grad().to_vector());
+    p.zero_grad();
+  }
+  {
+    GradBucketer b(c, net, 1000);
+    {
+      GradReadyHook hook(b);
+      backward(loss());
+    }
+    CHECK(b.stats().buckets_launched_early == int64_t(b.plan().buckets.size()));
+    b.finish();
+    for (size_t i = 0; i < net.size(); ++i) REQUIRE(net[i].grad().to_vector() == want[i]);
+  }
+  CHECK(c.watchdog().open_count() == 0);
 }

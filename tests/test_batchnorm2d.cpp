@@ -43,7 +43,8 @@ Problem make_problem(const Shape& s, uint64_t seed, DType t = DType::F32, Device
 struct Result {
   Tensor y, mean, inv_std, gx, gw, gb, rm, rv;
 };
-Result run(const Problem& p, BatchNormStats stats, BatchNormAlgo algo, bool affine = true, double momentum = 0.1) {
+Result run(const Problem& p, BatchNormStats stats, BatchNormAlgo algo, bool affine = true, double momentum = 0.1,
+           double eps = 1e-5) {
   Result r;
   r.rm = p.rm.clone();
   r.rv = p.rv.clone();
@@ -54,8 +55,9 @@ Result run(const Problem& p, BatchNormStats stats, BatchNormAlgo algo, bool affi
   r.gx = Tensor::empty_like(p.x);
   r.gb = Tensor::empty_like(r.mean);
   if (affine) r.gw = Tensor::empty_like(r.mean);
-  for (Tensor* t : {&r.y, &r.mean, &r.inv_std, &r.gx, &r.gb}) fn::test::poison(*t);
-  kernels::batch_norm2d_forward(p.x, w, b, r.rm, r.rv, stats, momentum, 1e-5, r.y, r.mean, r.inv_std, algo);
+  for (Tensor* t : {&r.y, &r.mean, &r.inv_std, &r.gx, &r.gb, &r.gw})
+    if (t->defined()) fn::test::poison(*t);
+  kernels::batch_norm2d_forward(p.x, w, b, r.rm, r.rv, stats, momentum, eps, r.y, r.mean, r.inv_std, algo);
   kernels::batch_norm2d_backward(p.gy, p.x, w, r.mean, r.inv_std, stats, r.gx, r.gw, r.gb, algo);
   for (Tensor* t : {&r.y, &r.mean, &r.inv_std, &r.gx, &r.gw, &r.gb, &r.rm, &r.rv})
     if (t->defined()) *t = t->cpu();
@@ -382,5 +384,65 @@ TEST_CASE("batch_norm2d: CUDA matches the CPU reference (every version, both sta
           REQUIRE(bitwise_equal(got.y, again.y));
           REQUIRE(bitwise_equal(got.gx, again.gx));
           REQUIRE(bitwise_equal(got.gb, again.gb));
+        }
+}
+
+TEST_CASE("batch_norm2d: CUDA matches the CPU at edge shapes and with a large eps") {
+  FN_REQUIRE_CUDA();
+  // {8,1,45,45}: C = 1, v3 with scalar loads; {16,3,45,45}: v3 with V = 1; {4096,2,2,2}: rows of one float4;
+  // {9000,3,1,1}: 1x1 maps, where a thread's step crosses many rows; {2,700,3,3}: more channels than 4 per SM,
+  // so Split runs a block per channel; {1,1,1,1}: n = 1 with C = 1. eps = 0.5 (several times the variance):
+  // eps misplaced (dropped, or added to the std) moves inv_std by tens of percent.
+  for (const auto& [s, eps] : std::vector<std::pair<Shape, double>>{
+           {{8, 1, 45, 45}, 1e-5}, {{16, 3, 45, 45}, 1e-5}, {{4096, 2, 2, 2}, 1e-5}, {{9000, 3, 1, 1}, 1e-5},
+           {{2, 700, 3, 3}, 1e-5}, {{1, 1, 1, 1}, 1e-5}, {{3, 5, 7, 7}, 0.5}, {{32, 4, 56, 56}, 0.5}})
+    for (auto stats : {BatchNormStats::Batch, BatchNormStats::Running})
+      for (auto algo : {BatchNormAlgo::Auto, BatchNormAlgo::TwoPass, BatchNormAlgo::OnePass, BatchNormAlgo::Split,
+                        BatchNormAlgo::Cudnn})
+        for (bool affine : {true, false}) {
+          if (algo == BatchNormAlgo::Cudnn && (!affine || s[0] * s[2] * s[3] == 1)) continue;  // cuDNN needs both
+          INFO("shape " << shape_str(s) << " eps " << eps << " " << kernels::batch_norm_algo_name(algo)
+                        << (stats == BatchNormStats::Batch ? " batch" : " running") << (affine ? " affine" : " plain"));
+          Problem p = make_problem(s, 67);
+          Problem g = p;
+          for (Tensor* t : {&g.x, &g.w, &g.b, &g.rm, &g.rv, &g.gy}) *t = t->to(Device::CUDA);
+          require_close(run(g, stats, algo, affine, 0.1, eps), run(p, stats, BatchNormAlgo::Reference, affine, 0.1, eps),
+                        2e-5, 1e-4);
+        }
+}
+
+TEST_CASE("batch_norm2d: CUDA backward with only some gradients wanted matches the CPU") {
+  FN_REQUIRE_CUDA();
+  // want 0: gx only (Running: the no-sum path frozen layers take; cuDNN: dw and db into scratch); 1: gw and gb
+  // only (v2's early return; cuDNN: dx into scratch); 2: gx and gb without gw.
+  for (const Shape& s : {Shape{3, 5, 7, 7}, Shape{32, 4, 56, 56}})
+    for (auto stats : {BatchNormStats::Batch, BatchNormStats::Running})
+      for (auto algo : {BatchNormAlgo::Auto, BatchNormAlgo::TwoPass, BatchNormAlgo::OnePass, BatchNormAlgo::Split,
+                        BatchNormAlgo::Cudnn})
+        for (int want : {0, 1, 2}) {
+          INFO("shape " << shape_str(s) << " " << kernels::batch_norm_algo_name(algo)
+                        << (stats == BatchNormStats::Batch ? " batch" : " running") << " want " << want);
+          Problem p = make_problem(s, 73);
+          Problem g = p;
+          for (Tensor* t : {&g.x, &g.w, &g.b, &g.rm, &g.rv, &g.gy}) *t = t->to(Device::CUDA);
+          auto grads = [&](const Problem& q, BatchNormAlgo a) {
+            Tensor rm = q.rm.clone(), rv = q.rv.clone(), y = Tensor::empty_like(q.x);
+            Tensor mean = Tensor::empty({s[1]}, q.x.dtype(), q.x.device()), is = Tensor::empty_like(mean);
+            kernels::batch_norm2d_forward(q.x, q.w, q.b, rm, rv, stats, 0.1, 1e-5, y, mean, is, a);
+            Tensor gx = want != 1 ? Tensor::empty_like(q.x) : Tensor();
+            Tensor gw = want == 1 ? Tensor::empty_like(mean) : Tensor();
+            Tensor gb = want != 0 ? Tensor::empty_like(mean) : Tensor();
+            for (Tensor* t : {&gx, &gw, &gb})
+              if (t->defined()) fn::test::poison(*t);
+            kernels::batch_norm2d_backward(q.gy, q.x, q.w, mean, is, stats, gx, gw, gb, a);
+            std::vector<Tensor> out;
+            for (Tensor* t : {&gx, &gw, &gb}) out.push_back(t->defined() ? t->cpu() : Tensor());
+            return out;
+          };
+          const std::vector<Tensor> ref = grads(p, BatchNormAlgo::Reference), got = grads(g, algo);
+          for (size_t i = 0; i < 3; ++i) {
+            REQUIRE(got[i].defined() == ref[i].defined());
+            if (ref[i].defined()) FN_REQUIRE_CLOSE(got[i], ref[i], 2e-5, 1e-4);
+          }
         }
 }

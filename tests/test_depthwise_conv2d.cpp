@@ -65,7 +65,7 @@ Grads run(const Problem& p, const Tensor& gy, DepthwiseAlgo algo, bool relu = fa
   r.gx = Tensor::empty(p.x.shape(), gy.dtype(), d);
   r.gw = Tensor::empty(p.w.shape(), gy.dtype(), d);
   for (Tensor* t : {&r.y, &r.gx, &r.gw}) fn::test::poison(*t);
-  Tensor x = p.x.to(d), w = p.w.to(d), b = p.b.to(d);
+  Tensor x = p.x.to(d), w = p.w.to(d), b = p.b.defined() ? p.b.to(d) : Tensor();
   kernels::depthwise_conv2d_forward(x, w, b, r.y, p.stride, p.pad, relu, algo);
   kernels::depthwise_conv2d_backward_data(gy, w, r.gx, p.stride, p.pad, algo);
   kernels::depthwise_conv2d_backward_filter(x, gy, r.gw, p.stride, p.pad, algo);
@@ -254,6 +254,81 @@ TEST_CASE("depthwise_conv2d: CUDA (v1, v2 tiled, cuDNN grouped) matches the CPU,
         REQUIRE(again.gw.to_vector() == r.gw.to_vector());
         REQUIRE(again.gx.to_vector() == r.gx.to_vector());
       }
+    }
+  }
+}
+
+TEST_CASE("depthwise_conv2d: CUDA with ReLU, no bias, pad != k/2, several filter-gradient slices, N*C > 65535") {
+  FN_REQUIRE_CUDA();
+  // The paths the first CUDA test does not reach: the fused ReLU, a missing bias, the flipped data gradient
+  // with pad' != pad, the filter gradient's stage 1 over more than one slice (N*P*Q >= 32768), and v2's
+  // launches in batches of whole images (gridDim.y <= 65535).
+  struct Extra {
+    Case c;
+    int pad;
+    bool relu, bias, with_cudnn;
+  };
+  const std::vector<Extra> extras = {
+      {{4, 5, 100, 100, 3, 1}, 1, true, true, true},    // N*P*Q = 40000: 2 slices
+      {{7, 3, 110, 110, 5, 1}, 2, false, false, true},  // 84700: uneven slices, 5x5
+      {{5, 2, 90, 90, 7, 1}, 3, true, false, true},     // 40500, 7x7
+      {{64, 3, 45, 45, 3, 2}, 1, false, true, true},    // 64*23*23 = 33856: 2 slices at stride 2
+      {{3, 30000, 2, 3, 3, 1}, 1, true, true, false},   // N*C = 90000: v2 in launches of 2 + 1 images
+      {{2, 4, 9, 9, 3, 1}, 0, false, true, true},       // pad 0: the flipped data gradient with pad' = 2
+      {{2, 4, 9, 10, 5, 2}, 1, true, true, true},       // 5x5, pad 1, stride 2
+      {{1, 33, 8, 9, 3, 1}, 1, true, true, true},       // Q = 9: one partial 16-wide tile; N = 1
+  };
+  uint64_t seed = 800;
+  for (const Extra& e : extras) {
+    Problem p = make(e.c, seed++, DType::F32);
+    p.pad = e.pad;
+    if (!e.bias) p.b = Tensor();
+    Tensor gy = grad_for(p, seed++);
+    DwGeom g = kernels::depthwise_geom(p.x.shape(), p.w.shape(), p.stride, p.pad);
+    Problem p64{p.x.to(DType::F64), p.w.to(DType::F64), e.bias ? p.b.to(DType::F64) : Tensor(), p.stride, p.pad};
+    Grads ref = run(p64, gy.to(DType::F64), DepthwiseAlgo::Reference, e.relu);
+    std::vector<DepthwiseAlgo> algos = {DepthwiseAlgo::V1Naive, DepthwiseAlgo::V2Tiled, DepthwiseAlgo::Auto};
+    if (e.with_cudnn) algos.push_back(DepthwiseAlgo::Cudnn);
+    for (DepthwiseAlgo algo : algos) {
+      INFO(describe(e.c) << " pad " << e.pad << " relu " << e.relu << " bias " << e.bias << " "
+                         << kernels::depthwise_algo_name(algo));
+      Grads r = run(p, gy.to(Device::CUDA), algo, e.relu);
+      FN_REQUIRE_CLOSE(r.y.cpu(), ref.y, 1e-5 * g.rs(), 1e-4);
+      FN_REQUIRE_CLOSE(r.gx.cpu(), ref.gx, 1e-5 * g.rs(), 1e-4);
+      FN_REQUIRE_CLOSE(r.gw.cpu(), ref.gw, 1e-5 * std::sqrt(double(g.N * g.pq())) * 4, 1e-4);
+      if (algo != DepthwiseAlgo::Cudnn) {  // the multi-slice reduction is deterministic too
+        Grads again = run(p, gy.to(Device::CUDA), algo, e.relu);
+        REQUIRE(again.gw.to_vector() == r.gw.to_vector());
+      }
+    }
+  }
+}
+
+TEST_CASE("depthwise_conv2d: CUDA F::conv2d and conv2d_relu with groups = C (Lite0's training path) match the CPU") {
+  FN_REQUIRE_CUDA();
+  uint64_t seed = 900;
+  for (const Case& c : {Case{2, 16, 15, 15, 3, 2}, Case{3, 24, 14, 14, 5, 1}, Case{1, 40, 7, 7, 5, 1}}) {
+    Problem p = make(c, seed++, DType::F32);
+    const F::Conv2dArgs a{p.stride, p.pad, c[1]};
+    const Tensor seedg = grad_for(p, seed++);
+    for (bool relu : {false, true}) {
+      INFO(describe(c) << " relu " << relu);
+      std::vector<Tensor> got[2];
+      for (int k = 0; k < 2; ++k) {
+        const Device d = k == 0 ? Device::CPU : Device::CUDA;
+        // Fresh leaves on each device, so the CPU graph's gradients never reach the CUDA run.
+        Tensor x = Tensor::from(p.x.to_vector(), p.x.shape(), d).set_requires_grad(true);
+        Tensor w = Tensor::from(p.w.to_vector(), p.w.shape(), d).set_requires_grad(true);
+        Tensor b = Tensor::from(p.b.to_vector(), p.b.shape(), d).set_requires_grad(true);
+        Tensor y = relu ? F::conv2d_relu(x, w, b, a) : F::conv2d(x, w, b, a);
+        backward(y, seedg.to(d));
+        got[k] = {y.cpu(), x.grad().cpu(), w.grad().cpu(), b.grad().cpu()};
+      }
+      const double n = double(c[0]) * c[2] * c[3], rs = double(c[4]) * c[4];
+      FN_REQUIRE_CLOSE(got[1][0], got[0][0], 1e-5 * rs, 1e-4);
+      FN_REQUIRE_CLOSE(got[1][1], got[0][1], 1e-5 * rs, 1e-4);
+      FN_REQUIRE_CLOSE(got[1][2], got[0][2], 1e-4 * std::sqrt(n), 1e-4);
+      FN_REQUIRE_CLOSE(got[1][3], got[0][3], 1e-4 * std::sqrt(n), 1e-4);
     }
   }
 }

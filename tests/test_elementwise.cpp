@@ -177,3 +177,22 @@ TEST_CASE("elementwise: CUDA matches the CPU reference") {
     run([](const Tensor& x, const Tensor&, Tensor& o) { kernels::dropout_forward(x, 0.5f, 42, o, 1000003); });
   }
 }
+
+TEST_CASE("dropout: CUDA draws the CPU's mask bit for bit, offsets past 2^32 included, and parts match the whole") {
+  FN_REQUIRE_CUDA();
+  Rng rng(6);
+  Tensor x = Tensor::randn({7, 33}, rng), xd = x.to(Device::CUDA);
+  for (int64_t offset : {int64_t(0), int64_t(5), int64_t(1) << 32, (int64_t(1) << 34) + 3}) {
+    INFO("offset " << offset);
+    Tensor yc = Tensor::empty(x.shape()), yg = Tensor::empty(x.shape(), DType::F32, Device::CUDA);
+    fn::test::poison(yg);
+    kernels::dropout_forward(x, 0.3f, 99, yc, offset);
+    kernels::dropout_forward(xd, 0.3f, 99, yg, offset);
+    REQUIRE(yg.to_vector() == yc.to_vector());
+  }
+  // Rows 2..4 with offset 2 * 33 draw the whole tensor's mask (FashionNet passes first_sample * features).
+  const std::vector<float> whole = F::dropout(xd, 0.4f, true, 7).to_vector();
+  const std::vector<float> part = F::dropout(xd.slice0(2, 5).clone(), 0.4f, true, 7, 2 * 33).to_vector();
+  REQUIRE(part == std::vector<float>(whole.begin() + 2 * 33, whole.begin() + 5 * 33));
+  REQUIRE(whole == F::dropout(x, 0.4f, true, 7).to_vector());
+}

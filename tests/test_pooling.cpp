@@ -265,3 +265,66 @@ TEST_CASE("max_pool2d 3x3/2/1: CUDA (cuDNN) matches the CPU, odd and even sizes"
     FN_REQUIRE_CLOSE(gxd, gx, 1e-6, 1e-6);  // overlapping windows: sums of up to four gradients
   }
 }
+
+TEST_CASE("global_avg_pool2d: CUDA past the grid caps (grid-stride loops) and at the v2/v3 switch") {
+  FN_REQUIRE_CUDA();
+  // 8,388,609 planes of one cell: more than v2's 2^20 blocks x 8 warps and v3's 2^20 blocks, so both loop;
+  // 32x32 = 1024 cells (Default takes v2) and 25x41 = 1025 (Default takes v3).
+  const std::vector<Shape> shapes = {{1, 8388609, 1, 1}, {3, 5, 32, 32}, {3, 5, 25, 41}};
+  uint64_t seed = 70;
+  for (const Shape& s : shapes) {
+    INFO(shape_str(s));
+    Tensor x = random(s, seed++), y = gap(x);
+    Tensor xd = x.to(Device::CUDA);
+    for (auto v : {GlobalAvgPoolForward::Default, GlobalAvgPoolForward::V1Thread, GlobalAvgPoolForward::V2Warp,
+                   GlobalAvgPoolForward::V3Block}) {
+      INFO("version " << int(v));
+      FN_REQUIRE_CLOSE(gap(xd, v), y, 1e-6, 1e-5);  // gap() poisons y first: every plane must be written
+    }
+  }
+}
+
+TEST_CASE("max_pool2d 3x3/2/1: CUDA (cuDNN) with ties (mostly zeros, as after a ReLU) and negatives") {
+  FN_REQUIRE_CUDA();
+  // Whatever rule cuDNN breaks ties by: y is exact (padding never wins), each window's gradient lands exactly
+  // once (each plane's gradient sums to its gy's sum), and only on a cell that is the maximum of a window
+  // holding it. Which tied cell gets it is cuDNN's choice, reported when it differs from the CPU's.
+  Rng rng(95);
+  for (const Shape& s : std::vector<Shape>{{2, 3, 7, 7}, {2, 8, 56, 56}, {1, 5, 33, 34}}) {
+    INFO(shape_str(s));
+    const int64_t H = s[2], W = s[3], P = (H - 1) / 2 + 1, Q = (W - 1) / 2 + 1, planes = s[0] * s[1];
+    std::vector<double> xv(size_t(shape_numel(s)));
+    for (auto& e : xv) e = rng.below(4) == 0 ? double(rng.below(5)) - 2.0 : 0.0;
+    std::vector<double> gyv(size_t(planes * P * Q));
+    for (size_t i = 0; i < gyv.size(); ++i) gyv[i] = double(i % 7 + 1);  // small integers: exact float sums
+    std::vector<double> want_y, want_gx;
+    resnet_pool_reference(xv, planes, H, W, gyv, want_y, want_gx);
+    Tensor xd = Tensor::from(xv, s).to(DType::F32).to(Device::CUDA);
+    Tensor gyd = Tensor::from(gyv, {s[0], s[1], P, Q}).to(DType::F32).to(Device::CUDA);
+    Tensor yd = Tensor::empty(gyd.shape(), DType::F32, Device::CUDA), gxd = Tensor::empty(s, DType::F32, Device::CUDA);
+    fn::test::poison(yd);
+    fn::test::poison(gxd);
+    kernels::max_pool2d_forward(xd, yd, 3, 2, 1);
+    kernels::max_pool2d_backward(xd, yd, gyd, gxd, 3, 2, 1);
+    REQUIRE(yd.to_vector_f64() == want_y);
+    const std::vector<double> gx = gxd.to_vector_f64();
+    for (int64_t n = 0; n < planes; ++n) {
+      double got = 0, want = 0;
+      for (int64_t i = 0; i < H * W; ++i) got += gx[size_t(n * H * W + i)];
+      for (int64_t i = 0; i < P * Q; ++i) want += gyv[size_t(n * P * Q + i)];
+      REQUIRE(got == want);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w) {
+          if (gx[size_t((n * H + h) * W + w)] == 0) continue;
+          bool a_window_max = false;  // some window (p, q) holding (h, w) has its maximum here
+          for (int64_t p = std::max<int64_t>(0, h / 2 - 1); p <= std::min(P - 1, (h + 1) / 2); ++p)
+            for (int64_t q = std::max<int64_t>(0, w / 2 - 1); q <= std::min(Q - 1, (w + 1) / 2); ++q)
+              if (std::abs(2 * p - h) <= 1 && std::abs(2 * q - w) <= 1 &&
+                  want_y[size_t((n * P + p) * Q + q)] == xv[size_t((n * H + h) * W + w)])
+                a_window_max = true;
+          REQUIRE(a_window_max);
+        }
+    }
+    if (gx != want_gx) WARN("cuDNN breaks max-pool ties otherwise than the CPU (a valid subgradient, not bitwise)");
+  }
+}

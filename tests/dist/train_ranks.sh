@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # `fashionnet train` over MPI ranks (issue 20, items 2-6; docs/distributed.md): on a tiny synthetic In-shop set,
+#   - one process with --dist-alone (the bucketed path with no peers) ends bitwise where a plain run ends;
 #   - 2 ranks x batch 8 end with parameters (and momenta) bitwise equal to one process with batch 16 in 2 loss
 #     parts (--parts 2), and the ranks' parameters are checked bitwise equal at every step
 #     (--check-identical-every 1);
@@ -39,6 +40,12 @@ grep -q '2 ranks x batch 8 = global batch 16' two.log || fail "the first line do
 grep -q '"global_batch": 16' two/config.json && grep -q '"ranks": 2' two/config.json ||
   fail "config.json does not state the ranks and the global batch"
 echo "ok: rank 0 alone prints; config.json and the first line state 2 ranks and the global batch of 16"
+
+# 1a. One process on the data-parallel path alone (--dist-alone: a communicator of one, the gradients through
+#     the buckets, swapped at the stage switch; what device_check runs with NCCL on a GPU): bitwise a plain run.
+run plain.log "${train[@]}" --steps 6,6 --batch 16 --out plain
+run alone.log "${train[@]}" --steps 6,6 --batch 16 --out alone --dist-alone
+same_tensors "--dist-alone against a plain run, 12 steps" plain/final.safetensors alone/final.safetensors
 
 # 1b. With validation every 3 steps (split over the ranks): the same figures, the same best checkpoint.
 run oneval.log "${train[@]}" --steps 6,6 --batch 16 --parts 2 --out oneval --validate-every 3 --holdout 0.3
