@@ -171,8 +171,11 @@ void GradBucketer::launch(int b) {
     FN_CHECK(bk.dtype == DType::F32, "gradient buckets on the GPU hold float32");  // ncclFloat32 below
     CUDA_CHECK(cudaEventRecord(state_->ready[size_t(b)], fn::cuda::stream()));
     CUDA_CHECK(cudaStreamWaitEvent(m.nccl_stream, state_->ready[size_t(b)], 0));
+    // Watched from before the enqueue: NCCL sets up its connections inside the first collective, blocking.
+    const uint64_t enqueue = m.watchdog->begin(cat("ncclAllReduce (enqueue) of ", what));
     FN_NCCL_CHECK(ncclAllReduce(buf.raw(), buf.raw(), size_t(bk.numel), ncclFloat32, ncclAvg, m.nccl, m.nccl_stream),
                   m.nccl);
+    m.watchdog->end(enqueue);
     cudaEvent_t done = state_->done[size_t(b)];
     CUDA_CHECK(cudaEventRecord(done, m.nccl_stream));
     // Polled on the watchdog's thread, which must use this rank's GPU (not create a context on GPU 0).

@@ -393,6 +393,8 @@ void Communicator::broadcast(const std::vector<Tensor>& tensors, int root) {
     CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(ready, fn::cuda::stream()));
     CUDA_CHECK(cudaStreamWaitEvent(m.nccl_stream, ready, 0));
+    // Watched from before the enqueue: NCCL sets up its connections inside the first collective, blocking.
+    const uint64_t ticket = m.watchdog->begin(cat("ncclBroadcast of ", tensors.size(), " tensors from rank ", root));
     FN_NCCL_CHECK(ncclGroupStart(), m.nccl);
     for (const Tensor& t : tensors) {
       if (!t.is_cuda()) continue;
@@ -401,7 +403,6 @@ void Communicator::broadcast(const std::vector<Tensor>& tensors, int root) {
     FN_NCCL_CHECK(ncclGroupEnd(), m.nccl);
     CUDA_CHECK(cudaEventRecord(done, m.nccl_stream));
     CUDA_CHECK(cudaStreamWaitEvent(fn::cuda::stream(), done, 0));
-    const uint64_t ticket = m.watchdog->begin(cat("ncclBroadcast of ", tensors.size(), " tensors from rank ", root));
     const cudaError_t e = cudaEventSynchronize(done);
     m.watchdog->end(ticket);
     cudaEventDestroy(ready);
