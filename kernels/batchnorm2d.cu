@@ -328,7 +328,7 @@ __global__ void v3_combine_grad_kernel(const double2* __restrict__ part, int S, 
 
 // v3's slices per channel: about 4 blocks per SM over all channels, each with at least kMinSliceValues.
 int split_slices(const Geom& g) {
-  if (g.C > 65535) return 1;  // v3's grid has a row per channel (gridDim.y <= 65535)
+  if (g.C > kMaxGridY) return 1;  // v3's grid has a row per channel
   const int64_t want = (4 * int64_t(::fn::cuda::sm_count()) + g.C - 1) / g.C;
   const int64_t most = std::max<int64_t>(1, g.count() / kMinSliceValues);
   return int(std::max<int64_t>(1, std::min<int64_t>({want, most, 1024})));

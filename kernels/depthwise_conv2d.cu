@@ -116,16 +116,16 @@ size_t v2_shared_bytes(const DwGeom& g) {
   return sizeof(float) * size_t(t.in_h * t.in_w + g.rs());
 }
 // Whether v2 can run this shape; Auto takes v1 where it cannot (wide strides on large filters, > 65535 channels).
-bool v2_fits(const DwGeom& g) { return v2_shared_bytes(g) <= kMaxSharedBytes && g.C <= 65535; }
+bool v2_fits(const DwGeom& g) { return v2_shared_bytes(g) <= kMaxSharedBytes && g.C <= kMaxGridY; }
 
 void launch_v2(const float* x, const float* w, const float* b, float* y, const DwGeom& g, bool relu, bool flip) {
   const Tile t = tile_of(g);
   const size_t smem = v2_shared_bytes(g);
   FN_CHECK(smem <= kMaxSharedBytes, "depthwise_conv2d v2: a ", g.R, "x", g.S, " stride ", g.stride, " tile needs ", smem,
            " bytes of shared memory");
-  FN_CHECK(g.C <= 65535, "depthwise_conv2d v2: ", g.C, " channels (at most 65535)");
-  // gridDim.y (the plane) is at most 65535: batches of whole images, so that plane % C stays the channel.
-  const int64_t per = std::max<int64_t>(1, 65535 / g.C);
+  FN_CHECK(g.C <= kMaxGridY, "depthwise_conv2d v2: ", g.C, " channels (at most ", kMaxGridY, ")");
+  // gridDim.y (the plane) is at most kMaxGridY: batches of whole images, so that plane % C stays the channel.
+  const int64_t per = std::max<int64_t>(1, kMaxGridY / g.C);
   for (int64_t n0 = 0; n0 < g.N; n0 += per) {
     DwGeom gb = g;
     gb.N = std::min(per, g.N - n0);

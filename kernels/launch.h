@@ -26,6 +26,9 @@ inline void cpu_parallel_ranges(int64_t n, int threads, F&& body) {
   parallel_run(threads, [&body, n, threads](int t) { body(n * t / threads, n * (t + 1) / threads); });
 }
 
+// CUDA's limit on gridDim.y and gridDim.z (gridDim.x goes to 2^31 - 1).
+constexpr int64_t kMaxGridY = 65535;
+
 // Launch geometry for one-thread-per-element kernels with a grid-stride loop.
 inline int grid_for(int64_t n, int block = 256) {
   int64_t b = (n + block - 1) / block;

@@ -52,6 +52,29 @@ std::vector<Tensor> make_params(const std::vector<Shape>& shapes) {
   return ps;
 }
 
+// Three layers, 16->32->32->4 (weights and biases), the same on every rank, on device d.
+std::vector<Tensor> three_layers(Device d) {
+  Rng init(7);
+  std::vector<Tensor> ps;
+  for (auto [in, out] : {std::pair{16, 32}, {32, 32}, {32, 4}}) {
+    ps.push_back(Tensor::randn({in, out}, init, 0.2).to(d).set_requires_grad(true));
+    ps.push_back(Tensor::randn({out}, init, 0.1).to(d).set_requires_grad(true));
+  }
+  return ps;
+}
+// Their loss on a batch of 8 drawn for `rank`: mean of the squared outputs, ReLU between the layers.
+Tensor three_layers_loss(const std::vector<Tensor>& ps, int rank) {
+  const Device d = ps[0].device();
+  Rng data(100 + uint64_t(rank));
+  Tensor h = Tensor::randn({8, 16}, data).to(d);
+  for (size_t l = 0; l < ps.size(); l += 2) {
+    Tensor ones = Tensor::full({8, 1}, 1.0).to(d);
+    Tensor z = F::add(F::matmul(h, ps[l]), F::matmul(ones, F::reshape(ps[l + 1], {1, -1})));
+    h = l + 2 < ps.size() ? F::relu(z) : z;
+  }
+  return F::mean(F::mul(h, h));
+}
+
 void set_rank_grads(const std::vector<Tensor>& ps, int rank) {
   for (size_t i = 0; i < ps.size(); ++i) {
     Tensor g = Tensor::empty_like(ps[i]);
@@ -219,21 +242,8 @@ TEST_CASE("the leaf-gradient hook reports each parameter once, last layer first,
 TEST_CASE("buckets launch during the backward through the hook, and the result is the cross-rank mean", "[dist]") {
   Communicator& c = comm();
   const int n = c.size(), r = c.rank();
-  Rng init(7);
-  std::vector<Tensor> ps;  // three layers: 16->32->32->4 (weights and biases), the same on every rank
-  for (auto [in, out] : {std::pair{16, 32}, {32, 32}, {32, 4}}) {
-    ps.push_back(Tensor::randn({in, out}, init, 0.2).set_requires_grad(true));
-    ps.push_back(Tensor::randn({out}, init, 0.1).set_requires_grad(true));
-  }
-  auto loss_of = [&](int rank) {
-    Rng data(100 + uint64_t(rank));
-    Tensor h = Tensor::randn({8, 16}, data);
-    for (size_t l = 0; l < ps.size(); l += 2) {
-      Tensor z = F::add(F::matmul(h, ps[l]), F::matmul(Tensor::full({8, 1}, 1.0), F::reshape(ps[l + 1], {1, -1})));
-      h = l + 2 < ps.size() ? F::relu(z) : z;
-    }
-    return F::mean(F::mul(h, h));
-  };
+  std::vector<Tensor> ps = three_layers(Device::CPU);
+  auto loss_of = [&](int rank) { return three_layers_loss(ps, rank); };
   // The expected mean: every rank's gradients computed here, one after the other.
   std::vector<std::vector<float>> want(ps.size());
   for (int rr = 0; rr < n; ++rr) {
@@ -461,22 +471,8 @@ TEST_CASE("GradBucketer on CUDA through NCCL, one rank: gradients kept to the bi
   }
   CHECK(c.watchdog().open_count() == 0);
   // Through the hook: a small network on the GPU launches every bucket before finish().
-  Rng init(7);
-  std::vector<Tensor> net;
-  for (auto [in, out] : {std::pair{16, 32}, {32, 32}, {32, 4}}) {
-    net.push_back(Tensor::randn({in, out}, init, 0.2).to(Device::CUDA).set_requires_grad(true));
-    net.push_back(Tensor::randn({out}, init, 0.1).to(Device::CUDA).set_requires_grad(true));
-  }
-  auto loss = [&] {
-    Rng data(100);
-    Tensor h = Tensor::randn({8, 16}, data).to(Device::CUDA);
-    for (size_t l = 0; l < net.size(); l += 2) {
-      Tensor ones = Tensor::full({8, 1}, 1.0).to(Device::CUDA);
-      Tensor z = F::add(F::matmul(h, net[l]), F::matmul(ones, F::reshape(net[l + 1], {1, -1})));
-      h = l + 2 < net.size() ? F::relu(z) : z;
-    }
-    return F::mean(F::mul(h, h));
-  };
+  std::vector<Tensor> net = three_layers(Device::CUDA);
+  auto loss = [&] { return three_layers_loss(net, 0); };
   backward(loss());
   std::vector<std::vector<float>> want;
   for (Tensor& p : net) {
