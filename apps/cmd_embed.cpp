@@ -3,7 +3,7 @@
 //   writes PREFIX.npy (float32 N x D), PREFIX.ids.txt ("image_path item_id" per row) and PREFIX.root.txt (the
 //   absolute folder those paths are relative to: --data, or with --images the working directory). With --images,
 //   plain photos without annotation: the whole image is the crop, landmark_pool at the predicted
-//   landmarks, item id "-".
+//   landmarks, item id "-". --mirror: each image and its mirror image, averaged (fashionnet/eval/mirror.h).
 //   Under mpirun (-np N) the ranks share the images and rank 0 writes the files: the same as one process.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -31,6 +31,7 @@ int run_embed(int argc, char** argv) {
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   app.add_option("--batch", io.batch, "images per forward pass")->capture_default_str();
   app.add_flag("--gt-landmarks", io.pool_at_ground_truth, "pool at the annotated landmarks instead of the predicted");
+  app.add_flag("--mirror", io.mirror, "also run each image mirrored left to right and average the two passes");
   app.add_flag("--skip-bad", io.skip_bad, "skip unreadable images (counted)");
   CLI11_PARSE(app, argc, argv);
   FN_EXPECT(root.empty() != images.empty(), "embed: give either --data (a dataset) or --images (photos), not ",
@@ -53,7 +54,7 @@ int run_embed(int argc, char** argv) {
     const std::vector<std::string> shard(paths.begin() + sh.begin, paths.begin() + sh.end);
     fn::fashionnet::PhotoEmbeddings pe;
     fn::dist::run_together(comm, "embedding", [&] {
-      pe = fn::fashionnet::embed_photos(*model, shard, dev, io.batch, writer);
+      pe = fn::fashionnet::embed_photos(*model, shard, dev, io.batch, writer, io.mirror);
     });
     fn::fashionnet::Embeddings& e = pe.embeddings;
     if (comm.size() > 1) {  // the shards' rows, in rank order (embed_photos' other fields are not written)

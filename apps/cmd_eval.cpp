@@ -1,7 +1,9 @@
 // fashionnet eval --checkpoint C --data DIR --benchmark B [--holdout F] [--json FILE] [--html DIR] [--device D]
+//                 [--mirror]
 //   imagefolder: scores every image of DIR, or with --holdout F only the images `train --holdout F` left out.
 //   category, landmark: the test split, with the papers' protocol (top-k, per-group attribute recall, landmark
 //   error per slot and per variation type, the detection-rate curve: detection.svg with --html).
+//   --mirror: each image and its mirror image, the two passes averaged (fashionnet/eval/mirror.h).
 //   Under mpirun (-np N) the ranks share the images; the results are those of one process.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -34,6 +36,7 @@ int run_eval(int argc, char** argv) {
   app.add_option("--k", ks, "retrieval k list, e.g. 1,5,10,20,30,40,50");
   app.add_option("--batch", opt.inference.batch, "images per forward pass")->capture_default_str();
   app.add_option("--threads", opt.inference.threads, "image loader threads")->capture_default_str();
+  app.add_flag("--mirror", opt.inference.mirror, "also run each image mirrored left to right and average the two passes");
   app.add_flag("--skip-bad", opt.inference.skip_bad, "skip unreadable images (counted)");
   auto* holdout = app.add_option("--holdout", opt.holdout,
                                  "imagefolder: score only the hash hold-out of this fraction, the images "

@@ -1,7 +1,8 @@
 // fashionnet search --checkpoint C --gallery PREFIX --image IMG... [--k 10] --html OUT.html
-//                   [--gallery-root DIR] [--query-ids FILE | --item ID] [--device D]
+//                   [--gallery-root DIR] [--query-ids FILE | --item ID] [--mirror] [--device D]
 //   embeds each query photo (whole image, predicted landmarks), prints its k nearest gallery images and
-//   writes an HTML page with the landmarks drawn over each query and its results (docs/search.md).
+//   writes an HTML page with the landmarks drawn over each query and its results (docs/search.md). --mirror
+//   averages each query with its mirror image (fashionnet/eval/mirror.h), for a gallery `embed --mirror` wrote.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -25,6 +26,7 @@ int run_search(int argc, char** argv) {
                  "first path exists there, else the ids file's folder");
   auto* qi = app.add_option("--query-ids", query_ids, "ids file (\"image_path item_id\" lines) giving query items");
   app.add_option("--item", item, "item id of the single query image")->excludes(qi);
+  app.add_flag("--mirror", req.mirror, "embed each query photo with its mirror image, averaged (as `embed --mirror`)");
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   req.device = fn::parse_device(device);

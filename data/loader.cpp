@@ -33,6 +33,27 @@ void resize_batch(Batch& b, int n, int input, size_t A) {
   b.flipped.assign(n, 0);
 }
 
+void mirror_batch(Batch& b) {
+  mirror_chw(b.image.data(), b.n, b.input);
+  const float far = (float)(b.input - 1);
+  for (int i = 0; i < b.n; ++i) {
+    float* xy = &b.lm_xy[(size_t)i * kSlots * 2];
+    float* visible = &b.lm_visible[(size_t)i * kSlots];
+    uint8_t* vis = &b.lm_vis[(size_t)i * kSlots];
+    for (int s = 0; s < kSlots; ++s)
+      if (vis[s] != kAbsent) xy[2 * s] = far - xy[2 * s];  // absent slots stay (0, 0), as the loader leaves them
+    for (int s = 0; s < kSlots; ++s) {
+      const int m = mirror_slot(s);
+      if (m < s) continue;  // each pair swapped once
+      std::swap(xy[2 * s], xy[2 * m]);
+      std::swap(xy[2 * s + 1], xy[2 * m + 1]);
+      std::swap(visible[s], visible[m]);
+      std::swap(vis[s], vis[m]);
+    }
+    b.flipped[(size_t)i] = !b.flipped[(size_t)i];
+  }
+}
+
 Augment draw_augment(const LoaderConfig& cfg, Xoshiro256& rng) {
   Augment a;
   a.flip = cfg.flip && rng.chance(0.5);

@@ -47,6 +47,12 @@ struct Batch {
 // Sizes every buffer of `b` for n images of input x input and A attributes (landmarks absent, labels -1).
 void resize_batch(Batch& b, int n, int input, size_t attributes);
 
+// Mirrors every image of `b` left to right in place, as if the loader had flipped it: the pixels, the
+// landmarks' x (input - 1 - x, as InputMap maps it) with each L/R pair of slots swapped with its
+// visibility, and `flipped`. Bitwise what loading with the flip gives (tests/test_data_loader.cpp).
+// Mirror-averaged inference runs each batch and its mirror image (fashionnet/eval/mirror.h).
+void mirror_batch(Batch& b);
+
 // One image's random choices under `cfg` (the flip first, then the crop when crop_scale < 1), from its RNG.
 Augment draw_augment(const LoaderConfig& cfg, Xoshiro256& rng);
 

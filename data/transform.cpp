@@ -107,4 +107,9 @@ void crop_resize_normalize(const Image& img, const CropRect& r, int input, bool 
   }
 }
 
+void mirror_chw(float* chw, int64_t n, int input) {
+  const int64_t rows = n * 3 * input;
+  for (int64_t r = 0; r < rows; ++r) std::reverse(chw + r * input, chw + (r + 1) * input);
+}
+
 }  // namespace fn::data

@@ -64,4 +64,8 @@ constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 // precomputed tap tables), mirrors it when `flip`, normalises, and writes planar CHW floats to `chw`.
 void crop_resize_normalize(const Image& img, const CropRect& r, int input, bool flip, float* chw);
 
+// Mirrors `n` planar CHW images of input x input left to right in place: what crop_resize_normalize's flip
+// does, after the fact (the flip only moves each output pixel, so the result is bitwise the flipped load).
+void mirror_chw(float* chw, int64_t n, int input);
+
 }  // namespace fn::data

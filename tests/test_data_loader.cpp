@@ -161,6 +161,34 @@ TEST_CASE("flip through the whole pipeline: mirrored pixels, swapped slots") {
   CHECK(b.lm_xy[2 * kLCollar] < b.lm_xy[2 * kRCollar]);  // L is the image's left again after the flip
 }
 
+TEST_CASE("mirror_batch: bitwise the flipped load, its own inverse") {
+  const Dataset& ds = dataset();
+  LoaderConfig cfg;
+  cfg.input = 40;
+  cfg.bbox_margin = 0.1f;
+  const size_t A = ds.attribute_names.size();
+  const int n = int(ds.samples.size());
+  Batch plain, flipped;
+  resize_batch(plain, n, cfg.input, A);
+  resize_batch(flipped, n, cfg.input, A);
+  for (int i = 0; i < n; ++i) {
+    load_sample(ds, i, cfg, Augment{}, plain, i);
+    load_sample(ds, i, cfg, Augment{true}, flipped, i);
+  }
+  int annotated = 0, cut_or_absent = 0;
+  for (uint8_t v : plain.lm_vis) annotated += v == kVisible, cut_or_absent += v == kAbsent || v == kCutOff;
+  REQUIRE(annotated > 0);
+  REQUIRE(cut_or_absent > 0);  // absent slots must keep (0, 0)
+  Batch m = plain;
+  mirror_batch(m);
+  CHECK(same(m, flipped));
+  CHECK(m.lm_vis == flipped.lm_vis);
+  mirror_batch(m);  // back: everything as loaded, the landmarks' x to float rounding ((39 - (39 - x)))
+  CHECK(m.image == plain.image);
+  CHECK((m.lm_visible == plain.lm_visible && m.lm_vis == plain.lm_vis && m.flipped == plain.flipped));
+  for (size_t k = 0; k < m.lm_xy.size(); ++k) REQUIRE(m.lm_xy[k] == Approx(plain.lm_xy[k]).margin(1e-5));
+}
+
 TEST_CASE("shuffled sampler: every index once per epoch, drop_last") {
   std::vector<int> idx;
   for (int i = 0; i < 23; ++i) idx.push_back(i * 2);

@@ -32,10 +32,15 @@ std::string grouped(int64_t n) {
 }
 }  // namespace
 
+namespace {
+const char* const kMirrorNote = "; each image with its mirror image, the two passes averaged (--mirror)";
+}
+
 EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt) {
   EvalResult r;
   r.benchmark = ds.benchmark;
   r.synthetic_data = data::is_synthetic_dataset(ds.root);
+  r.mirror = opt.inference.mirror;
   ScoredImages& sc = r.scored;
   sc.dataset_images = int64_t(ds.samples.size());
   if (ds.benchmark == "imagefolder" || ds.benchmark == "category" || ds.benchmark == "landmark") {
@@ -62,6 +67,7 @@ EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, c
       sc.description = cat("scored all ", grouped(sc.dataset_images), " images of ", ds.root);
     }
     sc.images = int64_t(held.size());
+    if (r.mirror) sc.description += kMirrorNote;
     r.query = run_inference(model, ds, held, device, opt.inference);
     r.heads = head_metrics(r.query, ds);
     return r;
@@ -73,6 +79,7 @@ EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, c
   sc.images = int64_t(q.size() + g.size());
   sc.description = cat("scored ", grouped(int64_t(q.size())), " query and ", grouped(int64_t(g.size())),
                        " gallery images of ", ds.root, " (", grouped(sc.dataset_images), " in all)");
+  if (r.mirror) sc.description += kMirrorNote;
   r.query = run_inference(model, ds, q, device, opt.inference);
   r.gallery = run_inference(model, ds, g, device, opt.inference);
   r.retrieval = evaluate_retrieval(r.query.embeddings, r.gallery.embeddings, opt.ks, device);
@@ -209,6 +216,7 @@ nlohmann::json to_json(const EvalResult& r) {
   if (r.retrieval_gt) j["retrieval_ground_truth_landmarks"] = to_json(*r.retrieval_gt);
   j["heads"] = to_json(r.heads);
   j["synthetic_data"] = r.synthetic_data;
+  j["mirror"] = r.mirror;
   const std::vector<PaperTableRow> rows = paper_table(r);
   if (!rows.empty()) {
     nlohmann::json t = nlohmann::json::array();

@@ -45,6 +45,7 @@ struct EvalResult {
   // The dataset holds kSyntheticMarker (published.h): every output says its figures are not comparable with
   // the published ones beside them.
   bool synthetic_data = false;
+  bool mirror = false;  // InferenceOptions::mirror: every image with its mirror image, averaged
 };
 
 // One row of the paper's tables (published.h): our figure beside the published ones.

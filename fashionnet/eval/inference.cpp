@@ -4,6 +4,7 @@
 #include "core/progress.h"
 #include "data/loader.h"
 #include "dist/comm.h"
+#include "fashionnet/eval/mirror.h"
 #include "fashionnet/model/batch.h"
 
 namespace fn::fashionnet {
@@ -31,25 +32,30 @@ Predictions infer(FashionNet& model, const data::Dataset& ds, const std::vector<
   int64_t dim = cfg.fc7_fusion, done = 0;
   Progress prog(label, int64_t(indices.size()), "img", 20);
   data::Batch b;
-  while (loader.next(b)) {
-    if (b.n == 0) continue;
-    BatchTensors bt = to_tensors(b, ds, device);
+  // One forward pass of a batch, landmark_pool at the predicted landmarks or (when asked) the annotated ones.
+  auto pass = [&](const data::Batch& batch, BatchTensors& bt) {
+    bt = to_tensors(batch, ds, device);
     PoolAt at;
     if (opt.pool_at_ground_truth) at = PoolAt{bt.landmarks, bt.visible};
-    Outputs o = model.forward(bt.images, at);
-    std::vector<float> e = o.embedding.to_vector();
-    feats.insert(feats.end(), e.begin(), e.end());
-    auto append = [](std::vector<float>& dst, const Tensor& t) {
-      if (!t.defined()) return;
-      auto v = t.to_vector();
-      dst.insert(dst.end(), v.begin(), v.end());
-    };
-    append(p.category_logits, o.category);
-    append(p.attribute_logits, o.attributes);
-    append(p.landmark_pred, o.landmark_loc);
-    append(p.landmark_true, bt.landmarks01);
-    p.landmark_visible.insert(p.landmark_visible.end(), b.lm_visible.begin(), b.lm_visible.end());
-    append(p.vis_pred, model.predicted_pool_at(o).visibility);
+    return forward_to_host(model, bt.images, at);
+  };
+  auto append = [](std::vector<float>& dst, const std::vector<float>& v) { dst.insert(dst.end(), v.begin(), v.end()); };
+  while (loader.next(b)) {
+    if (b.n == 0) continue;
+    BatchTensors bt, mirrored_bt;
+    HostOutputs h = pass(b, bt);
+    if (opt.mirror) {
+      data::Batch m = b;
+      data::mirror_batch(m);
+      average_with_mirrored(h, pass(m, mirrored_bt), cfg.input);
+    }
+    append(feats, h.embedding);
+    append(p.category_logits, h.category);
+    append(p.attribute_logits, h.attributes);
+    append(p.landmark_pred, h.landmark_loc);
+    append(p.landmark_true, bt.landmarks01.to_vector());
+    append(p.landmark_visible, b.lm_visible);
+    append(p.vis_pred, visible_from_logits(h.landmark_vis));
     for (int i = 0; i < b.n; ++i) {
       int s = b.sample_index[size_t(i)];
       const data::Sample& smp = ds.samples[size_t(s)];

@@ -1,6 +1,6 @@
 // Running a trained FashionNet over a split: embeddings for retrieval and the heads' predictions for
-// evaluation. No flip, sequential order; landmark_pool at the predicted landmarks (or, when asked, at the
-// ground-truth ones where the data has them).
+// evaluation. Sequential order; landmark_pool at the predicted landmarks (or, when asked, at the ground-truth
+// ones where the data has them). One pass per image, or with `mirror` two, averaged (fashionnet/eval/mirror.h).
 //
 // Over several ranks (InferenceOptions::comm, size > 1): rank r runs the contiguous shard
 // [r*n/N, (r+1)*n/N) of the indices, and every rank gets back the whole result, the shards' rows gathered
@@ -24,6 +24,7 @@ struct InferenceOptions {
   int batch = 32;
   int threads = 2;
   bool pool_at_ground_truth = false;
+  bool mirror = false;   // also run each image mirrored and average the two passes (fashionnet/eval/mirror.h)
   bool skip_bad = false;
   bool progress = true;  // over ranks, rank 0 alone prints (its shard's progress)
   dist::Communicator* comm = nullptr;  // null or size 1: one process runs every image

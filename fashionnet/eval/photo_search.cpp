@@ -11,7 +11,9 @@
 #include "core/autograd.h"
 #include "fashionnet/train/checkpoint.h"
 #include "core/progress.h"
+#include "fashionnet/eval/mirror.h"
 #include "fashionnet/eval/query_image.h"
+#include "data/transform.h"
 #include "kernels/topk_search.h"
 
 namespace fn::fashionnet {
@@ -37,7 +39,7 @@ std::string join_root(const std::string& root, const std::string& path) {
 }  // namespace
 
 PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
-                             int batch, bool progress) {
+                             int batch, bool progress, bool mirror) {
   FN_EXPECT(batch > 0, "--batch: images per forward pass must be at least 1, got ", batch);
   NoGradGuard no_grad;
   nn::ModeGuard eval_mode(model, /*training=*/false);  // as run_inference
@@ -61,16 +63,18 @@ PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& 
       pe.width.push_back(img.w);
       pe.height.push_back(img.h);
     }
-    Tensor x = Tensor::from(chw, {n, 3, int64_t(input), int64_t(input)}, device);
-    Outputs o = model.forward(x, PoolAt{});  // undefined PoolAt: pool at the predicted landmarks
-    std::vector<float> e = o.embedding.to_vector();
-    feats.insert(feats.end(), e.begin(), e.end());
+    const Shape shape{n, 3, int64_t(input), int64_t(input)};
+    // Undefined PoolAt: landmark_pool at the predicted landmarks.
+    HostOutputs h = forward_to_host(model, Tensor::from(chw, shape, device), PoolAt{});
+    if (mirror) {
+      data::mirror_chw(chw.data(), n, input);
+      average_with_mirrored(h, forward_to_host(model, Tensor::from(chw, shape, device), PoolAt{}), input);
+    }
+    feats.insert(feats.end(), h.embedding.begin(), h.embedding.end());
     // landmark_loc is in [0, 1] of the input with pixel centres at loc * input; the whole photo is the
     // input, so (loc * input + 0.5) / input is the fraction of the photo's width (height).
-    std::vector<float> loc = o.landmark_loc.to_vector();
-    for (float v : loc) pe.landmarks.push_back(v + 0.5f / float(input));
-    std::vector<float> vis = model.predicted_pool_at(o).visibility.to_vector();
-    for (float v : vis) pe.visible.push_back(v > 0.5f ? 1 : 0);
+    for (float v : h.landmark_loc) pe.landmarks.push_back(v + 0.5f / float(input));
+    for (float v : visible_from_logits(h.landmark_vis)) pe.visible.push_back(v > 0.5f ? 1 : 0);
     if (progress) prog.update(start + n, double(start + n));
   }
   if (progress) prog.finish(cat(n_all, " images"));
@@ -176,7 +180,7 @@ SearchOutcome search_photos(const SearchRequest& req) {
             req.checkpoint, " produces ", dim, ": the gallery was embedded with another model (re-run `fashionnet "
             "embed` with this checkpoint)");
 
-  PhotoEmbeddings q = embed_photos(*model, req.images, req.device);
+  PhotoEmbeddings q = embed_photos(*model, req.images, req.device, 16, false, req.mirror);
   Tensor qf = q.embeddings.features.cpu(), gf = gallery.features.cpu();
   // Copies, so the caller's embeddings stay as read (the files hold raw fc7_fusion outputs).
   qf = Tensor::from(qf.to_vector(), qf.shape());

@@ -22,9 +22,10 @@ struct PhotoEmbeddings {
 };
 
 // Embeds `paths` in batches of `batch`. A missing or corrupt image throws fn::Error naming it. Paths with
-// white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
+// white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference; with
+// `mirror`, each photo and its mirror image, averaged (fashionnet/eval/mirror.h).
 PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
-                             int batch = 16, bool progress = false);
+                             int batch = 16, bool progress = false, bool mirror = false);
 
 // `embed --data`: the embeddings of one split ("query", "gallery", "train" or "all") of `ds`, their image
 // paths relative to the dataset root, which is recorded (absolute) in `root` so that `search` finds the
@@ -53,6 +54,7 @@ struct SearchRequest {
   std::vector<std::string> images;
   std::vector<std::string> query_item_ids;  // empty, or one per image ("" / "-": unknown)
   int k = 10;
+  bool mirror = false;       // embed each query photo with its mirror image (the gallery: `embed --mirror`)
   std::string html;          // "" : no page
   Device device = Device::CPU;
 };

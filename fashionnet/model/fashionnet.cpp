@@ -4,7 +4,6 @@
 
 #include "core/autograd.h"
 #include "fashionnet/model/backbone.h"
-#include "kernels/softmax.h"
 #include "nn/landmark_pool.h"
 #include "nn/losses.h"
 
@@ -124,13 +123,15 @@ PoolAt FashionNet::predicted_pool_at(const Outputs& o) const {
   int64_t n = o.landmark_loc.size(0);
   PoolAt at;
   at.landmarks = F::scale(o.landmark_loc, double(cfg_.input)).view({n, kSlots, 2});
-  // Visible where the "visible" logit wins: softmax then compare, done on the host (N*kSlots values).
-  Tensor prob = Tensor::empty_like(o.landmark_vis);
-  kernels::softmax_forward(o.landmark_vis, prob);
-  std::vector<float> pv = prob.to_vector(), vis(size_t(n * kSlots));
-  for (size_t i = 0; i < vis.size(); ++i) vis[i] = pv[2 * i] >= pv[2 * i + 1] ? 1.f : 0.f;
-  at.visibility = Tensor::from(vis, {n, kSlots}, o.landmark_loc.device());
+  at.visibility = Tensor::from(visible_from_logits(o.landmark_vis.to_vector()), {n, kSlots}, o.landmark_loc.device());
   return at;
+}
+
+std::vector<float> visible_from_logits(const std::vector<float>& logits) {
+  FN_CHECK(logits.size() % 2 == 0, "visible_from_logits: ", logits.size(), " logits, not (visible, not visible) pairs");
+  std::vector<float> vis(logits.size() / 2);  // the host does it: N*kSlots values
+  for (size_t i = 0; i < vis.size(); ++i) vis[i] = logits[2 * i] >= logits[2 * i + 1] ? 1.f : 0.f;
+  return vis;
 }
 
 }  // namespace fn::fashionnet

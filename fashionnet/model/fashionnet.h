@@ -14,6 +14,7 @@
 // (landmark_loc, with visibility from landmark_vis).
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "data/dataset.h"
 #include "fashionnet/model/config.h"
@@ -40,6 +41,10 @@ struct Outputs {
 
 // The fraction of the units (columns) of act (N, units) that are zero for all N rows.
 double dead_fraction(const Tensor& act);
+
+// The visibility rule of predicted landmarks: 1 where a slot's "visible" logit is at least its "not visible"
+// one (the larger softmax probability), else 0. `logits`: kSlots x 2 per image, as Outputs::landmark_vis.
+std::vector<float> visible_from_logits(const std::vector<float>& logits);
 
 // Where landmark_pool looks: ground truth (training) or the model's own prediction (evaluation).
 struct PoolAt {
