@@ -30,11 +30,9 @@ std::string grouped(int64_t n) {
   }
   return out;
 }
-}  // namespace
 
-namespace {
 const char* const kMirrorNote = "; each image with its mirror image, the two passes averaged (--mirror)";
-}
+}  // namespace
 
 EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt) {
   EvalResult r;

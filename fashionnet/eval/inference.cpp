@@ -42,12 +42,13 @@ Predictions infer(FashionNet& model, const data::Dataset& ds, const std::vector<
   auto append = [](std::vector<float>& dst, const std::vector<float>& v) { dst.insert(dst.end(), v.begin(), v.end()); };
   while (loader.next(b)) {
     if (b.n == 0) continue;
-    BatchTensors bt, mirrored_bt;
+    BatchTensors bt;
     HostOutputs h = pass(b, bt);
     if (opt.mirror) {
       data::Batch m = b;
       data::mirror_batch(m);
-      average_with_mirrored(h, pass(m, mirrored_bt), cfg.input);
+      BatchTensors mt;
+      average_with_mirrored(h, pass(m, mt), cfg.input);
     }
     append(feats, h.embedding);
     append(p.category_logits, h.category);
