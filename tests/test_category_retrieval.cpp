@@ -1,6 +1,6 @@
 // bench/realphotos/category_retrieval.py, the real-photo retrieval by class of docs/RESULTS.md: its hold-out is
-// the trainer's (data::holdout_indices, which it re-states in Python), and its figures on embeddings whose
-// answers are known. Skipped, saying why, where Debian's python lacks numpy.
+// the trainer's (data::holdout_indices, restated in Python by bench/pytorch/holdout.py, which the PyTorch
+// fine-tune scripts share), and its figures on embeddings whose answers are known. Skipped, saying why, where Debian's python lacks numpy.
 #include <cstdio>
 #include <cstdlib>
 #include <sys/wait.h>

@@ -37,17 +37,11 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fashionnet_ref as ref  # noqa: E402
+from holdout import held_out  # noqa: E402
 
 WARM = 3  # steps of a stage left out of its rate: the loader's workers start, the allocator warms up
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # data/transform.cpp's ImageNet normalisation
 STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-
-def fnv1a(s):  # data/split.cpp hash_name
-    h = 1469598103934665603
-    for c in s.encode("utf-8"):
-        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
 
 
 def read_imagefolder(root):
@@ -64,7 +58,7 @@ def read_imagefolder(root):
 
 
 def split(samples, holdout):
-    held = [i for i, s in enumerate(samples) if fnv1a(s[0]) % 10000 < holdout * 10000]
+    held = [i for i, s in enumerate(samples) if held_out(s[0], holdout)]
     hs = set(held)
     return [i for i in range(len(samples)) if i not in hs], held
 

@@ -11,23 +11,20 @@ writes (P.npy, P.ids.txt; paths relative to DIR, "CLASS/FILE"), and prints, as J
   map     the mean average precision over the whole ranked gallery.
 Nearest: Euclidean on L2-normalised embeddings, as `fashionnet metrics` and `search` rank.
 
-The hold-out is the trainer's (data/split.cpp): an image is held out when the FNV-1a hash of its path, modulo
-10,000, is below F x 10,000. `--expect N` checks the count against `fashionnet eval --holdout F`'s.
+The hold-out is the trainer's (data/split.cpp, restated in bench/pytorch/holdout.py). `--expect N` checks
+the count against `fashionnet eval --holdout F`'s.
 
   python3 bench/realphotos/category_retrieval.py PREFIX [--holdout 0.1] [--expect 377]
 """
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
 
-
-def fnv1a(name: str) -> int:
-    h = 1469598103934665603
-    for byte in name.encode():
-        h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pytorch"))
+from holdout import held_out  # noqa: E402  (the trainer's rule, shared with finetune_imagefolder.py)
 
 
 def main() -> int:
@@ -46,7 +43,7 @@ def main() -> int:
     if len(paths) != emb.shape[0]:
         print(f"{a.prefix}: {emb.shape[0]} embeddings but {len(paths)} ids lines", file=sys.stderr)
         return 2
-    held = np.array([fnv1a(p) % 10000 < a.holdout * 10000 for p in paths])
+    held = np.array([held_out(p, a.holdout) for p in paths])
     if a.expect is not None and int(held.sum()) != a.expect:
         print(f"{int(held.sum())} held-out images, expected {a.expect}: not the trainer's hold-out", file=sys.stderr)
         return 2
