@@ -31,6 +31,10 @@
 
 #include <algorithm>
 #include <cstring>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -212,6 +216,13 @@ template <class T>
 using Vec = typename VecOf<T>::type;
 template <class T>
 constexpr int kVecLanes = int(32 / sizeof(T));
+// Whether cb_gather / cb_scatter transpose whole blocks in registers (float on AVX2).
+template <class T>
+#ifdef __AVX2__
+constexpr bool kSimdTranspose = std::is_same_v<T, float>;
+#else
+constexpr bool kSimdTranspose = false;
+#endif
 template <class T>
 inline Vec<T> load(const T* p) {
   Vec<T> v;
@@ -548,43 +559,103 @@ void backward_filter_fast(const T* x, const T* gy, T* gw, const DwGeom& g) {
 // reverse transpose. Channels past C in the last block are zeros and are never written.
 int64_t channel_blocks(const DwGeom& g, int lanes) { return (g.C + lanes - 1) / lanes; }
 
+// The transposes between L planes and one interleaved buffer walk the planes' flat index k = h W + w, L
+// positions at a time: for float with a whole block of 8 channels, 8 rows of 8 floats (one per plane) are
+// loaded, transposed in registers (transpose8) and stored as 8 vectors, where an element-by-element copy would
+// cost 64 scalar loads and stores (measured: as much time as the arithmetic of a 5x5 forward). The ragged
+// end, the last block's missing channels and float64 (the gradient checks) take the element loop.
+#ifdef __AVX2__
+// r[i][j] -> r[j][i] for an 8x8 block of floats.
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+#endif
+
+// Visits the flat positions k = h W + w of an H x W plane in order, L at a time while L remain:
+// whole(k, off) gets the buffer offsets off[j] = (h + pad) Wp + w + pad of positions k .. k + L - 1, then
+// rest(k, off) takes the remaining positions one by one.
+template <int L, class Whole, class One>
+void cb_walk(int64_t H, int64_t W, int64_t pad, int64_t Wp, bool vector_ok, Whole&& whole, One&& one) {
+  int64_t h = 0, w = 0, k = 0;
+  const auto next = [&] {
+    const int64_t off = (h + pad) * Wp + w + pad;
+    if (++w == W) w = 0, ++h;
+    return off;
+  };
+  if (vector_ok)
+    for (; k + L <= H * W; k += L) {
+      int64_t off[L];
+      for (int j = 0; j < L; ++j) off[j] = next();
+      whole(k, off);
+    }
+  for (; k < H * W; ++k) one(k, next());
+}
+
 // dst[(h + pad) * Wp + w + pad][lane] = plane (n, c0 + lane) of t (H x W), 0 elsewhere and beyond C.
 template <class T>
 void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp,
                int64_t Wp, T* dst) {
   constexpr int L = kVecLanes<T>;
-  std::fill(dst, dst + Hp * Wp * L, T(0));
-  const int64_t nl = std::min<int64_t>(L, C - c0);
-  const T* src = t + (n * C + c0) * H * W;
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t w = 0; w < W; ++w) {
-      T* d = dst + ((h + pad) * Wp + w + pad) * L;  // one vector's L lanes, written together
-      const T* sp = src + h * W + w;
-      if (nl == L) {  // a whole block: the lane loop unrolled, without tests
-#pragma GCC unroll 8
-        for (int l = 0; l < L; ++l) d[l] = sp[l * H * W];
-      } else {
-        for (int64_t l = 0; l < nl; ++l) d[l] = sp[l * H * W];
-      }
+  const int64_t nl = std::min<int64_t>(L, C - c0), hw = H * W;
+  const T* src = t + (n * C + c0) * hw;
+  // The zero border only (and every lane when the block is partial): the interior is overwritten.
+  if (nl < L) std::fill(dst, dst + Hp * Wp * L, T(0));
+  else {
+    std::fill(dst, dst + pad * Wp * L, T(0));
+    std::fill(dst + (pad + H) * Wp * L, dst + Hp * Wp * L, T(0));
+    for (int64_t h = pad; h < pad + H; ++h) {
+      std::fill(dst + h * Wp * L, dst + (h * Wp + pad) * L, T(0));
+      std::fill(dst + (h * Wp + pad + W) * L, dst + (h + 1) * Wp * L, T(0));
     }
+  }
+  cb_walk<L>(
+      H, W, pad, Wp, kSimdTranspose<T> && nl == L,
+      [&](int64_t k, const int64_t* off) {
+#ifdef __AVX2__
+        if constexpr (kSimdTranspose<T>) {
+          __m256 r[8];
+          for (int l = 0; l < 8; ++l) r[l] = _mm256_loadu_ps(src + l * hw + k);
+          transpose8(r);
+          for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + off[j] * L, r[j]);
+        }
+#endif
+      },
+      [&](int64_t k, int64_t off) {
+        for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = src[l * hw + k];
+      });
 }
 // Plane (n, c0 + lane) of t (H x W) = src[(h + pad) * Wp + w + pad][lane], lanes below C only.
 template <class T>
 void cb_scatter(const T* src, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Wp, T* t) {
   constexpr int L = kVecLanes<T>;
-  const int64_t nl = std::min<int64_t>(L, C - c0);
-  T* dst = t + (n * C + c0) * H * W;
-  for (int64_t h = 0; h < H; ++h)
-    for (int64_t w = 0; w < W; ++w) {
-      const T* v = src + ((h + pad) * Wp + w + pad) * L;
-      T* dp = dst + h * W + w;
-      if (nl == L) {
-#pragma GCC unroll 8
-        for (int l = 0; l < L; ++l) dp[l * H * W] = v[l];
-      } else {
-        for (int64_t l = 0; l < nl; ++l) dp[l * H * W] = v[l];
-      }
-    }
+  const int64_t nl = std::min<int64_t>(L, C - c0), hw = H * W;
+  T* dst = t + (n * C + c0) * hw;
+  cb_walk<L>(
+      H, W, pad, Wp, kSimdTranspose<T> && nl == L,
+      [&](int64_t k, const int64_t* off) {
+#ifdef __AVX2__
+        if constexpr (kSimdTranspose<T>) {
+          __m256 r[8];
+          for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(src + off[j] * L);
+          transpose8(r);
+          for (int l = 0; l < 8; ++l) _mm256_storeu_ps(dst + l * hw + k, r[l]);
+        }
+#endif
+      },
+      [&](int64_t k, int64_t off) {
+        for (int64_t l = 0; l < nl; ++l) dst[l * hw + k] = src[off * L + l];
+      });
 }
 inline void store_vec(float* p, Vec<float> v) { std::memcpy(p, &v, sizeof v); }
 inline void store_vec(double* p, Vec<double> v) { std::memcpy(p, &v, sizeof v); }
@@ -605,55 +676,109 @@ struct CbDims {
 CbDims cb_dims(const DwGeom& g) { return {g.H + 2 * g.pad, g.W + 2 * g.pad}; }
 
 // Runs item(n, c0, scratch) for every (image, channel block) on the threads; every output belongs to one item.
+// The scratch: xb of xb_pixels vectors and yb of yb_pixels (0: the padded input's and the larger map's).
 template <class T, class F>
-void for_channel_blocks(const DwGeom& g, F&& item) {
+void for_channel_blocks(const DwGeom& g, F&& item, int64_t xb_pixels = 0, int64_t yb_pixels = 0) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
   const int64_t cbs = channel_blocks(g, L), items = g.N * cbs;
+  if (xb_pixels == 0) xb_pixels = d.Hp * d.Wp;
+  if (yb_pixels == 0) yb_pixels = std::max(g.pq(), g.hw());
   cpu_parallel_ranges(items, threads_for(macs(g), items), [&](int64_t i0, int64_t i1) {
-    std::vector<T> xb(size_t(d.Hp * d.Wp * L)), yb(size_t(std::max(g.pq(), g.hw()) * L));
+    std::vector<T> xb(size_t(xb_pixels * L)), yb(size_t(yb_pixels * L));
     std::vector<Vec<T>> wv(size_t(g.rs()) + 1);
     for (int64_t i = i0; i < i1; ++i) item(i / cbs, (i % cbs) * L, xb.data(), yb.data(), wv.data());
   });
 }
 
-// The outputs of one channel block: yb[p][q] = bias + sum_{r,s} wv[r S + s] * xb[st p + r][st q + s], four
-// outputs at a time (four independent FMA chains hide the FMA latency). KR, KS > 0 fix the filter size at
-// compile time (3x3, 5x5: the taps unrolled, their weights held in registers); 0 takes g.R, g.S.
-template <class T, int KR, int KS>
-void cb_forward_rows(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
-  constexpr int L = kVecLanes<T>;
-  const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S, st = g.stride;
-  for (int64_t p = 0; p < g.P; ++p) {
-    int64_t q = 0;
-    for (; q + 4 <= g.Q; q += 4) {
-      Vec<T> a0 = Vec<T>{}, a1 = a0, a2 = a0, a3 = a0;
+// Calls f(K, ST) with K, ST as std::integral_constant for the shapes with compiled kernels (square 3x3 and
+// 5x5 filters at stride 1 and 2: every Lite0 / MobileNet layer) and returns true; false for the others, which
+// take the loops with run-time sizes.
+template <int V>
+using Int = std::integral_constant<int, V>;
+template <class F>
+bool with_fixed_size(int64_t R, int64_t S, int64_t stride, F&& f) {
+  if (R != S || (R != 3 && R != 5) || (stride != 1 && stride != 2)) return false;
+  if (R == 3) stride == 1 ? f(Int<3>{}, Int<1>{}) : f(Int<3>{}, Int<2>{});
+  else stride == 1 ? f(Int<5>{}, Int<1>{}) : f(Int<5>{}, Int<2>{});
+  return true;
+}
+
+// The outputs of one channel block: yb[p][q] = bias + sum_{r,s} wv[r S + s] * xb[st p + r][st q + s], each
+// output's taps added in the order (r, s).
+// K x K at stride ST, compiled: NQ outputs of a row at a time (NQ independent FMA chains hide the FMA latency).
+// For each filter row the row's K weights go to registers and the NX input vectors the NQ outputs read are
+// loaded once each and added into every output that uses them (x_i feeds output j through tap s = i - ST j), so
+// a tap costs one FMA and no load of its own. Left to itself GCC kept a spilled pointer per tap, reloaded
+// before each FMA (measured: 2x slower at 5x5).
+template <class T, int K, int ST, int NQ>
+inline void cb_forward_outputs(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, int64_t p, int64_t q,
+                               int64_t Q, T* yb) {
+  constexpr int L = kVecLanes<T>, NX = (NQ - 1) * ST + K;
+  Vec<T> a[NQ] = {};
 #pragma GCC unroll 5
-      for (int64_t r = 0; r < R; ++r) {
-        const T* row = xb + ((st * p + r) * Wp + st * q) * L;
-#pragma GCC unroll 5
-        for (int64_t s = 0; s < S; ++s) {
-          const Vec<T> wt = wv[r * S + s];
-          a0 += wt * load(row + s * L);
-          a1 += wt * load(row + (st + s) * L);
-          a2 += wt * load(row + (2 * st + s) * L);
-          a3 += wt * load(row + (3 * st + s) * L);
-        }
-      }
-      store_vec(yb + (p * g.Q + q) * L, a0 + bias);
-      store_vec(yb + (p * g.Q + q + 1) * L, a1 + bias);
-      store_vec(yb + (p * g.Q + q + 2) * L, a2 + bias);
-      store_vec(yb + (p * g.Q + q + 3) * L, a3 + bias);
+  for (int r = 0; r < K; ++r) {
+    const T* row = xb + ((ST * p + r) * Wp + ST * q) * L;
+    Vec<T> wr[K];
+    for (int s = 0; s < K; ++s) wr[s] = wv[r * K + s];
+#pragma GCC unroll 19
+    for (int i = 0; i < NX; ++i) {
+      const Vec<T> x = load(row + i * L);
+#pragma GCC unroll 8
+      for (int j = 0; j < NQ; ++j)
+        if (i - ST * j >= 0 && i - ST * j < K) a[j] += wr[i - ST * j] * x;
     }
-    for (; q < g.Q; ++q) {
+  }
+  for (int j = 0; j < NQ; ++j) store_vec(yb + (p * Q + q + j) * L, a[j] + bias);
+}
+// The block width NQ (4 to 8) is the one that computes the fewest outputs for a row of Q (the larger on a tie):
+// 7 for 14 and 28, 5 for 10 and 20, 8 for 56 and 112, Q itself below 8. With 8 chains and a 5x5 row's weights,
+// 14 of the 16 AVX2 registers are busy. A ragged end is one more block, moved back to end at Q: its first outputs
+// are computed again, the same way, to the same bits (one output at a time would be a single 25-FMA chain,
+// latency-bound).
+int block_width(int64_t Q) {
+  int best = 8;
+  for (int nq = 8; nq >= 4; --nq)
+    if ((Q + nq - 1) / nq * nq < (Q + best - 1) / best * best) best = nq;
+  return best;
+}
+template <class T, int K, int ST>
+void cb_forward_fixed(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
+  constexpr int L = kVecLanes<T>;
+  const auto rows = [&](auto nq) {
+    constexpr int NQ = decltype(nq)::value;
+    for (int64_t p = 0; p < g.P; ++p)
+      for (int64_t q = 0; q < g.Q; q += NQ)
+        cb_forward_outputs<T, K, ST, NQ>(xb, Wp, wv, bias, p, std::min(q, g.Q - NQ), g.Q, yb);
+  };
+  if (g.Q >= 4) switch (block_width(g.Q)) {
+      case 8: return rows(Int<8>{});
+      case 7: return rows(Int<7>{});
+      case 6: return rows(Int<6>{});
+      case 5: return rows(Int<5>{});
+      default: return rows(Int<4>{});
+    }
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q) {
       Vec<T> a = Vec<T>{};
-#pragma GCC unroll 5
+      for (int r = 0; r < K; ++r)
+        for (int s = 0; s < K; ++s) a += wv[r * K + s] * load(xb + ((ST * p + r) * Wp + ST * q + s) * L);
+      store_vec(yb + (p * g.Q + q) * L, a + bias);
+    }
+}
+
+// Any filter size and stride, sizes at run time: the same sums in the same order.
+template <class T>
+void cb_forward_any(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
+  constexpr int L = kVecLanes<T>;
+  const int64_t R = g.R, S = g.S, st = g.stride;
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q) {
+      Vec<T> a = Vec<T>{};
       for (int64_t r = 0; r < R; ++r)
-#pragma GCC unroll 5
         for (int64_t s = 0; s < S; ++s) a += wv[r * S + s] * load(xb + ((st * p + r) * Wp + st * q + s) * L);
       store_vec(yb + (p * g.Q + q) * L, a + bias);
     }
-  }
 }
 
 template <class T>
@@ -665,20 +790,60 @@ void forward_channels(const T* x, const T* w, const T* b, T* y, const DwGeom& g,
     cb_weights(w, g, c0, wv);
     Vec<T> bias = Vec<T>{};
     for (int64_t l = 0; b && l < std::min<int64_t>(L, g.C - c0); ++l) bias[l] = b[c0 + l];
-    if (g.R == 3 && g.S == 3) cb_forward_rows<T, 3, 3>(xb, d.Wp, wv, bias, g, yb);
-    else if (g.R == 5 && g.S == 5) cb_forward_rows<T, 5, 5>(xb, d.Wp, wv, bias, g, yb);
-    else cb_forward_rows<T, 0, 0>(xb, d.Wp, wv, bias, g, yb);
+    if (!with_fixed_size(g.R, g.S, g.stride, [&](auto k, auto st) {
+          cb_forward_fixed<T, decltype(k)::value, decltype(st)::value>(xb, d.Wp, wv, bias, g, yb);
+        }))
+      cb_forward_any(xb, d.Wp, wv, bias, g, yb);
     if (relu)
       for (int64_t i = 0; i < g.pq() * L; ++i) yb[i] = yb[i] > T(0) ? yb[i] : T(0);
     cb_scatter(yb, g.C, n, c0, g.P, g.Q, 0, g.Q, y);
   });
 }
 
+// The stride-2 data gradient of one row h of a channel block, gathered: pixel w of the zero-padded input at
+// h' = h + pad = 2 i + A, w' = w + pad = 2 j + B takes the taps r = A + 2u, s = B + 2v only, reading
+// g[i - u][j - v], so
+//   gx[h][w] = sum_{u < NU, v < NV} W[A + 2u][B + 2v] * g[i - u][j - v]     (NU = (K - A + 1) / 2, NV likewise)
+// in the order (u, v): a small correlation of g with the phase's sub-filter (3x3: 2x2, 2x1, 1x2, 1x1; 5x5: 3x3 to
+// 2x2). gyb holds g with a zero border of `bd` on every side (Wq columns), so no tap tests a bound. Pixels
+// j .. j + 3 of the phase are computed together as in cb_forward_fixed (a ragged end: the block moved back).
+template <class T, int K, int A, int B>
+void cb_data_s2_row(const T* gyb, int64_t Wq, int64_t bd, const Vec<T>* wv, int64_t i, int64_t pad, int64_t W,
+                    T* gx_row) {
+  constexpr int L = kVecLanes<T>, NU = (K - A + 1) / 2, NV = (K - B + 1) / 2, NM = 4, NX = NM - 1 + NV;
+  const int64_t last = W - 1 + pad - B;  // w < W: j <= last / 2
+  const int64_t j0 = (pad - B + 1) / 2, j1 = last < 0 ? 0 : last / 2 + 1;
+  const auto col = [&](int64_t j) { return (2 * j + B - pad) * L; };
+  int64_t j = j0;
+  for (; j < j1 && j1 - j0 >= NM; j += NM) {
+    j = std::min(j, j1 - NM);
+    Vec<T> a[NM] = {};
+#pragma GCC unroll 3
+    for (int u = 0; u < NU; ++u) {
+      const T* row = gyb + ((i - u + bd) * Wq + j + bd - (NV - 1)) * L;  // column j - (NV - 1) of g
+#pragma GCC unroll 6
+      for (int k = NX - 1; k >= 0; --k) {  // g[i - u][j + k - (NV - 1)]: output m takes it as tap v = m + NV - 1 - k
+        const Vec<T> x = load(row + k * L);
+#pragma GCC unroll 4
+        for (int m = 0; m < NM; ++m)
+          if (m + NV - 1 - k >= 0 && m + NV - 1 - k < NV) a[m] += wv[(A + 2 * u) * K + B + 2 * (m + NV - 1 - k)] * x;
+      }
+    }
+    for (int m = 0; m < NM; ++m) store_vec(gx_row + col(j + m), a[m]);
+  }
+  for (; j < j1; ++j) {
+    Vec<T> a = Vec<T>{};
+    for (int u = 0; u < NU; ++u)
+      for (int v = 0; v < NV; ++v) a += wv[(A + 2 * u) * K + B + 2 * v] * load(gyb + ((i - u + bd) * Wq + j - v + bd) * L);
+    store_vec(gx_row + col(j), a);
+  }
+}
+
 // The data gradient. Stride 1 (square filter): the forward of gy with the flipped filter and pad R-1-pad,
-// which gives back H x W. Stride 2: the scatter, vector-wide: each output gradient vector adds W * g into the
-// R x S pixels its taps read, in the order (p, q, r, s): a fixed order, so the result repeats bitwise (the
-// gather would need the phase split of the plane path; the scatter's read-modify-writes cost about 2x the
-// forward, measured).
+// which gives back H x W. Stride 2 with a 3x3 or 5x5 filter: the phase gather of cb_data_s2_row. Other filters
+// and strides: the scatter, vector-wide: each output gradient vector adds W * g into the R x S pixels its taps
+// read, in the order (p, q, r, s): a fixed order, so the result repeats bitwise (its read-modify-writes cost
+// 2-3x the gather, measured).
 template <class T>
 void backward_data_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
   constexpr int L = kVecLanes<T>;
@@ -688,6 +853,32 @@ void backward_data_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
       for (int64_t t = 0; t < g.rs(); ++t) flipped[size_t(c * g.rs() + g.rs() - 1 - t)] = w[c * g.rs() + t];
     const DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, g.R - 1 - g.pad, g.H, g.W};
     return forward_channels<T>(gy, flipped.data(), nullptr, gx, gt, false);
+  }
+  if (g.stride == 2 && g.R == g.S && (g.R == 3 || g.R == 5)) {
+    const int64_t bd = g.R, Wq = g.Q + 2 * bd;  // a border no tap reaches past (i <= P - 1 + (R - 1) / 2)
+    for_channel_blocks<T>(
+        g,
+        [&](int64_t n, int64_t c0, T* gxb, T* gyb, Vec<T>* wv) {
+          cb_gather(gy, g.C, n, c0, g.P, g.Q, bd, g.P + 2 * bd, Wq, gyb);
+          cb_weights(w, g, c0, wv);
+          for (int64_t h = 0; h < g.H; ++h) {
+            const int64_t i = (h + g.pad) / 2;
+            T* row = gxb + h * g.W * L;
+            with_fixed_size(g.R, g.S, 1, [&](auto k, auto) {
+              constexpr int K = decltype(k)::value;
+              if ((h + g.pad) % 2 == 0) {
+                cb_data_s2_row<T, K, 0, 0>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
+                cb_data_s2_row<T, K, 0, 1>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
+              } else {
+                cb_data_s2_row<T, K, 1, 0>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
+                cb_data_s2_row<T, K, 1, 1>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
+              }
+            });
+          }
+          cb_scatter(gxb, g.C, n, c0, g.H, g.W, 0, g.W, gx);
+        },
+        g.hw(), (g.P + 2 * bd) * Wq);
+    return;
   }
   const CbDims d = cb_dims(g);
   for_channel_blocks<T>(g, [&](int64_t n, int64_t c0, T* gxb, T* gyb, Vec<T>* wv) {
@@ -706,54 +897,75 @@ void backward_data_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
   });
 }
 
-// acc[r S + s] += sum_{p,q} gyb[p][q] * xb[st p + r][st q + s], in increasing (p, q). KR, KS > 0 fix the
-// filter size at compile time (the sums then live in registers over the whole image); 0 takes g.R, g.S.
-template <class T, int KR, int KS>
-void cb_filter_add(const T* xb, int64_t Wp, const T* gyb, const DwGeom& g, Vec<T>* acc_out) {
+// acc[r S + s] += sum_{p,q} gyb[p][q] * xb[st p + r][st q + s], each sum in increasing (p, q).
+// K x K at stride ST, compiled: the filter rows in passes of NR rows whose NR K sums stay in registers for the
+// whole image (at most 12 of the 16 AVX2 registers: all 9 of a 3x3 in one pass, a 5x5's rows in passes of
+// 2, 2, 1; its 25 sums at once spilled to the stack, a load and a store around each FMA). Each sum still adds
+// its terms in the order (p, q), so the passes change no result.
+template <class T, int K, int ST, int R0, int NR>
+void cb_filter_rows(const T* xb, int64_t Wp, const T* gyb, const DwGeom& g, Vec<T>* acc) {
   constexpr int L = kVecLanes<T>;
-  constexpr int kFixed = KR > 0 ? KR * KS : 1;
-  const int64_t R = KR ? KR : g.R, S = KS ? KS : g.S, st = g.stride;
-  Vec<T> fixed[kFixed];
-  Vec<T>* acc = KR ? fixed : acc_out;
-  if (KR)
-    for (int t = 0; t < kFixed; ++t) fixed[t] = acc_out[t];
+  Vec<T> a[NR * K];
+  for (int t = 0; t < NR * K; ++t) a[t] = acc[R0 * K + t];
   for (int64_t p = 0; p < g.P; ++p)
     for (int64_t q = 0; q < g.Q; ++q) {
       const Vec<T> gv = load(gyb + (p * g.Q + q) * L);
 #pragma GCC unroll 5
-      for (int64_t r = 0; r < R; ++r) {
-        const T* row = xb + ((st * p + r) * Wp + st * q) * L;
+      for (int r = 0; r < NR; ++r) {
+        const T* row = xb + ((ST * p + R0 + r) * Wp + ST * q) * L;
 #pragma GCC unroll 5
-        for (int64_t s = 0; s < S; ++s) acc[r * S + s] += gv * load(row + s * L);
+        for (int s = 0; s < K; ++s) a[r * K + s] += gv * load(row + s * L);
       }
     }
-  if (KR)
-    for (int t = 0; t < kFixed; ++t) acc_out[t] = fixed[t];
+  for (int t = 0; t < NR * K; ++t) acc[R0 * K + t] = a[t];
+}
+template <class T, int K, int ST, int R0 = 0>
+void cb_filter_fixed(const T* xb, int64_t Wp, const T* gyb, const DwGeom& g, Vec<T>* acc) {
+  constexpr int kRows = 12 / K, NR = K - R0 < kRows ? K - R0 : kRows;
+  cb_filter_rows<T, K, ST, R0, NR>(xb, Wp, gyb, g, acc);
+  if constexpr (R0 + NR < K) cb_filter_fixed<T, K, ST, R0 + NR>(xb, Wp, gyb, g, acc);
+}
+// Any filter size and stride, sizes at run time: the same sums in the same order.
+template <class T>
+void cb_filter_any(const T* xb, int64_t Wp, const T* gyb, const DwGeom& g, Vec<T>* acc) {
+  constexpr int L = kVecLanes<T>;
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q) {
+      const Vec<T> gv = load(gyb + (p * g.Q + q) * L);
+      for (int64_t r = 0; r < g.R; ++r) {
+        const T* row = xb + ((g.stride * p + r) * Wp + g.stride * q) * L;
+        for (int64_t s = 0; s < g.S; ++s) acc[r * g.S + s] += gv * load(row + s * L);
+      }
+    }
 }
 
 // The filter gradient of a channel block: lane l of tap t's vector is channel c0 + l's sum, added in the order
-// (n, p, q): one sequential sum per channel, in an order fixed by the shape. Threads split the channel blocks.
+// (n, p, q): one sequential sum per channel, in an order fixed by the shape. Threads split the channel blocks
+// into contiguous ranges; a thread walks its range image by image (n outer), holding every block's sums, so
+// that it reads x and gy in long contiguous runs (block by block with n inside, each image's 8 planes were a
+// short run the prefetcher never caught: the transposes then cost more than the arithmetic). Each channel's
+// sum keeps the order (n, p, q) either way.
 template <class T>
 void backward_filter_channels(const T* x, const T* gy, T* gw, const DwGeom& g) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
-  const int64_t cbs = channel_blocks(g, L);
+  const int64_t cbs = channel_blocks(g, L), rs = g.rs();
   cpu_parallel_ranges(cbs, threads_for(macs(g), cbs), [&](int64_t b0, int64_t b1) {
     std::vector<T> xb(size_t(d.Hp * d.Wp * L)), gyb(size_t(g.pq() * L));
-    std::vector<Vec<T>> acc(size_t(g.rs()));
-    for (int64_t cb = b0; cb < b1; ++cb) {
-      const int64_t c0 = cb * L;
-      std::fill(acc.begin(), acc.end(), Vec<T>{});
-      for (int64_t n = 0; n < g.N; ++n) {
-        cb_gather(x, g.C, n, c0, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
-        cb_gather(gy, g.C, n, c0, g.P, g.Q, 0, g.P, g.Q, gyb.data());
-        if (g.R == 3 && g.S == 3) cb_filter_add<T, 3, 3>(xb.data(), d.Wp, gyb.data(), g, acc.data());
-        else if (g.R == 5 && g.S == 5) cb_filter_add<T, 5, 5>(xb.data(), d.Wp, gyb.data(), g, acc.data());
-        else cb_filter_add<T, 0, 0>(xb.data(), d.Wp, gyb.data(), g, acc.data());
+    std::vector<Vec<T>> acc(size_t((b1 - b0) * rs), Vec<T>{});
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t cb = b0; cb < b1; ++cb) {
+        Vec<T>* a = acc.data() + (cb - b0) * rs;
+        cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
+        cb_gather(gy, g.C, n, cb * L, g.P, g.Q, 0, g.P, g.Q, gyb.data());
+        if (!with_fixed_size(g.R, g.S, g.stride, [&](auto k, auto st) {
+              cb_filter_fixed<T, decltype(k)::value, decltype(st)::value>(xb.data(), d.Wp, gyb.data(), g, a);
+            }))
+          cb_filter_any(xb.data(), d.Wp, gyb.data(), g, a);
       }
-      for (int64_t l = 0; l < std::min<int64_t>(L, g.C - c0); ++l)
-        for (int64_t t = 0; t < g.rs(); ++t) gw[(c0 + l) * g.rs() + t] = acc[size_t(t)][l];
-    }
+    for (int64_t cb = b0; cb < b1; ++cb)
+      for (int64_t l = 0; l < std::min<int64_t>(L, g.C - cb * L); ++l)
+        for (int64_t t = 0; t < rs; ++t) gw[(cb * L + l) * rs + t] = acc[size_t((cb - b0) * rs + t)][l];
   });
 }
 

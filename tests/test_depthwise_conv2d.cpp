@@ -229,6 +229,31 @@ TEST_CASE("nn::Conv2d: depthwise, strided and bias-free layers; fan-out init div
   REQUIRE_THROWS_AS(nn::Conv2d(16, 16, rng, o), Error);
 }
 
+TEST_CASE("depthwise_conv2d: channel path with whole 8-channel blocks, pads other than k/2, ragged row ends") {
+  // 9 channels: one block of 8 (the register transposes) and one of 1 (the element loops). Widths give rows of
+  // fewer than 4 outputs, exactly 4 and a ragged end (the 4-output blocks moved back), at every pad the
+  // phases of the stride-2 data gradient see.
+  uint64_t seed = 900;
+  for (int k : {3, 5})
+    for (int stride : {1, 2})
+      for (int pad = 0; pad <= k / 2 + 1; ++pad)
+        for (auto [h, w] : {std::pair{5, 5}, std::pair{9, 7}, std::pair{14, 13}, std::pair{4, 12}}) {
+          if (h + 2 * pad < k || w + 2 * pad < k) continue;
+          for (DType t : {DType::F32, DType::F64}) {
+            Problem p = make({2, 9, h, w, k, stride}, seed++, t);
+            p.pad = pad;
+            Tensor gy = grad_for(p, seed++);
+            INFO("x 2x9x" << h << "x" << w << " k" << k << " s" << stride << " pad " << pad
+                          << (t == DType::F64 ? " float64" : " float32"));
+            Grads fast = run(p, gy, DepthwiseAlgo::CpuChannels), ref = run(p, gy, DepthwiseAlgo::Reference);
+            const double tol = t == DType::F64 ? 1e-13 : 1e-5;
+            FN_REQUIRE_CLOSE(fast.y, ref.y, tol, tol);
+            FN_REQUIRE_CLOSE(fast.gx, ref.gx, tol, tol);
+            FN_REQUIRE_CLOSE(fast.gw, ref.gw, 10 * tol, tol);
+          }
+        }
+}
+
 TEST_CASE("depthwise_conv2d: CUDA (v1, v2 tiled, cuDNN grouped) matches the CPU, forward and backward") {
   FN_REQUIRE_CUDA();
   std::vector<Case> cases = kCases;
