@@ -11,7 +11,7 @@
 //   time:      --warmup steps, then --steps timed steps; the median step time gives images/s;
 //   --profile: shares of the measured step. VGG16: the trunk's and conv5's convolutions and poolings timed
 //              kernel by kernel at the model's shapes (forward, data gradient, filter gradient). Lite0: every op
-//              kind (batch norm, depthwise, 1x1, stem conv, ReLU6, residual add, pooling, fc layers, losses,
+//              kind (batch norm with its ReLU6, depthwise, 1x1, stem conv, residual add, pooling, fc layers, losses,
 //              optimiser), each op run alone at its shape through its module and autograd (profile_lite0_ops).
 //              Every backbone: landmark pooling, the losses, clipping and SGD at the model's shapes;
 //   memory:    allocator peak bytes on the device and the process's max RSS;
@@ -402,7 +402,7 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     return kinds.back();
   };
   for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "depthwise conv 5x5", "1x1 conv: expand",
-                        "1x1 conv: project", "1x1 conv: head", "batch norm", "ReLU6", "residual add",
+                        "1x1 conv: project", "1x1 conv: head", "batch norm + ReLU6 (one op)", "batch norm (project)", "residual add",
                         "global average pool", "landmark pool", "fc layers (+ReLU, dropout, concat)", "five losses",
                         "optimiser (clip + SGD)"})
     kind(k);  // the table's order
@@ -438,23 +438,21 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     Tensor x = input(in, 1.0, input_grad);
     return op(k, where, times, with(c.parameters(), x), [&] { return c(x); });
   };
-  auto bn = [&](const std::string& where, int times, const fn::Shape& in) {
+  // Batch norm, with ReLU6 in the same op as efficientnet_lite0.cpp runs it except after the projections.
+  auto bn = [&](const std::string& where, int times, const fn::Shape& in, bool relu6) {
     nn::BatchNorm2d b(in[1], fnn::kLite0Bn);  // training mode: the batch's statistics, running ones updated
     b.to(d);
     Tensor x = input(in, 1.0);
-    return op("batch norm", where, times, with(b.parameters(), x), [&] { return b(x); });
-  };
-  auto relu6 = [&](const std::string& where, int times, const fn::Shape& in) {
-    Tensor x = input(in, 3.0);  // across the clamps at 0 and 6
-    return op("ReLU6", where, times, {x}, [&] { return F::relu6(x); });
+    const F::BatchNormAct act = relu6 ? F::BatchNormAct::Relu6 : F::BatchNormAct::None;
+    return op(relu6 ? "batch norm + ReLU6 (one op)" : "batch norm (project)", where, times, with(b.parameters(), x),
+              [&] { return b(x, act); });
   };
 
   // Stem: the image needs no gradient.
   fn::Shape h = {batch, 3, net.input, net.input};
   const std::vector<fnn::MBConvSpec> specs = fnn::lite0_blocks(net.width);
   h = conv("stem conv 3x3/2", "stem", 1, h, specs[0].in, conv_opts(3, 2, 1), false);
-  bn("stem", 1, h);
-  relu6("stem", 1, h);
+  bn("stem", 1, h, true);
   for (int i = 0; i < fnn::kLite0Blocks; ++i) {
     const fnn::MBConvSpec& b = specs[size_t(i)];
     const int times = i < fnn::kLite0TrunkBlocks ? 1 : 2;
@@ -463,15 +461,13 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     const int mid = b.in * b.expand;
     if (b.expand != 1) {
       h = conv("1x1 conv: expand", at, times, h, mid, conv_opts(1, 1, 1));
-      bn(at + " expand", times, h);
-      relu6(at + " expand", times, h);
+      bn(at + " expand", times, h, true);
     }
     h = conv("depthwise conv " + std::to_string(b.kernel) + "x" + std::to_string(b.kernel), at, times, h, mid,
              conv_opts(b.kernel, b.stride, mid));
-    bn(at + " depthwise", times, h);
-    relu6(at + " depthwise", times, h);
+    bn(at + " depthwise", times, h, true);
     h = conv("1x1 conv: project", at, times, h, b.out, conv_opts(1, 1, 1));
-    bn(at + " project", times, h);
+    bn(at + " project", times, h, false);
     if (b.residual()) {
       Tensor x = input(h, 1.0), r = input(block_in, 1.0);
       op("residual add", at, times, {x, r}, [&] { return F::add(x, r); });
@@ -479,8 +475,7 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
   }
   const int head = fnn::scaled_channels(fnn::kLite0HeadChannels, net.width);
   h = conv("1x1 conv: head", "head", 2, h, head, conv_opts(1, 1, 1));
-  bn("head", 2, h);
-  relu6("head", 2, h);
+  bn("head", 2, h, true);
   {
     Tensor x = input(h, 1.0);
     op("global average pool", "head", 2, {x}, [&] { return F::global_avg_pool2d(x); });

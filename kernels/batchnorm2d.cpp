@@ -20,6 +20,9 @@
 //             threads), the partials are added per channel in image order, pass 2 applies plane by plane. One
 //             stream per pass; x is read twice (from L3 where the tensor fits).
 // Auto: Channels for tensors of 48 MB and more with planes of 8 KB and more, Planes otherwise (measured).
+// An activation in the same op (BatchNormAct, the backbones' conv-BN-ReLU6 and conv-BN-ReLU): the apply
+// clamps what it writes; the backward masks g by the op's output as it reads it, in the sums' pass and in
+// the apply's (act_grad). The reference writes the mask into a copy of g first: the definition.
 // Every sum runs in an order fixed by the shape alone, so results are bitwise the same whatever the thread
 // count, and run to run.
 #include "kernels/batchnorm2d.h"
@@ -32,6 +35,8 @@
 #include <immintrin.h>
 #endif
 
+#include "kernels/elementwise.h"
+#include "kernels/elementwise_body.h"
 #include "kernels/gemm.h"
 #include "kernels/launch.h"
 
@@ -51,7 +56,60 @@ const char* batch_norm_algo_name(BatchNormAlgo a) {
   return "?";
 }
 
+const char* batch_norm_act_name(BatchNormAct a) {
+  switch (a) {
+    case BatchNormAct::None: return "none";
+    case BatchNormAct::Relu: return "relu";
+    case BatchNormAct::Relu6: return "relu6";
+  }
+  return "?";
+}
+
 namespace {
+
+using Act = BatchNormAct;
+
+// A fused output's activation and the mask its backward puts on the gradient: elementwise_body.h's rules, so
+// that the fused op gives the bits of the two ops in turn. The AVX2 forms keep them, NaN and -0 included:
+// max(v, 0) returns 0 for a NaN v as relu_fwd does, max(0, v) and min(6, v) return v, as relu6_fwd does.
+template <Act A, class T>
+inline T act_value(T v) {
+  if constexpr (A == Act::Relu) return relu_fwd(v);
+  else if constexpr (A == Act::Relu6) return relu6_fwd(v);
+  else return v;
+}
+template <Act A, class T>
+inline T act_grad(T y, T g) {
+  if constexpr (A == Act::Relu) return relu_bwd(y, g);
+  else if constexpr (A == Act::Relu6) return relu6_bwd(y, g);
+  else return g;
+}
+#ifdef __AVX2__
+template <Act A>
+inline __m256 act_value(__m256 v) {
+  if constexpr (A == Act::Relu) return _mm256_max_ps(v, _mm256_setzero_ps());
+  else if constexpr (A == Act::Relu6) return _mm256_min_ps(_mm256_set1_ps(6.f), _mm256_max_ps(_mm256_setzero_ps(), v));
+  else return v;
+}
+// The mask of the 8 values at y + j (y is null without an activation: not touched then).
+template <Act A>
+inline __m256 act_grad(const float* y, int64_t j, __m256 g) {
+  if constexpr (A == Act::None) return g;
+  const __m256 yv = _mm256_loadu_ps(y + j), pass = _mm256_cmp_ps(yv, _mm256_setzero_ps(), _CMP_GT_OQ);
+  if constexpr (A == Act::Relu) return _mm256_and_ps(pass, g);
+  else return _mm256_and_ps(_mm256_and_ps(pass, _mm256_cmp_ps(yv, _mm256_set1_ps(6.f), _CMP_LT_OQ)), g);
+}
+#endif
+
+// Calls f(std::integral_constant<Act, a>{}): the CPU paths are compiled once per activation.
+template <class F>
+void with_act(Act a, F&& f) {
+  switch (a) {
+    case Act::None: return f(std::integral_constant<Act, Act::None>{});
+    case Act::Relu: return f(std::integral_constant<Act, Act::Relu>{});
+    case Act::Relu6: return f(std::integral_constant<Act, Act::Relu6>{});
+  }
+}
 
 struct Dims {
   int64_t N, C, HW;
@@ -94,7 +152,7 @@ void update_running(T* rm, T* rv, int64_t c, double mean, double var, int64_t n,
 
 // ---------------------------------------------------------------- reference (plain loops, double)
 
-template <class T>
+template <Act A, class T>
 void forward_reference(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch, double momentum, double eps,
                        const Dims& d, T* y, T* mean, T* inv_std) {
   const int64_t n = d.count();
@@ -124,7 +182,7 @@ void forward_reference(const T* x, const T* w, const T* b, T* rm, T* rv, bool ba
     for (int64_t i = 0; i < d.N; ++i)
       for (int64_t j = 0; j < d.HW; ++j) {
         const int64_t k = (i * d.C + c) * d.HW + j;
-        y[k] = T((double(x[k]) - m) * is * wc + bc);
+        y[k] = act_value<A>(T((double(x[k]) - m) * is * wc + bc));
       }
   }
 }
@@ -152,6 +210,20 @@ void backward_reference(const T* gy, const T* x, const T* w, const T* mean, cons
         const double g = double(gy[k]);
         gx[k] = T(batch ? a * (g - G / n - (double(x[k]) - m) * is * GX / n) : a * g);
       }
+  }
+}
+
+// With an activation, the definition itself: the mask by the fused forward's output ya into a copy of gy
+// (relu_bwd / relu6_bwd), then batch norm's backward on it.
+template <Act A, class T>
+void backward_reference(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
+                        const Dims& d, T* gx, T* gw, T* gb) {
+  if constexpr (A == Act::None) {
+    backward_reference(gy, x, w, mean, inv_std, batch, d, gx, gw, gb);
+  } else {
+    std::vector<T> g(size_t(d.N * d.C * d.HW));
+    for (size_t k = 0; k < g.size(); ++k) g[k] = act_grad<A>(ya[k], gy[k]);
+    backward_reference(g.data(), x, w, mean, inv_std, batch, d, gx, gw, gb);
   }
 }
 
@@ -221,17 +293,17 @@ void add_shifted_sums(const T* p, int64_t len, double K, Sums& s) {
   }
 }
 
-// s1 += sum g, s2 += sum g (x - m) over len values.
-template <class T>
-void add_grad_sums(const T* g, const T* x, int64_t len, double m, Sums& s) {
+// s1 += sum g, s2 += sum g (x - m) over len values; g masked by the fused output ya first (A != None).
+template <Act A, class T>
+void add_grad_sums(const T* g, const T* ya, const T* x, int64_t len, double m, Sums& s) {
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
     const __m256d mv = _mm256_set1_pd(m);
     for (; j + 16 <= len; j += 16) {
       __m256d g0, g1, g2, g3, x0, x1, x2, x3;
-      split_pd(_mm256_loadu_ps(g + j), g0, g1);
-      split_pd(_mm256_loadu_ps(g + j + 8), g2, g3);
+      split_pd(act_grad<A>(ya, j, _mm256_loadu_ps(g + j)), g0, g1);
+      split_pd(act_grad<A>(ya, j + 8, _mm256_loadu_ps(g + j + 8)), g2, g3);
       split_pd(_mm256_loadu_ps(x + j), x0, x1);
       split_pd(_mm256_loadu_ps(x + j + 8), x2, x3);
       s.v[0] = _mm256_add_pd(s.v[0], g0), s.v[1] = _mm256_add_pd(s.v[1], g1);
@@ -244,28 +316,30 @@ void add_grad_sums(const T* g, const T* x, int64_t len, double m, Sums& s) {
   }
 #endif
   for (; j < len; ++j) {
-    s.s1 += double(g[j]);
-    s.s2 += double(g[j]) * (double(x[j]) - m);
+    const double gj = double(act_grad<A>(A == Act::None ? T(0) : ya[j], g[j]));
+    s.s1 += gj;
+    s.s2 += gj * (double(x[j]) - m);
   }
 }
 
-// y = (x - m) * a + b over len values (float: 8 at a time, fused multiply-add as in the tail).
-template <class T>
+// y = act((x - m) * a + b) over len values (float: 8 at a time, fused multiply-add as in the tail).
+template <Act A, class T>
 void apply_affine(const T* x, int64_t len, T m, T a, T b, T* y) {
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
     const __m256 mv = _mm256_set1_ps(m), av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
     for (; j + 8 <= len; j += 8)
-      _mm256_storeu_ps(y + j, _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), av, bv));
+      _mm256_storeu_ps(y + j, act_value<A>(_mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), av, bv)));
   }
 #endif
-  for (; j < len; ++j) y[j] = std::fma(x[j] - m, a, b);
+  for (; j < len; ++j) y[j] = act_value<A>(std::fma(x[j] - m, a, b));
 }
 
-// dx = A (g + C0) + B (x - m) over len values (Batch statistics); dx = A g (Running: no x read).
-template <class T>
-void apply_grad(const T* g, const T* x, int64_t len, T m, T A, T B, T C0, bool batch, T* dx) {
+// dx = A (g + C0) + B (x - m) over len values (Batch statistics); dx = A g (Running: no x read); g masked by
+// the fused output ya first (Ac != None).
+template <Act Ac, class T>
+void apply_grad(const T* g, const T* ya, const T* x, int64_t len, T m, T A, T B, T C0, bool batch, T* dx) {
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
@@ -273,17 +347,18 @@ void apply_grad(const T* g, const T* x, int64_t len, T m, T A, T B, T C0, bool b
     if (batch) {
       for (; j + 8 <= len; j += 8) {
         const __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), bv);
-        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(_mm256_add_ps(_mm256_loadu_ps(g + j), cv), av, t));
+        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(_mm256_add_ps(act_grad<Ac>(ya, j, _mm256_loadu_ps(g + j)), cv), av, t));
       }
     } else {
-      for (; j + 8 <= len; j += 8) _mm256_storeu_ps(dx + j, _mm256_mul_ps(_mm256_loadu_ps(g + j), av));
+      for (; j + 8 <= len; j += 8) _mm256_storeu_ps(dx + j, _mm256_mul_ps(act_grad<Ac>(ya, j, _mm256_loadu_ps(g + j)), av));
     }
   }
 #endif
+  const auto gj = [&](int64_t i) { return act_grad<Ac>(Ac == Act::None ? T(0) : ya[i], g[i]); };
   if (batch) {
-    for (; j < len; ++j) dx[j] = std::fma(g[j] + C0, A, (x[j] - m) * B);
+    for (; j < len; ++j) dx[j] = std::fma(gj(j) + C0, A, (x[j] - m) * B);
   } else {
-    for (; j < len; ++j) dx[j] = g[j] * A;
+    for (; j < len; ++j) dx[j] = gj(j) * A;
   }
 }
 
@@ -350,7 +425,7 @@ GradCoef<T> finalize_backward(int64_t c, bool batch, double G, double GXraw, int
 
 // Channels: a thread owns whole channels; per channel the sums over its N rows, then the apply while the
 // channel is in cache.
-template <class T>
+template <Act A, class T>
 void forward_channels(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch, double momentum, double eps,
                       const Dims& d, T* y, T* mean, T* inv_std) {
   const int64_t stride = d.C * d.HW;
@@ -362,31 +437,34 @@ void forward_channels(const T* x, const T* w, const T* b, T* rm, T* rv, bool bat
       for (int64_t i = 0; i < d.N; ++i) add_shifted_sums(xc + i * stride, d.HW, K, s);
     const Affine<T> f = finalize_forward(c, batch, K, s.first(), s.second(), d.count(), w, b, rm, rv, momentum, eps,
                                          mean, inv_std);
-    for (int64_t i = 0; i < d.N; ++i) apply_affine(xc + i * stride, d.HW, f.m, f.a, f.b, y + c * d.HW + i * stride);
+    for (int64_t i = 0; i < d.N; ++i) apply_affine<A>(xc + i * stride, d.HW, f.m, f.a, f.b, y + c * d.HW + i * stride);
   });
 }
 
-template <class T>
-void backward_channels(const T* gy, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
+template <Act A, class T>
+void backward_channels(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
                        const Dims& d, T* gx, T* gw, T* gb) {
+  const auto at = [&](int64_t o) { return A == Act::None ? ya : ya + o; };  // ya is null without an activation
   const int64_t stride = d.C * d.HW;
   const bool sums = batch || gw || gb;
   parallel_for(d.C, d, [&](int64_t c) {
     const int64_t off = c * d.HW;
     Sums s;
     if (sums)
-      for (int64_t i = 0; i < d.N; ++i) add_grad_sums(gy + off + i * stride, x + off + i * stride, d.HW, double(mean[c]), s);
+      for (int64_t i = 0; i < d.N; ++i) add_grad_sums<A>(gy + off + i * stride, at(off + i * stride), x + off + i * stride, d.HW,
+                                                         double(mean[c]), s);
     const GradCoef<T> k = finalize_backward(c, batch, s.first(), s.second(), d.count(), w, mean, inv_std, gw, gb);
     if (gx)
       for (int64_t i = 0; i < d.N; ++i)
-        apply_grad(gy + off + i * stride, x + off + i * stride, d.HW, k.m, k.A, k.B, k.C0, batch, gx + off + i * stride);
+        apply_grad<A>(gy + off + i * stride, at(off + i * stride), x + off + i * stride, d.HW, k.m, k.A, k.B, k.C0,
+                      batch, gx + off + i * stride);
   });
 }
 
 // Planes: memory order. Pass 1 sums each (n, c) plane into its own partials (planes over the threads), the
 // partials are added per channel in image order (so the bits do not depend on the threads), pass 2 applies
 // plane by plane. Every pass streams: short rows read a channel at a time leave the prefetcher idle.
-template <class T>
+template <Act A, class T>
 void forward_planes(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch, double momentum, double eps,
                     const Dims& d, T* y, T* mean, T* inv_std) {
   const int64_t planes = d.N * d.C;
@@ -408,20 +486,21 @@ void forward_planes(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch
   }
   parallel_for(planes, d, [&](int64_t p) {
     const Affine<T>& a = f[size_t(p % d.C)];
-    apply_affine(x + p * d.HW, d.HW, a.m, a.a, a.b, y + p * d.HW);
+    apply_affine<A>(x + p * d.HW, d.HW, a.m, a.a, a.b, y + p * d.HW);
   });
 }
 
-template <class T>
-void backward_planes(const T* gy, const T* x, const T* w, const T* mean, const T* inv_std, bool batch, const Dims& d,
-                     T* gx, T* gw, T* gb) {
+template <Act A, class T>
+void backward_planes(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
+                     const Dims& d, T* gx, T* gw, T* gb) {
+  const auto at = [&](int64_t o) { return A == Act::None ? ya : ya + o; };  // ya is null without an activation
   const int64_t planes = d.N * d.C;
   const bool sums = batch || gw || gb;
   std::vector<double> part(sums ? size_t(2 * planes) : 0);
   if (sums)
     parallel_for(planes, d, [&](int64_t p) {
       Sums s;
-      add_grad_sums(gy + p * d.HW, x + p * d.HW, d.HW, double(mean[p % d.C]), s);
+      add_grad_sums<A>(gy + p * d.HW, at(p * d.HW), x + p * d.HW, d.HW, double(mean[p % d.C]), s);
       part[size_t(2 * p)] = s.first();
       part[size_t(2 * p + 1)] = s.second();
     });
@@ -435,7 +514,7 @@ void backward_planes(const T* gy, const T* x, const T* w, const T* mean, const T
   if (gx)
     parallel_for(planes, d, [&](int64_t p) {
       const GradCoef<T>& q = k[size_t(p % d.C)];
-      apply_grad(gy + p * d.HW, x + p * d.HW, d.HW, q.m, q.A, q.B, q.C0, batch, gx + p * d.HW);
+      apply_grad<A>(gy + p * d.HW, at(p * d.HW), x + p * d.HW, d.HW, q.m, q.A, q.B, q.C0, batch, gx + p * d.HW);
     });
 }
 
@@ -443,7 +522,7 @@ void backward_planes(const T* gy, const T* x, const T* w, const T* mean, const T
 
 void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                           Tensor& running_var, BatchNormStats stats, double momentum, double eps, Tensor& y,
-                          Tensor& mean, Tensor& inv_std, BatchNormAlgo algo) {
+                          Tensor& mean, Tensor& inv_std, BatchNormAlgo algo, BatchNormAct act) {
   const char* op = "batch_norm2d";
   const Dims d = check_x(op, x);
   const bool batch = stats == BatchNormStats::Batch;
@@ -465,9 +544,12 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 #ifdef FN_WITH_CUDA
     FN_CHECK(algo == BatchNormAlgo::Auto || cuda_algo(algo), op, ": ", batch_norm_algo_name(algo),
              " is a CPU version");
-    return cuda::batch_norm2d_forward_f32(algo, x.f32(), ptr<float>(weight), ptr<float>(bias),
-                                          mut<float>(running_mean), mut<float>(running_var), batch, momentum, eps,
-                                          d.N, d.C, d.HW, y.f32(), mean.f32(), inv_std.f32());
+    cuda::batch_norm2d_forward_f32(algo, x.f32(), ptr<float>(weight), ptr<float>(bias), mut<float>(running_mean),
+                                   mut<float>(running_var), batch, momentum, eps, d.N, d.C, d.HW, y.f32(), mean.f32(),
+                                   inv_std.f32());
+    if (act == BatchNormAct::Relu) cuda::relu_forward_f32(y.f32(), y.f32(), y.numel());
+    if (act == BatchNormAct::Relu6) cuda::relu6_forward_f32(y.f32(), y.f32(), y.numel());
+    return;
 #endif
   }
   FN_CHECK(!cuda_algo(algo), op, ": ", batch_norm_algo_name(algo), " is a CUDA version");
@@ -475,18 +557,21 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     const T *px = x.data<T>(), *pw = ptr<T>(weight), *pb = ptr<T>(bias);
     T *prm = mut<T>(running_mean), *prv = mut<T>(running_var), *py = y.data<T>(), *pm = mean.data<T>(),
       *pi = inv_std.data<T>();
-    if (algo == BatchNormAlgo::Reference)
-      forward_reference(px, pw, pb, prm, prv, batch, momentum, eps, d, py, pm, pi);
-    else if (algo == BatchNormAlgo::Channels || (algo == BatchNormAlgo::Auto && auto_channels<T>(d)))
-      forward_channels(px, pw, pb, prm, prv, batch, momentum, eps, d, py, pm, pi);
-    else  // Planes, Auto
-      forward_planes(px, pw, pb, prm, prv, batch, momentum, eps, d, py, pm, pi);
+    with_act(act, [&](auto a) {
+      constexpr Act A = decltype(a)::value;
+      if (algo == BatchNormAlgo::Reference)
+        forward_reference<A>(px, pw, pb, prm, prv, batch, momentum, eps, d, py, pm, pi);
+      else if (algo == BatchNormAlgo::Channels || (algo == BatchNormAlgo::Auto && auto_channels<T>(d)))
+        forward_channels<A>(px, pw, pb, prm, prv, batch, momentum, eps, d, py, pm, pi);
+      else  // Planes, Auto
+        forward_planes<A>(px, pw, pb, prm, prv, batch, momentum, eps, d, py, pm, pi);
+    });
   });
 }
 
 void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                            const Tensor& inv_std, BatchNormStats stats, Tensor& gx, Tensor& gweight, Tensor& gbias,
-                           BatchNormAlgo algo) {
+                           BatchNormAlgo algo, BatchNormAct act, const Tensor& y) {
   const char* op = "batch_norm2d backward";
   const Dims d = check_x(op, x);
   check_same_device(op, x, gy);
@@ -504,12 +589,24 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
     check_same_shape(op, x, gx);
     FN_CHECK(gx.dtype() == x.dtype(), op, ": gx ", gx.describe(), " and x ", x.describe(), " differ in dtype");
   }
+  if (act != BatchNormAct::None) {
+    FN_CHECK(y.defined(), op, ": the forward's output is needed with the activation ", batch_norm_act_name(act));
+    check_same_device(op, x, y);
+    check_same_shape(op, x, y);
+    FN_CHECK(y.dtype() == x.dtype(), op, ": y ", y.describe(), " and x ", x.describe(), " differ in dtype");
+  }
   const bool batch = stats == BatchNormStats::Batch;
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
     FN_CHECK(algo == BatchNormAlgo::Auto || cuda_algo(algo), op, ": ", batch_norm_algo_name(algo),
              " is a CPU version");
-    return cuda::batch_norm2d_backward_f32(algo, gy.f32(), x.f32(), ptr<float>(weight), mean.f32(), inv_std.f32(),
+    Tensor g = gy;  // the activation's mask first, into a temporary
+    if (act != BatchNormAct::None) {
+      g = Tensor::empty_like(gy);
+      if (act == BatchNormAct::Relu) cuda::relu_backward_f32(y.f32(), gy.f32(), g.f32(), g.numel());
+      else cuda::relu6_backward_f32(y.f32(), gy.f32(), g.f32(), g.numel());
+    }
+    return cuda::batch_norm2d_backward_f32(algo, g.f32(), x.f32(), ptr<float>(weight), mean.f32(), inv_std.f32(),
                                            batch, d.N, d.C, d.HW, mut<float>(gx), mut<float>(gweight),
                                            mut<float>(gbias));
 #endif
@@ -518,12 +615,16 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T *pg = gy.data<T>(), *px = x.data<T>(), *pw = ptr<T>(weight), *pm = mean.data<T>(), *pi = inv_std.data<T>();
     T *pgx = mut<T>(gx), *pgw = mut<T>(gweight), *pgb = mut<T>(gbias);
-    if (algo == BatchNormAlgo::Reference)
-      backward_reference(pg, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
-    else if (algo == BatchNormAlgo::Channels || (algo == BatchNormAlgo::Auto && auto_channels<T>(d)))
-      backward_channels(pg, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
-    else  // Planes, Auto
-      backward_planes(pg, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+    const T* pya = act == BatchNormAct::None ? nullptr : y.data<T>();
+    with_act(act, [&](auto a) {
+      constexpr Act A = decltype(a)::value;
+      if (algo == BatchNormAlgo::Reference)
+        backward_reference<A>(pg, pya, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+      else if (algo == BatchNormAlgo::Channels || (algo == BatchNormAlgo::Auto && auto_channels<T>(d)))
+        backward_channels<A>(pg, pya, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+      else  // Planes, Auto
+        backward_planes<A>(pg, pya, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+    });
   });
 }
 

@@ -24,6 +24,13 @@ namespace fn::kernels {
 
 enum class BatchNormStats { Batch, Running };
 
+// An activation applied in the same pass, y = act(bn(x)), for the backbones' conv-BN-ReLU6 (Lite0) and
+// conv-BN-ReLU (ResNet): the forward writes act(bn(x)); the backward takes the gradient of that output and the
+// output itself, and first masks the gradient where the activation passes nothing (relu_bwd / relu6_bwd of
+// kernels/elementwise_body.h). The same bits as batch norm then the elementwise op, with a pass over the
+// tensor saved each way and one activation fewer kept for the backward. CUDA runs the two kernels in turn.
+enum class BatchNormAct { None, Relu, Relu6 };
+
 // Versions, selectable by tests and benchmarks. Auto is the fastest correct one on the tensor's device.
 enum class BatchNormAlgo {
   Auto,       // CPU: Channels for tensors of 48 MB and up with planes of 8 KB and up, else Planes; CUDA: Split (which runs one block per channel where the channels alone fill
@@ -39,18 +46,22 @@ enum class BatchNormAlgo {
   Cudnn,      // CUDA: cuDNN's batch norm (the vendor baseline); needs weight and bias
 };
 const char* batch_norm_algo_name(BatchNormAlgo a);
+const char* batch_norm_act_name(BatchNormAct a);
 
 // y, mean and inv_std are written in full. running_mean / running_var are read (Running) or updated in
-// place (Batch; they may then be undefined: no update).
+// place (Batch; they may then be undefined: no update). act: y = act(bn(x)).
 void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                           Tensor& running_var, BatchNormStats stats, double momentum, double eps, Tensor& y,
-                          Tensor& mean, Tensor& inv_std, BatchNormAlgo algo = BatchNormAlgo::Auto);
+                          Tensor& mean, Tensor& inv_std, BatchNormAlgo algo = BatchNormAlgo::Auto,
+                          BatchNormAct act = BatchNormAct::None);
 
 // gx, gweight and gbias are overwritten; each may be undefined (not wanted). mean and inv_std are the
-// forward's; stats must be the forward's.
+// forward's; stats and act must be the forward's. With an activation, gy is the gradient of act(bn(x)) and y
+// is the forward's output.
 void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                            const Tensor& inv_std, BatchNormStats stats, Tensor& gx, Tensor& gweight, Tensor& gbias,
-                           BatchNormAlgo algo = BatchNormAlgo::Auto);
+                           BatchNormAlgo algo = BatchNormAlgo::Auto, BatchNormAct act = BatchNormAct::None,
+                           const Tensor& y = Tensor());
 
 #ifdef FN_WITH_CUDA
 namespace cuda {

@@ -731,6 +731,20 @@ inline void cb_forward_outputs(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T>
   }
   for (int j = 0; j < NQ; ++j) store_vec(yb + (p * Q + q + j) * L, a[j] + bias);
 }
+// Any filter size and stride, sizes at run time: one output at a time, the taps in the order (r, s).
+template <class T>
+void cb_forward_any(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
+  constexpr int L = kVecLanes<T>;
+  const int64_t R = g.R, S = g.S, st = g.stride;
+  for (int64_t p = 0; p < g.P; ++p)
+    for (int64_t q = 0; q < g.Q; ++q) {
+      Vec<T> a = Vec<T>{};
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s) a += wv[r * S + s] * load(xb + ((st * p + r) * Wp + st * q + s) * L);
+      store_vec(yb + (p * g.Q + q) * L, a + bias);
+    }
+}
+
 // The block width NQ (4 to 8) is the one that computes the fewest outputs for a row of Q (the larger on a tie):
 // 7 for 14 and 28, 5 for 10 and 20, 8 for 56 and 112, Q itself below 8. With 8 chains and a 5x5 row's weights,
 // 14 of the 16 AVX2 registers are busy. A ragged end is one more block, moved back to end at Q: its first outputs
@@ -744,7 +758,6 @@ int block_width(int64_t Q) {
 }
 template <class T, int K, int ST>
 void cb_forward_fixed(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
-  constexpr int L = kVecLanes<T>;
   const auto rows = [&](auto nq) {
     constexpr int NQ = decltype(nq)::value;
     for (int64_t p = 0; p < g.P; ++p)
@@ -758,27 +771,7 @@ void cb_forward_fixed(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, co
       case 5: return rows(Int<5>{});
       default: return rows(Int<4>{});
     }
-  for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q) {
-      Vec<T> a = Vec<T>{};
-      for (int r = 0; r < K; ++r)
-        for (int s = 0; s < K; ++s) a += wv[r * K + s] * load(xb + ((ST * p + r) * Wp + ST * q + s) * L);
-      store_vec(yb + (p * g.Q + q) * L, a + bias);
-    }
-}
-
-// Any filter size and stride, sizes at run time: the same sums in the same order.
-template <class T>
-void cb_forward_any(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
-  constexpr int L = kVecLanes<T>;
-  const int64_t R = g.R, S = g.S, st = g.stride;
-  for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q) {
-      Vec<T> a = Vec<T>{};
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t s = 0; s < S; ++s) a += wv[r * S + s] * load(xb + ((st * p + r) * Wp + st * q + s) * L);
-      store_vec(yb + (p * g.Q + q) * L, a + bias);
-    }
+  cb_forward_any(xb, Wp, wv, bias, g, yb);  // rows of 1 to 3 outputs
 }
 
 template <class T>

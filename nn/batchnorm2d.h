@@ -19,7 +19,9 @@ class BatchNorm2d : public Module {
   // affine = false: no weight or bias (y = xhat).
   explicit BatchNorm2d(int64_t channels, F::BatchNormArgs args = {}, bool affine = true);
   // In Train mode this updates running_mean and running_var in place (their storage, as PyTorch's forward does).
-  Tensor operator()(const Tensor& x) const;
+  Tensor operator()(const Tensor& x) const { return (*this)(x, args.act); }
+  // act(bn(x)) as one op (F::BatchNormArgs::act): conv-BN-ReLU6 and conv-BN-ReLU write it this way.
+  Tensor operator()(const Tensor& x, F::BatchNormAct act) const;
   // Keeps the running statistics fixed while the module trains (the mode F::BatchNormMode::Frozen).
   void freeze_statistics(bool on = true) { frozen_ = on; }
   bool statistics_frozen() const { return frozen_; }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/batchnorm2d.h"
 
 namespace fn::F {
 
@@ -54,7 +55,13 @@ enum class BatchNormMode { Train, Eval, Frozen };
 // running ones as PyTorch does: r = (1 - momentum) r + momentum * batch, the variance unbiased (n / (n - 1)).
 // Eval and Frozen: normalise by the running statistics and leave them alone (Frozen is for fine-tuning with
 // small batches: gradients still flow to x, weight and bias).
-struct BatchNormArgs { double momentum = 0.1, eps = 1e-5; };
+// act: an activation in the same op, y = act(bn(x)) (kernels/batchnorm2d.h: the bits of the two ops in turn, a
+// pass over the tensor saved each way and one activation fewer kept for the backward).
+using BatchNormAct = kernels::BatchNormAct;
+struct BatchNormArgs {
+  double momentum = 0.1, eps = 1e-5;
+  BatchNormAct act = BatchNormAct::None;
+};
 // x (N,C,H,W); weight, bias, running_mean, running_var (C); weight/bias undefined = no affine. running_mean
 // and running_var are updated in place in Train mode. Kernels and math: kernels/batchnorm2d.h.
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,

@@ -2,11 +2,13 @@
 // mode, the running statistics against PyTorch's formulas written out by hand, the degenerate cases
 // (a batch of one 1x1 map, a constant channel), batch invariance in evaluation, bitwise reproducibility, the
 // op's autograd contract, the module's buffers and modes, and CUDA against the CPU for every version.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/autograd.h"
 #include "kernels/batchnorm2d.h"
+#include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "nn/batchnorm2d.h"
 #include "nn/functional.h"
@@ -359,6 +361,127 @@ TEST_CASE("BatchNorm2d: PyTorch's names, buffers apart from parameters, the mode
   REQUIRE(plain.named_parameters().empty());
   REQUIRE(plain.named_buffers().size() == 2);
   REQUIRE_THROWS_WITH(plain(Tensor::zeros({2, 4, 3, 3})), Catch::Contains("BatchNorm2d(3)"));
+}
+
+namespace {
+// act(bn(x)) as one op against the two ops in turn (batch norm, then the elementwise kernel; backward: the
+// elementwise backward on the output, then batch norm's), on one device.
+struct Fused {
+  Tensor y, gx, gw, gb;
+};
+Fused run_act(const Problem& p, BatchNormStats stats, BatchNormAlgo algo, kernels::BatchNormAct act, bool fused) {
+  Fused r;
+  Tensor rm = p.rm.clone(), rv = p.rv.clone(), mean = Tensor::empty({p.x.size(1)}, p.x.dtype(), p.x.device());
+  Tensor inv_std = Tensor::empty_like(mean);
+  r.y = Tensor::empty_like(p.x);
+  r.gx = Tensor::empty_like(p.x);
+  r.gw = Tensor::empty_like(mean);
+  r.gb = Tensor::empty_like(mean);
+  for (Tensor* t : {&r.y, &r.gx, &r.gw, &r.gb}) fn::test::poison(*t);
+  const bool relu6 = act == kernels::BatchNormAct::Relu6;
+  if (fused) {
+    kernels::batch_norm2d_forward(p.x, p.w, p.b, rm, rv, stats, 0.1, 1e-5, r.y, mean, inv_std, algo, act);
+    kernels::batch_norm2d_backward(p.gy, p.x, p.w, mean, inv_std, stats, r.gx, r.gw, r.gb, algo, act, r.y);
+  } else {
+    Tensor bn = Tensor::empty_like(p.x), g = Tensor::empty_like(p.x);
+    kernels::batch_norm2d_forward(p.x, p.w, p.b, rm, rv, stats, 0.1, 1e-5, bn, mean, inv_std, algo);
+    relu6 ? kernels::relu6_forward(bn, r.y) : kernels::relu_forward(bn, r.y);
+    relu6 ? kernels::relu6_backward(r.y, p.gy, g) : kernels::relu_backward(r.y, p.gy, g);
+    kernels::batch_norm2d_backward(g, p.x, p.w, mean, inv_std, stats, r.gx, r.gw, r.gb, algo);
+  }
+  for (Tensor* t : {&r.y, &r.gx, &r.gw, &r.gb}) *t = t->cpu();
+  return r;
+}
+// A problem whose outputs cross 0 and 6, with channel 0 constant at bias 0 and channel 1 constant at bias 6 in
+// Batch mode (outputs exactly on the activations' edges, where the gradient is masked).
+Problem make_act_problem(const Shape& s, uint64_t seed, DType t, Device d = Device::CPU) {
+  Problem p = make_problem(s, seed, DType::F64);
+  Rng rng(seed, 12);
+  p.x = Tensor::uniform(s, rng, -1.0, 1.0, DType::F64);
+  p.w = Tensor::uniform({s[1]}, rng, 2.0, 4.0, DType::F64);
+  p.b = Tensor::uniform({s[1]}, rng, 0.0, 6.0, DType::F64);
+  auto x = p.x.to_vector_f64(), b = p.b.to_vector_f64();
+  b[0] = 0, b[1] = 6;
+  for (int64_t n = 0; n < s[0]; ++n)
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t k = 0; k < s[2] * s[3]; ++k) x[size_t((n * s[1] + c) * s[2] * s[3] + k)] = 0.25;
+  p.x = Tensor::from(x, s);
+  p.b = Tensor::from(b, {s[1]});
+  for (Tensor* v : {&p.x, &p.w, &p.b, &p.rm, &p.rv, &p.gy}) *v = v->to(t).to(d);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("batch_norm2d with ReLU / ReLU6 in one op: bitwise the two ops in turn, every CPU version") {
+  for (auto act : {kernels::BatchNormAct::Relu, kernels::BatchNormAct::Relu6})
+    for (auto algo : {BatchNormAlgo::Reference, BatchNormAlgo::Channels, BatchNormAlgo::Planes})
+      for (const Shape& s : kShapes)
+        for (auto stats : {BatchNormStats::Batch, BatchNormStats::Running})
+          for (DType t : {DType::F32, DType::F64}) {
+            INFO(kernels::batch_norm_act_name(act) << " " << kernels::batch_norm_algo_name(algo) << " shape "
+                 << shape_str(s) << (stats == BatchNormStats::Batch ? " batch" : " running")
+                 << (t == DType::F64 ? " float64" : " float32"));
+            const Problem p = make_act_problem(s, 21, t);
+            const Fused one = run_act(p, stats, algo, act, true), two = run_act(p, stats, algo, act, false);
+            CHECK(bitwise_equal(one.y, two.y));
+            CHECK(bitwise_equal(one.gx, two.gx));
+            CHECK(bitwise_equal(one.gw, two.gw));
+            CHECK(bitwise_equal(one.gb, two.gb));
+            // In Batch mode the constant channels put outputs exactly on the edges (0, and 6); the other channels
+            // have outputs between.
+            const auto y = one.y.to_vector_f64();
+            if (stats == BatchNormStats::Batch) REQUIRE(std::count(y.begin(), y.end(), 0.0) > 0);
+            if (stats == BatchNormStats::Batch && act == kernels::BatchNormAct::Relu6)
+              REQUIRE(std::count(y.begin(), y.end(), 6.0) > 0);
+            if (s[1] > 2) REQUIRE(std::any_of(y.begin(), y.end(), [](double v) { return v > 0 && v < 6; }));
+          }
+}
+
+TEST_CASE("batch_norm2d with ReLU6: gradients (float64, central differences) and the module's call") {
+  const Shape s{2, 3, 3, 3};
+  Tensor rm = Tensor::zeros({3}, DType::F64), rv = Tensor::full({3}, 1.0, DType::F64);
+  for (auto act : {kernels::BatchNormAct::Relu, kernels::BatchNormAct::Relu6})
+    for (auto mode : {BatchNormMode::Train, BatchNormMode::Frozen}) {
+      INFO(kernels::batch_norm_act_name(act));
+      F::BatchNormArgs a;
+      a.act = act;
+      // Weights of 3 and biases around 3 put values on both sides of 0 and of 6, away from the edges by more
+      // than the difference step.
+      gradcheck([&](const std::vector<Tensor>& in) { return F::batch_norm2d(in[0], in[1], in[2], rm, rv, mode, a); },
+                {leaf64(s, 1, -1.0, 2.0), leaf64({3}, 2, 2.5, 3.5), leaf64({3}, 3, 2.0, 4.0)});
+    }
+  // The module's call with an activation is the functional op with it, and leaves the module's args alone.
+  nn::BatchNorm2d bn(3);
+  Rng rng(4);
+  Tensor x = Tensor::uniform({2, 3, 4, 4}, rng, -4.0, 4.0);
+  bn.weight = Tensor::full({3}, 3.0);
+  Tensor want = F::relu6(bn(x)), got = bn(x, kernels::BatchNormAct::Relu6);
+  REQUIRE(bitwise_equal(got, want));
+  REQUIRE(bn.args.act == kernels::BatchNormAct::None);
+}
+
+TEST_CASE("batch_norm2d with an activation: the backward refuses a missing output") {
+  const Problem p = make_act_problem({2, 3, 2, 2}, 5, DType::F32);
+  Tensor mean = Tensor::zeros({3}), inv_std = Tensor::full({3}, 1.0), gx = Tensor::empty_like(p.x), none;
+  REQUIRE_THROWS_WITH(kernels::batch_norm2d_backward(p.gy, p.x, p.w, mean, inv_std, BatchNormStats::Batch, gx, none,
+                                                     none, BatchNormAlgo::Auto, kernels::BatchNormAct::Relu6),
+                      Catch::Contains("the forward's output is needed with the activation relu6"));
+}
+
+TEST_CASE("batch_norm2d with ReLU / ReLU6 on CUDA matches the CPU (the two kernels in turn there)") {
+  FN_REQUIRE_CUDA();
+  for (auto act : {kernels::BatchNormAct::Relu, kernels::BatchNormAct::Relu6})
+    for (const Shape& s : {Shape{2, 3, 4, 4}, Shape{4, 6, 7, 7}})
+      for (auto stats : {BatchNormStats::Batch, BatchNormStats::Running}) {
+        INFO(kernels::batch_norm_act_name(act) << " shape " << shape_str(s));
+        const Problem p = make_act_problem(s, 33, DType::F32), g = make_act_problem(s, 33, DType::F32, Device::CUDA);
+        const Fused ref = run_act(p, stats, BatchNormAlgo::Reference, act, true);
+        const Fused got = run_act(g, stats, BatchNormAlgo::Auto, act, true);
+        FN_REQUIRE_CLOSE(got.y, ref.y, 2e-5, 1e-4);
+        FN_REQUIRE_CLOSE(got.gx, ref.gx, 2e-5, 1e-4);
+        FN_REQUIRE_CLOSE(got.gw, ref.gw, 2e-5, 1e-4);
+        FN_REQUIRE_CLOSE(got.gb, ref.gb, 2e-5, 1e-4);
+      }
 }
 
 TEST_CASE("batch_norm2d: CUDA matches the CPU reference (every version, both statistics)") {

@@ -45,8 +45,8 @@ MBConv::MBConv(const MBConvSpec& s, Rng& rng) : spec(s) {
 
 Tensor MBConv::operator()(const Tensor& x) const {
   Tensor h = x;
-  if (expand_conv_) h = F::relu6((*expand_bn_)((*expand_conv_)(h)));
-  h = F::relu6((*depthwise_bn_)((*depthwise_conv_)(h)));
+  if (expand_conv_) h = (*expand_bn_)((*expand_conv_)(h), F::BatchNormAct::Relu6);  // BN and ReLU6 as one op
+  h = (*depthwise_bn_)((*depthwise_conv_)(h), F::BatchNormAct::Relu6);
   h = (*project_bn_)((*project_conv_)(h));  // linear bottleneck: no activation
   return spec.residual() ? F::add(h, x) : h;
 }
@@ -56,7 +56,7 @@ Lite0Stem::Lite0Stem(int out, Rng& rng) {
   bn_ = &add_module("bn", std::make_unique<nn::BatchNorm2d>(out, kLite0Bn));
 }
 
-Tensor Lite0Stem::operator()(const Tensor& x) const { return F::relu6((*bn_)((*conv_)(x))); }
+Tensor Lite0Stem::operator()(const Tensor& x) const { return (*bn_)((*conv_)(x), F::BatchNormAct::Relu6); }
 
 Lite0Trunk::Lite0Trunk(double width, Rng& rng) {
   const std::vector<MBConvSpec> specs = lite0_blocks(width);
@@ -87,7 +87,7 @@ Lite0Branch::Lite0Branch(double width, Rng& rng) {
 Tensor Lite0Branch::operator()(const Tensor& x) const {
   Tensor h = x;
   for (auto* b : blocks_->items) h = (*b)(h);
-  return F::global_avg_pool2d(F::relu6((*head_bn_)((*head_conv_)(h))));
+  return F::global_avg_pool2d((*head_bn_)((*head_conv_)(h), F::BatchNormAct::Relu6));
 }
 
 }  // namespace fn::fashionnet

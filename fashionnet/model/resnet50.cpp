@@ -42,8 +42,8 @@ Bottleneck::Bottleneck(const BottleneckSpec& s, Rng& rng) : spec(s) {
 }
 
 Tensor Bottleneck::operator()(const Tensor& x) const {
-  Tensor h = F::relu((*bn1_)((*conv1_)(x)));
-  h = F::relu((*bn2_)((*conv2_)(h)));
+  Tensor h = (*bn1_)((*conv1_)(x), F::BatchNormAct::Relu);  // BN and ReLU as one op
+  h = (*bn2_)((*conv2_)(h), F::BatchNormAct::Relu);
   h = (*bn3_)((*conv3_)(h));
   const Tensor shortcut = downsample_ ? (*ds_bn_)((*ds_conv_)(x)) : x;
   return F::relu(F::add(h, shortcut));
@@ -78,7 +78,7 @@ ResNet50Trunk::ResNet50Trunk(double width, Rng& rng) {
 }
 
 Tensor ResNet50Trunk::operator()(const Tensor& x) const {
-  Tensor h = F::max_pool2d(F::relu((*bn1_)((*conv1_)(x))), F::Pool2dArgs{3, 2, 1});
+  Tensor h = F::max_pool2d((*bn1_)((*conv1_)(x), F::BatchNormAct::Relu), F::Pool2dArgs{3, 2, 1});
   for (auto* layer : layers_) h = (*layer)(h);
   return h;
 }
