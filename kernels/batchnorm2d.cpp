@@ -84,6 +84,17 @@ inline T act_grad(T y, T g) {
   else if constexpr (A == Act::Relu6) return relu6_bwd(y, g);
   else return g;
 }
+// The mask at y[j] (y is null without an activation: not touched then), and the rows of y at offset o.
+template <Act A, class T>
+inline T act_grad(const T* y, int64_t j, T g) {
+  if constexpr (A == Act::None) return g;
+  else return act_grad<A>(y[j], g);
+}
+template <Act A, class T>
+inline const T* act_rows(const T* y, int64_t o) {
+  if constexpr (A == Act::None) return y;
+  else return y + o;
+}
 #ifdef __AVX2__
 template <Act A>
 inline __m256 act_value(__m256 v) {
@@ -316,7 +327,7 @@ void add_grad_sums(const T* g, const T* ya, const T* x, int64_t len, double m, S
   }
 #endif
   for (; j < len; ++j) {
-    const double gj = double(act_grad<A>(A == Act::None ? T(0) : ya[j], g[j]));
+    const double gj = double(act_grad<A>(ya, j, g[j]));
     s.s1 += gj;
     s.s2 += gj * (double(x[j]) - m);
   }
@@ -354,11 +365,10 @@ void apply_grad(const T* g, const T* ya, const T* x, int64_t len, T m, T A, T B,
     }
   }
 #endif
-  const auto gj = [&](int64_t i) { return act_grad<Ac>(Ac == Act::None ? T(0) : ya[i], g[i]); };
   if (batch) {
-    for (; j < len; ++j) dx[j] = std::fma(gj(j) + C0, A, (x[j] - m) * B);
+    for (; j < len; ++j) dx[j] = std::fma(act_grad<Ac>(ya, j, g[j]) + C0, A, (x[j] - m) * B);
   } else {
-    for (; j < len; ++j) dx[j] = gj(j) * A;
+    for (; j < len; ++j) dx[j] = act_grad<Ac>(ya, j, g[j]) * A;
   }
 }
 
@@ -444,20 +454,22 @@ void forward_channels(const T* x, const T* w, const T* b, T* rm, T* rv, bool bat
 template <Act A, class T>
 void backward_channels(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
                        const Dims& d, T* gx, T* gw, T* gb) {
-  const auto at = [&](int64_t o) { return A == Act::None ? ya : ya + o; };  // ya is null without an activation
   const int64_t stride = d.C * d.HW;
   const bool sums = batch || gw || gb;
   parallel_for(d.C, d, [&](int64_t c) {
     const int64_t off = c * d.HW;
     Sums s;
     if (sums)
-      for (int64_t i = 0; i < d.N; ++i) add_grad_sums<A>(gy + off + i * stride, at(off + i * stride), x + off + i * stride, d.HW,
-                                                         double(mean[c]), s);
+      for (int64_t i = 0; i < d.N; ++i) {
+        const int64_t o = off + i * stride;
+        add_grad_sums<A>(gy + o, act_rows<A>(ya, o), x + o, d.HW, double(mean[c]), s);
+      }
     const GradCoef<T> k = finalize_backward(c, batch, s.first(), s.second(), d.count(), w, mean, inv_std, gw, gb);
     if (gx)
-      for (int64_t i = 0; i < d.N; ++i)
-        apply_grad<A>(gy + off + i * stride, at(off + i * stride), x + off + i * stride, d.HW, k.m, k.A, k.B, k.C0,
-                      batch, gx + off + i * stride);
+      for (int64_t i = 0; i < d.N; ++i) {
+        const int64_t o = off + i * stride;
+        apply_grad<A>(gy + o, act_rows<A>(ya, o), x + o, d.HW, k.m, k.A, k.B, k.C0, batch, gx + o);
+      }
   });
 }
 
@@ -493,14 +505,13 @@ void forward_planes(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch
 template <Act A, class T>
 void backward_planes(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
                      const Dims& d, T* gx, T* gw, T* gb) {
-  const auto at = [&](int64_t o) { return A == Act::None ? ya : ya + o; };  // ya is null without an activation
   const int64_t planes = d.N * d.C;
   const bool sums = batch || gw || gb;
   std::vector<double> part(sums ? size_t(2 * planes) : 0);
   if (sums)
     parallel_for(planes, d, [&](int64_t p) {
       Sums s;
-      add_grad_sums<A>(gy + p * d.HW, at(p * d.HW), x + p * d.HW, d.HW, double(mean[p % d.C]), s);
+      add_grad_sums<A>(gy + p * d.HW, act_rows<A>(ya, p * d.HW), x + p * d.HW, d.HW, double(mean[p % d.C]), s);
       part[size_t(2 * p)] = s.first();
       part[size_t(2 * p + 1)] = s.second();
     });
@@ -514,7 +525,7 @@ void backward_planes(const T* gy, const T* ya, const T* x, const T* w, const T* 
   if (gx)
     parallel_for(planes, d, [&](int64_t p) {
       const GradCoef<T>& q = k[size_t(p % d.C)];
-      apply_grad<A>(gy + p * d.HW, at(p * d.HW), x + p * d.HW, d.HW, q.m, q.A, q.B, q.C0, batch, gx + p * d.HW);
+      apply_grad<A>(gy + p * d.HW, act_rows<A>(ya, p * d.HW), x + p * d.HW, d.HW, q.m, q.A, q.B, q.C0, batch, gx + p * d.HW);
     });
 }
 
