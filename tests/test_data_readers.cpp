@@ -8,11 +8,11 @@
 #include <iterator>
 #include <map>
 #include <string>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "data/dataset.h"
 #include "tests/support/annotation_fixtures.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace fn::data;
@@ -22,14 +22,8 @@ namespace {
 const std::string kReal = std::string(FN_SOURCE_DIR) + "/../shared/deepfashion";
 
 // A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("fn_test_data_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : fn::test::TempDir {
+  explicit TempDir(const std::string& tag) : fn::test::TempDir("data_" + tag) {}
   std::string str() const { return path.string(); }
   void write(const std::string& rel, const std::string& text) const {
     fs::create_directories((path / rel).parent_path());

@@ -1,7 +1,5 @@
 // .npy reading and writing: round trip, agreement with numpy in both directions (where Debian's numpy is
 // installed), and a clear refusal, naming the file, of every malformed header and size.
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,19 +9,12 @@
 
 #include "core/npy.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-std::string temp_dir() {
-  static const std::string dir = [] {
-    fs::path p = fs::temp_directory_path() / ("fn_test_npy_" + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p.string();
-  }();
-  return dir;
-}
+// Removed when the test executable exits.
+std::string temp_dir() { return fn::test::process_temp_dir("npy"); }
 
 // Writes a .npy file from parts, so each test can break exactly one thing.
 void write_raw(const std::string& path, int major, int minor, std::string dict, size_t data_bytes,

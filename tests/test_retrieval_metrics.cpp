@@ -1,7 +1,6 @@
 // Retrieval metrics on hand-made cases with known answers (ties, items absent from the gallery, duplicate
 // images, k = 1 against k = 50), the embedding files, and the refusal of every bad input of `fashionnet metrics`
 // (which runs read_embeddings, parse_ks, parse_device and evaluate_retrieval, tested here directly).
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -12,20 +11,15 @@
 #include "fashionnet/eval/embedding_io.h"
 #include "fashionnet/eval/retrieval_metrics.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace fn::fashionnet;
 
-std::string temp_dir() {
-  static const std::string dir = [] {
-    fs::path p = fs::temp_directory_path() / ("fn_test_retrieval_" + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p.string();
-  }();
-  return dir;
-}
+// Removed when the test executable exits.
+std::string temp_dir() { return fn::test::process_temp_dir("retrieval"); }
 
 Embeddings make(const std::vector<float>& v, int64_t dim, const std::vector<std::string>& items) {
   Embeddings e;

@@ -3,8 +3,6 @@
 // end-to-end run (synthetic data, a tiny model trained for a few steps, a gallery, a search), embed -> search
 // from another working directory (the recorded dataset root, the warning on missing gallery images), and, where
 // Debian's `chromium` is installed, a headless render of a page to a PNG and a check that its images load.
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -22,20 +20,15 @@
 #include "fashionnet/report/search_page.h"
 #include "fashionnet/train/trainer.h"
 #include "tests/support/check.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace fn::fashionnet;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("fn_test_search_page_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : fn::test::TempDir {
+  explicit TempDir(const std::string& tag) : fn::test::TempDir("search_page_" + tag) {}
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
