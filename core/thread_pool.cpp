@@ -1,15 +1,46 @@
 #include "core/thread_pool.h"
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace fn {
 namespace {
 
 thread_local bool t_in_task = false;  // set while this thread runs a task: nested calls run inline
+
+// How long a waiting thread polls before it sleeps. Waking a sleeping thread through the kernel takes tens of
+// microseconds on a virtual machine, as long as a whole pass over a small tensor, and a batch norm makes four
+// parallel calls in a row; a poll this short costs the other work on the core (BLAS's threads) at most this
+// much per call.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
+// Polls ready() for up to kSpin; true if it became true.
+template <class Ready>
+bool spin_until(Ready&& ready) {
+  const auto end = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= end) return ready();
+  }
+}
 
 // Runs every task on the caller, in order; the first exception propagates after the rest have run, as in
 // the pooled path.
@@ -51,6 +82,7 @@ class Pool {
     }
     wake_.notify_all();
     run_one(0);
+    spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lk(m_);
     done_.wait(lk, [&] { return pending_ == 0; });
     task_ = nullptr;
@@ -67,7 +99,7 @@ class Pool {
     std::lock_guard<std::mutex> lk(m_);
     while (int(workers_.size()) < want) {
       const int index = int(workers_.size()) + 1;  // task index this worker runs; the caller runs 0
-      workers_.emplace_back([this, index, seen = generation_] { loop(index, seen); });
+      workers_.emplace_back([this, index, seen = generation_.load()] { loop(index, seen); });
     }
   }
 
@@ -84,6 +116,7 @@ class Pool {
 
   void loop(int index, unsigned long seen) {
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       {
         std::unique_lock<std::mutex> lk(m_);
         wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
@@ -102,8 +135,10 @@ class Pool {
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* task_ = nullptr;
-  int tasks_ = 0, pending_ = 0;
-  unsigned long generation_ = 0;
+  int tasks_ = 0;
+  // Written under m_; atomic so that a waiting thread may poll them without it (spin_until).
+  std::atomic<int> pending_{0};
+  std::atomic<unsigned long> generation_{0};
   bool stop_ = false;
   std::exception_ptr error_;
 };
