@@ -29,17 +29,16 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls ready() for up to kSpin; true if it became true.
+// Polls ready() until it holds or kSpin has passed (the caller then waits on its condition variable).
 template <class Ready>
-bool spin_until(Ready&& ready) {
+void spin_until(Ready&& ready) {
   const auto end = std::chrono::steady_clock::now() + kSpin;
-  for (;;) {
+  do {
     for (int i = 0; i < 64; ++i) {
-      if (ready()) return true;
+      if (ready()) return;
       cpu_relax();
     }
-    if (std::chrono::steady_clock::now() >= end) return ready();
-  }
+  } while (std::chrono::steady_clock::now() < end);
 }
 
 // Runs every task on the caller, in order; the first exception propagates after the rest have run, as in
