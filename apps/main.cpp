@@ -23,7 +23,7 @@ static void usage() {
 }
 
 int main(int argc, char** argv) {
-  fn::kernels::blas_short_idle_spin(argv);
+  fn::kernels::configure_blas(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage();
     return argc < 2 ? 2 : 0;

@@ -92,7 +92,7 @@ json run_pytorch(const std::vector<Shape4>& shapes, int repeats, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kernels::blas_short_idle_spin(argv);
+  kernels::configure_blas(argv);
   CLI::App app{"Batch norm 2d benchmark (training mode: forward, backward, every version)"};
   bench::Options opt;
   bool no_pytorch = false;

@@ -183,6 +183,7 @@ json result_json(const std::array<double, 3>& t, double max_err, double gflop, b
 }  // namespace
 
 int main(int argc, char** argv) {
+  fn::kernels::configure_blas(argv);  // before any product: the kernels OpenBLAS runs are fixed at load
   CLI::App app{"Convolution benchmark at VGG16 layer shapes: our im2col+BLAS (CPU), cuDNN vs im2col+cuBLAS (CUDA)"};
   Options opt;
   opt.repeats = 5;

@@ -66,6 +66,7 @@ double validate(const Shape3& s, const Tensor& A, const Tensor& B, const Tensor&
 }  // namespace
 
 int main(int argc, char** argv) {
+  fn::kernels::configure_blas(argv);  // before any product: the kernels OpenBLAS runs are fixed at load
   CLI::App app{"SGEMM benchmark: OpenBLAS raw vs our wrapper (CPU), cuBLAS (CUDA)"};
   Options opt;
   opt.repeats = 5;

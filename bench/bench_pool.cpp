@@ -77,7 +77,7 @@ struct Bufs {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kernels::blas_short_idle_spin(argv);
+  kernels::configure_blas(argv);
   CLI::App app{"Pooling benchmark: global average pooling and max pooling 3x3/2/1 (forward, backward)"};
   bench::Options opt;
   bool no_pytorch = false;

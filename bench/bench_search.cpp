@@ -294,6 +294,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fn::kernels::configure_blas(argv);  // before any product: the kernels OpenBLAS runs are fixed at load
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

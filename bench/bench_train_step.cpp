@@ -610,7 +610,7 @@ double pytorch_train_ips(const json& j) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  fn::kernels::blas_short_idle_spin(argv);
+  fn::kernels::configure_blas(argv);
   CLI::App app{"bench_train_step: FashionNet training step and embedding throughput on a fixed synthetic batch"};
   std::string preset = "cpu-small", device = "cpu", json_path;
   int batch = 0, steps = 10, warmup = 3, threads = 0, input = 0;
@@ -656,9 +656,9 @@ int main(int argc, char** argv) {
     FN_CHECK(steps >= 1, "bench_train_step: --steps must be >= 1");
     warmup = std::max(warmup, 2);
 
-    std::printf("bench_train_step: preset %s, batch %d, input %d, device %s, BLAS threads %d, load %.2f\n",
-                preset.c_str(), batch, cfg.net.input, fn::device_description(d).c_str(), fn::kernels::blas_threads(),
-                load_average());
+    std::printf("bench_train_step: preset %s, batch %d, input %d, device %s, BLAS threads %d (%s kernels), "
+                "load %.2f\n", preset.c_str(), batch, cfg.net.input, fn::device_description(d).c_str(),
+                fn::kernels::blas_threads(), fn::kernels::blas_kernels().c_str(), load_average());
     // A failed validation is reported in the output and the JSON, and the timing still runs (on a GPU
     // session every figure counts); the exit status is 1 all the same.
     std::string validation = "ok";
@@ -710,7 +710,8 @@ int main(int argc, char** argv) {
                 {"commit", FN_GIT_COMMIT},
                 {"date", date},
                 {"machine", {{"device", fn::device_description(d)}, {"hardware_threads", std::thread::hardware_concurrency()},
-                             {"blas_threads", fn::kernels::blas_threads()}, {"load_average_1min", load_average()}}},
+                             {"blas_threads", fn::kernels::blas_threads()},
+                             {"blas_kernels", fn::kernels::blas_kernels()}, {"load_average_1min", load_average()}}},
                 {"preset", preset},
                 {"batch", batch},
                 {"input", cfg.net.input},

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
+#include <string>
 
 #ifdef FN_WITH_CUDA
 #include "core/cuda_check.h"
@@ -14,6 +16,7 @@
 extern "C" {
 void openblas_set_num_threads(int);
 int openblas_get_num_threads(void);
+char* openblas_get_corename(void);
 }
 
 namespace fn::kernels {
@@ -21,10 +24,38 @@ namespace fn::kernels {
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
 int blas_threads() { return openblas_get_num_threads(); }
 
-void blas_short_idle_spin(char** argv) {
-  if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return;
-  setenv("OPENBLAS_THREAD_TIMEOUT", "12", 1);  // 2^12 cycles; 4 (the least) measured alike
-  execv("/proc/self/exe", argv);
+std::string blas_kernels() { return openblas_get_corename(); }
+
+std::string blas_kernels_for_cpu(const std::string& chosen, CpuVectorIsa isa) {
+  // OpenBLAS's x86-64 kernel sets that use AVX2 or AVX-512 (its corename strings).
+  static const std::set<std::string> kModern = {"Haswell", "Zen", "Excavator", "SkylakeX", "Cooperlake",
+                                                "SapphireRapids"};
+  if (kModern.count(chosen)) return "";
+  if (isa.avx512) return "SkylakeX";
+  if (isa.avx2_fma) return "Haswell";
+  return "";
+}
+
+void configure_blas(char** argv) {
+  bool changed = false;
+  if (!std::getenv("OPENBLAS_THREAD_TIMEOUT")) {
+    setenv("OPENBLAS_THREAD_TIMEOUT", "12", 1);  // 2^12 cycles; 4 (the least) measured alike
+    changed = true;
+  }
+  if (!std::getenv("OPENBLAS_CORETYPE")) {
+    CpuVectorIsa isa;
+#if defined(__x86_64__) && defined(__GNUC__)
+    isa.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    isa.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+    const std::string kernels = blas_kernels_for_cpu(blas_kernels(), isa);
+    if (!kernels.empty()) {
+      setenv("OPENBLAS_CORETYPE", kernels.c_str(), 1);
+      changed = true;
+    }
+  }
+  if (changed) execv("/proc/self/exe", argv);
 }
 
 void gemm_cpu(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

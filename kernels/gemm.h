@@ -2,6 +2,7 @@
 // CPU: OpenBLAS (sgemm / dgemm). CUDA: cuBLAS sgemm (row-major handled by computing C^T = B^T A^T).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -24,12 +25,27 @@ void gemm_cuda(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 void set_blas_threads(int n);
 int blas_threads();
 
-// OpenBLAS's idle worker threads spin on sched_yield for 2^28 cycles after each product before they sleep.
-// On a 2-core machine they then take turns with our own image threads and with the loader threads: 10-15%
-// of a cpu-small step's CPU time (docs/performance.md). The spin is read from OPENBLAS_THREAD_TIMEOUT once,
-// when the library loads, so a program that wants a short one calls this first thing in main(): where the
-// variable is unset it sets 2^12 cycles and re-executes the program; where it is set (by the user, or by
-// the re-execution) it returns at once. If the re-execution fails, the program goes on with the default.
-void blas_short_idle_spin(char** argv);
+// OpenBLAS reads two settings from the environment once, when the library loads, so a program calls this
+// first thing in main(): where a setting is wanted and unset, it sets it and re-executes the program, which
+// then finds everything set and goes on (as it does where the user set them, or the re-execution failed).
+// - OPENBLAS_THREAD_TIMEOUT: idle worker threads spin on sched_yield for 2^28 cycles after each product before
+//   they sleep; on a 2-core machine they take turns with our own image and loader threads, 10-15% of a
+//   cpu-small step's CPU time (docs/performance.md). Set to 2^12 cycles.
+// - OPENBLAS_CORETYPE: OpenBLAS picks its kernels by the CPU's model number, and a CPU newer than the library
+//   gets the generic SSE3 ones ("Prescott"): Debian 12's 0.3.21 on a 5th-generation Xeon, where the Lite0 step
+//   took twice as long. Where the kernels chosen use neither AVX2 nor AVX-512 but the CPU has them, it names
+//   the best the CPU runs (blas_kernels_for_cpu).
+void configure_blas(char** argv);
+
+// The OpenBLAS kernels for a CPU with these instruction sets: "SkylakeX" with AVX-512 (F, BW, DQ and VL),
+// "Haswell" with AVX2 and FMA, else "" (leave OpenBLAS's choice). Only where `chosen`, the kernels OpenBLAS
+// picked, predate AVX2; a choice of AVX2 kernels or newer is kept.
+struct CpuVectorIsa {
+  bool avx2_fma = false, avx512 = false;
+};
+std::string blas_kernels_for_cpu(const std::string& chosen, CpuVectorIsa isa);
+
+// The kernels OpenBLAS runs with ("SkylakeX", "Haswell", "Prescott", ...), for benchmark headers.
+std::string blas_kernels();
 
 }  // namespace fn::kernels

@@ -1,6 +1,8 @@
 // matmul, linear and the per-channel bias: loop references, float64 gradient checks, batch invariance,
 // and CUDA against the CPU.
 #include <array>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/bias.h"
 #include "kernels/gemm.h"
@@ -97,6 +99,29 @@ TEST_CASE("bias_add and bias_grad: CPU against loops, both layouts") {
     kernels::bias_add(y, b);
     FN_REQUIRE_CLOSE(y.to_vector_f64(), add, 0.0, 0.0);
   }
+}
+
+TEST_CASE("OpenBLAS kernels: a CPU newer than the library gets the best kernels it runs, a known one keeps its own",
+          "[gemm]") {
+  using fn::kernels::blas_kernels_for_cpu;
+  const fn::kernels::CpuVectorIsa avx512{true, true}, avx2{true, false}, sse{false, false};
+  // The generic fallback of an unknown model (a 5th-generation Xeon under OpenBLAS 0.3.21).
+  CHECK(blas_kernels_for_cpu("Prescott", avx512) == "SkylakeX");
+  CHECK(blas_kernels_for_cpu("Prescott", avx2) == "Haswell");
+  CHECK(blas_kernels_for_cpu("Sandybridge", avx2) == "Haswell");
+  CHECK(blas_kernels_for_cpu("Prescott", sse) == "");  // nothing better to name
+  // A detection with AVX2 kernels or newer stands.
+  for (const char* known : {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"})
+    CHECK(blas_kernels_for_cpu(known, avx512) == "");
+  // What this process runs is one of OpenBLAS's names, and after configure_blas (the test main calls it) never
+  // the generic SSE3 kernels on a CPU with AVX2, unless the user asked for them.
+  const std::string running = fn::kernels::blas_kernels();
+  CHECK(!running.empty());
+  const char* asked = std::getenv("OPENBLAS_CORETYPE");
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(asked && std::string(asked) == "Prescott"))
+    CHECK(running != "Prescott");
+#endif
 }
 
 TEST_CASE("dense: CUDA matches the CPU (forward, backward, bias kernels)") {
