@@ -1,9 +1,10 @@
 // fashionnet eval --checkpoint C --data DIR --benchmark B [--holdout F] [--json FILE] [--html DIR] [--device D]
-//                 [--mirror]
+//                 [--mirror] [--input N]
 //   imagefolder: scores every image of DIR, or with --holdout F only the images `train --holdout F` left out.
 //   category, landmark: the test split, with the papers' protocol (top-k, per-group attribute recall, landmark
 //   error per slot and per variation type, the detection-rate curve: detection.svg with --html).
 //   --mirror: each image and its mirror image, the two passes averaged (fashionnet/eval/mirror.h).
+//   --input N: run the network at N x N instead of its trained input size (backbones that pool globally).
 //   Under mpirun (-np N) the ranks share the images; the results are those of one process.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -24,6 +25,7 @@ namespace {
 int run_eval(int argc, char** argv) {
   CLI::App app{"Evaluate a checkpoint: retrieval top-k, category, attributes, landmarks"};
   std::string ckpt, root, benchmark = "inshop", device = "auto", json_out, html_dir, ks;
+  int input = 0;
   fn::fashionnet::EvalOptions opt;
   app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
   app.add_option("--data", root, "dataset root")->required();
@@ -37,6 +39,8 @@ int run_eval(int argc, char** argv) {
   app.add_option("--batch", opt.inference.batch, "images per forward pass")->capture_default_str();
   app.add_option("--threads", opt.inference.threads, "image loader threads")->capture_default_str();
   app.add_flag("--mirror", opt.inference.mirror, "also run each image mirrored left to right and average the two passes");
+  app.add_option("--input", input, "run the network at this square input size instead of the trained one "
+                 "(lite0, resnet50: they pool their map globally)");
   app.add_flag("--skip-bad", opt.inference.skip_bad, "skip unreadable images (counted)");
   auto* holdout = app.add_option("--holdout", opt.holdout,
                                  "imagefolder: score only the hash hold-out of this fraction, the images "
@@ -64,16 +68,18 @@ int run_eval(int argc, char** argv) {
   fn::dist::Communicator comm(co);
   opt.inference.comm = &comm;
   fn::fashionnet::TrainConfig cfg;
-  auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev, &cfg);
+  auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev, &cfg, input);
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   auto r = fn::fashionnet::evaluate(*model, ds, dev, opt);
   if (comm.rank() != 0) return 0;
   // What the checkpoint was trained on, so that a landmark-only model's empty heads are not read as failures.
   const std::string trained = "trained loss terms (the checkpoint's stages): " + fn::fashionnet::trained_terms(cfg);
+  if (input != 0) std::printf("the network runs at %d x %d (--input)\n", cfg.net.input, cfg.net.input);
   std::printf("%s\n%s", trained.c_str(), fn::fashionnet::format_eval(r).c_str());
   if (!json_out.empty()) {
     nlohmann::json j = fn::fashionnet::to_json(r);
     j["trained_terms"] = fn::fashionnet::trained_terms(cfg);
+    j["input"] = cfg.net.input;  // the size the network ran at
     fn::write_text_file(json_out, j.dump(2) + "\n");
   }
   if (!html_dir.empty()) {

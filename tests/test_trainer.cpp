@@ -341,6 +341,45 @@ TEST_CASE("Corrupted, truncated and mismatched checkpoints are refused, naming t
   }
 }
 
+TEST_CASE("A checkpoint of a globally pooling backbone runs at another input size; vgg16 refuses, naming the file",
+          "[trainer][checkpoint]") {
+  const TrainConfig rcfg = preset("resnet-tiny");  // 64x64, the resnet50 graph: layer4's map is pooled
+  const std::string path = (scratch() / "resnet_tiny.safetensors").string();
+  save_checkpoint(path, FashionNet(rcfg.net, rcfg.seed), nullptr, rcfg, TrainState{});
+  TrainConfig got;
+  auto trained = model_from_checkpoint(path, Device::CPU, &got);
+  CHECK(got.net.input == 64);
+  auto bigger = model_from_checkpoint(path, Device::CPU, &got, 96);
+  CHECK(got.net.input == 96);
+  // The same weights and statistics, name by name.
+  const NamedTensors a = trained->named_state(), b = bigger->named_state();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].first == b[i].first);
+    CHECK(a[i].second.to_vector() == b[i].second.to_vector());
+  }
+  // It takes 96x96 images, and no longer 64x64 ones.
+  bigger->eval();
+  Rng rng(5);
+  const Outputs o = bigger->forward(Tensor::uniform({2, 3, 96, 96}, rng, -1, 1), PoolAt{});
+  CHECK(o.category.size(0) == 2);
+  CHECK(std::isfinite(o.category.to_vector()[0]));
+  CHECK_THROWS_WITH(bigger->forward(Tensor::uniform({2, 3, 64, 64}, rng, -1, 1), PoolAt{}), Catch::Contains("96"));
+  // A size out of range is the config's own error; the trained size is no change at all.
+  CHECK_THROWS_WITH(model_from_checkpoint(path, Device::CPU, nullptr, 30), Catch::Contains("30"));
+  CHECK_THROWS_WITH(model_from_checkpoint(path, Device::CPU, nullptr, -64), Catch::Contains("-64"));
+  CHECK(model_from_checkpoint(path, Device::CPU, &got, 64) != nullptr);
+  CHECK(got.net.input == 64);
+
+  // VGG16's fc6 reads the conv5 map flattened: only its trained size fits.
+  const TrainConfig vcfg = preset("tiny");
+  const std::string vpath = (scratch() / "vgg_tiny.safetensors").string();
+  save_checkpoint(vpath, FashionNet(vcfg.net, vcfg.seed), nullptr, vcfg, TrainState{});
+  CHECK_THROWS_WITH(model_from_checkpoint(vpath, Device::CPU, nullptr, vcfg.net.input + 32),
+                    Catch::Contains(vpath) && Catch::Contains("vgg16") && Catch::Contains("input size"));
+  CHECK(model_from_checkpoint(vpath, Device::CPU, nullptr, vcfg.net.input) != nullptr);
+}
+
 TEST_CASE("A NaN loss stops training, naming step and term, and keeps the last good checkpoint", "[trainer]") {
   TrainOptions o = options("nan");
   o.stop_after = 3;

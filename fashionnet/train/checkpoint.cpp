@@ -83,8 +83,15 @@ void load_checkpoint(const std::string& path, const nn::Module& model, const nn:
   load_into(path, all, o);
 }
 
-std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg_out) {
+std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg_out,
+                                                  int input) {
   TrainConfig cfg = checkpoint_config(path);
+  if (input != 0 && input != cfg.net.input) {
+    FN_EXPECT(cfg.net.backbone != Backbone::Vgg16, "checkpoint ", path, ": a vgg16 network runs only at the input "
+              "size it was trained at (", cfg.net.input, "): its fc6 reads the conv5 map flattened; the other "
+              "backbones pool their map and run at any input size");
+    cfg.net.input = input;  // the constructor checks the range
+  }
   auto model = std::make_unique<FashionNet>(cfg.net, cfg.seed);
   model->to(device);
   load_checkpoint(path, *model, nullptr);

@@ -28,7 +28,10 @@ TrainConfig checkpoint_config(const std::string& path);
 TrainState checkpoint_state(const std::string& path);
 // Loads parameters and buffers (and the optimiser's state when `opt` is given) into an existing model.
 void load_checkpoint(const std::string& path, const nn::Module& model, const nn::Optimizer* opt);
-// Builds the model a checkpoint describes, on `device`, with its weights.
-std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg = nullptr);
+// Builds the model a checkpoint describes, on `device`, with its weights. `input` other than 0 runs it at that square
+// input size instead of the trained one (backbones that pool their map globally only: VGG16's fc6 reads the
+// conv5 map flattened, whose size follows the input); cfg->net.input then says the size it runs at.
+std::unique_ptr<FashionNet> model_from_checkpoint(const std::string& path, Device device, TrainConfig* cfg = nullptr,
+                                                  int input = 0);
 
 }  // namespace fn::fashionnet
