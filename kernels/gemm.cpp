@@ -26,6 +26,16 @@ int blas_threads() { return openblas_get_num_threads(); }
 
 std::string blas_kernels() { return openblas_get_corename(); }
 
+CpuVectorIsa cpu_vector_isa() {
+  CpuVectorIsa isa;
+#if defined(__x86_64__) && defined(__GNUC__)
+  isa.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  isa.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+  return isa;
+}
+
 std::string blas_kernels_for_cpu(const std::string& chosen, CpuVectorIsa isa) {
   // OpenBLAS's x86-64 kernel sets that use AVX2 or AVX-512 (its corename strings).
   static const std::set<std::string> kModern = {"Haswell", "Zen", "Excavator", "SkylakeX", "Cooperlake",
@@ -43,13 +53,7 @@ void configure_blas(char** argv) {
     changed = true;
   }
   if (!std::getenv("OPENBLAS_CORETYPE")) {
-    CpuVectorIsa isa;
-#if defined(__x86_64__) && defined(__GNUC__)
-    isa.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    isa.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-#endif
-    const std::string kernels = blas_kernels_for_cpu(blas_kernels(), isa);
+    const std::string kernels = blas_kernels_for_cpu(blas_kernels(), cpu_vector_isa());
     if (!kernels.empty()) {
       setenv("OPENBLAS_CORETYPE", kernels.c_str(), 1);
       changed = true;

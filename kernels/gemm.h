@@ -37,12 +37,15 @@ int blas_threads();
 //   the best the CPU runs (blas_kernels_for_cpu).
 void configure_blas(char** argv);
 
-// The OpenBLAS kernels for a CPU with these instruction sets: "SkylakeX" with AVX-512 (F, BW, DQ and VL),
-// "Haswell" with AVX2 and FMA, else "" (leave OpenBLAS's choice). Only where `chosen`, the kernels OpenBLAS
-// picked, predate AVX2; a choice of AVX2 kernels or newer is kept.
+// The vector instruction sets that decide OpenBLAS's kernels: AVX2 with FMA, AVX-512 F, BW, DQ and VL.
 struct CpuVectorIsa {
   bool avx2_fma = false, avx512 = false;
 };
+CpuVectorIsa cpu_vector_isa();  // this CPU's
+
+// The OpenBLAS kernels for a CPU with these instruction sets: "SkylakeX" with AVX-512, "Haswell" with AVX2,
+// else "" (leave OpenBLAS's choice). Only where `chosen`, the kernels OpenBLAS picked, predate AVX2; a choice
+// of AVX2 kernels or newer is kept.
 std::string blas_kernels_for_cpu(const std::string& chosen, CpuVectorIsa isa);
 
 // The kernels OpenBLAS runs with ("SkylakeX", "Haswell", "Prescott", ...), for benchmark headers.

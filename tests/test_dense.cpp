@@ -118,10 +118,8 @@ TEST_CASE("OpenBLAS kernels: a CPU newer than the library gets the best kernels 
   const std::string running = fn::kernels::blas_kernels();
   CHECK(!running.empty());
   const char* asked = std::getenv("OPENBLAS_CORETYPE");
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !(asked && std::string(asked) == "Prescott"))
+  if (fn::kernels::cpu_vector_isa().avx2_fma && !(asked && std::string(asked) == "Prescott"))
     CHECK(running != "Prescott");
-#endif
 }
 
 TEST_CASE("dense: CUDA matches the CPU (forward, backward, bias kernels)") {

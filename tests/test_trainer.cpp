@@ -3,9 +3,9 @@
 // checkpoints with errors naming the file, a globally pooling network run at another input size (vgg16
 // refused), a NaN loss stopping the run without touching the last good checkpoint, the two-stage schedule
 // (stage 2 starts from stage 1's best file), the run folder's files, and the caller's SIGINT handler restored
-// however train() ends; which images an ImageFolder evaluation
-// scores (all of them, or exactly the images training held out); and model selection on validation (the
-// validation lines, best.safetensors, In-shop's held-out items, resuming with the best measure, validate_every 0).
+// however train() ends; which images an ImageFolder evaluation scores (all of them, or exactly the images
+// training held out); and model selection on validation (the validation lines, best.safetensors, In-shop's
+// held-out items, resuming with the best measure, validate_every 0).
 #include <signal.h>
 #include <unistd.h>
 
