@@ -27,10 +27,12 @@ const char* kTinyJson =
     R"("warmup":0,"weight_decay":0.0})";
 
 // kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults,
-// validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one process), and
-// crop_scale (1: no random crop).
+// validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one process),
+// crop_scale (1: no random crop), and net.local_at and net.local_scale (the paper's rule, unscaled).
 nlohmann::json tiny_json_now() {
   nlohmann::json j = nlohmann::json::parse(kTinyJson);
+  j["net"]["local_at"] = "landmarks";
+  j["net"]["local_scale"] = 1.0;
   j["validate_every"] = 0;
   j["parts"] = 1;
   j["ranks"] = 1;
@@ -70,6 +72,7 @@ TEST_CASE("config: the JSON is the one checkpoints hold, and reads back", "[conf
   CHECK(c.schedule == LrSchedule::Cosine);
   CHECK(c.triplet_mining == TripletMining::BatchHard);
   CHECK(c.net.backbone == Backbone::Vgg16);
+  CHECK(c.net.local_at == LocalAt::Landmarks);
   CHECK(c.stages[0].freeze.empty());
   CHECK(c.stages[0].bn_statistics == BnStatistics::Train);
   CHECK(nlohmann::json(c).dump() == tiny_json_now().dump());
@@ -129,6 +132,8 @@ TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
   CHECK(j["net"]["pool_mode"] == "zero");
   CHECK(j["triplet_mining"] == "all");
   CHECK(j["schedule"] == "step");
+  CHECK(choice_names<LocalAt>() == std::vector<std::string>{"landmarks", "layout"});
+  CHECK(nlohmann::json::parse(R"({"local_at": "layout"})").get<NetConfig>().local_at == LocalAt::Layout);
 
   // A name not in the table is kept as written: check_config names it, to_json writes it back.
   c.net.pool_mode = "middle";
@@ -136,6 +141,10 @@ TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
   CHECK(c.net.pool_mode != PoolMode::Corner);
   CHECK(nlohmann::json(c)["net"]["pool_mode"] == "middle");
   CHECK(config_problems(c) == std::vector<std::string>{"net.pool_mode 'middle': corner or zero"});
+  c.net.local_at = "grid";
+  CHECK(config_problems(c) == std::vector<std::string>{"net.pool_mode 'middle': corner or zero",
+                                                      "net.local_at 'grid': landmarks or layout"});
+  c.net.local_at = LocalAt::Landmarks;
   CHECK_THROWS_WITH(PoolMode(c.net.pool_mode), Catch::Contains("used unchecked"));  // an internal error
   // A choice that is not a string is json's type error.
   CHECK_THROWS_WITH(nlohmann::json::parse(R"({"pool_mode": 1})").get<NetConfig>(), Catch::Contains("must be string"));

@@ -186,6 +186,61 @@ TEST_CASE("Training pools at the given landmarks, evaluation at the predicted on
   CHECK(same_values(global.forward(x, a).embedding, global.forward(x, b).embedding));  // training mode
 }
 
+TEST_CASE("net.local_at = layout: the local branch pools at the fixed garment layout in training and evaluation",
+          "[fashionnet]") {
+  // The layout is symmetric: a slot's mirror slot sits at 1 - x, the same y (so --mirror pools the same points).
+  for (int k = 0; k < kSlots; ++k) {
+    CHECK(kGarmentLayout[data::mirror_slot(k)][0] == Approx(1.0 - kGarmentLayout[k][0]).epsilon(1e-6));
+    CHECK(kGarmentLayout[data::mirror_slot(k)][1] == kGarmentLayout[k][1]);
+  }
+  NoGradGuard ng;
+  NetConfig c = small_net(true, "zero");
+  c.dropout = 0.f;
+  c.local_at = LocalAt::Layout;
+  FashionNet net(c, 5);
+  Tensor x = random_images(2, c.input, 7);
+  PoolAt a = random_pool_at(2, c.input, 8);
+  PoolAt none = a;  // what an ImageFolder batch gives: no slot visible
+  none.visibility = Tensor::zeros({2, kSlots});
+
+  // Training ignores the given positions, even where none is visible; fc6_local sees the trunk's map.
+  Outputs t = net.forward(x, none);
+  CHECK(same_values(t.embedding, net.forward(x, a).embedding));
+  CHECK(dead_fraction(t.fc6_local_act) < 1.0);
+  // It is landmark_pool at layout_pool_at: the paper's rule given those positions gives the same embedding.
+  NetConfig p = c;
+  p.local_at = LocalAt::Landmarks;
+  FashionNet paper(p, 5);
+  PoolAt layout = net.layout_pool_at(2, Device::CPU);
+  CHECK(layout.landmarks.to_vector()[0] == Approx(kGarmentLayout[0][0] * (c.input - 1)));
+  CHECK(same_values(t.embedding, paper.forward(x, layout).embedding));
+  // With the paper's rule the same batch pools nothing: every fc6_local unit is its bias after the ReLU.
+  CHECK_FALSE(same_values(t.embedding, paper.forward(x, none).embedding));
+
+  // Evaluation pools at the same layout, not at the untrained predictions.
+  net.eval();
+  paper.eval();
+  Outputs e = net.forward(x, PoolAt{});
+  CHECK(same_values(e.embedding, t.embedding));  // no dropout: the modes differ only in where they pool
+  CHECK(same_values(e.embedding, paper.forward(x, layout).embedding));
+  CHECK_FALSE(same_values(e.embedding, paper.forward(x, PoolAt{}).embedding));
+
+  // net.local_scale s multiplies the pooled features: the same as fc6_local's weight times s.
+  NetConfig sc = c;
+  sc.local_scale = 0.25f;
+  FashionNet scaled(sc, 5);  // the same seed: the same weights
+  scaled.eval();
+  CHECK_FALSE(same_values(scaled.forward(x, PoolAt{}).embedding, e.embedding));
+  for (auto& [name, t] : net.named_parameters())
+    if (name == "fc6_local.weight") {
+      std::vector<float> w = t.to_vector();
+      for (float& v : w) v *= 0.25f;  // a power of 2: exact
+      t.copy_from(Tensor::from(w, t.shape()));
+    }
+  const std::vector<double> by_scale = scaled.forward(x, PoolAt{}).embedding.to_vector_f64();
+  FN_REQUIRE_CLOSE(by_scale, net.forward(x, PoolAt{}).embedding.to_vector_f64(), 1e-6, 1e-5);
+}
+
 TEST_CASE("In evaluation a batch of N equals N batches of 1", "[fashionnet]") {
   NoGradGuard ng;
   for (bool local : {true, false}) {

@@ -92,9 +92,12 @@ TEST_CASE("FashionNet matches the PyTorch twin: outputs, losses and every gradie
     fs::remove_all(bad_loss);
   }
 
-  SECTION("resnet-tiny: ResNet-50 at width 1/16, input 64, pool mode corner, batch-hard triplets, P 2 x K 4") {
+  SECTION("resnet-tiny: ResNet-50 at width 1/16, input 64, the local branch at the garment layout, scaled by 0.5, "
+          "batch-hard triplets, P 2 x K 4") {
     fashionnet::ParityCaseOptions opt;
     opt.cfg = fashionnet::preset("resnet-tiny");
+    opt.cfg.net.local_at = fashionnet::LocalAt::Layout;
+    opt.cfg.net.local_scale = 0.5f;
     opt.seed = 5;
     std::string dir = temp_dir("resnet_tiny");
     auto sum = fashionnet::write_parity_case(dir, opt);

@@ -78,6 +78,8 @@ class NetConfig:  # fashionnet/model/config.h, NetConfig (the same JSON keys)
     pool_radius: int = 1
     pool_mode: str = "corner"
     local_branch: bool = True
+    local_at: str = "landmarks"  # or "layout": GARMENT_LAYOUT in training and evaluation alike
+    local_scale: float = 1.0  # multiplies the pooled features before fc6_local
     dropout: float = 0.5
 
     @classmethod
@@ -107,6 +109,11 @@ PRESETS = {
 }
 
 # ----------------------------------------------------------------------------------------------- the graph
+
+# net.local_at = "layout": the fixed pooling positions, (x, y) in [0, 1] per slot (fashionnet/model/fashionnet.h,
+# kGarmentLayout), in pixel-centre coordinates times (input - 1).
+GARMENT_LAYOUT = [(0.40, 0.28), (0.60, 0.28), (0.25, 0.50), (0.75, 0.50),
+                  (0.38, 0.62), (0.62, 0.62), (0.38, 0.86), (0.62, 0.86)]
 
 
 class _Stage(nn.Module):
@@ -364,9 +371,15 @@ class FashionNetRef(nn.Module):
         o["landmark_vis"] = self.landmark_vis(fc7_pose).reshape(n * SLOTS, 2)
         fused = fc6_global
         if cfg.local_branch:
-            if landmarks is None:
+            if cfg.local_at == "layout":
+                xy = (torch.tensor(GARMENT_LAYOUT, dtype=torch.float32) * float(cfg.input - 1)).to(conv4.dtype)
+                landmarks = xy.to(conv4.device).expand(n, SLOTS, 2)
+                visibility = torch.ones(n, SLOTS, dtype=conv4.dtype, device=conv4.device)
+            elif landmarks is None:
                 landmarks, visibility = self.predicted_pool_at(o)
             pooled = landmark_pool(conv4, landmarks, visibility, self.map_stride, cfg.pool_radius, cfg.pool_mode)
+            if cfg.local_scale != 1.0:
+                pooled = pooled * cfg.local_scale
             fused = torch.cat([fc6_global, drop(F.relu(self.fc6_local(pooled)))], 1)
         o["embedding"] = self.fc7_fusion(fused)  # before the ReLU, as fashionnet.cpp
         h = drop(F.relu(o["embedding"]))

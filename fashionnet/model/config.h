@@ -8,7 +8,7 @@
 //
 // Each struct's fields are listed once more, in visit_fields below, with their JSON keys and their rules; JSON
 // (to_json, from_json) and the range checks (config_problems) are made from that list. The string choices
-// (backbone, pool_mode, schedule, triplet_mining, a stage's bn_statistics) are enums, with one table of names
+// (backbone, pool_mode, local_at, schedule, triplet_mining, a stage's bn_statistics) are enums, with one table of names
 // each (ChoiceNames): the names are what config.json, checkpoints and the command line hold.
 #pragma once
 #include <cstdint>
@@ -33,6 +33,10 @@ enum class LrSchedule { Cosine, Step };
 // the model; gradients still reach its weight and bias unless they are frozen too).
 enum class BnStatistics { Train, Frozen };
 using PoolMode = kernels::LandmarkPoolMode;  // invisible slots: Corner (the reference reproduction's rule) or Zero
+// Where landmark_pool reads for the local branch: Landmarks, the paper's rule (the annotated landmarks in training,
+// the predicted ones at test time); Layout, the fixed garment layout of kGarmentLayout (fashionnet.h) in training
+// and at test time alike, for data without landmarks (an ImageFolder), where Landmarks would pool nothing.
+enum class LocalAt { Landmarks, Layout };
 using TripletMining = kernels::TripletMode;  // BatchHard or BatchAll
 
 template <class E>
@@ -60,6 +64,10 @@ struct ChoiceNames<BnStatistics> {
 template <>
 struct ChoiceNames<PoolMode> {
   static constexpr ChoiceName<PoolMode> list[] = {{PoolMode::Corner, "corner"}, {PoolMode::Zero, "zero"}};
+};
+template <>
+struct ChoiceNames<LocalAt> {
+  static constexpr ChoiceName<LocalAt> list[] = {{LocalAt::Landmarks, "landmarks"}, {LocalAt::Layout, "layout"}};
 };
 template <>
 struct ChoiceNames<TripletMining> {
@@ -149,6 +157,10 @@ struct NetConfig {
   int pool_radius = 1;   // landmark_pool window (2r+1)^2 on the trunk's map (VGG16: conv4_3)
   Choice<PoolMode> pool_mode = PoolMode::Corner;  // invisible slots (see PoolMode)
   bool local_branch = true;  // false: the ablation with the global branch only
+  Choice<LocalAt> local_at = LocalAt::Landmarks;  // where the local branch pools (see LocalAt)
+  // Multiplies the pooled features before fc6_local, for a trunk map far from unit scale: SGD's step on
+  // fc6_local grows with its input's square, and at 10x the scale the branch's units die in the first steps.
+  float local_scale = 1.f;
   float dropout = 0.5f;
 };
 
@@ -251,6 +263,8 @@ IfConfig<C, NetConfig> visit_fields(C& c, V&& v) {
   v("pool_radius", c.pool_radius, Range<int>{0, 16, "from 0 to 16"});
   v("pool_mode", c.pool_mode);
   v("local_branch", c.local_branch);
+  v("local_at", c.local_at);
+  v("local_scale", c.local_scale, Range<float>{1e-6f, 1e6f, "from 1e-6 to 1e6"});
   v("dropout", c.dropout, Range<float>{0.f, 0.99f, "from 0 to 0.99"});
 }
 

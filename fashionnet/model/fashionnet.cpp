@@ -53,6 +53,7 @@ Tensor FashionNet::local_features(const Tensor& map, const PoolAt& at) const {
   args.radius = cfg_.pool_radius;
   args.mode = cfg_.pool_mode;
   Tensor pooled = F::landmark_pool(map, at.landmarks, at.visibility, args);  // (N, kSlots*C)
+  if (cfg_.local_scale != 1.f) pooled = F::scale(pooled, double(cfg_.local_scale));
   return F::relu((*fc6_local_)(pooled));
 }
 
@@ -68,11 +69,12 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
     return F::dropout(x, p, training, dropout_seed(step, layer), first_sample * x.size(1));
   };
   o.conv4 = (*trunk_)(images);
-  // With given positions (training), the local branch is recorded before the branches' first op (VGG16:
-  // pool4), so that its backward runs after theirs: landmark_pool then adds its sparse gradient into the
-  // trunk map's gradient instead of a dense copy.
-  const bool local_first = cfg_.local_branch && pool_at.landmarks.defined();
-  if (local_first) o.fc6_local_act = local_features(o.conv4, pool_at);
+  // With given positions (training, or the fixed layout), the local branch is recorded before the branches'
+  // first op (VGG16: pool4), so that its backward runs after theirs: landmark_pool then adds its sparse
+  // gradient into the trunk map's gradient instead of a dense copy.
+  const bool layout = cfg_.local_branch && cfg_.local_at == LocalAt::Layout;
+  const bool local_first = layout || (cfg_.local_branch && pool_at.landmarks.defined());
+  if (local_first) o.fc6_local_act = local_features(o.conv4, layout ? layout_pool_at(n, images.device()) : pool_at);
   Tensor branch_in = trunk_->branch_input(o.conv4);  // VGG16: pool4
 
   // Global branch.
@@ -124,6 +126,17 @@ PoolAt FashionNet::predicted_pool_at(const Outputs& o) const {
   PoolAt at;
   at.landmarks = F::scale(o.landmark_loc, double(cfg_.input)).view({n, kSlots, 2});
   at.visibility = Tensor::from(visible_from_logits(o.landmark_vis.to_vector()), {n, kSlots}, o.landmark_loc.device());
+  return at;
+}
+
+PoolAt FashionNet::layout_pool_at(int64_t n, Device device) const {
+  // Pixel-centre coordinates (data/transform.h): x (S - 1) keeps the layout's symmetry exact in pixels too.
+  const float span = float(cfg_.input - 1);
+  std::vector<float> xy(size_t(n * kSlots * 2));
+  for (size_t i = 0; i < xy.size(); ++i) xy[i] = kGarmentLayout[(i / 2) % kSlots][i % 2] * span;
+  PoolAt at;
+  at.landmarks = Tensor::from(xy, {n, kSlots, 2}, device);
+  at.visibility = Tensor::from(std::vector<float>(size_t(n * kSlots), 1.f), {n, kSlots}, device);
   return at;
 }
 

@@ -11,7 +11,8 @@
 // conv5_global and conv5_pose are each branch's own copy of the backbone's last stages (VGG16: conv5_1..conv5_3
 // and pool5; ResNet-50: layer4 and global average pooling; EfficientNet-Lite0: blocks 11..15, the head and
 // global average pooling). Training pools at the ground-truth landmarks; evaluation at the predicted ones
-// (landmark_loc, with visibility from landmark_vis).
+// (landmark_loc, with visibility from landmark_vis). With net.local_at = layout (data without landmarks), both
+// pool at the fixed kGarmentLayout instead.
 #pragma once
 #include <memory>
 #include <vector>
@@ -23,6 +24,12 @@
 namespace fn::fashionnet {
 
 using data::kSlots;  // the landmark slots, DeepFashion's eight (data/dataset.h)
+
+// The fixed pooling positions of net.local_at = layout: (x, y) in [0, 1] of the input per slot, in slot order
+// (collar, sleeve, waistline, hem; left then right). A front-view garment as shop photos frame it (a person
+// upright, centred, filling the height): symmetric about x = 0.5, so the mirror image pools the same points.
+constexpr float kGarmentLayout[kSlots][2] = {{0.40f, 0.28f}, {0.60f, 0.28f}, {0.25f, 0.50f}, {0.75f, 0.50f},
+                                             {0.38f, 0.62f}, {0.62f, 0.62f}, {0.38f, 0.86f}, {0.62f, 0.86f}};
 
 class BackboneTrunk;
 class BackboneBranch;
@@ -62,6 +69,8 @@ class FashionNet : public nn::Module {
   Outputs forward(const Tensor& images, const PoolAt& pool_at, uint64_t step = 0, int64_t first_sample = 0) const;
   // The landmarks and visibilities the model predicts, in landmark_pool's input convention.
   PoolAt predicted_pool_at(const Outputs& o) const;
+  // kGarmentLayout for n images, every slot visible, in the same convention.
+  PoolAt layout_pool_at(int64_t n, Device device) const;
   const NetConfig& config() const { return cfg_; }
   int trunk_stride() const;    // of the trunk's map: 8 (VGG16) or 16 (ResNet-50, Lite0)
   int trunk_channels() const;  // of the trunk's map
