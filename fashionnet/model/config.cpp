@@ -81,8 +81,12 @@ TrainConfig preset(const std::string& name) {
     // - fine-tuning rates: lr 0.01 then 0.001, weight decay 1e-4. 600 steps: about 20 minutes on these 2 cores
     //   at the 2.1 s a forward and backward of batch 32 took (15 img/s; shared machine, 2026-12-04), about 5
     //   epochs of the 3,978 In-shop photos. The real-photo measure (docs/RESULTS.md) may retune them.
+    // - local_scale 0.1: the trunk's map (the 112-channel stage ends in a linear projection) has an rms of about
+    //   8 on photos with the ImageNet weights; unscaled, fc6_local's units die in the first steps (docs/RESULTS.md,
+    //   "The local branch on data without landmarks").
     NetConfig& n = t.net;
     n.backbone = Backbone::EfficientNetLite0;
+    n.local_scale = 0.1f;
     n.input = 192;
     n.fc6_global = 1024;
     n.fc6_pose = 256;
