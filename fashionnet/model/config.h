@@ -8,8 +8,8 @@
 //
 // Each struct's fields are listed once more, in visit_fields below, with their JSON keys and their rules; JSON
 // (to_json, from_json) and the range checks (config_problems) are made from that list. The string choices
-// (backbone, pool_mode, local_at, schedule, triplet_mining, a stage's bn_statistics) are enums, with one table of names
-// each (ChoiceNames): the names are what config.json, checkpoints and the command line hold.
+// (backbone, pool_mode, local_at, schedule, triplet_mining, a stage's bn_statistics) are enums, with one table
+// of names each (ChoiceNames): the names are what config.json, checkpoints and the command line hold.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -35,7 +35,7 @@ enum class BnStatistics { Train, Frozen };
 using PoolMode = kernels::LandmarkPoolMode;  // invisible slots: Corner (the reference reproduction's rule) or Zero
 // Where landmark_pool reads for the local branch: Landmarks, the paper's rule (the annotated landmarks in training,
 // the predicted ones at test time); Layout, the fixed garment layout of kGarmentLayout (fashionnet.h) in training
-// and at test time alike, for data without landmarks (an ImageFolder), where Landmarks would pool nothing.
+// and at test time alike, for data without landmarks (an ImageFolder), where Landmarks has no slot to pool at.
 enum class LocalAt { Landmarks, Layout };
 using TripletMining = kernels::TripletMode;  // BatchHard or BatchAll
 

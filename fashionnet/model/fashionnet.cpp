@@ -130,7 +130,7 @@ PoolAt FashionNet::predicted_pool_at(const Outputs& o) const {
 }
 
 PoolAt FashionNet::layout_pool_at(int64_t n, Device device) const {
-  // Pixel-centre coordinates (data/transform.h): x (S - 1) keeps the layout's symmetry exact in pixels too.
+  // Pixel-centre coordinates (data/transform.h): times S - 1, so that the layout stays exactly symmetric in pixels.
   const float span = float(cfg_.input - 1);
   std::vector<float> xy(size_t(n * kSlots * 2));
   for (size_t i = 0; i < xy.size(); ++i) xy[i] = kGarmentLayout[(i / 2) % kSlots][i % 2] * span;
