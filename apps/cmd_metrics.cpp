@@ -1,6 +1,6 @@
 // fashionnet metrics: retrieval accuracy of saved embeddings (PREFIX.npy + PREFIX.ids.txt, as `embed`
 // writes them): exact nearest-neighbour search of every query in the gallery, then the paper's top-k
-// accuracy and mmfashion's recall@k (definitions: fashionnet/eval/retrieval_metrics.h, docs/search.md).
+// accuracy, mmfashion's recall@k and mAP@k (definitions: fashionnet/eval/retrieval_metrics.h, docs/search.md).
 #include <cstdio>
 #include <fstream>
 
@@ -50,4 +50,4 @@ int run_metrics(int argc, char** argv) {
 
 // Registered by hand, as FN_COMMAND would: the macro's parameter `fn` also renames its `::fn::apps`.
 static fn::apps::CommandRegistrar metrics_command(
-    {"metrics", "retrieval top-k accuracy and recall@k of saved embeddings (exact search)", run_metrics});
+    {"metrics", "retrieval top-k accuracy, recall@k and mAP@k of saved embeddings (exact search)", run_metrics});

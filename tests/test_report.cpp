@@ -241,6 +241,7 @@ TEST_CASE("html: one escaper and one stylesheet for the report and the search pa
   CHECK(page.find(page_style()) != std::string::npos);
   CHECK(page.find("<body class='report'>") != std::string::npos);
   CHECK(page.find("class='chart'") != std::string::npos);  // the top-k chart, inline
+  CHECK(page.find("<tr><th>mAP@k, %") != std::string::npos);
   CHECK(page.find("class='example'") != std::string::npos);
 
   // The search page.

@@ -60,6 +60,9 @@ TEST_CASE("metrics: hand-made neighbour lists give the known hit rates and recal
   FN_REQUIRE_CLOSE(m.top_k_accuracy, (std::vector<double>{1.0 / 3, 2.0 / 3, 2.0 / 3, 2.0 / 3}), 1e-12, 0);
   // Recall: A finds 0, 1/2, 2/2, 2/2 of its images; C 1 at every k; D 0.
   FN_REQUIRE_CLOSE(m.recall_at_k, (std::vector<double>{1.0 / 3, 1.5 / 3, 2.0 / 3, 2.0 / 3}), 1e-12, 0);
+  // mAP@k: A's AP is (1/3) / 2 at k = 3 and (1/3 + 2/4) / 2 from k = 4; C's is 1; D's 0.
+  FN_REQUIRE_CLOSE(m.map_at_k, (std::vector<double>{1.0 / 3, (1.0 / 6 + 1) / 3, (5.0 / 12 + 1) / 3, (5.0 / 12 + 1) / 3}),
+                   1e-12, 0);
 }
 
 TEST_CASE("metrics: recall is the fraction of the item's gallery images, not the hit rate", "[metrics]") {
@@ -71,6 +74,10 @@ TEST_CASE("metrics: recall is the fraction of the item's gallery images, not the
   RetrievalMetrics m = retrieval_metrics(nb.data(), 1, 10, {"X"}, gallery, {1, 2, 5, 9, 10});
   FN_REQUIRE_CLOSE(m.top_k_accuracy, (std::vector<double>{1, 1, 1, 1, 1}), 0, 0);
   FN_REQUIRE_CLOSE(m.recall_at_k, (std::vector<double>{0.25, 0.5, 0.75, 1.0, 1.0}), 1e-12, 0);
+  // mAP@k divides by min(4, k): 1 while every neighbour so far is an X, then below 1 although top-k stays 1.
+  FN_REQUIRE_CLOSE(m.map_at_k, (std::vector<double>{1, 1, (2 + 3.0 / 5) / 4, (2 + 3.0 / 5 + 4.0 / 9) / 4,
+                                                   (2 + 3.0 / 5 + 4.0 / 9) / 4}),
+                   1e-12, 0);
 }
 
 TEST_CASE("metrics: k larger than the gallery takes the whole gallery; k = 1 against k = 50", "[metrics]") {

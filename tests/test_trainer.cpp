@@ -675,16 +675,24 @@ std::vector<nlohmann::json> validation_lines(const std::string& run) {
   return v;
 }
 
-// The first line (in step order) with the best value among `lines` whose stage is `stage` ("": any).
+// The first line (in step order) with the best value among `lines` whose stage is `stage` ("": any); equal
+// values are told apart by the higher tie-break.
 const nlohmann::json& best_line(const std::vector<nlohmann::json>& lines, const std::string& stage) {
   const nlohmann::json* best = nullptr;
+  const auto tie = [](const nlohmann::json& v) {
+    return v.contains("tie_break") ? v["tie_break"]["value"].get<double>() : -1.0;
+  };
   for (const auto& j : lines) {
     if (!stage.empty() && j["stage"] != stage) continue;
     const auto& v = j["validation"];
     const double x = v["value"].get<double>();
-    if (!best || (v["higher_is_better"].get<bool>() ? x > (*best)["validation"]["value"].get<double>()
-                                                     : x < (*best)["validation"]["value"].get<double>()))
+    if (!best) {
       best = &j;
+      continue;
+    }
+    const auto& b = (*best)["validation"];
+    const double y = b["value"].get<double>();
+    if (x != y ? (v["higher_is_better"].get<bool>() ? x > y : x < y) : tie(v) > tie(b)) best = &j;
   }
   REQUIRE(best);
   return *best;
@@ -819,6 +827,7 @@ TEST_CASE("Validation lines at every validate_every steps and each stage's end; 
     steps.push_back(j["step"].get<int64_t>());
     CHECK(j["stage"] == (steps.back() <= 11 ? "stage1" : "stage2"));
     CHECK(j["validation"]["measure"] == "category_top1");
+    CHECK_FALSE(j["validation"].contains("tie_break"));  // top-1 is already the finest
     CHECK(j["validation"]["images"] == set.images());
     const double v = j["validation"]["value"].get<double>();
     CHECK((v >= 0 && v <= 1));
@@ -867,6 +876,11 @@ TEST_CASE("A validated In-shop run resumes bitwise, the best measure so far incl
   const std::vector<nlohmann::json> lines = validation_lines(straight);
   REQUIRE(lines.size() == 4);  // steps 3, 6, 9, 12
   CHECK(lines[0]["validation"]["measure"] == "retrieval_top20");
+  for (const auto& j : lines) {  // mAP@20 breaks ties: never above top-20
+    REQUIRE(j["validation"].contains("tie_break"));
+    CHECK(j["validation"]["tie_break"]["measure"] == "retrieval_map20");
+    CHECK(j["validation"]["tie_break"]["value"].get<double>() <= j["validation"]["value"].get<double>());
+  }
   CHECK(checkpoint_state(straight + "/best.safetensors").step == best_line(lines, "")["step"].get<int64_t>());
   // Stop between two validations in each stage: last.safetensors must carry the bests so far, or the resumed
   // run would take a later, equal or worse measure for a new best.
@@ -890,9 +904,47 @@ TEST_CASE("A validated In-shop run resumes bitwise, the best measure so far incl
         const SafetensorsFile a = load_safetensors(o.out_dir + f), b = load_safetensors(straight + f);
         CHECK(a.metadata.at("best_validation") == b.metadata.at("best_validation"));
         CHECK(a.metadata.at("run_best_validation") == b.metadata.at("run_best_validation"));
+        CHECK(a.metadata.at("run_best_validation_tie_break") == b.metadata.at("run_best_validation_tie_break"));
       }
     }
   }
+}
+
+TEST_CASE("A saturated measure: equal retrieval top-20s are told apart by mAP@20", "[trainer][validation]") {
+  // Held-out In-shop items with 20 gallery images or fewer: top-20 is 100% at every validation, so only the
+  // tie-break can pick a best.
+  const std::string root = test::synth_dataset(scratch() / "inshop_saturated", "inshop", 40, 3, 64, 5);
+  TrainOptions o = options("validated_saturated");
+  o.data_root = root;
+  o.holdout = 0.25;
+  const ValidationSet set = validation_set(data::load_dataset(root, "inshop"), o.holdout);
+  REQUIRE(set.query.size() >= 4);
+  REQUIRE(set.gallery.size() <= 20);
+  CHECK(set.tie_break == "retrieval_map20");
+  train(validated_run(1), o);
+  const std::vector<nlohmann::json> lines = validation_lines(o.out_dir);
+  REQUIRE(lines.size() == 12);
+  std::set<double> tops, maps;
+  for (const auto& j : lines) {
+    tops.insert(j["validation"]["value"].get<double>());
+    maps.insert(j["validation"]["tie_break"]["value"].get<double>());
+  }
+  REQUIRE(tops == std::set<double>{1.0});
+  REQUIRE(maps.size() > 1);  // else the case shows nothing: the first validation would stay the best
+  // The bests are the highest mAP@20s (the first of equals), not the first validations.
+  const nlohmann::json& run_best = best_line(lines, "");
+  CHECK(run_best["validation"]["tie_break"]["value"].get<double>() == *maps.rbegin());
+  CHECK(run_best["step"].get<int64_t>() > 1);
+  CHECK(checkpoint_state(o.out_dir + "/best.safetensors").step == run_best["step"].get<int64_t>());
+  for (const char* stage : {"stage1", "stage2"}) {
+    INFO(stage);
+    const nlohmann::json& b = best_line(lines, stage);
+    const TrainState st = checkpoint_state(o.out_dir + "/" + stage + "_best.safetensors");
+    CHECK(st.step == b["step"].get<int64_t>());
+    CHECK(st.best_validation_tie_break == b["validation"]["tie_break"]["value"].get<double>());
+  }
+  // The loss curve draws the tie-break beside the measure.
+  CHECK(bytes_of(o.out_dir + "/loss.svg").find("retrieval mAP@20 (validation, the tie-break)") != std::string::npos);
 }
 
 TEST_CASE("validate_every 0 keeps the smoothed-loss best, no validation and no best.safetensors",
@@ -948,13 +1000,24 @@ TEST_CASE("validate: eval mode for the measure, the caller's modes after; the di
 
   ValidationSet higher, lower;
   lower.higher_is_better = false;
-  CHECK(improves(higher, 0.0, -1));  // the first measure is the best so far
-  CHECK(improves(higher, 0.6, 0.5));
-  CHECK_FALSE(improves(higher, 0.5, 0.5));  // a tie keeps the earlier checkpoint
-  CHECK_FALSE(improves(higher, 0.4, 0.5));
-  CHECK(improves(lower, 0.04, 0.05));
-  CHECK_FALSE(improves(lower, 0.06, 0.05));
-  CHECK_FALSE(improves(higher, NAN, -1));
+  const auto r = [](double value, double tie = NAN) { return ValidationResult{value, tie, 0}; };
+  CHECK(improves(higher, r(0.0), {}));  // the first measure is the best so far
+  CHECK(improves(higher, r(0.6), {0.5, -1}));
+  CHECK_FALSE(improves(higher, r(0.5), {0.5, -1}));  // a tie keeps the earlier checkpoint
+  CHECK_FALSE(improves(higher, r(0.4), {0.5, -1}));
+  CHECK(improves(lower, r(0.04), {0.05, -1}));
+  CHECK_FALSE(improves(lower, r(0.06), {0.05, -1}));
+  CHECK_FALSE(improves(higher, r(NAN), {}));
+  // Equal measures (a saturated top-20): the tie-break decides, and never against a better measure.
+  CHECK(improves(higher, r(1.0, 0.8), {1.0, 0.7}));
+  CHECK_FALSE(improves(higher, r(1.0, 0.7), {1.0, 0.7}));
+  CHECK_FALSE(improves(higher, r(1.0, 0.6), {1.0, 0.7}));
+  CHECK(improves(higher, r(1.0, 0.0), {1.0, -1}));  // a tie-break beats none (a checkpoint from before them)
+  CHECK_FALSE(improves(higher, r(1.0), {1.0, 0.7}));
+  CHECK_FALSE(improves(higher, r(0.9, 1.0), {1.0, 0.1}));
+  CHECK(improves(lower, r(0.05, 0.9), {0.05, 0.8}));  // the tie-break is an accuracy whatever the measure's direction
+  CHECK(format_measure("retrieval_map20", 0.5) == "50.0%");
+  CHECK(measure_label("retrieval_map20") == "retrieval mAP@20");
   CHECK(format_measure("category_top3", 0.8333) == "83.3%");
   CHECK(format_measure("landmark_error", 0.07123) == "0.0712");
 }

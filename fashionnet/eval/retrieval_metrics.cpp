@@ -65,6 +65,7 @@ RetrievalMetrics retrieval_metrics(const int32_t* neighbours, int64_t queries, i
   m.gallery = ng;
   m.top_k_accuracy.assign(ks.size(), 0.0);  // sums over queries first, means at the end
   m.recall_at_k.assign(ks.size(), 0.0);
+  m.map_at_k.assign(ks.size(), 0.0);
   std::vector<char> seen(static_cast<size_t>(ng), 0);
   for (int64_t q = 0; q < queries; ++q) {
     const int32_t* row = neighbours + q * cols;
@@ -82,17 +83,21 @@ RetrievalMetrics retrieval_metrics(const int32_t* neighbours, int64_t queries, i
       continue;
     }
     const int32_t item = it->second;
-    const double relevant = double(gallery_count[size_t(item)]);
+    const int64_t relevant = gallery_count[size_t(item)];
     int64_t found = 0, c = 0;  // found: matches among the first c neighbours
+    double precisions = 0;     // the sum of precision@i over the matches at ranks i <= c
     for (size_t t = 0; t < ks.size(); ++t) {
-      for (; c < std::min(ks[t], ng); ++c) found += gallery_item[size_t(row[c])] == item;
+      for (; c < std::min(ks[t], ng); ++c)
+        if (gallery_item[size_t(row[c])] == item) precisions += double(++found) / double(c + 1);
       m.top_k_accuracy[t] += found > 0 ? 1.0 : 0.0;
-      m.recall_at_k[t] += double(found) / relevant;
+      m.recall_at_k[t] += double(found) / double(relevant);
+      m.map_at_k[t] += precisions / double(std::min(relevant, ks[t]));
     }
   }
   for (size_t t = 0; t < ks.size() && queries > 0; ++t) {
     m.top_k_accuracy[t] /= double(queries);
     m.recall_at_k[t] /= double(queries);
+    m.map_at_k[t] /= double(queries);
   }
   return m;
 }
@@ -128,26 +133,29 @@ std::string format_table(const RetrievalReport& r) {
   s += cat("queries whose item has no gallery image: ", m.queries_without_gallery_item, " (counted as misses)\n");
   if (r.zero_query_rows || r.zero_gallery_rows)
     s += cat("warning: all-zero embeddings: ", r.zero_query_rows, " queries, ", r.zero_gallery_rows, " gallery\n");
-  s += "\n     k   top-k accuracy %   recall@k %\n";
+  s += "\n     k   top-k accuracy %   recall@k %   mAP@k %\n";
   char line[96];
   for (size_t t = 0; t < m.ks.size(); ++t) {
-    std::snprintf(line, sizeof line, "  %4lld   %16.2f   %10.2f\n", (long long)m.ks[t], 100 * m.top_k_accuracy[t],
-                  100 * m.recall_at_k[t]);
+    std::snprintf(line, sizeof line, "  %4lld   %16.2f   %10.2f   %7.2f\n", (long long)m.ks[t], 100 * m.top_k_accuracy[t],
+                  100 * m.recall_at_k[t], 100 * m.map_at_k[t]);
     s += line;
   }
   s += "\ntop-k accuracy: the paper's metric, the fraction of queries with at least one image of their item\n"
        "                among the k nearest gallery images.\n"
        "recall@k:       mmfashion's metric, the mean fraction of the query item's gallery images found among\n"
-       "                the k nearest (at most k / that number, so lower than top-k accuracy).\n";
+       "                the k nearest (at most k / that number, so lower than top-k accuracy).\n"
+       "mAP@k:          mean average precision over the k nearest: 100% only when each query's first\n"
+       "                neighbours are all its item's images.\n";
   return s;
 }
 
 nlohmann::json to_json(const RetrievalReport& r) {
   const RetrievalMetrics& m = r.metrics;
-  nlohmann::json acc, rec;
+  nlohmann::json acc, rec, map;
   for (size_t t = 0; t < m.ks.size(); ++t) {
     acc[std::to_string(m.ks[t])] = m.top_k_accuracy[t];
     rec[std::to_string(m.ks[t])] = m.recall_at_k[t];
+    map[std::to_string(m.ks[t])] = m.map_at_k[t];
   }
   return {{"queries", m.queries},
           {"gallery", m.gallery},
@@ -159,7 +167,8 @@ nlohmann::json to_json(const RetrievalReport& r) {
           {"zero_gallery_rows", r.zero_gallery_rows},
           {"ks", m.ks},
           {"top_k_accuracy", acc},
-          {"recall_at_k_mmfashion", rec}};
+          {"recall_at_k_mmfashion", rec},
+          {"map_at_k", map}};
 }
 
 }  // namespace fn::fashionnet

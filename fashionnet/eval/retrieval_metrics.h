@@ -8,9 +8,13 @@
 //   recall@k (mmfashion's "Recall@k", open-mmlab/mmfashion retrieval_eval.py): the mean over queries of
 //     |{i <= k : item(N_i) = y_q}| / n_q, the fraction of the item's gallery images found in the top k.
 //     It is at most k / n_q, so it is well below the hit rate whenever items have several gallery images.
+//   mAP@k (mean average precision over the top k, the usual ranking measure of image retrieval): the mean over
+//     queries of AP@k = (1 / min(n_q, k)) sum_{i <= k, item(N_i) = y_q} precision@i, precision@i being the
+//     fraction of N_1..N_i of item y_q. It is 1 only when the item's first min(n_q, k) neighbours are all its
+//     images, so it keeps telling rankings apart after top-k accuracy (and top-1) have reached 100%.
 //
-// Both average over all queries. A query whose item has no gallery image (n_q = 0) cannot be found: it
-// counts as a miss (0) in both, and is counted in queries_without_gallery_item.
+// All three average over all queries. A query whose item has no gallery image (n_q = 0) cannot be found: it
+// counts as a miss (0) in each, and is counted in queries_without_gallery_item.
 // When k exceeds the gallery size, the top k is the whole gallery.
 #pragma once
 #include <cstdint>
@@ -32,6 +36,7 @@ struct RetrievalMetrics {
   std::vector<int64_t> ks;
   std::vector<double> top_k_accuracy;  // per k, in [0, 1]
   std::vector<double> recall_at_k;     // per k, in [0, 1]
+  std::vector<double> map_at_k;        // per k, in [0, 1]
   int64_t queries = 0;
   int64_t gallery = 0;
   int64_t queries_without_gallery_item = 0;

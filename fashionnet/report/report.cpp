@@ -168,6 +168,10 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
     }
     h << "</tr>\n<tr><th>recall@k, % (mmfashion's \"Top-k Acc.\")</th>";
     for (double v : m.recall_at_k) h << "<td>" << pct(v) << "</td>";
+    if (m.map_at_k.size() == m.ks.size()) {  // hand-built reports may leave it out
+      h << "</tr>\n<tr><th>mAP@k, % (mean average precision over the k nearest)</th>";
+      for (double v : m.map_at_k) h << "<td>" << pct(v) << "</td>";
+    }
     h << "</tr></table>\n" << topk_curve_svg(r) << "\n";
   }
   h << paper_table_html(r);

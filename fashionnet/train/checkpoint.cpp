@@ -36,7 +36,9 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const nn:
       {"format", "fashionnet-checkpoint"}, {"config", c.dump()},       {"stage", std::to_string(st.stage)},
       {"step", std::to_string(st.step)},   {"ema_loss", fmt(st.ema_loss)}, {"best_loss", fmt(st.best_loss)},
       {"categories", nlohmann::json(st.category_names).dump()},        {"commit", FN_GIT_COMMIT},
-      {"best_validation", fmt(st.best_validation)}, {"run_best_validation", fmt(st.run_best_validation)}};
+      {"best_validation", fmt(st.best_validation)}, {"run_best_validation", fmt(st.run_best_validation)},
+      {"best_validation_tie_break", fmt(st.best_validation_tie_break)},
+      {"run_best_validation_tie_break", fmt(st.run_best_validation_tie_break)}};
   save_safetensors(path, all, md);
 }
 
@@ -62,9 +64,12 @@ TrainState checkpoint_state(const std::string& path) {
     st.ema_loss = std::stod(meta(f, "ema_loss"));
     st.best_loss = std::stod(meta(f, "best_loss"));
     st.category_names = nlohmann::json::parse(meta(f, "categories")).get<std::vector<std::string>>();
+    // Absent before validation (and before its tie-breaks) existed.
     for (auto [key, field] : {std::pair{"best_validation", &st.best_validation},
-                              std::pair{"run_best_validation", &st.run_best_validation}})
-      if (f.metadata.count(key)) *field = std::stod(f.metadata.at(key));  // absent before validation existed
+                              std::pair{"run_best_validation", &st.run_best_validation},
+                              std::pair{"best_validation_tie_break", &st.best_validation_tie_break},
+                              std::pair{"run_best_validation_tie_break", &st.run_best_validation_tie_break}})
+      if (f.metadata.count(key)) *field = std::stod(f.metadata.at(key));
   } catch (const fn::Error&) {
     throw;
   } catch (const std::exception& e) {

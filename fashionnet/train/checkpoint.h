@@ -17,8 +17,10 @@ struct TrainState {
   double ema_loss = -1;  // smoothed total loss of the current stage (-1: none yet)
   double best_loss = -1; // best ema_loss at a checkpoint of the current stage (-1: none yet)
   // With validation (TrainConfig::validate_every): the best validation measure of the current stage and of the
-  // run so far (-1: none yet; every measure is >= 0). Older checkpoints lack them and read as -1.
+  // run so far, and their tie-breaks (fashionnet/train/validation.h) (-1: none yet; every measure is >= 0).
+  // Older checkpoints lack them and read as -1.
   double best_validation = -1, run_best_validation = -1;
+  double best_validation_tie_break = -1, run_best_validation_tie_break = -1;
   std::vector<std::string> category_names;  // so evaluation can name predictions
 };
 

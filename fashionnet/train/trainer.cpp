@@ -89,14 +89,22 @@ void write_loss_curve(const std::string& run_dir) {
   std::ifstream f(run_dir + "/metrics.jsonl");
   std::map<std::string, std::map<int64_t, double>> by_term;  // last value per step wins (resumed runs)
   std::map<int64_t, std::string> stage_start;
-  std::map<int64_t, double> validation;  // the validation lines (a panel of its own: another scale)
-  std::string line, prev_stage, measure;
+  // The validation lines (a panel of its own: another scale), the measure and its tie-break.
+  std::map<int64_t, double> validation, tie_break;
+  std::string line, prev_stage, measure, tie_measure;
+  const auto number = [](const nlohmann::json& v) {
+    return v.contains("value") && v["value"].is_number() ? v["value"].get<double>() : NAN;
+  };
   while (std::getline(f, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_discarded() && j.contains("step") && j.contains("validation")) {
       const auto& v = j["validation"];
       measure = v.value("measure", "");
-      validation[j["step"].get<int64_t>()] = v.contains("value") && v["value"].is_number() ? v["value"].get<double>() : NAN;
+      validation[j["step"].get<int64_t>()] = number(v);
+      if (v.contains("tie_break")) {
+        tie_measure = v["tie_break"].value("measure", "");
+        tie_break[j["step"].get<int64_t>()] = number(v["tie_break"]);
+      }
     }
     if (j.is_discarded() || !j.contains("step") || !j.contains("terms")) continue;
     int64_t step = j["step"];
@@ -119,14 +127,19 @@ void write_loss_curve(const std::string& run_dir) {
   for (auto& [x, st] : stage_start) o.x_marks.emplace_back(double(x), st);
   std::string svg = svg_line_chart(series, o);
   if (!validation.empty()) {
-    Series v{measure_label(measure) + " (validation)", {}};
-    for (auto& [x, y] : validation) v.points.emplace_back(double(x), y);
+    std::vector<Series> panel{{measure_label(measure) + " (validation)", {}}};
+    for (auto& [x, y] : validation) panel[0].points.emplace_back(double(x), y);
+    if (!tie_break.empty()) {  // an accuracy as the measure is: the same scale
+      panel.push_back({measure_label(tie_measure) + " (validation, the tie-break)", {}});
+      for (auto& [x, y] : tie_break) panel[1].points.emplace_back(double(x), y);
+    }
     ChartOptions vo = o;
-    vo.title = cat("Validation: ", measure_label(measure), measure == "landmark_error" ? " (lower is better)" : "");
-    vo.y_label = measure_label(measure);
+    vo.title = cat("Validation: ", measure_label(measure), measure == "landmark_error" ? " (lower is better)" : "",
+                   tie_break.empty() ? "" : cat(", ties broken by ", measure_label(tie_measure)));
+    vo.y_label = tie_break.empty() ? measure_label(measure) : "accuracy";
     vo.log_y = false;
     vo.height = 260;
-    svg = svg_stack({svg, svg_line_chart({v}, vo)});
+    svg = svg_stack({svg, svg_line_chart(panel, vo)});
   }
   write_text_file(run_dir + "/loss.svg", svg);
 }
@@ -352,7 +365,7 @@ void Run::enter_stage(int s) {
                 stage.name.c_str());
   }
   st_.stage = s;
-  st_.ema_loss = st_.best_loss = st_.best_validation = -1;
+  st_.ema_loss = st_.best_loss = st_.best_validation = st_.best_validation_tie_break = -1;
 }
 
 // Every stage's freeze names against the model, before any step: a misspelt name is a user error naming
@@ -517,8 +530,9 @@ void Run::setup_validation() {
   FN_EXPECT(!train_ids_.empty(), "train: every training image of ", opt_.data_root,
             " is held out for validation; lower --holdout or set validate_every 0");
   if (loud_)
-    std::printf("validation every %lld steps and at each stage's end on %s; best by %s\n",
-                (long long)cfg_.validate_every, set.description.c_str(), measure_label(set.measure).c_str());
+    std::printf("validation every %lld steps and at each stage's end on %s; best by %s%s\n",
+                (long long)cfg_.validate_every, set.description.c_str(), measure_label(set.measure).c_str(),
+                set.tie_break.empty() ? "" : cat(", ties by ", measure_label(set.tie_break)).c_str());
   val_ = std::move(set);
 }
 
@@ -528,27 +542,34 @@ Run::Improved Run::validate_at(const StageConfig& stage, int64_t done) {
   // Every rank validates its share of the images; the gather gives each the same figure.
   const ValidationResult v = validate(*model_, ds_, *val_, opt_.device, opt_.loader_threads, opt_.skip_bad, comm_);
   Improved im;
-  im.stage = improves(*val_, v.value, st_.best_validation);
-  im.run = improves(*val_, v.value, st_.run_best_validation);
-  if (im.stage) st_.best_validation = v.value;
-  if (im.run) st_.run_best_validation = v.value;
+  im.stage = improves(*val_, v, {st_.best_validation, st_.best_validation_tie_break});
+  im.run = improves(*val_, v, {st_.run_best_validation, st_.run_best_validation_tie_break});
+  // -1 stands for "none" in the state, as it does before any validation.
+  const double tie = std::isnan(v.tie_break) ? -1 : v.tie_break;
+  if (im.stage) st_.best_validation = v.value, st_.best_validation_tie_break = tie;
+  if (im.run) st_.run_best_validation = v.value, st_.run_best_validation_tie_break = tie;
+  const auto number_or_null = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
   nlohmann::json j = {{"step", done}, {"stage", stage.name}};
   j["validation"] = {{"measure", val_->measure},
-                     {"value", std::isnan(v.value) ? nlohmann::json(nullptr) : nlohmann::json(v.value)},
+                     {"value", number_or_null(v.value)},
                      {"higher_is_better", val_->higher_is_better},
                      {"images", val_->images()},
                      {"seconds", v.seconds},
                      {"stage_best", im.stage},
                      {"run_best", im.run}};
+  if (!val_->tie_break.empty())
+    j["validation"]["tie_break"] = {{"measure", val_->tie_break}, {"value", number_or_null(v.tie_break)}};
   if (primary()) {
     metrics_ << j.dump() << "\n";
     metrics_.flush();
   }
   const std::string figure = format_measure(val_->measure, v.value);
+  const std::string tie_figure =
+      val_->tie_break.empty() ? "" : cat(" (", measure_label(val_->tie_break), " ", format_measure(val_->tie_break, v.tie_break), ")");
   val_tail_ = cat("  val ", figure);
   if (loud_)
-    std::printf("\n%s step %lld: validation %s %s (%lld images, %.1f s)%s\n", stage.name.c_str(), (long long)done,
-                measure_label(val_->measure).c_str(), figure.c_str(), (long long)val_->images(), v.seconds,
+    std::printf("\n%s step %lld: validation %s %s%s (%lld images, %.1f s)%s\n", stage.name.c_str(), (long long)done,
+                measure_label(val_->measure).c_str(), figure.c_str(), tie_figure.c_str(), (long long)val_->images(), v.seconds,
                 im.run ? ", the best so far: best.safetensors" : im.stage ? ", the stage's best so far" : "");
   return im;
 }

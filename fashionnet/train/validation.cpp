@@ -43,12 +43,14 @@ ValidationSet validation_set(const data::Dataset& ds, double holdout) {
   const std::vector<int> ids = data::validation_indices(ds, holdout);
   if (ds.benchmark == "inshop") {
     set.measure = "retrieval_top20";
+    set.tie_break = "retrieval_map20";
     set.retrieval = true;
     inshop_query_gallery(ds, ids, set);
     set.description += cat(" (fraction ", holdout, "): ", count_of(set.query.size(), "query", "queries"),
                            " searched among ", count_of(set.gallery.size(), "gallery image", "gallery images"));
   } else if (ds.benchmark == "consumer2shop") {
     set.measure = "retrieval_top20";
+    set.tie_break = "retrieval_map20";
     set.retrieval = true;
     for (int i : ids) (ds.samples[size_t(i)].source == 2 ? set.query : set.gallery).push_back(i);
     set.description = cat("the val split: ", count_of(set.query.size(), "consumer photo", "consumer photos"),
@@ -65,6 +67,7 @@ ValidationSet validation_set(const data::Dataset& ds, double holdout) {
                           holdout, "; the hold-out `eval --holdout` scores stays unseen)");
   } else {  // category
     set.measure = "category_top3";
+    set.tie_break = "category_top1";
     set.query = ids;
     set.description = "the val split: " + count_of(ids.size(), "image", "images");
   }
@@ -89,25 +92,29 @@ ValidationResult validate(FashionNet& model, const data::Dataset& ds, const Vali
     const RetrievalReport rep =
         evaluate_retrieval(q.embeddings, g.embeddings, {kRetrievalK}, device, "validation queries", "validation gallery");
     r.value = rep.metrics.top_k_accuracy.at(0);
+    r.tie_break = rep.metrics.map_at_k.at(0);
   } else {
     const HeadMetrics m = head_metrics(run_inference(model, ds, set.query, device, io), ds);
     if (set.measure == "landmark_error")
       r.value = m.landmark_count > 0 ? m.landmark_error : NAN;
     else
       r.value = m.category_samples == 0 ? NAN : set.measure == "category_top3" ? m.category_top3 : m.category_top1;
+    if (set.tie_break == "category_top1" && m.category_samples > 0) r.tie_break = m.category_top1;
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
 
-bool improves(const ValidationSet& set, double value, double best) {
-  if (std::isnan(value)) return false;
-  if (best < 0) return true;
-  return set.higher_is_better ? value > best : value < best;
+bool improves(const ValidationSet& set, const ValidationResult& r, const ValidationBest& best) {
+  if (std::isnan(r.value)) return false;
+  if (best.value < 0) return true;
+  if (r.value != best.value) return set.higher_is_better ? r.value > best.value : r.value < best.value;
+  return !std::isnan(r.tie_break) && r.tie_break > best.tie_break;
 }
 
 std::string measure_label(const std::string& measure) {
   if (measure == "retrieval_top20") return "retrieval top-20";
+  if (measure == "retrieval_map20") return "retrieval mAP@20";
   if (measure == "category_top3") return "category top-3";
   if (measure == "category_top1") return "category top-1";
   if (measure == "landmark_error") return "landmark error";
