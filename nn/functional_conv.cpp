@@ -29,16 +29,14 @@ bool depthwise(const Tensor& x, const Tensor& w, Conv2dArgs a) {
 // The gradients of x, W and b for an output gradient g of the convolution (before any activation).
 std::vector<Tensor> conv_grads(const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a) {
   Tensor gx, gw, gb;
-  const bool dw = a.groups != 1;  // checked by depthwise() in the forward
-  if (x.requires_grad()) {
-    gx = Tensor::empty_like(x);
-    if (dw) kernels::depthwise_conv2d_backward_data(g, w, gx, a.stride, a.pad);
-    else kernels::conv2d_backward_data(g, w, gx, a.stride, a.pad);
-  }
-  if (w.requires_grad()) {
-    gw = Tensor::empty_like(w);
-    if (dw) kernels::depthwise_conv2d_backward_filter(x, g, gw, a.stride, a.pad);
-    else kernels::conv2d_backward_filter(x, g, gw, a.stride, a.pad);
+  if (x.requires_grad()) gx = Tensor::empty_like(x);
+  if (w.requires_grad()) gw = Tensor::empty_like(w);
+  if (a.groups != 1) {  // depthwise (checked by depthwise() in the forward): both gradients in one call
+    kernels::depthwise_conv2d_backward(x, g, w, gx.defined() ? &gx : nullptr, gw.defined() ? &gw : nullptr, a.stride,
+                                       a.pad);
+  } else {
+    if (gx.defined()) kernels::conv2d_backward_data(g, w, gx, a.stride, a.pad);
+    if (gw.defined()) kernels::conv2d_backward_filter(x, g, gw, a.stride, a.pad);
   }
   if (b.defined() && b.requires_grad()) {
     gb = Tensor::empty_like(b);

@@ -254,6 +254,53 @@ TEST_CASE("depthwise_conv2d: channel path with whole 8-channel blocks, pads othe
         }
 }
 
+TEST_CASE("depthwise_conv2d_backward: both gradients in one call equal the two calls, bitwise; either one alone") {
+  // Every shape of kCases (too few channels for the one pass: the two calls) and shapes with 9 channel blocks
+  // (the one pass on 1 and 2 threads; 70 channels: a last block of 6) at every pad, on each CPU version, in
+  // float32 and float64: the one pass (channels, stride 1, square filters) must round as the two calls do.
+  std::vector<std::pair<Case, int>> cases;  // (shape, pad)
+  for (const Case& c : kCases) cases.push_back({c, c[4] / 2});
+  for (int k : {3, 5})
+    for (int pad = 0; pad < k; ++pad) cases.push_back({Case{2, 70, 7, 6, k, 1}, pad});
+  cases.push_back({Case{3, 72, 14, 13, 3, 1}, 1});  // whole blocks, rows with a ragged end
+  cases.push_back({Case{2, 70, 9, 9, 3, 2}, 1});    // stride 2: the two calls
+  const int keep = kernels::blas_threads();
+  uint64_t seed = 1200;
+  for (auto [c, pad] : cases)
+    for (DType t : {DType::F32, DType::F64})
+      for (DepthwiseAlgo algo : {DepthwiseAlgo::Auto, DepthwiseAlgo::CpuChannels, DepthwiseAlgo::CpuPlanes,
+                                 DepthwiseAlgo::Reference})
+        for (int threads : {1, 2}) {
+          Problem p = make(c, seed++, t);
+          p.pad = pad;
+          const Tensor gy = grad_for(p, seed++);
+          INFO(describe(c) << " pad " << pad << (t == DType::F64 ? " float64 " : " float32 ")
+                           << kernels::depthwise_algo_name(algo) << ", " << threads << " threads");
+          kernels::set_blas_threads(threads);
+          const Grads two_calls = run(p, gy, algo);
+          Tensor gx = Tensor::empty(p.x.shape(), t), gw = Tensor::empty(p.w.shape(), t);
+          fn::test::poison(gx), fn::test::poison(gw);
+          kernels::depthwise_conv2d_backward(p.x, gy, p.w, &gx, &gw, p.stride, p.pad, algo);
+          CHECK(gx.to_vector_f64() == two_calls.gx.to_vector_f64());
+          CHECK(gw.to_vector_f64() == two_calls.gw.to_vector_f64());
+          Tensor gx_only = Tensor::empty(p.x.shape(), t), gw_only = Tensor::empty(p.w.shape(), t);
+          kernels::depthwise_conv2d_backward(p.x, gy, p.w, &gx_only, nullptr, p.stride, p.pad, algo);
+          kernels::depthwise_conv2d_backward(p.x, gy, p.w, nullptr, &gw_only, p.stride, p.pad, algo);
+          kernels::set_blas_threads(keep);
+          CHECK(gx_only.to_vector_f64() == two_calls.gx.to_vector_f64());
+          CHECK(gw_only.to_vector_f64() == two_calls.gw.to_vector_f64());
+        }
+  // A gradient of the wrong shape is refused with the shapes named, on the one pass and on the two calls.
+  for (int threads : {1, 64}) {
+    kernels::set_blas_threads(threads);
+    Problem p = make(Case{1, 72, 6, 6, 3, 1}, 7, DType::F32);
+    Tensor gy = grad_for(p, 8), gx = Tensor::empty({1, 72, 6, 5}), gw = Tensor::empty(p.w.shape());
+    CHECK_THROWS_WITH(kernels::depthwise_conv2d_backward(p.x, gy, p.w, &gx, &gw, 1, 1),
+                      Catch::Contains("should be") && Catch::Contains("[1,72,6,5]"));
+  }
+  kernels::set_blas_threads(keep);
+}
+
 TEST_CASE("depthwise_conv2d: CUDA (v1, v2 tiled, cuDNN grouped) matches the CPU, forward and backward") {
   FN_REQUIRE_CUDA();
   std::vector<Case> cases = kCases;
