@@ -100,7 +100,7 @@ Problem make(const Dw& d, Device dev) {
 void fwd(Problem& p, const Dw& d, DepthwiseAlgo a) {
   kernels::depthwise_conv2d_forward(p.x, p.w, Tensor(), p.y, int(d.s), p.pad, false, a);
 }
-// Both gradients as F::conv2d asks for them: one call (one pass over gy on the channel path at stride 1).
+// Both gradients as F::conv2d asks for them: one call (one pass over gy on the channel path).
 void bwd(Problem& p, const Dw& d, DepthwiseAlgo a) {
   kernels::depthwise_conv2d_backward(p.x, p.gy, p.w, &p.gx, &p.gw, int(d.s), p.pad, a);
 }

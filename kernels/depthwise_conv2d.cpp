@@ -839,28 +839,34 @@ void cb_data_s2_row(const T* gyb, int64_t Wq, int64_t bd, const Vec<T>* wv, int6
   }
 }
 
-// The stride-2 data gradient of a K x K filter: per channel block, g with its border, then every row's two
-// column phases (cb_data_s2_row).
+// The stride-2 data gradient of a channel block, gxb (H x W) from gyb (g with a zero border of K on every
+// side, Wq columns): every row's two column phases (cb_data_s2_row).
+template <class T, int K>
+void cb_data_s2_block(const T* gyb, int64_t Wq, const Vec<T>* wv, const DwGeom& g, T* gxb) {
+  constexpr int L = kVecLanes<T>;
+  for (int64_t h = 0; h < g.H; ++h) {
+    const int64_t i = (h + g.pad) / 2;
+    T* row = gxb + h * g.W * L;
+    if ((h + g.pad) % 2 == 0) {
+      cb_data_s2_row<T, K, 0, 0>(gyb, Wq, K, wv, i, g.pad, g.W, row);
+      cb_data_s2_row<T, K, 0, 1>(gyb, Wq, K, wv, i, g.pad, g.W, row);
+    } else {
+      cb_data_s2_row<T, K, 1, 0>(gyb, Wq, K, wv, i, g.pad, g.W, row);
+      cb_data_s2_row<T, K, 1, 1>(gyb, Wq, K, wv, i, g.pad, g.W, row);
+    }
+  }
+}
+
+// The stride-2 data gradient of a K x K filter: per channel block, g with its border, then cb_data_s2_block.
 template <class T, int K>
 void backward_data_s2_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
-  constexpr int L = kVecLanes<T>;
   const int64_t bd = K, Wq = g.Q + 2 * bd;  // a border no tap reaches past (i <= P - 1 + (K - 1) / 2)
   for_channel_blocks<T>(
       g,
       [&](int64_t n, int64_t c0, T* gxb, T* gyb, Vec<T>* wv) {
         cb_gather(gy, g.C, n, c0, g.P, g.Q, bd, g.P + 2 * bd, Wq, gyb);
         cb_weights(w, g, c0, wv);
-        for (int64_t h = 0; h < g.H; ++h) {
-          const int64_t i = (h + g.pad) / 2;
-          T* row = gxb + h * g.W * L;
-          if ((h + g.pad) % 2 == 0) {
-            cb_data_s2_row<T, K, 0, 0>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
-            cb_data_s2_row<T, K, 0, 1>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
-          } else {
-            cb_data_s2_row<T, K, 1, 0>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
-            cb_data_s2_row<T, K, 1, 1>(gyb, Wq, bd, wv, i, g.pad, g.W, row);
-          }
-        }
+        cb_data_s2_block<T, K>(gyb, Wq, wv, g, gxb);
         cb_scatter(gxb, g.C, n, c0, g.H, g.W, 0, g.W, gx);
       },
       g.hw(), (g.P + 2 * bd) * Wq);
@@ -987,38 +993,50 @@ void backward_filter_channels(const T* x, const T* gy, T* gw, const DwGeom& g) {
   });
 }
 
-// The data and the filter gradient together at stride 1 (square filters), bitwise the same as the two
-// functions above, with one gather of gy instead of two: the data gradient's forward (backward_data_channels)
-// and the filter gradient read the same channel block of gy, so it is gathered once, with the data gradient's
-// zero border of R-1-pad, and the filter gradient reads its inside. The work is split as the filter
-// gradient's is (a thread's range of channel blocks, image by image): each sum keeps its order and each
-// pixel of gx is computed as the data gradient computes it. On the small maps, where both passes stream
-// memory at about the copy's rate, one read of gy fewer is a sixth of the traffic of forward + backward.
+// Whether backward_both_channels takes this shape: the data gradients that gather gy into a bordered buffer,
+// stride 1 with a square filter (a forward with the flipped filter) and stride 2 with 3x3 or 5x5 (the phase
+// gather); the scatter of the other shapes reads gy once anyway.
+bool one_pass_backward(const DwGeom& g) {
+  return g.R == g.S && (g.stride == 1 || with_fixed_size(g.R, g.S, g.stride, [](auto, auto) {}));
+}
+
+// The data and the filter gradient together, bitwise the same as the two functions above, with one gather of
+// gy instead of two: the data gradient (backward_data_channels) and the filter gradient read the same channel
+// block of gy, so it is gathered once, with the data gradient's zero border (stride 1: R-1-pad; stride 2: K),
+// and the filter gradient reads its inside. The work is split as the filter gradient's is (a thread's range
+// of channel blocks, image by image): each sum keeps its order and each pixel of gx is computed as the data
+// gradient computes it. On the small maps, where both passes stream memory at about the copy's rate, one
+// read of gy fewer is a sixth of the traffic of forward + backward.
 template <class T>
 void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, const DwGeom& g) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
-  const int64_t cbs = channel_blocks(g, L), rs = g.rs(), pd = g.R - 1 - g.pad;
-  const DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, pd, g.H, g.W};  // the data gradient as a forward of gy
-  const int64_t Hg = g.P + 2 * pd, Wg = g.Q + 2 * pd;
-  std::vector<T> flipped(size_t(g.C * rs));
-  for (int64_t c = 0; c < g.C; ++c)
+  const bool s1 = g.stride == 1;
+  const int64_t cbs = channel_blocks(g, L), rs = g.rs(), bd = s1 ? g.R - 1 - g.pad : g.R;
+  const DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, bd, g.H, g.W};  // stride 1: the data gradient as a forward
+  const int64_t Hg = g.P + 2 * bd, Wg = g.Q + 2 * bd;
+  std::vector<T> flipped(s1 ? size_t(g.C * rs) : 0);
+  for (int64_t c = 0; s1 && c < g.C; ++c)
     for (int64_t t = 0; t < rs; ++t) flipped[size_t(c * rs + rs - 1 - t)] = w[c * rs + t];
   cpu_parallel_ranges(cbs, threads_for(2 * macs(g), cbs), [&](int64_t b0, int64_t b1) {
     std::vector<T> xb(size_t(d.Hp * d.Wp * L)), gyb(size_t(Hg * Wg * L)), gxb(size_t(g.hw() * L));
     std::vector<Vec<T>> acc(size_t((b1 - b0) * rs), Vec<T>{}), wv(static_cast<size_t>(rs));
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t cb = b0; cb < b1; ++cb) {
-        cb_gather(gy, g.C, n, cb * L, g.P, g.Q, pd, Hg, Wg, gyb.data());
-        cb_weights(flipped.data(), gt, cb * L, wv.data());
-        if (!with_fixed_size(gt.R, gt.S, 1, [&](auto k, auto st) {
-              cb_forward_fixed<T, decltype(k)::value, decltype(st)::value>(gyb.data(), Wg, wv.data(), Vec<T>{}, gt,
-                                                                           gxb.data());
-            }))
+        cb_gather(gy, g.C, n, cb * L, g.P, g.Q, bd, Hg, Wg, gyb.data());
+        cb_weights(s1 ? flipped.data() : w, g, cb * L, wv.data());
+        if (!s1)
+          with_fixed_size(g.R, g.S, 2, [&](auto k, auto) {
+            cb_data_s2_block<T, decltype(k)::value>(gyb.data(), Wg, wv.data(), g, gxb.data());
+          });
+        else if (!with_fixed_size(gt.R, gt.S, 1, [&](auto k, auto st) {
+                   cb_forward_fixed<T, decltype(k)::value, decltype(st)::value>(gyb.data(), Wg, wv.data(), Vec<T>{},
+                                                                                gt, gxb.data());
+                 }))
           cb_forward_any(gyb.data(), Wg, wv.data(), Vec<T>{}, gt, gxb.data());
         cb_scatter(gxb.data(), g.C, n, cb * L, g.H, g.W, 0, g.W, gx);
         cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
-        cb_filter(xb.data(), d.Wp, gyb.data() + (pd * Wg + pd) * L, Wg, g, acc.data() + (cb - b0) * rs);
+        cb_filter(xb.data(), d.Wp, gyb.data() + (bd * Wg + bd) * L, Wg, g, acc.data() + (cb - b0) * rs);
       }
     cb_filter_store(acc.data(), b0, b1, g, gw);
   });
@@ -1117,7 +1135,7 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
   constexpr int64_t kBlocksPerThread = 4;
   const bool fused = gx && gw && !x.is_cuda() &&
                      cpu_algo("depthwise_conv2d_backward", x, algo, g) == DepthwiseAlgo::CpuChannels &&
-                     g.stride == 1 && g.R == g.S &&
+                     one_pass_backward(g) &&
                      channel_blocks(g, x.dtype() == DType::F64 ? kVecLanes<double> : kVecLanes<float>) >= kBlocksPerThread * blas_threads();
   if (!fused) {
     if (gx) depthwise_conv2d_backward_data(gy, w, *gx, stride, pad, algo);

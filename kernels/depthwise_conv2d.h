@@ -60,8 +60,9 @@ void depthwise_conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& g
 void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int stride, int pad,
                                       DepthwiseAlgo algo = DepthwiseAlgo::Auto);
 // Both gradients of gy (gx or gw null: that one is not computed), the same to the bit as the two calls above.
-// On the CPU's channel path at stride 1 with a square filter, each block of gy is gathered once for both
-// (docs/kernels/depthwise_conv2d.md, "Both gradients in one pass"); elsewhere it makes the two calls.
+// On the CPU's channel path (stride 1 with a square filter, stride 2 with 3x3 and 5x5) each block of gy is
+// gathered once for both (docs/kernels/depthwise_conv2d.md, "Both gradients in one pass"); elsewhere it makes
+// the two calls.
 void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, int stride,
                                int pad, DepthwiseAlgo algo = DepthwiseAlgo::Auto);
 

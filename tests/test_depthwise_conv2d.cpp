@@ -256,14 +256,17 @@ TEST_CASE("depthwise_conv2d: channel path with whole 8-channel blocks, pads othe
 
 TEST_CASE("depthwise_conv2d_backward: both gradients in one call equal the two calls, bitwise; either one alone") {
   // Every shape of kCases (too few channels for the one pass: the two calls) and shapes with 9 channel blocks
-  // (the one pass on 1 and 2 threads; 70 channels: a last block of 6) at every pad, on each CPU version, in
-  // float32 and float64: the one pass (channels, stride 1, square filters) must round as the two calls do.
+  // (the one pass on 1 and 2 threads; 70 channels: a last block of 6) at every pad and both strides, on each
+  // CPU version, in float32 and float64: the one pass (channels; stride 1, or stride 2 with 3x3 and 5x5) must
+  // round as the two calls do.
   std::vector<std::pair<Case, int>> cases;  // (shape, pad)
   for (const Case& c : kCases) cases.push_back({c, c[4] / 2});
   for (int k : {3, 5})
-    for (int pad = 0; pad < k; ++pad) cases.push_back({Case{2, 70, 7, 6, k, 1}, pad});
+    for (int stride : {1, 2})
+      for (int pad = 0; pad < k; ++pad) cases.push_back({Case{2, 70, 7, 6, k, stride}, pad});
   cases.push_back({Case{3, 72, 14, 13, 3, 1}, 1});  // whole blocks, rows with a ragged end
-  cases.push_back({Case{2, 70, 9, 9, 3, 2}, 1});    // stride 2: the two calls
+  cases.push_back({Case{2, 72, 15, 14, 5, 2}, 2});
+  cases.push_back({Case{2, 70, 9, 9, 7, 2}, 3});    // 7x7 at stride 2: the two calls
   const int keep = kernels::blas_threads();
   uint64_t seed = 1200;
   for (auto [c, pad] : cases)
