@@ -27,6 +27,8 @@
 //   Threads: forward and data gradient split the (channel, block) items into contiguous ranges
 //   (cpu_parallel_ranges); each output belongs to one item and is computed the same way whatever the
 //   blocking, so those results depend neither on the thread count nor on the batch size.
+// depthwise_conv2d_backward takes both gradients in one pass over gy on the channel path
+// (backward_both_channels), with the same results as the two calls.
 #include "kernels/depthwise_conv2d.h"
 
 #include <algorithm>
@@ -1133,10 +1135,10 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
   // The one pass splits the channel blocks over the threads, where the data gradient alone splits (image,
   // block) items: with few blocks a thread (measured: 4 blocks on 2 threads at 112x112) would wait.
   constexpr int64_t kBlocksPerThread = 4;
+  const int lanes = x.dtype() == DType::F64 ? kVecLanes<double> : kVecLanes<float>;
   const bool fused = gx && gw && !x.is_cuda() &&
                      cpu_algo("depthwise_conv2d_backward", x, algo, g) == DepthwiseAlgo::CpuChannels &&
-                     one_pass_backward(g) &&
-                     channel_blocks(g, x.dtype() == DType::F64 ? kVecLanes<double> : kVecLanes<float>) >= kBlocksPerThread * blas_threads();
+                     one_pass_backward(g) && channel_blocks(g, lanes) >= kBlocksPerThread * blas_threads();
   if (!fused) {
     if (gx) depthwise_conv2d_backward_data(gy, w, *gx, stride, pad, algo);
     if (gw) depthwise_conv2d_backward_filter(x, gy, *gw, stride, pad, algo);
@@ -1147,7 +1149,8 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
            shape_str({g.N, g.C, g.P, g.Q}));
   FN_CHECK(gx->shape() == x.shape() && gw->shape() == w.shape(), op, ": gradients ", gx->describe(), " and ",
            gw->describe(), " should be shaped as x ", x.describe(), " and w ", w.describe());
-  for (const Tensor* t : {&gy, &w, static_cast<const Tensor*>(gx), static_cast<const Tensor*>(gw)}) check_like(op, x, *t);
+  for (const Tensor* t : {&gy, &w, static_cast<const Tensor*>(gx), static_cast<const Tensor*>(gw)})
+    check_like(op, x, *t);
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     backward_both_channels<T>(x.data<T>(), gy.data<T>(), w.data<T>(), gx->data<T>(), gw->data<T>(), g);
   });
