@@ -1022,20 +1022,22 @@ void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, c
     for (int64_t t = 0; t < rs; ++t) flipped[size_t(c * rs + rs - 1 - t)] = w[c * rs + t];
   cpu_parallel_ranges(cbs, threads_for(2 * macs(g), cbs), [&](int64_t b0, int64_t b1) {
     std::vector<T> xb(size_t(d.Hp * d.Wp * L)), gyb(size_t(Hg * Wg * L)), gxb(size_t(g.hw() * L));
-    std::vector<Vec<T>> acc(size_t((b1 - b0) * rs), Vec<T>{}), wv(static_cast<size_t>(rs));
+    // Each block's filter vectors once for all images (the lanes are gathered from C planes' filters).
+    std::vector<Vec<T>> acc(size_t((b1 - b0) * rs), Vec<T>{}), wvs(acc.size());
+    for (int64_t cb = b0; cb < b1; ++cb) cb_weights(s1 ? flipped.data() : w, g, cb * L, wvs.data() + (cb - b0) * rs);
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t cb = b0; cb < b1; ++cb) {
+        const Vec<T>* wv = wvs.data() + (cb - b0) * rs;
         cb_gather(gy, g.C, n, cb * L, g.P, g.Q, bd, Hg, Wg, gyb.data());
-        cb_weights(s1 ? flipped.data() : w, g, cb * L, wv.data());
         if (!s1)
           with_fixed_size(g.R, g.S, 2, [&](auto k, auto) {
-            cb_data_s2_block<T, decltype(k)::value>(gyb.data(), Wg, wv.data(), g, gxb.data());
+            cb_data_s2_block<T, decltype(k)::value>(gyb.data(), Wg, wv, g, gxb.data());
           });
         else if (!with_fixed_size(gt.R, gt.S, 1, [&](auto k, auto st) {
-                   cb_forward_fixed<T, decltype(k)::value, decltype(st)::value>(gyb.data(), Wg, wv.data(), Vec<T>{},
-                                                                                gt, gxb.data());
+                   cb_forward_fixed<T, decltype(k)::value, decltype(st)::value>(gyb.data(), Wg, wv, Vec<T>{}, gt,
+                                                                                gxb.data());
                  }))
-          cb_forward_any(gyb.data(), Wg, wv.data(), Vec<T>{}, gt, gxb.data());
+          cb_forward_any(gyb.data(), Wg, wv, Vec<T>{}, gt, gxb.data());
         cb_scatter(gxb.data(), g.C, n, cb * L, g.H, g.W, 0, g.W, gx);
         cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
         cb_filter(xb.data(), d.Wp, gyb.data() + (bd * Wg + bd) * L, Wg, g, acc.data() + (cb - b0) * rs);
