@@ -612,22 +612,18 @@ void cb_walk(int64_t H, int64_t W, int64_t pad, int64_t Wp, bool vector_ok, Whol
 }
 
 // dst[(h + pad) * Wp + w + pad][lane] = plane (n, c0 + lane) of t (H x W), 0 elsewhere and beyond C.
+// dst's border must be zero already: a buffer fresh from std::vector (zeroed) and only ever filled by this
+// gather with the same sizes keeps it so, as every caller's scratch is. Zeroing it per item cost 5-8% of f+b
+// on a 5x5 map (56 of its 81 pixels are border).
 template <class T>
 void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp,
                int64_t Wp, T* dst) {
   constexpr int L = kVecLanes<T>;
   const int64_t nl = std::min<int64_t>(L, C - c0), hw = H * W;
   const T* src = t + (n * C + c0) * hw;
-  // The zero border only (and every lane when the block is partial): the interior is overwritten.
+  // The lanes past C: zeroed, though never written out, so that no stale value a full block left there (a
+  // denormal product costs some 100 cycles) runs through their arithmetic.
   if (nl < L) std::fill(dst, dst + Hp * Wp * L, T(0));
-  else {
-    std::fill(dst, dst + pad * Wp * L, T(0));
-    std::fill(dst + (pad + H) * Wp * L, dst + Hp * Wp * L, T(0));
-    for (int64_t h = pad; h < pad + H; ++h) {
-      std::fill(dst + h * Wp * L, dst + (h * Wp + pad) * L, T(0));
-      std::fill(dst + (h * Wp + pad + W) * L, dst + (h + 1) * Wp * L, T(0));
-    }
-  }
   cb_walk<L>(
       H, W, pad, Wp, kSimdTranspose<T> && nl == L,
       [&](int64_t k, const int64_t* off) {
@@ -679,24 +675,36 @@ void cb_weights(const T* w, const DwGeom& g, int64_t c0, Vec<T>* wv) {
   }
 }
 
+// Every channel block's filter vectors (block b's taps at [b rs, (b + 1) rs)), gathered once per call: per
+// (image, block) item the gather of a 5x5 filter's 200 scalars costs as much as a third of its arithmetic on
+// a 5x5 map.
+template <class T>
+std::vector<Vec<T>> cb_weight_table(const T* w, const DwGeom& g) {
+  constexpr int L = kVecLanes<T>;
+  std::vector<Vec<T>> wv(size_t(channel_blocks(g, L) * g.rs()));
+  for (int64_t cb = 0; cb < channel_blocks(g, L); ++cb) cb_weights(w, g, cb * L, wv.data() + cb * g.rs());
+  return wv;
+}
+
 struct CbDims {
   int64_t Hp, Wp;  // the zero-bordered input (or data-gradient) buffer
 };
 CbDims cb_dims(const DwGeom& g) { return {g.H + 2 * g.pad, g.W + 2 * g.pad}; }
 
-// Runs item(n, c0, scratch) for every (image, channel block) on the threads; every output belongs to one item.
-// The scratch: xb of xb_pixels vectors and yb of yb_pixels (0: the padded input's and the larger map's).
+// Runs item(n, c0, xb, yb, wv) for every (image, channel block) on the threads; every output belongs to one
+// item. wv: the block's filter vectors of w (cb_weight_table). The scratch: xb of xb_pixels vectors and yb of
+// yb_pixels (0: the padded input's and the larger map's).
 template <class T, class F>
-void for_channel_blocks(const DwGeom& g, F&& item, int64_t xb_pixels = 0, int64_t yb_pixels = 0) {
+void for_channel_blocks(const DwGeom& g, const T* w, F&& item, int64_t xb_pixels = 0, int64_t yb_pixels = 0) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
   const int64_t cbs = channel_blocks(g, L), items = g.N * cbs;
   if (xb_pixels == 0) xb_pixels = d.Hp * d.Wp;
   if (yb_pixels == 0) yb_pixels = std::max(g.pq(), g.hw());
+  const std::vector<Vec<T>> wv = cb_weight_table(w, g);
   cpu_parallel_ranges(items, threads_for(macs(g), items), [&](int64_t i0, int64_t i1) {
     std::vector<T> xb(size_t(xb_pixels * L)), yb(size_t(yb_pixels * L));
-    std::vector<Vec<T>> wv(size_t(g.rs()) + 1);
-    for (int64_t i = i0; i < i1; ++i) item(i / cbs, (i % cbs) * L, xb.data(), yb.data(), wv.data());
+    for (int64_t i = i0; i < i1; ++i) item(i / cbs, (i % cbs) * L, xb.data(), yb.data(), wv.data() + i % cbs * g.rs());
   });
 }
 
@@ -713,25 +721,35 @@ bool with_fixed_size(int64_t R, int64_t S, int64_t stride, F&& f) {
   return true;
 }
 
+// Border rows and columns. A tap that reads the zero border adds an exact zero: fma(w, 0, a) = a for finite w,
+// and a sum that starts at +0 never becomes -0, so leaving such a tap out changes no bit of the result. The
+// compiled passes leave out the filter rows that fall wholly in the border (forward: per output row; filter
+// gradient: per output row and pass; stride-2 data gradient: per row of g): 24% of a 5x5 filter's taps on a
+// 5x5 map, 12% on a 10x10 one. Columns, only where it pays: 5x5 filters at stride 1 with pad 2 (the forward
+// and, through it, the stride-1 data gradient: the first and last row blocks compiled without their two
+// border columns; the filter gradient: the first and last two outputs of a row without their border taps).
+// A run-time test per input column instead cost what it saved (measured).
+//
 // The outputs of one channel block: yb[p][q] = bias + sum_{r,s} wv[r S + s] * xb[st p + r][st q + s], each
 // output's taps added in the order (r, s).
 // K x K at stride ST, compiled: NQ outputs of a row at a time (NQ independent FMA chains hide the FMA latency).
 // For each filter row the row's K weights go to registers and the NX input vectors the NQ outputs read are
 // loaded once each and added into every output that uses them (x_i feeds output j through tap s = i - ST j), so
 // a tap costs one FMA and no load of its own. Left to itself GCC kept a spilled pointer per tap, reloaded
-// before each FMA (measured: 2x slower at 5x5).
-template <class T, int K, int ST, int NQ>
+// before each FMA (measured: 2x slower at 5x5). Filter rows r0 .. r1 - 1 only, and the input vectors from LEAD
+// to NX - TRAIL (the border left out).
+template <class T, int K, int ST, int NQ, int LEAD = 0, int TRAIL = 0>
 inline void cb_forward_outputs(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, int64_t p, int64_t q,
-                               int64_t Q, T* yb) {
+                               int64_t Q, T* yb, int r0, int r1) {
   constexpr int L = kVecLanes<T>, NX = (NQ - 1) * ST + K;
   Vec<T> a[NQ] = {};
 #pragma GCC unroll 5
-  for (int r = 0; r < K; ++r) {
+  for (int r = r0; r < r1; ++r) {
     const T* row = xb + ((ST * p + r) * Wp + ST * q) * L;
     Vec<T> wr[K];
     for (int s = 0; s < K; ++s) wr[s] = wv[r * K + s];
 #pragma GCC unroll 19
-    for (int i = 0; i < NX; ++i) {
+    for (int i = LEAD; i < NX - TRAIL; ++i) {
       const Vec<T> x = load(row + i * L);
 #pragma GCC unroll 8
       for (int j = 0; j < NQ; ++j)
@@ -769,9 +787,24 @@ template <class T, int K, int ST>
 void cb_forward_fixed(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, const DwGeom& g, T* yb) {
   const auto rows = [&](auto nq) {
     constexpr int NQ = decltype(nq)::value;
-    for (int64_t p = 0; p < g.P; ++p)
-      for (int64_t q = 0; q < g.Q; q += NQ)
-        cb_forward_outputs<T, K, ST, NQ>(xb, Wp, wv, bias, p, std::min(q, g.Q - NQ), g.Q, yb);
+    for (int64_t p = 0; p < g.P; ++p) {
+      const int r0 = int(std::max<int64_t>(0, g.pad - ST * p)), r1 = int(std::min<int64_t>(K, g.pad + g.H - ST * p));
+      for (int64_t q0 = 0; q0 < g.Q; q0 += NQ) {
+        const int64_t q = std::min(q0, g.Q - NQ);
+        if constexpr (ST == 1 && K == 5) {  // the border columns (see "Border rows and columns")
+          if (g.pad == K / 2) {
+            constexpr int B = K / 2;
+            const bool left = q == 0, right = q == g.Q - NQ;
+            if (left && right) cb_forward_outputs<T, K, ST, NQ, B, B>(xb, Wp, wv, bias, p, q, g.Q, yb, r0, r1);
+            else if (left) cb_forward_outputs<T, K, ST, NQ, B, 0>(xb, Wp, wv, bias, p, q, g.Q, yb, r0, r1);
+            else if (right) cb_forward_outputs<T, K, ST, NQ, 0, B>(xb, Wp, wv, bias, p, q, g.Q, yb, r0, r1);
+            else cb_forward_outputs<T, K, ST, NQ>(xb, Wp, wv, bias, p, q, g.Q, yb, r0, r1);
+            continue;
+          }
+        }
+        cb_forward_outputs<T, K, ST, NQ>(xb, Wp, wv, bias, p, q, g.Q, yb, r0, r1);
+      }
+    }
   };
   if (g.Q >= 4) switch (block_width(g.Q)) {
       case 8: return rows(Int<8>{});
@@ -787,9 +820,8 @@ template <class T>
 void forward_channels(const T* x, const T* w, const T* b, T* y, const DwGeom& g, bool relu) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
-  for_channel_blocks<T>(g, [&](int64_t n, int64_t c0, T* xb, T* yb, Vec<T>* wv) {
+  for_channel_blocks<T>(g, w, [&](int64_t n, int64_t c0, T* xb, T* yb, const Vec<T>* wv) {
     cb_gather(x, g.C, n, c0, g.H, g.W, g.pad, d.Hp, d.Wp, xb);
-    cb_weights(w, g, c0, wv);
     Vec<T> bias = Vec<T>{};
     for (int64_t l = 0; b && l < std::min<int64_t>(L, g.C - c0); ++l) bias[l] = b[c0 + l];
     if (!with_fixed_size(g.R, g.S, g.stride, [&](auto k, auto st) {
@@ -811,8 +843,10 @@ void forward_channels(const T* x, const T* w, const T* b, T* y, const DwGeom& g,
 // j .. j + 3 of the phase are computed together as in cb_forward_fixed (a ragged end: the block moved back).
 template <class T, int K, int A, int B>
 void cb_data_s2_row(const T* gyb, int64_t Wq, int64_t bd, const Vec<T>* wv, int64_t i, int64_t pad, int64_t W,
-                    T* gx_row) {
+                    int64_t P, T* gx_row) {
   constexpr int L = kVecLanes<T>, NU = (K - A + 1) / 2, NV = (K - B + 1) / 2, NM = 4, NX = NM - 1 + NV;
+  // Rows u0 .. u1 - 1 read g's rows 0 .. P - 1; the others its zero border: skipped.
+  const int u0 = int(std::max<int64_t>(0, i - P + 1)), u1 = int(std::min<int64_t>(NU, i + 1));
   const int64_t last = W - 1 + pad - B;  // w < W: j <= last / 2
   const int64_t j0 = (pad - B + 1) / 2, j1 = last < 0 ? 0 : last / 2 + 1;
   const auto col = [&](int64_t j) { return (2 * j + B - pad) * L; };
@@ -821,7 +855,7 @@ void cb_data_s2_row(const T* gyb, int64_t Wq, int64_t bd, const Vec<T>* wv, int6
     j = std::min(j, j1 - NM);
     Vec<T> a[NM] = {};
 #pragma GCC unroll 3
-    for (int u = 0; u < NU; ++u) {
+    for (int u = u0; u < u1; ++u) {
       const T* row = gyb + ((i - u + bd) * Wq + j + bd - (NV - 1)) * L;  // column j - (NV - 1) of g
 #pragma GCC unroll 6
       for (int k = NX - 1; k >= 0; --k) {  // g[i - u][j + k - (NV - 1)]: output m takes it as tap v = m + NV - 1 - k
@@ -835,7 +869,7 @@ void cb_data_s2_row(const T* gyb, int64_t Wq, int64_t bd, const Vec<T>* wv, int6
   }
   for (; j < j1; ++j) {
     Vec<T> a = Vec<T>{};
-    for (int u = 0; u < NU; ++u)
+    for (int u = u0; u < u1; ++u)
       for (int v = 0; v < NV; ++v) a += wv[(A + 2 * u) * K + B + 2 * v] * load(gyb + ((i - u + bd) * Wq + j - v + bd) * L);
     store_vec(gx_row + col(j), a);
   }
@@ -850,11 +884,11 @@ void cb_data_s2_block(const T* gyb, int64_t Wq, const Vec<T>* wv, const DwGeom& 
     const int64_t i = (h + g.pad) / 2;
     T* row = gxb + h * g.W * L;
     if ((h + g.pad) % 2 == 0) {
-      cb_data_s2_row<T, K, 0, 0>(gyb, Wq, K, wv, i, g.pad, g.W, row);
-      cb_data_s2_row<T, K, 0, 1>(gyb, Wq, K, wv, i, g.pad, g.W, row);
+      cb_data_s2_row<T, K, 0, 0>(gyb, Wq, K, wv, i, g.pad, g.W, g.P, row);
+      cb_data_s2_row<T, K, 0, 1>(gyb, Wq, K, wv, i, g.pad, g.W, g.P, row);
     } else {
-      cb_data_s2_row<T, K, 1, 0>(gyb, Wq, K, wv, i, g.pad, g.W, row);
-      cb_data_s2_row<T, K, 1, 1>(gyb, Wq, K, wv, i, g.pad, g.W, row);
+      cb_data_s2_row<T, K, 1, 0>(gyb, Wq, K, wv, i, g.pad, g.W, g.P, row);
+      cb_data_s2_row<T, K, 1, 1>(gyb, Wq, K, wv, i, g.pad, g.W, g.P, row);
     }
   }
 }
@@ -864,14 +898,22 @@ template <class T, int K>
 void backward_data_s2_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
   const int64_t bd = K, Wq = g.Q + 2 * bd;  // a border no tap reaches past (i <= P - 1 + (K - 1) / 2)
   for_channel_blocks<T>(
-      g,
-      [&](int64_t n, int64_t c0, T* gxb, T* gyb, Vec<T>* wv) {
+      g, w,
+      [&](int64_t n, int64_t c0, T* gxb, T* gyb, const Vec<T>* wv) {
         cb_gather(gy, g.C, n, c0, g.P, g.Q, bd, g.P + 2 * bd, Wq, gyb);
-        cb_weights(w, g, c0, wv);
         cb_data_s2_block<T, K>(gyb, Wq, wv, g, gxb);
         cb_scatter(gxb, g.C, n, c0, g.H, g.W, 0, g.W, gx);
       },
       g.hw(), (g.P + 2 * bd) * Wq);
+}
+
+// Each channel's filter turned by 180 degrees: W'[r][s] = W[R-1-r][S-1-s].
+template <class T>
+std::vector<T> flipped_filters(const T* w, const DwGeom& g) {
+  std::vector<T> f(size_t(g.C * g.rs()));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t t = 0; t < g.rs(); ++t) f[size_t(c * g.rs() + g.rs() - 1 - t)] = w[c * g.rs() + t];
+  return f;
 }
 
 // The data gradient. Stride 1 (square filter): the forward of gy with the flipped filter and pad R-1-pad,
@@ -883,20 +925,16 @@ template <class T>
 void backward_data_channels(const T* gy, const T* w, T* gx, const DwGeom& g) {
   constexpr int L = kVecLanes<T>;
   if (g.stride == 1 && g.R == g.S) {
-    std::vector<T> flipped(size_t(g.C * g.rs()));
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t t = 0; t < g.rs(); ++t) flipped[size_t(c * g.rs() + g.rs() - 1 - t)] = w[c * g.rs() + t];
     const DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, g.R - 1 - g.pad, g.H, g.W};
-    return forward_channels<T>(gy, flipped.data(), nullptr, gx, gt, false);
+    return forward_channels<T>(gy, flipped_filters(w, g).data(), nullptr, gx, gt, false);
   }
   if (g.stride == 2 && with_fixed_size(g.R, g.S, g.stride, [&](auto k, auto) {
         backward_data_s2_channels<T, decltype(k)::value>(gy, w, gx, g);
       }))
     return;
   const CbDims d = cb_dims(g);
-  for_channel_blocks<T>(g, [&](int64_t n, int64_t c0, T* gxb, T* gyb, Vec<T>* wv) {
+  for_channel_blocks<T>(g, w, [&](int64_t n, int64_t c0, T* gxb, T* gyb, const Vec<T>* wv) {
     cb_gather(gy, g.C, n, c0, g.P, g.Q, 0, g.P, g.Q, gyb);
-    cb_weights(w, g, c0, wv);
     std::fill(gxb, gxb + d.Hp * d.Wp * L, T(0));
     for (int64_t p = 0; p < g.P; ++p)
       for (int64_t q = 0; q < g.Q; ++q) {
@@ -920,17 +958,40 @@ template <class T, int K, int ST, int R0, int NR>
 void cb_filter_rows(const T* xb, int64_t Wp, const T* gyb, int64_t gp, const DwGeom& g, Vec<T>* acc) {
   constexpr int L = kVecLanes<T>;
   Vec<T> a[NR * K];
+  // Both copies unrolled: as loops GCC made each a rep movsq through a stack copy of the sums, per image and
+  // pass (perf at 1152 x 5x5, 5x5 filter: this function's share of f+b 31% -> 17%).
+#pragma GCC unroll 15
   for (int t = 0; t < NR * K; ++t) a[t] = acc[R0 * K + t];
-  for (int64_t p = 0; p < g.P; ++p)
-    for (int64_t q = 0; q < g.Q; ++q) {
+  for (int64_t p = 0; p < g.P; ++p) {
+    // The pass's rows r0 .. r1 - 1 read the input's rows, the others its zero border: skipped.
+    const int64_t h = ST * p + R0 - g.pad;
+    const int r0 = int(std::clamp<int64_t>(-h, 0, NR)), r1 = int(std::clamp<int64_t>(g.H - h, 0, NR));
+    if (r0 >= r1) continue;
+    // Output q's terms, taps s in [S0, K - S1) (the others read the border).
+    const auto output = [&](int64_t q, auto s0, auto s1) {
+      constexpr int S0 = decltype(s0)::value, S1 = decltype(s1)::value;
       const Vec<T> gv = load(gyb + (p * gp + q) * L);
 #pragma GCC unroll 5
       for (int r = 0; r < NR; ++r) {
+        if (r < r0 || r >= r1) continue;
         const T* row = xb + ((ST * p + R0 + r) * Wp + ST * q) * L;
 #pragma GCC unroll 5
-        for (int s = 0; s < K; ++s) a[r * K + s] += gv * load(row + s * L);
+        for (int s = S0; s < K - S1; ++s) a[r * K + s] += gv * load(row + s * L);
+      }
+    };
+    if constexpr (ST == 1 && K == 5) {  // the border columns (see "Border rows and columns")
+      if (g.pad == 2 && g.Q == g.W && g.Q >= 4) {
+        output(0, Int<2>{}, Int<0>{});
+        output(1, Int<1>{}, Int<0>{});
+        for (int64_t q = 2; q < g.Q - 2; ++q) output(q, Int<0>{}, Int<0>{});
+        output(g.Q - 2, Int<0>{}, Int<1>{});
+        output(g.Q - 1, Int<0>{}, Int<2>{});
+        continue;
       }
     }
+    for (int64_t q = 0; q < g.Q; ++q) output(q, Int<0>{}, Int<0>{});
+  }
+#pragma GCC unroll 15
   for (int t = 0; t < NR * K; ++t) acc[R0 * K + t] = a[t];
 }
 template <class T, int K, int ST, int R0 = 0>
@@ -1017,17 +1078,13 @@ void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, c
   const int64_t cbs = channel_blocks(g, L), rs = g.rs(), bd = s1 ? g.R - 1 - g.pad : g.R;
   const DwGeom gt{g.N, g.C, g.P, g.Q, g.R, g.S, 1, bd, g.H, g.W};  // stride 1: the data gradient as a forward
   const int64_t Hg = g.P + 2 * bd, Wg = g.Q + 2 * bd;
-  std::vector<T> flipped(s1 ? size_t(g.C * rs) : 0);
-  for (int64_t c = 0; s1 && c < g.C; ++c)
-    for (int64_t t = 0; t < rs; ++t) flipped[size_t(c * rs + rs - 1 - t)] = w[c * rs + t];
+  const std::vector<Vec<T>> wvs = cb_weight_table(s1 ? flipped_filters(w, g).data() : w, g);
   cpu_parallel_ranges(cbs, threads_for(2 * macs(g), cbs), [&](int64_t b0, int64_t b1) {
     std::vector<T> xb(size_t(d.Hp * d.Wp * L)), gyb(size_t(Hg * Wg * L)), gxb(size_t(g.hw() * L));
-    // Each block's filter vectors once for all images (the lanes are gathered from C planes' filters).
-    std::vector<Vec<T>> acc(size_t((b1 - b0) * rs), Vec<T>{}), wvs(acc.size());
-    for (int64_t cb = b0; cb < b1; ++cb) cb_weights(s1 ? flipped.data() : w, g, cb * L, wvs.data() + (cb - b0) * rs);
+    std::vector<Vec<T>> acc(size_t((b1 - b0) * rs), Vec<T>{});
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t cb = b0; cb < b1; ++cb) {
-        const Vec<T>* wv = wvs.data() + (cb - b0) * rs;
+        const Vec<T>* wv = wvs.data() + cb * rs;
         cb_gather(gy, g.C, n, cb * L, g.P, g.Q, bd, Hg, Wg, gyb.data());
         if (!s1)
           with_fixed_size(g.R, g.S, 2, [&](auto k, auto) {
