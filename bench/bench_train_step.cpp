@@ -40,6 +40,7 @@
 
 #include "bench/bench_util.h"
 #include "core/allocator.h"
+#include "core/build_commit.h"
 #include "core/autograd.h"
 #include "core/device.h"
 #include "core/philox.h"
@@ -707,7 +708,7 @@ int main(int argc, char** argv) {
     std::time_t tt = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", std::localtime(&tt));
     json out = {{"bench", "train_step"}, {"validation", validation},
-                {"commit", FN_GIT_COMMIT},
+                {"commit", fn::build_commit()},
                 {"date", date},
                 {"machine", {{"device", fn::device_description(d)}, {"hardware_threads", std::thread::hardware_concurrency()},
                              {"blas_threads", fn::kernels::blas_threads()},

@@ -37,6 +37,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/build_commit.h"
 #include "core/device.h"
 #include "core/source_tree.h"
 
@@ -210,7 +211,7 @@ inline double load_average() {
 // --device ("cpu" or "cuda"); for "cuda" with a device present, device_name describes the GPU.
 inline nlohmann::json machine_json(const std::string& device) {
   nlohmann::json j = {{"date", utc_now()},
-                      {"commit", FN_GIT_COMMIT},
+                      {"commit", fn::build_commit()},
                       {"machine",
                        {{"cpu", cpu_model()},
                         {"hardware_threads", std::thread::hardware_concurrency()},

@@ -44,7 +44,8 @@ void landmark_l2_backward(const Tensor& grad_loss, const Tensor& p, const Tensor
   check_same_shape("landmark_l2 backward", p, gp);
   if (gt.defined()) check_same_shape("landmark_l2 backward", p, gt);
   FN_CHECK(grad_loss.numel() == 1, "landmark_l2 backward: scalar gradient expected");
-  const int N = int(p.size(0)), L = int(p.size(1));
+  const int N = int(p.size(0));
+  [[maybe_unused]] const int L = int(p.size(1));  // the CUDA launch's
   if (p.is_cuda()) {
 #ifdef FN_WITH_CUDA
     return cuda::landmark_l2_backward_f32(grad_loss.f32(), p.f32(), t.f32(), v.f32(), N, L, gp.f32(),

@@ -18,8 +18,10 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <regex>
 #include <set>
 
+#include "core/build_commit.h"
 #include "core/safetensors.h"
 #include "data/image_io.h"
 #include "data/split.h"
@@ -340,6 +342,18 @@ TEST_CASE("Corrupted, truncated and mismatched checkpoints are refused, naming t
     o.resume = bad;
     CHECK_THROWS_WITH(train(small_run(), o), Catch::Contains(bad));
   }
+}
+
+TEST_CASE("A checkpoint names the commit its build came from: a short hash, -dirty with uncommitted changes",
+          "[trainer][checkpoint]") {
+  const std::string commit = build_commit();
+  INFO("build_commit() = " << commit);
+  const std::regex form("[0-9a-f]{7,40}(-dirty)?|unknown");
+  CHECK(std::regex_match(commit, form));
+  const TrainConfig cfg = preset("tiny");
+  const std::string path = (scratch() / "commit.safetensors").string();
+  save_checkpoint(path, FashionNet(cfg.net, cfg.seed), nullptr, cfg, TrainState{});
+  CHECK(load_safetensors(path).metadata.at("commit") == commit);
 }
 
 TEST_CASE("A checkpoint of a globally pooling backbone runs at another input size; vgg16 refuses, naming the file",

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "core/build_commit.h"
 #include "core/safetensors.h"
 
 namespace fn::fashionnet {
@@ -35,7 +36,7 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const nn:
   std::map<std::string, std::string> md = {
       {"format", "fashionnet-checkpoint"}, {"config", c.dump()},       {"stage", std::to_string(st.stage)},
       {"step", std::to_string(st.step)},   {"ema_loss", fmt(st.ema_loss)}, {"best_loss", fmt(st.best_loss)},
-      {"categories", nlohmann::json(st.category_names).dump()},        {"commit", FN_GIT_COMMIT},
+      {"categories", nlohmann::json(st.category_names).dump()},        {"commit", fn::build_commit()},
       {"best_validation", fmt(st.best_validation)}, {"run_best_validation", fmt(st.run_best_validation)},
       {"best_validation_tie_break", fmt(st.best_validation_tie_break)},
       {"run_best_validation_tie_break", fmt(st.run_best_validation_tie_break)}};
