@@ -28,7 +28,9 @@
 //   (cpu_parallel_ranges); each output belongs to one item and is computed the same way whatever the
 //   blocking, so those results depend neither on the thread count nor on the batch size.
 // depthwise_conv2d_backward takes both gradients in one pass over gy on the channel path
-// (backward_both_channels), with the same results as the two calls.
+// (backward_both_channels), with the same results as the two calls. The channel path's compiled kernels leave
+// out the taps that read only the zero border (whole filter rows; the columns too for 5x5 at stride 1), which
+// changes no bit ("Border rows and columns" below).
 #include "kernels/depthwise_conv2d.h"
 
 #include <algorithm>
