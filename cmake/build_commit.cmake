@@ -1,10 +1,15 @@
 # Writes OUT, the definition of fn::build_commit(): the commit the tree was built from (git rev-parse --short
-# HEAD), "-dirty" when tracked files differ from it, "unknown" outside a git checkout. Run at every build by
-# the fn_build_commit target; OUT is rewritten only when the text changes, so an unchanged commit recompiles
-# nothing.
+# HEAD), "-dirty" when tracked files differ from it, "unknown" when SRC is not the top of a git checkout. Run
+# at every build by the fn_build_commit target; OUT is rewritten only when the text changes, so an unchanged
+# commit recompiles nothing.
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${SRC}
                 OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0 OR NOT commit)
+# A copy of the tree without its .git inside another repository would otherwise report that one's commit.
+execute_process(COMMAND git rev-parse --show-toplevel WORKING_DIRECTORY ${SRC}
+                OUTPUT_VARIABLE top OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+get_filename_component(top "${top}" REALPATH)
+get_filename_component(src "${SRC}" REALPATH)
+if(NOT rc EQUAL 0 OR NOT commit OR NOT top STREQUAL src)
   set(commit "unknown")
 else()
   execute_process(COMMAND git status --porcelain --untracked-files=no WORKING_DIRECTORY ${SRC}
