@@ -40,8 +40,8 @@
 
 #include "bench/bench_util.h"
 #include "core/allocator.h"
-#include "core/build_commit.h"
 #include "core/autograd.h"
+#include "core/build_commit.h"
 #include "core/device.h"
 #include "core/philox.h"
 #include "data/loader.h"

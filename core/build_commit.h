@@ -4,7 +4,8 @@
 namespace fn {
 
 // git rev-parse --short HEAD at the last build, with "-dirty" when tracked files had uncommitted changes;
-// "unknown" when built outside a git checkout. Refreshed at every build, not only when CMake configures.
+// "unknown" when the source folder is not the top of a git checkout. Refreshed at every build, not only
+// when CMake configures (cmake/build_commit.cmake).
 const char* build_commit();
 
 }  // namespace fn
