@@ -64,7 +64,7 @@ struct Bufs {
     kernels::batch_norm2d_forward(x, w, b, rm, rv, BatchNormStats::Batch, 0.1, 1e-5, y, mean, inv_std, a);
   }
   void backward(BatchNormAlgo a) {
-    kernels::batch_norm2d_backward(gy, x, w, mean, inv_std, BatchNormStats::Batch, gx, gw, gb, a);
+    kernels::batch_norm2d_backward(gy, x, w, b, mean, inv_std, BatchNormStats::Batch, gx, gw, gb, a);
   }
 };
 

@@ -86,7 +86,9 @@ void backward(const Tensor& root, const Tensor& seed) {
     s = Tensor::full(root.shape(), 1.0, root.dtype(), root.device());
   }
   check_same_shape("backward seed", root, s);
-  root.impl()->grad = s.clone().impl_ptr();
+  // The caller's seed is shared, not copied: shared, it is never written in place (accumulate_into copies on
+  // write). A leaf root owns its gradient, as every leaf does.
+  root.impl()->grad = root.is_leaf() ? s.clone().impl_ptr() : s.impl_ptr();
 
   std::vector<Node> tape;
   tape.swap(g_tape);  // backward functions must not record; and the tape is consumed

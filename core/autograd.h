@@ -51,6 +51,7 @@ void record(const char* op, std::vector<Tensor> inputs, Tensor& output, Backward
             AccumulateFn accumulate = nullptr);
 
 // Back-propagates from a scalar loss (seed gradient 1), or from any tensor with an explicit seed gradient.
+// The seed is read, never written, and not copied (a leaf root's excepted: a leaf owns its gradient).
 // Clears the tape.
 void backward(const Tensor& root, const Tensor& seed = Tensor());
 

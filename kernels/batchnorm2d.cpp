@@ -21,8 +21,9 @@
 //             stream per pass; x is read twice (from L3 where the tensor fits).
 // Auto: Channels for tensors of 48 MB and more with planes of 8 KB and more, Planes otherwise (measured).
 // An activation in the same op (BatchNormAct, the backbones' conv-BN-ReLU6 and conv-BN-ReLU): the apply
-// clamps what it writes; the backward masks g by the op's output as it reads it, in the sums' pass and in
-// the apply's (act_grad). The reference writes the mask into a copy of g first: the definition.
+// clamps what it writes; the backward masks g by the op's output, which the fast paths rebuild from x to the
+// bit (output_at: the forward's own fused multiply-add) instead of reading it, in the sums' pass and in the
+// apply's. The reference writes the mask by the output itself into a copy of g first: the definition.
 // Every sum runs in an order fixed by the shape alone, so results are bitwise the same whatever the thread
 // count, and run to run.
 #include "kernels/batchnorm2d.h"
@@ -84,17 +85,6 @@ inline T act_grad(T y, T g) {
   else if constexpr (A == Act::Relu6) return relu6_bwd(y, g);
   else return g;
 }
-// The mask at y[j] (y is null without an activation: not touched then), and the rows of y at offset o.
-template <Act A, class T>
-inline T act_grad(const T* y, int64_t j, T g) {
-  if constexpr (A == Act::None) return g;
-  else return act_grad<A>(y[j], g);
-}
-template <Act A, class T>
-inline const T* act_rows(const T* y, int64_t o) {
-  if constexpr (A == Act::None) return y;
-  else return y + o;
-}
 #ifdef __AVX2__
 template <Act A>
 inline __m256 act_value(__m256 v) {
@@ -102,13 +92,12 @@ inline __m256 act_value(__m256 v) {
   else if constexpr (A == Act::Relu6) return _mm256_min_ps(_mm256_set1_ps(6.f), _mm256_max_ps(_mm256_setzero_ps(), v));
   else return v;
 }
-// The mask of the 8 values at y + j (y is null without an activation: not touched then).
 template <Act A>
-inline __m256 act_grad(const float* y, int64_t j, __m256 g) {
+inline __m256 act_grad(__m256 y, __m256 g) {
   if constexpr (A == Act::None) return g;
-  const __m256 yv = _mm256_loadu_ps(y + j), pass = _mm256_cmp_ps(yv, _mm256_setzero_ps(), _CMP_GT_OQ);
+  const __m256 pass = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ);
   if constexpr (A == Act::Relu) return _mm256_and_ps(pass, g);
-  else return _mm256_and_ps(_mm256_and_ps(pass, _mm256_cmp_ps(yv, _mm256_set1_ps(6.f), _CMP_LT_OQ)), g);
+  else return _mm256_and_ps(_mm256_and_ps(pass, _mm256_cmp_ps(y, _mm256_set1_ps(6.f), _CMP_LT_OQ)), g);
 }
 #endif
 
@@ -276,6 +265,21 @@ inline void split_pd(__m256 v, __m256d& lo, __m256d& hi) {
   lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
   hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
+// With an activation the backward's float32 loops end a row with masked loads and stores, not scalar code: a
+// 6x6 map's 36 values are two 16-value steps and 4 more, and the scalar tail's mask rebuilding and dependent
+// adds had cost as much as the vector steps (without an activation the scalar tail is the cheaper, measured).
+// lanes(n): lanes [0, n) of 8 (none for n <= 0). Masked-off lanes are not read (no fault) and load 0.
+inline __m256i lanes(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(std::min<int64_t>(n, 8))), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// The 8 values at p + j of a row of len: masked where the row ends within them.
+inline __m256 load8(const float* p, int64_t j, int64_t len) {
+  return j + 8 <= len ? _mm256_loadu_ps(p + j) : _mm256_maskload_ps(p + j, lanes(len - j));
+}
+inline void store8(float* p, int64_t j, int64_t len, __m256 v) {
+  if (j + 8 <= len) _mm256_storeu_ps(p + j, v);
+  else _mm256_maskstore_ps(p + j, lanes(len - j), v);
+}
 #endif
 
 // s1 += sum (p - K), s2 += sum (p - K)^2 over len values.
@@ -304,19 +308,62 @@ void add_shifted_sums(const T* p, int64_t len, double K, Sums& s) {
   }
 }
 
-// s1 += sum g, s2 += sum g (x - m) over len values; g masked by the fused output ya first (A != None).
+// How a channel's output is made from x: y = act((x - m) * a + b), with a = w * inv_std from the saved inv_std
+// (affine_of). The backward rebuilds the same y from x with the same instructions (output_at) to mask its
+// gradient, instead of reading the output: one tensor fewer to stream in each of its two passes.
+template <class T>
+struct Affine {
+  T m, a, b;
+};
+template <class T>
+Affine<T> affine_of(int64_t c, const T* w, const T* b, const T* mean, const T* inv_std) {
+  return {mean[c], T((w ? double(w[c]) : 1.0) * double(inv_std[c])), b ? b[c] : T(0)};
+}
+// The output at x: act((x - m) * a + b), one fused multiply-add as every path computes it, so that the
+// backward's rebuilt y has the forward's bits (an fma rounds once, in vector and scalar code alike).
 template <Act A, class T>
-void add_grad_sums(const T* g, const T* ya, const T* x, int64_t len, double m, Sums& s) {
+inline T output_at(T x, const Affine<T>& f) {
+  return act_value<A>(std::fma(x - f.m, f.a, f.b));
+}
+// g masked by the activation at the output rebuilt from x (A != None); g itself otherwise.
+template <Act A, class T>
+inline T masked(T g, T x, const Affine<T>& f) {
+  if constexpr (A == Act::None) return g;
+  else return act_grad<A>(output_at<A>(x, f), g);
+}
+#ifdef __AVX2__
+struct AffineV {
+  __m256 m, a, b;
+  explicit AffineV(const Affine<float>& f) : m(_mm256_set1_ps(f.m)), a(_mm256_set1_ps(f.a)), b(_mm256_set1_ps(f.b)) {}
+};
+template <Act A>
+inline __m256 output_at(__m256 x, const AffineV& f) {
+  return act_value<A>(_mm256_fmadd_ps(_mm256_sub_ps(x, f.m), f.a, f.b));
+}
+template <Act A>
+inline __m256 masked(__m256 g, __m256 x, const AffineV& f) {
+  if constexpr (A == Act::None) return g;
+  else return act_grad<A>(output_at<A>(x, f), g);
+}
+#endif
+
+// s1 += sum g, s2 += sum g (x - m) over len values; g masked first by the output rebuilt from x (A != None).
+template <Act A, class T>
+void add_grad_sums(const T* g, const T* x, int64_t len, const Affine<T>& f, Sums& s) {
+  const double m = double(f.m);
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
+    const AffineV fv(f);
     const __m256d mv = _mm256_set1_pd(m);
-    for (; j + 16 <= len; j += 16) {
+    // Past the row's end g loads 0, which adds 0 to both sums (0 * (0 - m) is a zero too).
+    for (; A != Act::None ? j < len : j + 16 <= len; j += 16) {
+      const __m256 xa = load8(x, j, len), xb = load8(x, j + 8, len);
       __m256d g0, g1, g2, g3, x0, x1, x2, x3;
-      split_pd(act_grad<A>(ya, j, _mm256_loadu_ps(g + j)), g0, g1);
-      split_pd(act_grad<A>(ya, j + 8, _mm256_loadu_ps(g + j + 8)), g2, g3);
-      split_pd(_mm256_loadu_ps(x + j), x0, x1);
-      split_pd(_mm256_loadu_ps(x + j + 8), x2, x3);
+      split_pd(masked<A>(load8(g, j, len), xa, fv), g0, g1);
+      split_pd(masked<A>(load8(g, j + 8, len), xb, fv), g2, g3);
+      split_pd(xa, x0, x1);
+      split_pd(xb, x2, x3);
       s.v[0] = _mm256_add_pd(s.v[0], g0), s.v[1] = _mm256_add_pd(s.v[1], g1);
       s.v[2] = _mm256_add_pd(s.v[2], g2), s.v[3] = _mm256_add_pd(s.v[3], g3);
       s.v[4] = _mm256_fmadd_pd(g0, _mm256_sub_pd(x0, mv), s.v[4]);
@@ -327,51 +374,61 @@ void add_grad_sums(const T* g, const T* ya, const T* x, int64_t len, double m, S
   }
 #endif
   for (; j < len; ++j) {
-    const double gj = double(act_grad<A>(ya, j, g[j]));
+    const double gj = double(masked<A>(g[j], x[j], f));
     s.s1 += gj;
-    s.s2 += gj * (double(x[j]) - m);
+    s.s2 = std::fma(gj, double(x[j]) - m, s.s2);  // explicit: GCC contracts a * b + c or not by context
   }
 }
 
-// y = act((x - m) * a + b) over len values (float: 8 at a time, fused multiply-add as in the tail).
+// y = act((x - m) * a + b) over len values (float: 8 at a time).
 template <Act A, class T>
-void apply_affine(const T* x, int64_t len, T m, T a, T b, T* y) {
+void apply_affine(const T* x, int64_t len, const Affine<T>& f, T* y) {
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
-    const __m256 mv = _mm256_set1_ps(m), av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
-    for (; j + 8 <= len; j += 8)
-      _mm256_storeu_ps(y + j, act_value<A>(_mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), av, bv)));
+    const AffineV fv(f);
+    for (; j + 8 <= len; j += 8) _mm256_storeu_ps(y + j, output_at<A>(_mm256_loadu_ps(x + j), fv));
   }
 #endif
-  for (; j < len; ++j) y[j] = act_value<A>(std::fma(x[j] - m, a, b));
+  for (; j < len; ++j) y[j] = output_at<A>(x[j], f);
 }
 
-// dx = A (g + C0) + B (x - m) over len values (Batch statistics); dx = A g (Running: no x read); g masked by
-// the fused output ya first (Ac != None).
+// A channel's dx coefficients: dx = A (g + C0) + B (x - m) with A = f.a and m = f.m (f: the forward's
+// affine_of; A = w inv_std either way).
+template <class T>
+struct GradCoef {
+  Affine<T> f;
+  T B, C0;
+};
+
+// dx = A (g + C0) + B (x - m) over len values (Batch statistics); dx = A g (Running: x read only for the
+// mask); g masked first by the output rebuilt from x (Ac != None).
 template <Act Ac, class T>
-void apply_grad(const T* g, const T* ya, const T* x, int64_t len, T m, T A, T B, T C0, bool batch, T* dx) {
+void apply_grad(const T* g, const T* x, int64_t len, const GradCoef<T>& k, bool batch, T* dx) {
+  const Affine<T>& f = k.f;
+  const T A = f.a, B = k.B, C0 = k.C0;
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
-    const __m256 mv = _mm256_set1_ps(m), av = _mm256_set1_ps(A), bv = _mm256_set1_ps(B), cv = _mm256_set1_ps(C0);
+    const AffineV fv(f);
+    const __m256 av = _mm256_set1_ps(A), bv = _mm256_set1_ps(B), cv = _mm256_set1_ps(C0);
     if (batch) {
-      for (; j + 8 <= len; j += 8) {
-        const __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), bv);
-        _mm256_storeu_ps(dx + j, _mm256_fmadd_ps(_mm256_add_ps(act_grad<Ac>(ya, j, _mm256_loadu_ps(g + j)), cv), av, t));
+      for (; Ac != Act::None ? j < len : j + 8 <= len; j += 8) {
+        const __m256 xv = load8(x, j, len), t = _mm256_mul_ps(_mm256_sub_ps(xv, fv.m), bv);
+        store8(dx, j, len, _mm256_fmadd_ps(_mm256_add_ps(masked<Ac>(load8(g, j, len), xv, fv), cv), av, t));
       }
-    } else {
-      for (; j + 8 <= len; j += 8) _mm256_storeu_ps(dx + j, _mm256_mul_ps(act_grad<Ac>(ya, j, _mm256_loadu_ps(g + j)), av));
+    } else {  // x only for the activation's mask (unused, its load is dropped, without one)
+      for (; Ac != Act::None ? j < len : j + 8 <= len; j += 8)
+        store8(dx, j, len, _mm256_mul_ps(masked<Ac>(load8(g, j, len), load8(x, j, len), fv), av));
     }
   }
 #endif
   if (batch) {
-    for (; j < len; ++j) dx[j] = std::fma(act_grad<Ac>(ya, j, g[j]) + C0, A, (x[j] - m) * B);
+    for (; j < len; ++j) dx[j] = std::fma(masked<Ac>(g[j], x[j], f) + C0, A, (x[j] - f.m) * B);
   } else {
-    for (; j < len; ++j) dx[j] = act_grad<Ac>(ya, j, g[j]) * A;
+    for (; j < len; ++j) dx[j] = masked<Ac>(g[j], x[j], f) * A;
   }
 }
-
 // Below this many values the work runs on the calling thread: starting a thread costs tens of microseconds.
 constexpr int64_t kThreadedValues = int64_t(1) << 15;
 int cpu_threads(const Dims& d) { return d.N * d.C * d.HW >= kThreadedValues ? std::max(1, blas_threads()) : 1; }
@@ -395,11 +452,7 @@ void parallel_for(int64_t n, const Dims& d, F&& body) {
 }
 
 // A channel's saved statistics from its shifted sums (Batch) or its running statistics; returns what the
-// apply needs: y = (x - m) * a + b.
-template <class T>
-struct Affine {
-  T m, a, b;
-};
+// apply needs: y = act((x - m) * a + b).
 template <class T>
 Affine<T> finalize_forward(int64_t c, bool batch, double K, double s1, double s2, int64_t n, const T* w, const T* b,
                            T* rm, T* rv, double momentum, double eps, T* mean, T* inv_std) {
@@ -416,21 +469,17 @@ Affine<T> finalize_forward(int64_t c, bool batch, double K, double s1, double s2
   const double is = 1.0 / std::sqrt(var + eps);
   mean[c] = T(m);
   inv_std[c] = T(is);
-  return {mean[c], T((w ? double(w[c]) : 1.0) * is), b ? b[c] : T(0)};
+  return affine_of(c, w, b, mean, inv_std);
 }
 
-// A channel's dw, db and its dx coefficients (dx = A (g + C0) + B (x - m)) from G and sum g (x - m).
+// A channel's dw, db and its dx coefficients from G and sum g (x - m).
 template <class T>
-struct GradCoef {
-  T m, A, B, C0;
-};
-template <class T>
-GradCoef<T> finalize_backward(int64_t c, bool batch, double G, double GXraw, int64_t n, const T* w, const T* mean,
+GradCoef<T> finalize_backward(const Affine<T>& f, int64_t c, bool batch, double G, double GXraw, int64_t n,
                               const T* inv_std, T* gw, T* gb) {
-  const double is = double(inv_std[c]), A = (w ? double(w[c]) : 1.0) * is, GX = GXraw * is;
+  const double is = double(inv_std[c]), A = double(f.a), GX = GXraw * is;
   if (gw) gw[c] = T(GX);
   if (gb) gb[c] = T(G);
-  return {mean[c], T(A), batch ? T(-A * is * GX / double(n)) : T(0), batch ? T(-G / double(n)) : T(0)};
+  return {f, batch ? T(-A * is * GX / double(n)) : T(0), batch ? T(-G / double(n)) : T(0)};
 }
 
 // Channels: a thread owns whole channels; per channel the sums over its N rows, then the apply while the
@@ -447,28 +496,26 @@ void forward_channels(const T* x, const T* w, const T* b, T* rm, T* rv, bool bat
       for (int64_t i = 0; i < d.N; ++i) add_shifted_sums(xc + i * stride, d.HW, K, s);
     const Affine<T> f = finalize_forward(c, batch, K, s.first(), s.second(), d.count(), w, b, rm, rv, momentum, eps,
                                          mean, inv_std);
-    for (int64_t i = 0; i < d.N; ++i) apply_affine<A>(xc + i * stride, d.HW, f.m, f.a, f.b, y + c * d.HW + i * stride);
+    for (int64_t i = 0; i < d.N; ++i) apply_affine<A>(xc + i * stride, d.HW, f, y + c * d.HW + i * stride);
   });
 }
 
 template <Act A, class T>
-void backward_channels(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
+void backward_channels(const T* gy, const T* x, const T* w, const T* b, const T* mean, const T* inv_std, bool batch,
                        const Dims& d, T* gx, T* gw, T* gb) {
   const int64_t stride = d.C * d.HW;
   const bool sums = batch || gw || gb;
   parallel_for(d.C, d, [&](int64_t c) {
     const int64_t off = c * d.HW;
+    const Affine<T> f = affine_of(c, w, b, mean, inv_std);
     Sums s;
     if (sums)
-      for (int64_t i = 0; i < d.N; ++i) {
-        const int64_t o = off + i * stride;
-        add_grad_sums<A>(gy + o, act_rows<A>(ya, o), x + o, d.HW, double(mean[c]), s);
-      }
-    const GradCoef<T> k = finalize_backward(c, batch, s.first(), s.second(), d.count(), w, mean, inv_std, gw, gb);
+      for (int64_t i = 0; i < d.N; ++i) add_grad_sums<A>(gy + off + i * stride, x + off + i * stride, d.HW, f, s);
+    const GradCoef<T> k = finalize_backward(f, c, batch, s.first(), s.second(), d.count(), inv_std, gw, gb);
     if (gx)
       for (int64_t i = 0; i < d.N; ++i) {
         const int64_t o = off + i * stride;
-        apply_grad<A>(gy + o, act_rows<A>(ya, o), x + o, d.HW, k.m, k.A, k.B, k.C0, batch, gx + o);
+        apply_grad<A>(gy + o, x + o, d.HW, k, batch, gx + o);
       }
   });
 }
@@ -497,21 +544,22 @@ void forward_planes(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch
                                     momentum, eps, mean, inv_std);
   }
   parallel_for(planes, d, [&](int64_t p) {
-    const Affine<T>& a = f[size_t(p % d.C)];
-    apply_affine<A>(x + p * d.HW, d.HW, a.m, a.a, a.b, y + p * d.HW);
+    apply_affine<A>(x + p * d.HW, d.HW, f[size_t(p % d.C)], y + p * d.HW);
   });
 }
 
 template <Act A, class T>
-void backward_planes(const T* gy, const T* ya, const T* x, const T* w, const T* mean, const T* inv_std, bool batch,
+void backward_planes(const T* gy, const T* x, const T* w, const T* b, const T* mean, const T* inv_std, bool batch,
                      const Dims& d, T* gx, T* gw, T* gb) {
   const int64_t planes = d.N * d.C;
   const bool sums = batch || gw || gb;
+  std::vector<Affine<T>> f(size_t(d.C));
+  for (int64_t c = 0; c < d.C; ++c) f[size_t(c)] = affine_of(c, w, b, mean, inv_std);
   std::vector<double> part(sums ? size_t(2 * planes) : 0);
   if (sums)
     parallel_for(planes, d, [&](int64_t p) {
       Sums s;
-      add_grad_sums<A>(gy + p * d.HW, act_rows<A>(ya, p * d.HW), x + p * d.HW, d.HW, double(mean[p % d.C]), s);
+      add_grad_sums<A>(gy + p * d.HW, x + p * d.HW, d.HW, f[size_t(p % d.C)], s);
       part[size_t(2 * p)] = s.first();
       part[size_t(2 * p + 1)] = s.second();
     });
@@ -520,12 +568,11 @@ void backward_planes(const T* gy, const T* ya, const T* x, const T* w, const T* 
     double G = 0, GX = 0;
     if (sums)
       for (int64_t i = 0; i < d.N; ++i) G += part[size_t(2 * (i * d.C + c))], GX += part[size_t(2 * (i * d.C + c) + 1)];
-    k[size_t(c)] = finalize_backward(c, batch, G, GX, d.count(), w, mean, inv_std, gw, gb);
+    k[size_t(c)] = finalize_backward(f[size_t(c)], c, batch, G, GX, d.count(), inv_std, gw, gb);
   }
   if (gx)
     parallel_for(planes, d, [&](int64_t p) {
-      const GradCoef<T>& q = k[size_t(p % d.C)];
-      apply_grad<A>(gy + p * d.HW, act_rows<A>(ya, p * d.HW), x + p * d.HW, d.HW, q.m, q.A, q.B, q.C0, batch, gx + p * d.HW);
+      apply_grad<A>(gy + p * d.HW, x + p * d.HW, d.HW, k[size_t(p % d.C)], batch, gx + p * d.HW);
     });
 }
 
@@ -580,15 +627,16 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
   });
 }
 
-void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                           const Tensor& inv_std, BatchNormStats stats, Tensor& gx, Tensor& gweight, Tensor& gbias,
-                           BatchNormAlgo algo, BatchNormAct act, const Tensor& y) {
+void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           const Tensor& mean, const Tensor& inv_std, BatchNormStats stats, Tensor& gx,
+                           Tensor& gweight, Tensor& gbias, BatchNormAlgo algo, BatchNormAct act, const Tensor& y) {
   const char* op = "batch_norm2d backward";
   const Dims d = check_x(op, x);
   check_same_device(op, x, gy);
   check_same_shape(op, x, gy);
   FN_CHECK(gy.dtype() == x.dtype(), op, ": gy ", gy.describe(), " and x ", x.describe(), " differ in dtype");
   check_vector(op, x, weight, d.C, "weight");
+  check_vector(op, x, bias, d.C, "bias");
   check_vector(op, x, mean, d.C, "mean");
   check_vector(op, x, inv_std, d.C, "inv_std");
   check_vector(op, x, gweight, d.C, "gweight");
@@ -624,17 +672,17 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
   }
   FN_CHECK(!cuda_algo(algo), op, ": ", batch_norm_algo_name(algo), " is a CUDA version");
   FN_DISPATCH_FLOAT(x.dtype(), T, {
-    const T *pg = gy.data<T>(), *px = x.data<T>(), *pw = ptr<T>(weight), *pm = mean.data<T>(), *pi = inv_std.data<T>();
+    const T *pg = gy.data<T>(), *px = x.data<T>(), *pw = ptr<T>(weight), *pb = ptr<T>(bias), *pm = mean.data<T>(),
+            *pi = inv_std.data<T>();
     T *pgx = mut<T>(gx), *pgw = mut<T>(gweight), *pgb = mut<T>(gbias);
-    const T* pya = act == BatchNormAct::None ? nullptr : y.data<T>();
     with_act(act, [&](auto a) {
       constexpr Act A = decltype(a)::value;
-      if (algo == BatchNormAlgo::Reference)
-        backward_reference<A>(pg, pya, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+      if (algo == BatchNormAlgo::Reference)  // the definition: masks by the output itself
+        backward_reference<A>(pg, A == Act::None ? nullptr : y.data<T>(), px, pw, pm, pi, batch, d, pgx, pgw, pgb);
       else if (algo == BatchNormAlgo::Channels || (algo == BatchNormAlgo::Auto && auto_channels<T>(d)))
-        backward_channels<A>(pg, pya, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+        backward_channels<A>(pg, px, pw, pb, pm, pi, batch, d, pgx, pgw, pgb);
       else  // Planes, Auto
-        backward_planes<A>(pg, pya, px, pw, pm, pi, batch, d, pgx, pgw, pgb);
+        backward_planes<A>(pg, px, pw, pb, pm, pi, batch, d, pgx, pgw, pgb);
     });
   });
 }

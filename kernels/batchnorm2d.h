@@ -55,13 +55,15 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
                           Tensor& mean, Tensor& inv_std, BatchNormAlgo algo = BatchNormAlgo::Auto,
                           BatchNormAct act = BatchNormAct::None);
 
-// gx, gweight and gbias are overwritten; each may be undefined (not wanted). mean and inv_std are the
-// forward's; stats and act must be the forward's. With an activation, gy is the gradient of act(bn(x)) and y
-// is the forward's output.
-void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                           const Tensor& inv_std, BatchNormStats stats, Tensor& gx, Tensor& gweight, Tensor& gbias,
-                           BatchNormAlgo algo = BatchNormAlgo::Auto, BatchNormAct act = BatchNormAct::None,
-                           const Tensor& y = Tensor());
+// gx, gweight and gbias are overwritten; each may be undefined (not wanted). weight, bias, mean and inv_std are
+// the forward's (bias is read only with an activation); stats and act must be the forward's. With an
+// activation, gy is the gradient of act(bn(x)) and y is the forward's output: Reference and CUDA mask gy by y;
+// Channels, Planes and Auto rebuild y's bits from x, mean, inv_std, weight and bias (one tensor fewer to read),
+// so their backward pairs with a forward by Channels, Planes or Auto.
+void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           const Tensor& mean, const Tensor& inv_std, BatchNormStats stats, Tensor& gx,
+                           Tensor& gweight, Tensor& gbias, BatchNormAlgo algo = BatchNormAlgo::Auto,
+                           BatchNormAct act = BatchNormAct::None, const Tensor& y = Tensor());
 
 #ifdef FN_WITH_CUDA
 namespace cuda {

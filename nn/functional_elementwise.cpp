@@ -20,9 +20,9 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   kernels::mul(a, b, y);
   if (needs_grad({a, b}))
     record("mul", {a, b}, y, [a, b](const Tensor& g) {
-      Tensor ga = Tensor::empty_like(a), gb = Tensor::empty_like(b);
-      kernels::mul(g, b, ga);
-      kernels::mul(g, a, gb);
+      Tensor ga, gb;  // only those wanted (a product by a constant mask or weight needs one)
+      if (a.requires_grad()) kernels::mul(g, b, ga = Tensor::empty_like(a));
+      if (b.requires_grad()) kernels::mul(g, a, gb = Tensor::empty_like(b));
       return std::vector<Tensor>{ga, gb};
     });
   return y;

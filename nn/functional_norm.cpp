@@ -29,7 +29,7 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
              if (x.requires_grad()) gx = Tensor::empty_like(x);
              if (weight.defined() && weight.requires_grad()) gw = Tensor::empty_like(weight);
              if (bias.defined() && bias.requires_grad()) gb = Tensor::empty_like(bias);
-             kernels::batch_norm2d_backward(g, x, weight, mean, inv_std, stats, gx, gw, gb,
+             kernels::batch_norm2d_backward(g, x, weight, bias, mean, inv_std, stats, gx, gw, gb,
                                             kernels::BatchNormAlgo::Auto, act, out);
              return std::vector<Tensor>{gx, gw, gb};
            });

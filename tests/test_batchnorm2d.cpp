@@ -60,7 +60,7 @@ Result run(const Problem& p, BatchNormStats stats, BatchNormAlgo algo, bool affi
   for (Tensor* t : {&r.y, &r.mean, &r.inv_std, &r.gx, &r.gb, &r.gw})
     if (t->defined()) fn::test::poison(*t);
   kernels::batch_norm2d_forward(p.x, w, b, r.rm, r.rv, stats, momentum, eps, r.y, r.mean, r.inv_std, algo);
-  kernels::batch_norm2d_backward(p.gy, p.x, w, r.mean, r.inv_std, stats, r.gx, r.gw, r.gb, algo);
+  kernels::batch_norm2d_backward(p.gy, p.x, w, b, r.mean, r.inv_std, stats, r.gx, r.gw, r.gb, algo);
   for (Tensor* t : {&r.y, &r.mean, &r.inv_std, &r.gx, &r.gw, &r.gb, &r.rm, &r.rv})
     if (t->defined()) *t = t->cpu();
   return r;
@@ -381,13 +381,13 @@ Fused run_act(const Problem& p, BatchNormStats stats, BatchNormAlgo algo, kernel
   const bool relu6 = act == kernels::BatchNormAct::Relu6;
   if (fused) {
     kernels::batch_norm2d_forward(p.x, p.w, p.b, rm, rv, stats, 0.1, 1e-5, r.y, mean, inv_std, algo, act);
-    kernels::batch_norm2d_backward(p.gy, p.x, p.w, mean, inv_std, stats, r.gx, r.gw, r.gb, algo, act, r.y);
+    kernels::batch_norm2d_backward(p.gy, p.x, p.w, p.b, mean, inv_std, stats, r.gx, r.gw, r.gb, algo, act, r.y);
   } else {
     Tensor bn = Tensor::empty_like(p.x), g = Tensor::empty_like(p.x);
     kernels::batch_norm2d_forward(p.x, p.w, p.b, rm, rv, stats, 0.1, 1e-5, bn, mean, inv_std, algo);
     relu6 ? kernels::relu6_forward(bn, r.y) : kernels::relu_forward(bn, r.y);
     relu6 ? kernels::relu6_backward(r.y, p.gy, g) : kernels::relu_backward(r.y, p.gy, g);
-    kernels::batch_norm2d_backward(g, p.x, p.w, mean, inv_std, stats, r.gx, r.gw, r.gb, algo);
+    kernels::batch_norm2d_backward(g, p.x, p.w, Tensor(), mean, inv_std, stats, r.gx, r.gw, r.gb, algo);
   }
   for (Tensor* t : {&r.y, &r.gx, &r.gw, &r.gb}) *t = t->cpu();
   return r;
@@ -463,8 +463,8 @@ TEST_CASE("batch_norm2d with ReLU6: gradients (float64, central differences) and
 TEST_CASE("batch_norm2d with an activation: the backward refuses a missing output") {
   const Problem p = make_act_problem({2, 3, 2, 2}, 5, DType::F32);
   Tensor mean = Tensor::zeros({3}), inv_std = Tensor::full({3}, 1.0), gx = Tensor::empty_like(p.x), none;
-  REQUIRE_THROWS_WITH(kernels::batch_norm2d_backward(p.gy, p.x, p.w, mean, inv_std, BatchNormStats::Batch, gx, none,
-                                                     none, BatchNormAlgo::Auto, kernels::BatchNormAct::Relu6),
+  REQUIRE_THROWS_WITH(kernels::batch_norm2d_backward(p.gy, p.x, p.w, p.b, mean, inv_std, BatchNormStats::Batch, gx,
+                                                     none, none, BatchNormAlgo::Auto, kernels::BatchNormAct::Relu6),
                       Catch::Contains("the forward's output is needed with the activation relu6"));
 }
 
@@ -557,7 +557,7 @@ TEST_CASE("batch_norm2d: CUDA backward with only some gradients wanted matches t
             Tensor gb = want != 0 ? Tensor::empty_like(mean) : Tensor();
             for (Tensor* t : {&gx, &gw, &gb})
               if (t->defined()) fn::test::poison(*t);
-            kernels::batch_norm2d_backward(q.gy, q.x, q.w, mean, is, stats, gx, gw, gb, a);
+            kernels::batch_norm2d_backward(q.gy, q.x, q.w, Tensor(), mean, is, stats, gx, gw, gb, a);
             std::vector<Tensor> out;
             for (Tensor* t : {&gx, &gw, &gb}) out.push_back(t->defined() ? t->cpu() : Tensor());
             return out;
