@@ -78,9 +78,9 @@ TrainConfig preset(const std::string& name) {
     // - fully connected layers as cpu-small's (1024 / 256): the branches' pooled features are 1280 wide, and
     //   the paper's 4096 would make fc6_global and fc7_fusion the largest layers of the net; dropout 0.2, the
     //   rate of Lite0's own classifier.
-    // - fine-tuning rates: lr 0.01 then 0.001, weight decay 1e-4. 600 steps: about 20 minutes on these 2 cores
-    //   at the 2.1 s a forward and backward of batch 32 took (15 img/s; shared machine, 2026-12-04), about 5
-    //   epochs of the 3,978 In-shop photos. The real-photo measure (docs/RESULTS.md) may retune them.
+    // - fine-tuning rates: lr 0.01 then 0.001, weight decay 1e-4, 600 steps (sized when a step of 32 took 2.1 s;
+    //   0.72-0.88 s since). The real-photo recipe, bench/realphotos/lite0_finetune.json, overrides the stages
+    //   (a frozen-trunk stage, then 1,500 steps of every layer: docs/RESULTS.md).
     // - local_scale 0.1: the trunk's map (the 112-channel stage ends in a linear projection) has an rms of about
     //   8 on photos with the ImageNet weights; unscaled, fc6_local's units die in the first steps (docs/RESULTS.md,
     //   "The local branch on data without landmarks").
