@@ -80,7 +80,7 @@ TrainConfig preset(const std::string& name) {
     //   rate of Lite0's own classifier.
     // - fine-tuning rates: lr 0.01 then 0.001, weight decay 1e-4, 600 steps (sized when a step of 32 took 2.1 s;
     //   0.72-0.88 s since). The real-photo recipe, bench/realphotos/lite0_finetune.json, overrides the stages
-    //   (a frozen-trunk stage, then 1,500 steps of every layer: docs/RESULTS.md).
+    //   (a frozen-trunk stage, then every layer: docs/RESULTS.md).
     // - local_scale 0.1: the trunk's map (the 112-channel stage ends in a linear projection) has an rms of about
     //   8 on photos with the ImageNet weights; unscaled, fc6_local's units die in the first steps (docs/RESULTS.md,
     //   "The local branch on data without landmarks").
