@@ -27,6 +27,7 @@
 // Every sum runs in an order fixed by the shape alone, so results are bitwise the same whatever the thread
 // count, and run to run.
 #include "kernels/batchnorm2d.h"
+#include "kernels/batchnorm2d_apply.h"
 
 #include <algorithm>
 #include <cmath>
@@ -70,15 +71,6 @@ namespace {
 
 using Act = BatchNormAct;
 
-// A fused output's activation and the mask its backward puts on the gradient: elementwise_body.h's rules, so
-// that the fused op gives the bits of the two ops in turn. The AVX2 forms keep them, NaN and -0 included:
-// max(v, 0) returns 0 for a NaN v as relu_fwd does, max(0, v) and min(6, v) return v, as relu6_fwd does.
-template <Act A, class T>
-inline T act_value(T v) {
-  if constexpr (A == Act::Relu) return relu_fwd(v);
-  else if constexpr (A == Act::Relu6) return relu6_fwd(v);
-  else return v;
-}
 template <Act A, class T>
 inline T act_grad(T y, T g) {
   if constexpr (A == Act::Relu) return relu_bwd(y, g);
@@ -86,12 +78,6 @@ inline T act_grad(T y, T g) {
   else return g;
 }
 #ifdef __AVX2__
-template <Act A>
-inline __m256 act_value(__m256 v) {
-  if constexpr (A == Act::Relu) return _mm256_max_ps(v, _mm256_setzero_ps());
-  else if constexpr (A == Act::Relu6) return _mm256_min_ps(_mm256_set1_ps(6.f), _mm256_max_ps(_mm256_setzero_ps(), v));
-  else return v;
-}
 template <Act A>
 inline __m256 act_grad(__m256 y, __m256 g) {
   if constexpr (A == Act::None) return g;
@@ -178,6 +164,7 @@ void forward_reference(const T* x, const T* w, const T* b, T* rm, T* rv, bool ba
     const double is = 1.0 / std::sqrt(var + eps);
     mean[c] = T(m);
     inv_std[c] = T(is);
+    if (!y) continue;  // statistics only
     const double wc = w ? double(w[c]) : 1.0, bc = b ? double(b[c]) : 0.0;
     for (int64_t i = 0; i < d.N; ++i)
       for (int64_t j = 0; j < d.HW; ++j) {
@@ -308,23 +295,6 @@ void add_shifted_sums(const T* p, int64_t len, double K, Sums& s) {
   }
 }
 
-// How a channel's output is made from x: y = act((x - m) * a + b), with a = w * inv_std from the saved inv_std
-// (affine_of). The backward rebuilds the same y from x with the same instructions (output_at) to mask its
-// gradient, instead of reading the output: one tensor fewer to stream in each of its two passes.
-template <class T>
-struct Affine {
-  T m, a, b;
-};
-template <class T>
-Affine<T> affine_of(int64_t c, const T* w, const T* b, const T* mean, const T* inv_std) {
-  return {mean[c], T((w ? double(w[c]) : 1.0) * double(inv_std[c])), b ? b[c] : T(0)};
-}
-// The output at x: act((x - m) * a + b), one fused multiply-add as every path computes it, so that the
-// backward's rebuilt y has the forward's bits (an fma rounds once, in vector and scalar code alike).
-template <Act A, class T>
-inline T output_at(T x, const Affine<T>& f) {
-  return act_value<A>(std::fma(x - f.m, f.a, f.b));
-}
 // g masked by the activation at the output rebuilt from x (A != None); g itself otherwise.
 template <Act A, class T>
 inline T masked(T g, T x, const Affine<T>& f) {
@@ -332,14 +302,6 @@ inline T masked(T g, T x, const Affine<T>& f) {
   else return act_grad<A>(output_at<A>(x, f), g);
 }
 #ifdef __AVX2__
-struct AffineV {
-  __m256 m, a, b;
-  explicit AffineV(const Affine<float>& f) : m(_mm256_set1_ps(f.m)), a(_mm256_set1_ps(f.a)), b(_mm256_set1_ps(f.b)) {}
-};
-template <Act A>
-inline __m256 output_at(__m256 x, const AffineV& f) {
-  return act_value<A>(_mm256_fmadd_ps(_mm256_sub_ps(x, f.m), f.a, f.b));
-}
 template <Act A>
 inline __m256 masked(__m256 g, __m256 x, const AffineV& f) {
   if constexpr (A == Act::None) return g;
@@ -496,7 +458,8 @@ void forward_channels(const T* x, const T* w, const T* b, T* rm, T* rv, bool bat
       for (int64_t i = 0; i < d.N; ++i) add_shifted_sums(xc + i * stride, d.HW, K, s);
     const Affine<T> f = finalize_forward(c, batch, K, s.first(), s.second(), d.count(), w, b, rm, rv, momentum, eps,
                                          mean, inv_std);
-    for (int64_t i = 0; i < d.N; ++i) apply_affine<A>(xc + i * stride, d.HW, f, y + c * d.HW + i * stride);
+    if (y)
+      for (int64_t i = 0; i < d.N; ++i) apply_affine<A>(xc + i * stride, d.HW, f, y + c * d.HW + i * stride);
   });
 }
 
@@ -543,9 +506,10 @@ void forward_planes(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch
     f[size_t(c)] = finalize_forward(c, batch, batch ? double(x[c * d.HW]) : 0.0, s1, s2, d.count(), w, b, rm, rv,
                                     momentum, eps, mean, inv_std);
   }
-  parallel_for(planes, d, [&](int64_t p) {
-    apply_affine<A>(x + p * d.HW, d.HW, f[size_t(p % d.C)], y + p * d.HW);
-  });
+  if (y)
+    parallel_for(planes, d, [&](int64_t p) {
+      apply_affine<A>(x + p * d.HW, d.HW, f[size_t(p % d.C)], y + p * d.HW);
+    });
 }
 
 template <Act A, class T>
@@ -595,13 +559,16 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
            op, ": running statistics needed to normalise by them");
   FN_CHECK(!batch || d.count() > 0, op, ": batch statistics of an empty channel, x ", x.describe());
   FN_CHECK(eps > 0, op, ": eps must be positive, got ", eps);
-  check_same_device(op, x, y);
-  check_same_shape(op, x, y);
-  FN_CHECK(y.dtype() == x.dtype(), op, ": y ", y.describe(), " and x ", x.describe(), " differ in dtype");
+  if (y.defined()) {
+    check_same_device(op, x, y);
+    check_same_shape(op, x, y);
+    FN_CHECK(y.dtype() == x.dtype(), op, ": y ", y.describe(), " and x ", x.describe(), " differ in dtype");
+  }
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
     FN_CHECK(algo == BatchNormAlgo::Auto || cuda_algo(algo), op, ": ", batch_norm_algo_name(algo),
              " is a CPU version");
+    FN_CHECK(y.defined(), op, ": the statistics alone (no y) are a CPU mode");
     cuda::batch_norm2d_forward_f32(algo, x.f32(), ptr<float>(weight), ptr<float>(bias), mut<float>(running_mean),
                                    mut<float>(running_var), batch, momentum, eps, d.N, d.C, d.HW, y.f32(), mean.f32(),
                                    inv_std.f32());
@@ -613,7 +580,7 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
   FN_CHECK(!cuda_algo(algo), op, ": ", batch_norm_algo_name(algo), " is a CUDA version");
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T *px = x.data<T>(), *pw = ptr<T>(weight), *pb = ptr<T>(bias);
-    T *prm = mut<T>(running_mean), *prv = mut<T>(running_var), *py = y.data<T>(), *pm = mean.data<T>(),
+    T *prm = mut<T>(running_mean), *prv = mut<T>(running_var), *py = mut<T>(y), *pm = mean.data<T>(),
       *pi = inv_std.data<T>();
     with_act(act, [&](auto a) {
       constexpr Act A = decltype(a)::value;
@@ -648,8 +615,11 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
     check_same_shape(op, x, gx);
     FN_CHECK(gx.dtype() == x.dtype(), op, ": gx ", gx.describe(), " and x ", x.describe(), " differ in dtype");
   }
-  if (act != BatchNormAct::None) {
-    FN_CHECK(y.defined(), op, ": the forward's output is needed with the activation ", batch_norm_act_name(act));
+  // Reference and CUDA mask gy by the output itself; the CPU fast paths rebuild it from x.
+  const bool reads_y = x.is_cuda() || algo == BatchNormAlgo::Reference;
+  if (act != BatchNormAct::None && (reads_y || y.defined())) {
+    FN_CHECK(y.defined(), op, ": the forward's output is needed with the activation ", batch_norm_act_name(act),
+             " (", batch_norm_algo_name(algo), x.is_cuda() ? " on CUDA)" : ")");
     check_same_device(op, x, y);
     check_same_shape(op, x, y);
     FN_CHECK(y.dtype() == x.dtype(), op, ": y ", y.describe(), " and x ", x.describe(), " differ in dtype");

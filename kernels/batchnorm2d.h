@@ -49,7 +49,9 @@ const char* batch_norm_algo_name(BatchNormAlgo a);
 const char* batch_norm_act_name(BatchNormAct a);
 
 // y, mean and inv_std are written in full. running_mean / running_var are read (Running) or updated in
-// place (Batch; they may then be undefined: no update). act: y = act(bn(x)).
+// place (Batch; they may then be undefined: no update). act: y = act(bn(x)). y undefined (CPU): the statistics
+// alone, for a consumer that applies them as it reads x (the depthwise convolution's DwInputNorm,
+// kernels/batchnorm2d_apply.h).
 void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                           Tensor& running_var, BatchNormStats stats, double momentum, double eps, Tensor& y,
                           Tensor& mean, Tensor& inv_std, BatchNormAlgo algo = BatchNormAlgo::Auto,
@@ -59,7 +61,7 @@ void batch_norm2d_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 // the forward's (bias is read only with an activation); stats and act must be the forward's. With an
 // activation, gy is the gradient of act(bn(x)) and y is the forward's output: Reference and CUDA mask gy by y;
 // Channels, Planes and Auto rebuild y's bits from x, mean, inv_std, weight and bias (one tensor fewer to read),
-// so their backward pairs with a forward by Channels, Planes or Auto.
+// so their backward pairs with a forward by Channels, Planes or Auto, and y may be undefined there.
 void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Tensor& mean, const Tensor& inv_std, BatchNormStats stats, Tensor& gx,
                            Tensor& gweight, Tensor& gbias, BatchNormAlgo algo = BatchNormAlgo::Auto,

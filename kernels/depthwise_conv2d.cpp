@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/batchnorm2d_apply.h"
 #include "kernels/gemm.h"
 #include "kernels/launch.h"
 
@@ -591,7 +592,44 @@ inline void transpose8_move(const float* const in[8], float* const out[8]) {
   transpose8(r);
   for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out[j], r[j]);
 }
+// The same, with row i (one channel's plane) normalised by f[i] first (DwInputNorm).
+template <BatchNormAct A>
+inline void transpose8_move_norm(const float* const in[8], float* const out[8], const AffineV* f) {
+  __m256 r[8];
+  for (int i = 0; i < 8; ++i) r[i] = output_at<A>(_mm256_loadu_ps(in[i]), f[i]);
+  transpose8(r);
+  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out[j], r[j]);
+}
 #endif
+
+// A DwInputNorm in x's dtype: channel c's affine (kernels/batchnorm2d_apply.h) and the activation. at(c0): the
+// affines of the block from channel c0 on; null without a norm.
+template <class T>
+struct InputNorm {
+  std::vector<Affine<T>> f;
+  BatchNormAct act = BatchNormAct::None;
+  const Affine<T>* at(int64_t c0) const { return f.empty() ? nullptr : f.data() + c0; }
+};
+template <class T>
+InputNorm<T> input_norm(const DwInputNorm& nm) {
+  InputNorm<T> in;
+  if (!nm.defined()) return in;
+  const T* w = nm.weight.defined() ? nm.weight.data<T>() : nullptr;
+  const T* b = nm.bias.defined() ? nm.bias.data<T>() : nullptr;
+  for (int64_t c = 0; c < nm.mean.numel(); ++c)
+    in.f.push_back(affine_of(c, w, b, nm.mean.data<T>(), nm.inv_std.data<T>()));
+  in.act = nm.act;
+  return in;
+}
+template <class T>
+inline T norm_value(T v, const Affine<T>& f, BatchNormAct act) {
+  switch (act) {
+    case BatchNormAct::Relu: return output_at<BatchNormAct::Relu>(v, f);
+    case BatchNormAct::Relu6: return output_at<BatchNormAct::Relu6>(v, f);
+    case BatchNormAct::None: break;
+  }
+  return output_at<BatchNormAct::None>(v, f);
+}
 
 // Visits the flat positions k = h W + w of an H x W plane in order, L at a time while L remain:
 // whole(k, off) gets the buffer offsets off[j] = (h + pad) Wp + w + pad of positions k .. k + L - 1, then
@@ -617,15 +655,22 @@ void cb_walk(int64_t H, int64_t W, int64_t pad, int64_t Wp, bool vector_ok, Whol
 // dst's border must be zero already: a buffer fresh from std::vector (zeroed) and only ever filled by this
 // gather with the same sizes keeps it so, as every caller's scratch is. Zeroing it per item cost 5-8% of f+b
 // on a 5x5 map (56 of its 81 pixels are border).
+// f (DwInputNorm; null: none): plane c0 + l is normalised by f[l] as it is read, act(fma(v - m, a, b)), the
+// batch norm's own instructions and so its output's bits; the border stays zero (it pads the normalised map).
 template <class T>
 void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp,
-               int64_t Wp, T* dst) {
+               int64_t Wp, T* dst, const Affine<T>* f = nullptr, BatchNormAct act = BatchNormAct::None) {
   constexpr int L = kVecLanes<T>;
   const int64_t nl = std::min<int64_t>(L, C - c0), hw = H * W;
   const T* src = t + (n * C + c0) * hw;
   // The lanes past C: zeroed, though never written out, so that no stale value a full block left there (a
   // denormal product costs some 100 cycles) runs through their arithmetic.
   if (nl < L) std::fill(dst, dst + Hp * Wp * L, T(0));
+#ifdef __AVX2__
+  AffineV fv[8];
+  if constexpr (kSimdTranspose<T>)
+    for (int64_t l = 0; f && l < nl; ++l) fv[l] = AffineV(f[l]);
+#endif
   cb_walk<L>(
       H, W, pad, Wp, kSimdTranspose<T> && nl == L,
       [&](int64_t k, const int64_t* off) {
@@ -634,12 +679,18 @@ void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t 
           const float* planes[8];
           float* lanes[8];
           for (int j = 0; j < 8; ++j) planes[j] = src + j * hw + k, lanes[j] = dst + off[j] * L;
-          transpose8_move(planes, lanes);
+          if (!f) transpose8_move(planes, lanes);
+          else if (act == BatchNormAct::Relu6) transpose8_move_norm<BatchNormAct::Relu6>(planes, lanes, fv);
+          else if (act == BatchNormAct::Relu) transpose8_move_norm<BatchNormAct::Relu>(planes, lanes, fv);
+          else transpose8_move_norm<BatchNormAct::None>(planes, lanes, fv);
         }
 #endif
       },
       [&](int64_t k, int64_t off) {
-        for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = src[l * hw + k];
+        if (f)
+          for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = norm_value(src[l * hw + k], f[l], act);
+        else
+          for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = src[l * hw + k];
       });
 }
 // Plane (n, c0 + lane) of t (H x W) = src[(h + pad) * Wp + w + pad][lane], lanes below C only.
@@ -811,11 +862,12 @@ void cb_forward_fixed(const T* xb, int64_t Wp, const Vec<T>* wv, Vec<T> bias, co
 }
 
 template <class T>
-void forward_channels(const T* x, const T* w, const T* b, T* y, const DwGeom& g, bool relu) {
+void forward_channels(const T* x, const T* w, const T* b, T* y, const DwGeom& g, bool relu,
+                      const InputNorm<T>& nm = {}) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
   for_channel_blocks<T>(g, w, [&](int64_t n, int64_t c0, T* xb, T* yb, const Vec<T>* wv) {
-    cb_gather(x, g.C, n, c0, g.H, g.W, g.pad, d.Hp, d.Wp, xb);
+    cb_gather(x, g.C, n, c0, g.H, g.W, g.pad, d.Hp, d.Wp, xb, nm.at(c0), nm.act);
     Vec<T> bias = Vec<T>{};
     for (int64_t l = 0; b && l < std::min<int64_t>(L, g.C - c0); ++l) bias[l] = b[c0 + l];
     if (!with_fixed_size(g.R, g.S, g.stride, [&](auto k, auto st) {
@@ -1032,7 +1084,7 @@ void cb_filter_store(const Vec<T>* acc, int64_t b0, int64_t b1, const DwGeom& g,
 // that it reads x and gy in long contiguous runs (block by block with n inside, each image's 8 planes are a
 // 6 KB run: the gathers took 20% longer, measured). Each channel's sum keeps the order (n, p, q) either way.
 template <class T>
-void backward_filter_channels(const T* x, const T* gy, T* gw, const DwGeom& g) {
+void backward_filter_channels(const T* x, const T* gy, T* gw, const DwGeom& g, const InputNorm<T>& nm) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
   const int64_t cbs = channel_blocks(g, L), rs = g.rs();
@@ -1042,7 +1094,7 @@ void backward_filter_channels(const T* x, const T* gy, T* gw, const DwGeom& g) {
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t cb = b0; cb < b1; ++cb) {
         Vec<T>* a = acc.data() + (cb - b0) * rs;
-        cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
+        cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data(), nm.at(cb * L), nm.act);
         cb_gather(gy, g.C, n, cb * L, g.P, g.Q, 0, g.P, g.Q, gyb.data());
         cb_filter(xb.data(), d.Wp, gyb.data(), g.Q, g, a);
       }
@@ -1065,7 +1117,8 @@ bool one_pass_backward(const DwGeom& g) {
 // gradient computes it. On the small maps, where both passes stream memory at about the copy's rate, one
 // read of gy fewer is a sixth of the traffic of forward + backward.
 template <class T>
-void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, const DwGeom& g) {
+void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, const DwGeom& g,
+                            const InputNorm<T>& nm) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
   const bool s1 = g.stride == 1;
@@ -1090,7 +1143,7 @@ void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, c
                  }))
           cb_forward_any(gyb.data(), Wg, wv, Vec<T>{}, gt, gxb.data());
         cb_scatter(gxb.data(), g.C, n, cb * L, g.H, g.W, 0, g.W, gx);
-        cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data());
+        cb_gather(x, g.C, n, cb * L, g.H, g.W, g.pad, d.Hp, d.Wp, xb.data(), nm.at(cb * L), nm.act);
         cb_filter(xb.data(), d.Wp, gyb.data() + (bd * Wg + bd) * L, Wg, g, acc.data() + (cb - b0) * rs);
       }
     cb_filter_store(acc.data(), b0, b1, g, gw);
@@ -1113,11 +1166,36 @@ DepthwiseAlgo cpu_algo(const char* op, const Tensor& t, DepthwiseAlgo a, const D
   return a == DepthwiseAlgo::Auto ? depthwise_cpu_auto(g) : a;
 }
 
+void check_norm(const char* op, const Tensor& x, const DwInputNorm& nm) {
+  if (!nm.defined()) return;
+  FN_CHECK(!x.is_cuda(), op, ": a batch norm applied as the input is read (DwInputNorm) is a CPU option; got ",
+           x.describe());
+  FN_CHECK(nm.inv_std.defined(), op, ": DwInputNorm needs the batch norm's mean and inv_std");
+  for (const Tensor* t : {&nm.weight, &nm.bias, &nm.mean, &nm.inv_std})
+    FN_CHECK(!t->defined() || (t->shape() == Shape({x.size(1)}) && t->dtype() == x.dtype() && !t->is_cuda()), op,
+             ": DwInputNorm's ", t->describe(), " does not fit x ", x.describe(), " (one value a channel)");
+}
+
+// x normalised by nm into a new tensor, for the versions that do not apply the norm as they read.
+Tensor normalised(const Tensor& x, const DwInputNorm& nm) {
+  Tensor y = Tensor::empty_like(x);
+  const int64_t C = x.size(1), hw = x.size(2) * x.size(3);
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    const InputNorm<T> in = input_norm<T>(nm);
+    const T* px = x.data<T>();
+    T* py = y.data<T>();
+    for (int64_t p = 0; p < x.size(0) * C; ++p)
+      for (int64_t j = 0; j < hw; ++j) py[p * hw + j] = norm_value(px[p * hw + j], in.f[size_t(p % C)], in.act);
+  });
+  return y;
+}
+
 }  // namespace
 
 void depthwise_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, int stride, int pad,
-                              bool relu, DepthwiseAlgo algo) {
+                              bool relu, DepthwiseAlgo algo, const DwInputNorm& norm) {
   const char* op = "depthwise_conv2d_forward";
+  check_norm(op, x, norm);
   DwGeom g = depthwise_geom(x.shape(), w.shape(), stride, pad);
   FN_CHECK(y.shape() == Shape({g.N, g.C, g.P, g.Q}), op, ": output ", y.describe(), " should be ",
            shape_str({g.N, g.C, g.P, g.Q}));
@@ -1127,6 +1205,8 @@ void depthwise_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b,
   check_like(op, x, y);
   if (b.defined()) check_like(op, x, b);
   const DepthwiseAlgo cpu = cpu_algo(op, x, algo, g);
+  if (norm.defined() && cpu != DepthwiseAlgo::CpuChannels)
+    return depthwise_conv2d_forward(normalised(x, norm), w, b, y, stride, pad, relu, algo);
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
     return cuda::depthwise_forward_f32(x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, y.f32(), g, relu, algo);
@@ -1135,7 +1215,8 @@ void depthwise_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b,
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const T* pb = b.defined() ? b.data<T>() : nullptr;
     if (cpu == DepthwiseAlgo::Reference) forward_ref<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu);
-    else if (cpu == DepthwiseAlgo::CpuChannels) forward_channels<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu);
+    else if (cpu == DepthwiseAlgo::CpuChannels)
+      forward_channels<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu, input_norm<T>(norm));
     else forward_fast<T>(x.data<T>(), w.data<T>(), pb, y.data<T>(), g, relu);
   });
 }
@@ -1162,14 +1243,17 @@ void depthwise_conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& g
 }
 
 void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int stride, int pad,
-                                      DepthwiseAlgo algo) {
+                                      DepthwiseAlgo algo, const DwInputNorm& norm) {
   const char* op = "depthwise_conv2d_backward_filter";
+  check_norm(op, x, norm);
   DwGeom g = depthwise_geom(x.shape(), gw.shape(), stride, pad);
   FN_CHECK(gy.shape() == Shape({g.N, g.C, g.P, g.Q}), op, ": gradient ", gy.describe(), " should be ",
            shape_str({g.N, g.C, g.P, g.Q}));
   check_like(op, x, gy);
   check_like(op, x, gw);
   const DepthwiseAlgo cpu = cpu_algo(op, x, algo, g);
+  if (norm.defined() && cpu != DepthwiseAlgo::CpuChannels)
+    return depthwise_conv2d_backward_filter(normalised(x, norm), gy, gw, stride, pad, algo);
   if (x.is_cuda()) {
 #ifdef FN_WITH_CUDA
     return cuda::depthwise_backward_filter_f32(x.f32(), gy.f32(), gw.f32(), g, algo);
@@ -1177,14 +1261,16 @@ void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor&
   }
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     if (cpu == DepthwiseAlgo::Reference) backward_filter_ref<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
-    else if (cpu == DepthwiseAlgo::CpuChannels) backward_filter_channels<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
+    else if (cpu == DepthwiseAlgo::CpuChannels)
+      backward_filter_channels<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g, input_norm<T>(norm));
     else backward_filter_fast<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), g);
   });
 }
 
 void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, int stride,
-                               int pad, DepthwiseAlgo algo) {
+                               int pad, DepthwiseAlgo algo, const DwInputNorm& norm) {
   const DwGeom g = depthwise_geom(x.shape(), w.shape(), stride, pad);
+  check_norm("depthwise_conv2d_backward", x, norm);
   // The one pass splits the channel blocks over the threads, where the data gradient alone splits (image,
   // block) items: with few blocks a thread (measured: 4 blocks on 2 threads at 112x112) would wait.
   constexpr int64_t kBlocksPerThread = 4;
@@ -1194,7 +1280,7 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
                      one_pass_backward(g) && channel_blocks(g, lanes) >= kBlocksPerThread * blas_threads();
   if (!fused) {
     if (gx) depthwise_conv2d_backward_data(gy, w, *gx, stride, pad, algo);
-    if (gw) depthwise_conv2d_backward_filter(x, gy, *gw, stride, pad, algo);
+    if (gw) depthwise_conv2d_backward_filter(x, gy, *gw, stride, pad, algo, norm);
     return;
   }
   const char* op = "depthwise_conv2d_backward";
@@ -1205,7 +1291,8 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
   for (const Tensor* t : {&gy, &w, static_cast<const Tensor*>(gx), static_cast<const Tensor*>(gw)})
     check_like(op, x, *t);
   FN_DISPATCH_FLOAT(x.dtype(), T, {
-    backward_both_channels<T>(x.data<T>(), gy.data<T>(), w.data<T>(), gx->data<T>(), gw->data<T>(), g);
+    backward_both_channels<T>(x.data<T>(), gy.data<T>(), w.data<T>(), gx->data<T>(), gw->data<T>(), g,
+                              input_norm<T>(norm));
   });
 }
 

@@ -30,6 +30,7 @@
 
 #include "core/hd.h"
 #include "core/tensor.h"
+#include "kernels/batchnorm2d.h"
 
 namespace fn::kernels {
 
@@ -49,22 +50,35 @@ DwGeom depthwise_geom(const Shape& x, const Shape& w, int stride, int pad);
 // What Auto runs on the CPU for this shape (CpuChannels, measured the faster at every Lite0 shape).
 DepthwiseAlgo depthwise_cpu_auto(const DwGeom& g);
 
-// y (N,C,P,Q) = dwconv(x, w) + b, then ReLU when `relu`; b may be undefined.
+// A batch norm and its activation applied to the input as the convolution reads it: the convolution then takes
+// xn = act(bn(x)) without that tensor ever being stored (MBConv's expand_bn before its depthwise convolution).
+// weight, bias (either may be undefined), mean and inv_std (C, x's dtype): the batch norm's parameters and its
+// forward's saved statistics (batch_norm2d_forward with y undefined computes them alone). xn's values are the
+// batch norm's output to the bit (kernels/batchnorm2d_apply.h); the zero padding pads xn. CPU only:
+// CpuChannels applies it in its gather; Reference and CpuPlanes convolve a normalised copy of x.
+struct DwInputNorm {
+  Tensor weight, bias, mean, inv_std;
+  BatchNormAct act = BatchNormAct::None;
+  bool defined() const { return mean.defined(); }
+};
+
+// y (N,C,P,Q) = dwconv(x, w) + b, then ReLU when `relu`; b may be undefined. With `norm`: dwconv(xn, w) + b.
 void depthwise_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, int stride, int pad,
-                              bool relu = false, DepthwiseAlgo algo = DepthwiseAlgo::Auto);
+                              bool relu = false, DepthwiseAlgo algo = DepthwiseAlgo::Auto,
+                              const DwInputNorm& norm = {});
 // gx (N,C,H,W) = the data gradient of gy (N,C,P,Q); overwritten.
 void depthwise_conv2d_backward_data(const Tensor& gy, const Tensor& w, Tensor& gx, int stride, int pad,
                                     DepthwiseAlgo algo = DepthwiseAlgo::Auto);
 // gw (C,1,R,S) = the filter gradient, summed over the batch; overwritten. Deterministic on every version but
-// Cudnn (whose algorithms may use atomics).
+// Cudnn (whose algorithms may use atomics). With `norm`: the gradient of dwconv(xn, w).
 void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor& gw, int stride, int pad,
-                                      DepthwiseAlgo algo = DepthwiseAlgo::Auto);
+                                      DepthwiseAlgo algo = DepthwiseAlgo::Auto, const DwInputNorm& norm = {});
 // Both gradients of gy (gx or gw null: that one is not computed), the same to the bit as the two calls above.
 // On the CPU's channel path (stride 1 with a square filter, stride 2 with 3x3 and 5x5) each block of gy is
 // gathered once for both (docs/kernels/depthwise_conv2d.md, "Both gradients in one pass"); elsewhere it makes
-// the two calls.
+// the two calls. With `norm`, gx is the gradient of xn (the batch norm's backward takes it from there).
 void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, int stride,
-                               int pad, DepthwiseAlgo algo = DepthwiseAlgo::Auto);
+                               int pad, DepthwiseAlgo algo = DepthwiseAlgo::Auto, const DwInputNorm& norm = {});
 
 #ifdef FN_WITH_CUDA
 namespace cuda {

@@ -67,4 +67,12 @@ struct BatchNormArgs {
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, BatchNormMode mode, BatchNormArgs a = {});
 
+// ---- a batch norm into a depthwise convolution (nn/functional_bn_depthwise.cpp)
+// conv2d(batch_norm2d(x, bn_weight, bn_bias, running_mean, running_var, mode, bn), w, b, c) with c.groups = C,
+// bn.act included, as one op: the same bits, and on the CPU without act(bn(x)) ever stored (the convolution
+// normalises its input as it reads it: MBConv's expand_bn before its depthwise convolution).
+Tensor batch_norm2d_depthwise(const Tensor& x, const Tensor& bn_weight, const Tensor& bn_bias,
+                              const Tensor& running_mean, const Tensor& running_var, BatchNormMode mode,
+                              BatchNormArgs bn, const Tensor& w, const Tensor& b, Conv2dArgs c);
+
 }  // namespace fn::F

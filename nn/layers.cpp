@@ -23,6 +23,14 @@ Tensor Conv2d::operator()(const Tensor& x) const {
   return opt.relu ? F::conv2d_relu(x, weight, bias, a) : F::conv2d(x, weight, bias, a);
 }
 
+Tensor Conv2d::operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act) const {
+  if (opt.groups == 1 || opt.relu) return (*this)(before(x, act));
+  F::BatchNormArgs bn = before.args;
+  bn.act = act;
+  return F::batch_norm2d_depthwise(x, before.weight, before.bias, before.running_mean, before.running_var,
+                                   before.mode(), bn, weight, bias, {opt.stride, opt.pad, opt.groups});
+}
+
 Linear::Linear(int in_, int out_, Rng& rng, double init_std) : in(in_), out(out_) {
   weight = add_parameter("weight", Tensor::randn({out_, in_}, rng, init_std));
   bias = add_parameter("bias", Tensor::zeros({out_}));

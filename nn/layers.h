@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/philox.h"
+#include "nn/batchnorm2d.h"
 #include "nn/functional.h"
 #include "nn/module.h"
 
@@ -25,6 +26,9 @@ class Conv2d : public Module {
  public:
   Conv2d(int in, int out, Rng& rng, Conv2dOptions opt = {});
   Tensor operator()(const Tensor& x) const;
+  // This convolution of act(before(x)): a depthwise one without ReLU runs F::batch_norm2d_depthwise (the same
+  // bits, act(before(x)) never stored on the CPU); any other, the two ops in turn.
+  Tensor operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act) const;
   int in, out;
   Conv2dOptions opt;
   Tensor weight, bias;  // bias undefined when !opt.bias

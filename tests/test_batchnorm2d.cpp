@@ -460,12 +460,43 @@ TEST_CASE("batch_norm2d with ReLU6: gradients (float64, central differences) and
   REQUIRE(bn.args.act == kernels::BatchNormAct::None);
 }
 
-TEST_CASE("batch_norm2d with an activation: the backward refuses a missing output") {
+TEST_CASE("batch_norm2d with an activation: the reference's backward refuses a missing output, the fast paths "
+          "rebuild it from x") {
   const Problem p = make_act_problem({2, 3, 2, 2}, 5, DType::F32);
   Tensor mean = Tensor::zeros({3}), inv_std = Tensor::full({3}, 1.0), gx = Tensor::empty_like(p.x), none;
   REQUIRE_THROWS_WITH(kernels::batch_norm2d_backward(p.gy, p.x, p.w, p.b, mean, inv_std, BatchNormStats::Batch, gx,
-                                                     none, none, BatchNormAlgo::Auto, kernels::BatchNormAct::Relu6),
-                      Catch::Contains("the forward's output is needed with the activation relu6"));
+                                                     none, none, BatchNormAlgo::Reference, kernels::BatchNormAct::Relu6),
+                      Catch::Contains("the forward's output is needed with the activation relu6 (reference)"));
+  // Without the output the fast paths give the bits they give with it.
+  for (auto algo : {BatchNormAlgo::Auto, BatchNormAlgo::Channels, BatchNormAlgo::Planes}) {
+    INFO(kernels::batch_norm_algo_name(algo));
+    const Fused with = run_act(p, BatchNormStats::Batch, algo, kernels::BatchNormAct::Relu6, true);
+    Tensor rm = p.rm.clone(), rv = p.rv.clone(), y = Tensor::empty_like(p.x), g = Tensor::empty_like(p.x);
+    kernels::batch_norm2d_forward(p.x, p.w, p.b, rm, rv, BatchNormStats::Batch, 0.1, 1e-5, y, mean, inv_std, algo,
+                                  kernels::BatchNormAct::Relu6);
+    kernels::batch_norm2d_backward(p.gy, p.x, p.w, p.b, mean, inv_std, BatchNormStats::Batch, g, none, none, algo,
+                                   kernels::BatchNormAct::Relu6);
+    REQUIRE(bitwise_equal(g, with.gx));
+  }
+}
+
+TEST_CASE("batch_norm2d: the statistics alone (y undefined) are the full forward's, every CPU version") {
+  for (auto algo : {BatchNormAlgo::Reference, BatchNormAlgo::Channels, BatchNormAlgo::Planes, BatchNormAlgo::Auto})
+    for (const Shape& s : kShapes)
+      for (auto stats : {BatchNormStats::Batch, BatchNormStats::Running})
+        for (DType t : {DType::F32, DType::F64}) {
+          INFO(kernels::batch_norm_algo_name(algo) << " shape " << shape_str(s)
+               << (stats == BatchNormStats::Batch ? " batch" : " running") << (t == DType::F64 ? " float64" : " float32"));
+          const Problem p = make_problem(s, 31, t);
+          const Result full = run(p, stats, algo);
+          Tensor rm = p.rm.clone(), rv = p.rv.clone(), mean = Tensor::empty({s[1]}, t), inv_std = Tensor::empty_like(mean);
+          Tensor none;
+          kernels::batch_norm2d_forward(p.x, p.w, p.b, rm, rv, stats, 0.1, 1e-5, none, mean, inv_std, algo);
+          REQUIRE(bitwise_equal(mean, full.mean));
+          REQUIRE(bitwise_equal(inv_std, full.inv_std));
+          REQUIRE(bitwise_equal(rm, full.rm));
+          REQUIRE(bitwise_equal(rv, full.rv));
+        }
 }
 
 TEST_CASE("batch_norm2d with ReLU / ReLU6 on CUDA matches the CPU (the two kernels in turn there)") {
