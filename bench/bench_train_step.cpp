@@ -11,8 +11,9 @@
 //   time:      --warmup steps, then --steps timed steps; the median step time gives images/s;
 //   --profile: shares of the measured step. VGG16: the trunk's and conv5's convolutions and poolings timed
 //              kernel by kernel at the model's shapes (forward, data gradient, filter gradient). Lite0: every op
-//              kind (batch norm with its ReLU6, depthwise, 1x1, stem conv, residual add, pooling, fc layers, losses,
-//              optimiser), each op run alone at its shape through its module and autograd (profile_lite0_ops).
+//              kind (batch norm with its ReLU6, expand_bn + ReLU6 + depthwise as one op, depthwise, 1x1, stem conv,
+//              residual add, pooling, fc layers, losses, optimiser), each op run alone at its shape through its
+//              module and autograd (profile_lite0_ops).
 //              Every backbone: landmark pooling, the losses, clipping and SGD at the model's shapes;
 //   memory:    allocator peak bytes on the device and the process's max RSS;
 //   --pytorch: runs bench/pytorch/train_step.py in the same run (PyTorch's figure on the same machine)
@@ -402,7 +403,8 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     kinds.push_back({name});
     return kinds.back();
   };
-  for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "depthwise conv 5x5", "1x1 conv: expand",
+  for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "expand bn + ReLU6 + dw 3x3 (one op)",
+                        "expand bn + ReLU6 + dw 5x5 (one op)", "1x1 conv: expand",
                         "1x1 conv: project", "1x1 conv: head", "batch norm + ReLU6 (one op)", "batch norm (project)", "residual add",
                         "global average pool", "landmark pool", "fc layers (+ReLU, dropout, concat)", "five losses",
                         "optimiser (clip + SGD)"})
@@ -460,12 +462,20 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     const std::string at = "blocks." + std::to_string(i);
     const fn::Shape block_in = h;
     const int mid = b.in * b.expand;
-    if (b.expand != 1) {
+    const std::string kxk = std::to_string(b.kernel) + "x" + std::to_string(b.kernel);
+    if (b.expand != 1) {  // expand_bn + ReLU6 applied by the depthwise convolution as it reads (MBConv)
       h = conv("1x1 conv: expand", at, times, h, mid, conv_opts(1, 1, 1));
-      bn(at + " expand", times, h, true);
+      nn::BatchNorm2d ebn(mid, fnn::kLite0Bn);
+      nn::Conv2d dw(mid, mid, rng, conv_opts(b.kernel, b.stride, mid));
+      ebn.to(d), dw.to(d);
+      Tensor x = input(h, 1.0);
+      std::vector<Tensor> leaves = with(ebn.parameters(), x);
+      for (const Tensor& p : dw.parameters()) leaves.push_back(p);
+      h = op("expand bn + ReLU6 + dw " + kxk + " (one op)", at, times, leaves,
+             [&] { return dw(x, ebn, F::BatchNormAct::Relu6); });
+    } else {
+      h = conv("depthwise conv " + kxk, at, times, h, mid, conv_opts(b.kernel, b.stride, mid));
     }
-    h = conv("depthwise conv " + std::to_string(b.kernel) + "x" + std::to_string(b.kernel), at, times, h, mid,
-             conv_opts(b.kernel, b.stride, mid));
     bn(at + " depthwise", times, h, true);
     h = conv("1x1 conv: project", at, times, h, b.out, conv_opts(1, 1, 1));
     bn(at + " project", times, h, false);
