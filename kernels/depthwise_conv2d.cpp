@@ -31,6 +31,9 @@
 // (backward_both_channels), with the same results as the two calls. The channel path's compiled kernels leave
 // out the taps that read only the zero border (whole filter rows; the columns too for 5x5 at stride 1), which
 // changes no bit ("Border rows and columns" below).
+// A DwInputNorm (a batch norm with its activation, kernels/batchnorm2d_apply.h) is applied on the channel path
+// by the gathers of x (forward and filter gradient), value by value as each 8x8 tile is loaded, before its
+// transpose; the other versions convolve a normalised copy (normalised).
 #include "kernels/depthwise_conv2d.h"
 
 #include <algorithm>

@@ -28,8 +28,9 @@ Tensor batch_norm2d_depthwise(const Tensor& x, const Tensor& bn_weight, const Te
   kernels::depthwise_conv2d_forward(x, w, b, y, c.stride, c.pad, false, kernels::DepthwiseAlgo::Auto, norm);
   if (needs_grad({x, bn_weight, bn_bias, w, b})) {
     record("batch_norm2d_depthwise", {x, bn_weight, bn_bias, w, b}, y,
-           [x, bn_weight, bn_bias, w, b, c, stats, norm, act = bn.act](const Tensor& gy) {
+           [x, w, b, c, stats, norm](const Tensor& gy) {
              const auto wanted = [](const Tensor& t) { return t.defined() && t.requires_grad(); };
+             const Tensor &bn_weight = norm.weight, &bn_bias = norm.bias;
              const bool bn_grads = wanted(x) || wanted(bn_weight) || wanted(bn_bias);
              Tensor gxn, gw, gb, gx, gbn_w, gbn_b;  // gxn: the gradient of act(bn(x))
              if (bn_grads) gxn = Tensor::empty_like(x);
@@ -45,7 +46,7 @@ Tensor batch_norm2d_depthwise(const Tensor& x, const Tensor& bn_weight, const Te
                if (wanted(bn_weight)) gbn_w = Tensor::empty_like(bn_weight);
                if (wanted(bn_bias)) gbn_b = Tensor::empty_like(bn_bias);
                kernels::batch_norm2d_backward(gxn, x, bn_weight, bn_bias, norm.mean, norm.inv_std, stats, gx, gbn_w,
-                                              gbn_b, kernels::BatchNormAlgo::Auto, act);
+                                              gbn_b, kernels::BatchNormAlgo::Auto, norm.act);
              }
              return std::vector<Tensor>{gx, gbn_w, gbn_b, gw, gb};
            });
