@@ -11,7 +11,7 @@
 //   time:      --warmup steps, then --steps timed steps; the median step time gives images/s;
 //   --profile: shares of the measured step. VGG16: the trunk's and conv5's convolutions and poolings timed
 //              kernel by kernel at the model's shapes (forward, data gradient, filter gradient). Lite0: every op
-//              kind (batch norm with its ReLU6, expand_bn + ReLU6 + depthwise as one op, depthwise, 1x1, stem conv,
+//              kind (batch norm with its ReLU6, expand_bn + depthwise + depthwise_bn as one op, depthwise, 1x1, stem,
 //              residual add, pooling, fc layers, losses, optimiser), each op run alone at its shape through its
 //              module and autograd (profile_lite0_ops).
 //              Every backbone: landmark pooling, the losses, clipping and SGD at the model's shapes;
@@ -403,8 +403,8 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     kinds.push_back({name});
     return kinds.back();
   };
-  for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "expand bn + ReLU6 + dw 3x3 (one op)",
-                        "expand bn + ReLU6 + dw 5x5 (one op)", "1x1 conv: expand",
+  for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "bn+ReLU6, dw 3x3, bn+ReLU6 (one op)",
+                        "bn+ReLU6, dw 5x5, bn+ReLU6 (one op)", "1x1 conv: expand",
                         "1x1 conv: project", "1x1 conv: head", "batch norm + ReLU6 (one op)", "batch norm (project)", "residual add",
                         "global average pool", "landmark pool", "fc layers (+ReLU, dropout, concat)", "five losses",
                         "optimiser (clip + SGD)"})
@@ -463,20 +463,21 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
     const fn::Shape block_in = h;
     const int mid = b.in * b.expand;
     const std::string kxk = std::to_string(b.kernel) + "x" + std::to_string(b.kernel);
-    if (b.expand != 1) {  // expand_bn + ReLU6 applied by the depthwise convolution as it reads (MBConv)
+    if (b.expand != 1) {  // expand_bn, the depthwise convolution and depthwise_bn as one op (MBConv)
       h = conv("1x1 conv: expand", at, times, h, mid, conv_opts(1, 1, 1));
-      nn::BatchNorm2d ebn(mid, fnn::kLite0Bn);
+      nn::BatchNorm2d ebn(mid, fnn::kLite0Bn), dbn(mid, fnn::kLite0Bn);
       nn::Conv2d dw(mid, mid, rng, conv_opts(b.kernel, b.stride, mid));
-      ebn.to(d), dw.to(d);
+      ebn.to(d), dbn.to(d), dw.to(d);
       Tensor x = input(h, 1.0);
       std::vector<Tensor> leaves = with(ebn.parameters(), x);
-      for (const Tensor& p : dw.parameters()) leaves.push_back(p);
-      h = op("expand bn + ReLU6 + dw " + kxk + " (one op)", at, times, leaves,
-             [&] { return dw(x, ebn, F::BatchNormAct::Relu6); });
+      for (const nn::Module* m : {static_cast<const nn::Module*>(&dw), static_cast<const nn::Module*>(&dbn)})
+        for (const Tensor& p : m->parameters()) leaves.push_back(p);
+      h = op("bn+ReLU6, dw " + kxk + ", bn+ReLU6 (one op)", at, times, leaves,
+             [&] { return dw(x, ebn, F::BatchNormAct::Relu6, &dbn, F::BatchNormAct::Relu6); });
     } else {
       h = conv("depthwise conv " + kxk, at, times, h, mid, conv_opts(b.kernel, b.stride, mid));
+      bn(at + " depthwise", times, h, true);
     }
-    bn(at + " depthwise", times, h, true);
     h = conv("1x1 conv: project", at, times, h, b.out, conv_opts(1, 1, 1));
     bn(at + " project", times, h, false);
     if (b.residual()) {

@@ -71,31 +71,6 @@ namespace {
 
 using Act = BatchNormAct;
 
-template <Act A, class T>
-inline T act_grad(T y, T g) {
-  if constexpr (A == Act::Relu) return relu_bwd(y, g);
-  else if constexpr (A == Act::Relu6) return relu6_bwd(y, g);
-  else return g;
-}
-#ifdef __AVX2__
-template <Act A>
-inline __m256 act_grad(__m256 y, __m256 g) {
-  if constexpr (A == Act::None) return g;
-  const __m256 pass = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ);
-  if constexpr (A == Act::Relu) return _mm256_and_ps(pass, g);
-  else return _mm256_and_ps(_mm256_and_ps(pass, _mm256_cmp_ps(y, _mm256_set1_ps(6.f), _CMP_LT_OQ)), g);
-}
-#endif
-
-// Calls f(std::integral_constant<Act, a>{}): the CPU paths are compiled once per activation.
-template <class F>
-void with_act(Act a, F&& f) {
-  switch (a) {
-    case Act::None: return f(std::integral_constant<Act, Act::None>{});
-    case Act::Relu: return f(std::integral_constant<Act, Act::Relu>{});
-    case Act::Relu6: return f(std::integral_constant<Act, Act::Relu6>{});
-  }
-}
 
 struct Dims {
   int64_t N, C, HW;
@@ -113,6 +88,23 @@ Dims check_x(const char* op, const Tensor& x) {
   FN_CHECK(x.ndim() == 4, op, ": x must be (N,C,H,W), got ", x.describe());
   check_float32_on_cuda(op, x);
   return {x.size(0), x.size(1), x.size(2) * x.size(3)};
+}
+
+// The backward's inputs: gy like x, the per-channel tensors (C) where defined, the saved statistics given.
+Dims check_backward(const char* op, const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                    const Tensor& mean, const Tensor& inv_std, const Tensor& gweight, const Tensor& gbias) {
+  const Dims d = check_x(op, x);
+  check_same_device(op, x, gy);
+  check_same_shape(op, x, gy);
+  FN_CHECK(gy.dtype() == x.dtype(), op, ": gy ", gy.describe(), " and x ", x.describe(), " differ in dtype");
+  check_vector(op, x, weight, d.C, "weight");
+  check_vector(op, x, bias, d.C, "bias");
+  check_vector(op, x, mean, d.C, "mean");
+  check_vector(op, x, inv_std, d.C, "inv_std");
+  check_vector(op, x, gweight, d.C, "gweight");
+  check_vector(op, x, gbias, d.C, "gbias");
+  FN_CHECK(mean.defined() && inv_std.defined(), op, ": the forward's mean and inv_std must be given");
+  return d;
 }
 
 bool cuda_algo(BatchNormAlgo a) {
@@ -295,19 +287,6 @@ void add_shifted_sums(const T* p, int64_t len, double K, Sums& s) {
   }
 }
 
-// g masked by the activation at the output rebuilt from x (A != None); g itself otherwise.
-template <Act A, class T>
-inline T masked(T g, T x, const Affine<T>& f) {
-  if constexpr (A == Act::None) return g;
-  else return act_grad<A>(output_at<A>(x, f), g);
-}
-#ifdef __AVX2__
-template <Act A>
-inline __m256 masked(__m256 g, __m256 x, const AffineV& f) {
-  if constexpr (A == Act::None) return g;
-  else return act_grad<A>(output_at<A>(x, f), g);
-}
-#endif
 
 // s1 += sum g, s2 += sum g (x - m) over len values; g masked first by the output rebuilt from x (A != None).
 template <Act A, class T>
@@ -355,40 +334,27 @@ void apply_affine(const T* x, int64_t len, const Affine<T>& f, T* y) {
   for (; j < len; ++j) y[j] = output_at<A>(x[j], f);
 }
 
-// A channel's dx coefficients: dx = A (g + C0) + B (x - m) with A = f.a and m = f.m (f: the forward's
-// affine_of; A = w inv_std either way).
-template <class T>
-struct GradCoef {
-  Affine<T> f;
-  T B, C0;
-};
-
 // dx = A (g + C0) + B (x - m) over len values (Batch statistics); dx = A g (Running: x read only for the
 // mask); g masked first by the output rebuilt from x (Ac != None).
 template <Act Ac, class T>
 void apply_grad(const T* g, const T* x, int64_t len, const GradCoef<T>& k, bool batch, T* dx) {
-  const Affine<T>& f = k.f;
-  const T A = f.a, B = k.B, C0 = k.C0;
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (std::is_same_v<T, float>) {
-    const AffineV fv(f);
-    const __m256 av = _mm256_set1_ps(A), bv = _mm256_set1_ps(B), cv = _mm256_set1_ps(C0);
+    const GradCoefV kv(k);
     if (batch) {
-      for (; Ac != Act::None ? j < len : j + 8 <= len; j += 8) {
-        const __m256 xv = load8(x, j, len), t = _mm256_mul_ps(_mm256_sub_ps(xv, fv.m), bv);
-        store8(dx, j, len, _mm256_fmadd_ps(_mm256_add_ps(masked<Ac>(load8(g, j, len), xv, fv), cv), av, t));
-      }
+      for (; Ac != Act::None ? j < len : j + 8 <= len; j += 8)
+        store8(dx, j, len, grad_at<Ac, true>(load8(g, j, len), load8(x, j, len), kv));
     } else {  // x only for the activation's mask (unused, its load is dropped, without one)
       for (; Ac != Act::None ? j < len : j + 8 <= len; j += 8)
-        store8(dx, j, len, _mm256_mul_ps(masked<Ac>(load8(g, j, len), load8(x, j, len), fv), av));
+        store8(dx, j, len, grad_at<Ac, false>(load8(g, j, len), load8(x, j, len), kv));
     }
   }
 #endif
   if (batch) {
-    for (; j < len; ++j) dx[j] = std::fma(masked<Ac>(g[j], x[j], f) + C0, A, (x[j] - f.m) * B);
+    for (; j < len; ++j) dx[j] = grad_at<Ac, true>(g[j], x[j], k);
   } else {
-    for (; j < len; ++j) dx[j] = masked<Ac>(g[j], x[j], f) * A;
+    for (; j < len; ++j) dx[j] = grad_at<Ac, false>(g[j], x[j], k);
   }
 }
 // Below this many values the work runs on the calling thread: starting a thread costs tens of microseconds.
@@ -465,7 +431,7 @@ void forward_channels(const T* x, const T* w, const T* b, T* rm, T* rv, bool bat
 
 template <Act A, class T>
 void backward_channels(const T* gy, const T* x, const T* w, const T* b, const T* mean, const T* inv_std, bool batch,
-                       const Dims& d, T* gx, T* gw, T* gb) {
+                       const Dims& d, T* gx, T* gw, T* gb, GradCoef<T>* kout = nullptr) {
   const int64_t stride = d.C * d.HW;
   const bool sums = batch || gw || gb;
   parallel_for(d.C, d, [&](int64_t c) {
@@ -475,6 +441,7 @@ void backward_channels(const T* gy, const T* x, const T* w, const T* b, const T*
     if (sums)
       for (int64_t i = 0; i < d.N; ++i) add_grad_sums<A>(gy + off + i * stride, x + off + i * stride, d.HW, f, s);
     const GradCoef<T> k = finalize_backward(f, c, batch, s.first(), s.second(), d.count(), inv_std, gw, gb);
+    if (kout) kout[c] = k;
     if (gx)
       for (int64_t i = 0; i < d.N; ++i) {
         const int64_t o = off + i * stride;
@@ -514,7 +481,7 @@ void forward_planes(const T* x, const T* w, const T* b, T* rm, T* rv, bool batch
 
 template <Act A, class T>
 void backward_planes(const T* gy, const T* x, const T* w, const T* b, const T* mean, const T* inv_std, bool batch,
-                     const Dims& d, T* gx, T* gw, T* gb) {
+                     const Dims& d, T* gx, T* gw, T* gb, GradCoef<T>* kout = nullptr) {
   const int64_t planes = d.N * d.C;
   const bool sums = batch || gw || gb;
   std::vector<Affine<T>> f(size_t(d.C));
@@ -533,6 +500,7 @@ void backward_planes(const T* gy, const T* x, const T* w, const T* b, const T* m
     if (sums)
       for (int64_t i = 0; i < d.N; ++i) G += part[size_t(2 * (i * d.C + c))], GX += part[size_t(2 * (i * d.C + c) + 1)];
     k[size_t(c)] = finalize_backward(f[size_t(c)], c, batch, G, GX, d.count(), inv_std, gw, gb);
+    if (kout) kout[c] = k[size_t(c)];
   }
   if (gx)
     parallel_for(planes, d, [&](int64_t p) {
@@ -598,17 +566,7 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
                            const Tensor& mean, const Tensor& inv_std, BatchNormStats stats, Tensor& gx,
                            Tensor& gweight, Tensor& gbias, BatchNormAlgo algo, BatchNormAct act, const Tensor& y) {
   const char* op = "batch_norm2d backward";
-  const Dims d = check_x(op, x);
-  check_same_device(op, x, gy);
-  check_same_shape(op, x, gy);
-  FN_CHECK(gy.dtype() == x.dtype(), op, ": gy ", gy.describe(), " and x ", x.describe(), " differ in dtype");
-  check_vector(op, x, weight, d.C, "weight");
-  check_vector(op, x, bias, d.C, "bias");
-  check_vector(op, x, mean, d.C, "mean");
-  check_vector(op, x, inv_std, d.C, "inv_std");
-  check_vector(op, x, gweight, d.C, "gweight");
-  check_vector(op, x, gbias, d.C, "gbias");
-  FN_CHECK(mean.defined() && inv_std.defined(), op, ": the forward's mean and inv_std must be given");
+  const Dims d = check_backward(op, gy, x, weight, bias, mean, inv_std, gweight, gbias);
   FN_CHECK(weight.defined() || !gweight.defined(), op, ": a weight gradient without a weight");
   if (gx.defined()) {
     check_same_device(op, x, gx);
@@ -654,6 +612,31 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
       else  // Planes, Auto
         backward_planes<A>(pg, px, pw, pb, pm, pi, batch, d, pgx, pgw, pgb);
     });
+  });
+}
+
+void batch_norm2d_backward_coefficients(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                        const Tensor& mean, const Tensor& inv_std, BatchNormStats stats,
+                                        Tensor& gweight, Tensor& gbias, BatchNormAct act, Tensor& coef) {
+  const char* op = "batch_norm2d_backward_coefficients";
+  FN_CHECK(!x.is_cuda(), op, ": a CPU function, got ", x.describe());
+  const Dims d = check_backward(op, gy, x, weight, bias, mean, inv_std, gweight, gbias);
+  FN_CHECK(coef.defined() && coef.shape() == Shape({d.C, 2}) && coef.dtype() == x.dtype() && !coef.is_cuda(), op,
+           ": coef must be (", d.C, ", 2) in x's dtype on the CPU, got ", coef.describe());
+  const bool batch = stats == BatchNormStats::Batch;
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    const T *pg = gy.data<T>(), *px = x.data<T>(), *pw = ptr<T>(weight), *pb = ptr<T>(bias), *pm = mean.data<T>(),
+            *pi = inv_std.data<T>();
+    T *pgw = mut<T>(gweight), *pgb = mut<T>(gbias);
+    std::vector<GradCoef<T>> k(size_t(d.C));
+    with_act(act, [&](auto a) {
+      constexpr Act A = decltype(a)::value;
+      T* no_gx = nullptr;
+      if (auto_channels<T>(d)) backward_channels<A>(pg, px, pw, pb, pm, pi, batch, d, no_gx, pgw, pgb, k.data());
+      else backward_planes<A>(pg, px, pw, pb, pm, pi, batch, d, no_gx, pgw, pgb, k.data());
+    });
+    T* pc = coef.data<T>();
+    for (int64_t c = 0; c < d.C; ++c) pc[2 * c] = k[size_t(c)].B, pc[2 * c + 1] = k[size_t(c)].C0;
   });
 }
 

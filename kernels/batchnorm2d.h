@@ -67,6 +67,15 @@ void batch_norm2d_backward(const Tensor& gy, const Tensor& x, const Tensor& weig
                            Tensor& gweight, Tensor& gbias, BatchNormAlgo algo = BatchNormAlgo::Auto,
                            BatchNormAct act = BatchNormAct::None, const Tensor& y = Tensor());
 
+// The backward's sums alone (CPU, as batch_norm2d_backward by Auto computes them): gweight and gbias (either
+// may be undefined) and coef (C, 2), each channel's (B, C0), from which a reader of gy and x forms
+// gx = fma(mask(gy) + C0, A, (x - mean) B) (Batch) or mask(gy) A (Running), A = weight inv_std, as it reads
+// them (kernels/batchnorm2d_apply.h, grad_at; the depthwise convolution's DwOutputNorm): the bits of
+// batch_norm2d_backward's gx.
+void batch_norm2d_backward_coefficients(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                        const Tensor& mean, const Tensor& inv_std, BatchNormStats stats,
+                                        Tensor& gweight, Tensor& gbias, BatchNormAct act, Tensor& coef);
+
 #ifdef FN_WITH_CUDA
 namespace cuda {
 // Pointers may be null where the tensor is undefined (weight, bias, running_*, gx, gw, gb).

@@ -595,14 +595,6 @@ inline void transpose8_move(const float* const in[8], float* const out[8]) {
   transpose8(r);
   for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out[j], r[j]);
 }
-// The same, with row i (one channel's plane) normalised by f[i] first (DwInputNorm).
-template <BatchNormAct A>
-inline void transpose8_move_norm(const float* const in[8], float* const out[8], const AffineV* f) {
-  __m256 r[8];
-  for (int i = 0; i < 8; ++i) r[i] = output_at<A>(_mm256_loadu_ps(in[i]), f[i]);
-  transpose8(r);
-  for (int j = 0; j < 8; ++j) _mm256_storeu_ps(out[j], r[j]);
-}
 #endif
 
 // A DwInputNorm in x's dtype: channel c's affine (kernels/batchnorm2d_apply.h) and the activation. at(c0): the
@@ -617,21 +609,47 @@ template <class T>
 InputNorm<T> input_norm(const DwInputNorm& nm) {
   InputNorm<T> in;
   if (!nm.defined()) return in;
-  const T* w = nm.weight.defined() ? nm.weight.data<T>() : nullptr;
-  const T* b = nm.bias.defined() ? nm.bias.data<T>() : nullptr;
-  for (int64_t c = 0; c < nm.mean.numel(); ++c)
-    in.f.push_back(affine_of(c, w, b, nm.mean.data<T>(), nm.inv_std.data<T>()));
+  in.f = affines_of<T>(nm.weight, nm.bias, nm.mean, nm.inv_std);
   in.act = nm.act;
   return in;
 }
 template <class T>
 inline T norm_value(T v, const Affine<T>& f, BatchNormAct act) {
-  switch (act) {
-    case BatchNormAct::Relu: return output_at<BatchNormAct::Relu>(v, f);
-    case BatchNormAct::Relu6: return output_at<BatchNormAct::Relu6>(v, f);
-    case BatchNormAct::None: break;
-  }
-  return output_at<BatchNormAct::None>(v, f);
+  T r{};
+  with_act(act, [&](auto a) { r = output_at<decltype(a)::value>(v, f); });
+  return r;
+}
+
+// A DwOutputNorm in the gradient's dtype: channel c's batch-norm backward coefficients (kernels/batchnorm2d_apply.h)
+// and z, the convolution's output that the batch norm read.
+template <class T>
+struct OutputNorm {
+  std::vector<GradCoef<T>> k;
+  const T* z = nullptr;
+  BatchNormAct act = BatchNormAct::None;
+  bool batch = true;
+  const GradCoef<T>* at(int64_t c0) const { return k.empty() ? nullptr : k.data() + c0; }
+};
+template <class T>
+OutputNorm<T> output_norm(const DwOutputNorm& o) {
+  OutputNorm<T> out;
+  if (!o.defined()) return out;
+  const std::vector<Affine<T>> f = affines_of<T>(o.weight, o.bias, o.mean, o.inv_std);
+  const T* coef = o.coef.data<T>();
+  for (size_t c = 0; c < f.size(); ++c) out.k.push_back({f[c], coef[2 * c], coef[2 * c + 1]});
+  out.z = o.z.data<T>();
+  out.act = o.act;
+  out.batch = o.batch;
+  return out;
+}
+template <class T>
+inline T grad_value(T g, T z, const GradCoef<T>& k, BatchNormAct act, bool batch) {
+  T r{};
+  with_act(act, [&](auto a) {
+    constexpr BatchNormAct A = decltype(a)::value;
+    r = batch ? grad_at<A, true>(g, z, k) : grad_at<A, false>(g, z, k);
+  });
+  return r;
 }
 
 // Visits the flat positions k = h W + w of an H x W plane in order, L at a time while L remain:
@@ -654,47 +672,99 @@ void cb_walk(int64_t H, int64_t W, int64_t pad, int64_t Wp, bool vector_ok, Whol
   for (; k < H * W; ++k) one(k, next());
 }
 
-// dst[(h + pad) * Wp + w + pad][lane] = plane (n, c0 + lane) of t (H x W), 0 elsewhere and beyond C.
-// dst's border must be zero already: a buffer fresh from std::vector (zeroed) and only ever filled by this
-// gather with the same sizes keeps it so, as every caller's scratch is. Zeroing it per item cost 5-8% of f+b
+// dst[(h + pad) * Wp + w + pad][lane] = value l = lane, k = h W + w of the block's planes, 0 elsewhere and beyond C:
+// row(j, k) gives lanes' values as 8 floats of plane j at k .. k + 7 (whole blocks of float only), one(l, k) a
+// single value. dst's border must be zero already: a buffer fresh from std::vector (zeroed) and only ever filled by
+// a gather with the same sizes keeps it so, as every caller's scratch is. Zeroing it per item cost 5-8% of f+b
 // on a 5x5 map (56 of its 81 pixels are border).
-// f (DwInputNorm; null: none): plane c0 + l is normalised by f[l] as it is read, act(fma(v - m, a, b)), the
-// batch norm's own instructions and so its output's bits; the border stays zero (it pads the normalised map).
-template <class T>
-void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp,
-               int64_t Wp, T* dst, const Affine<T>* f = nullptr, BatchNormAct act = BatchNormAct::None) {
+template <class T, class Row, class One>
+void cb_gather_by(int64_t C, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp, int64_t Wp, T* dst, Row&& row,
+                  One&& one) {
   constexpr int L = kVecLanes<T>;
-  const int64_t nl = std::min<int64_t>(L, C - c0), hw = H * W;
-  const T* src = t + (n * C + c0) * hw;
+  const int64_t nl = std::min<int64_t>(L, C - c0);
   // The lanes past C: zeroed, though never written out, so that no stale value a full block left there (a
   // denormal product costs some 100 cycles) runs through their arithmetic.
   if (nl < L) std::fill(dst, dst + Hp * Wp * L, T(0));
-#ifdef __AVX2__
-  AffineV fv[8];
-  if constexpr (kSimdTranspose<T>)
-    for (int64_t l = 0; f && l < nl; ++l) fv[l] = AffineV(f[l]);
-#endif
   cb_walk<L>(
       H, W, pad, Wp, kSimdTranspose<T> && nl == L,
       [&](int64_t k, const int64_t* off) {
 #ifdef __AVX2__
         if constexpr (kSimdTranspose<T>) {
-          const float* planes[8];
-          float* lanes[8];
-          for (int j = 0; j < 8; ++j) planes[j] = src + j * hw + k, lanes[j] = dst + off[j] * L;
-          if (!f) transpose8_move(planes, lanes);
-          else if (act == BatchNormAct::Relu6) transpose8_move_norm<BatchNormAct::Relu6>(planes, lanes, fv);
-          else if (act == BatchNormAct::Relu) transpose8_move_norm<BatchNormAct::Relu>(planes, lanes, fv);
-          else transpose8_move_norm<BatchNormAct::None>(planes, lanes, fv);
+          __m256 r[8];
+          for (int j = 0; j < 8; ++j) r[j] = row(j, k);
+          transpose8(r);
+          for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + off[j] * L, r[j]);
         }
 #endif
       },
       [&](int64_t k, int64_t off) {
-        if (f)
-          for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = norm_value(src[l * hw + k], f[l], act);
-        else
-          for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = src[l * hw + k];
+        for (int64_t l = 0; l < nl; ++l) dst[off * L + l] = one(l, k);
       });
+}
+// Plane (n, c0 + lane) of t (H x W), gathered. f (DwInputNorm; null: none): plane c0 + l is normalised by f[l]
+// as it is read, act(fma(v - m, a, b)), the batch norm's own instructions and so its output's bits; the border
+// stays zero (it pads the normalised map).
+template <class T>
+void cb_gather(const T* t, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W, int64_t pad, int64_t Hp,
+               int64_t Wp, T* dst, const Affine<T>* f = nullptr, BatchNormAct act = BatchNormAct::None) {
+  const int64_t hw = H * W;
+  const T* src = t + (n * C + c0) * hw;
+#ifdef __AVX2__
+  const auto plain = [&](auto j, int64_t k) { return _mm256_loadu_ps(src + j * hw + k); };
+#else
+  const auto plain = [&](auto j, int64_t k) { return load(src + j * hw + k); };
+#endif
+  if (!f)
+    return cb_gather_by(C, c0, H, W, pad, Hp, Wp, dst, plain, [&](int64_t l, int64_t k) { return src[l * hw + k]; });
+#ifdef __AVX2__
+  AffineV fv[8];
+  if constexpr (kSimdTranspose<T>)
+    for (int64_t l = 0; l < std::min<int64_t>(8, C - c0); ++l) fv[l] = AffineV(f[l]);
+#endif
+  with_act(act, [&](auto a) {
+    constexpr BatchNormAct A = decltype(a)::value;
+    cb_gather_by(
+        C, c0, H, W, pad, Hp, Wp, dst,
+        [&](auto j, int64_t k) {
+#ifdef __AVX2__
+          return output_at<A>(plain(j, k), fv[j]);
+#else
+          return plain(j, k);
+#endif
+        },
+        [&](int64_t l, int64_t k) { return output_at<A>(src[l * hw + k], f[l]); });
+  });
+}
+// The gradient of a batch norm's input z from its output's gradient g (DwOutputNorm), formed for plane c0 + l
+// by k[l] as g and z are read (grad_at: the batch norm's backward's own instructions and so its gx's bits).
+template <class T>
+void cb_gather_grad(const T* g, const OutputNorm<T>& on, int64_t C, int64_t n, int64_t c0, int64_t H, int64_t W,
+                    int64_t pad, int64_t Hp, int64_t Wp, T* dst) {
+  const int64_t hw = H * W, o = (n * C + c0) * hw;
+  const T *gs = g + o, *zs = on.z + o;
+  const GradCoef<T>* k = on.at(c0);
+#ifdef __AVX2__
+  GradCoefV kv[8];
+  if constexpr (kSimdTranspose<T>)
+    for (int64_t l = 0; l < std::min<int64_t>(8, C - c0); ++l) kv[l] = GradCoefV(k[l]);
+#endif
+  with_act(on.act, [&](auto a) {
+    constexpr BatchNormAct A = decltype(a)::value;
+    const auto by = [&](auto batch) {
+      constexpr bool B = decltype(batch)::value;
+      cb_gather_by(
+          C, c0, H, W, pad, Hp, Wp, dst,
+          [&](auto j, int64_t p) {
+#ifdef __AVX2__
+            return grad_at<A, B>(_mm256_loadu_ps(gs + j * hw + p), _mm256_loadu_ps(zs + j * hw + p), kv[j]);
+#else
+            return load(gs + j * hw + p);
+#endif
+          },
+          [&](int64_t l, int64_t p) { return grad_at<A, B>(gs[l * hw + p], zs[l * hw + p], k[l]); });
+    };
+    on.batch ? by(std::true_type{}) : by(std::false_type{});
+  });
 }
 // Plane (n, c0 + lane) of t (H x W) = src[(h + pad) * Wp + w + pad][lane], lanes below C only.
 template <class T>
@@ -1121,7 +1191,7 @@ bool one_pass_backward(const DwGeom& g) {
 // read of gy fewer is a sixth of the traffic of forward + backward.
 template <class T>
 void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, const DwGeom& g,
-                            const InputNorm<T>& nm) {
+                            const InputNorm<T>& nm, const OutputNorm<T>& on) {
   constexpr int L = kVecLanes<T>;
   const CbDims d = cb_dims(g);
   const bool s1 = g.stride == 1;
@@ -1135,7 +1205,8 @@ void backward_both_channels(const T* x, const T* gy, const T* w, T* gx, T* gw, c
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t cb = b0; cb < b1; ++cb) {
         const Vec<T>* wv = wvs.data() + cb * rs;
-        cb_gather(gy, g.C, n, cb * L, g.P, g.Q, bd, Hg, Wg, gyb.data());
+        if (on.z) cb_gather_grad(gy, on, g.C, n, cb * L, g.P, g.Q, bd, Hg, Wg, gyb.data());
+        else cb_gather(gy, g.C, n, cb * L, g.P, g.Q, bd, Hg, Wg, gyb.data());
         if (!s1)
           with_fixed_size(g.R, g.S, 2, [&](auto k, auto) {
             cb_data_s2_block<T, decltype(k)::value>(gyb.data(), Wg, wv, g, gxb.data());
@@ -1179,16 +1250,54 @@ void check_norm(const char* op, const Tensor& x, const DwInputNorm& nm) {
              ": DwInputNorm's ", t->describe(), " does not fit x ", x.describe(), " (one value a channel)");
 }
 
+void check_output_norm(const char* op, const Tensor& gy, const DwOutputNorm& on) {
+  if (!on.defined()) return;
+  FN_CHECK(!gy.is_cuda(), op, ": a batch norm's backward applied as the gradient is read (DwOutputNorm) is a CPU ",
+           "option; got ", gy.describe());
+  FN_CHECK(on.z.shape() == gy.shape() && on.z.dtype() == gy.dtype() && !on.z.is_cuda(), op, ": DwOutputNorm's z ",
+           on.z.describe(), " does not fit the gradient ", gy.describe());
+  FN_CHECK(on.mean.defined() && on.inv_std.defined() && on.coef.defined(), op,
+           ": DwOutputNorm needs the batch norm's mean, inv_std and backward coefficients");
+  for (const Tensor* t : {&on.weight, &on.bias, &on.mean, &on.inv_std})
+    FN_CHECK(!t->defined() || (t->shape() == Shape({gy.size(1)}) && t->dtype() == gy.dtype() && !t->is_cuda()), op,
+             ": DwOutputNorm's ", t->describe(), " does not fit the gradient ", gy.describe(),
+             " (one value a channel)");
+  FN_CHECK(on.coef.shape() == Shape({gy.size(1), 2}) && on.coef.dtype() == gy.dtype() && !on.coef.is_cuda(), op,
+           ": DwOutputNorm's coef ", on.coef.describe(), " should be (", gy.size(1), ", 2)");
+}
+
+// A new tensor shaped as t, value i of channel c being fn(c, i) (T: t's dtype).
+template <class T, class Fn>
+Tensor map_values(const Tensor& t, Fn&& fn) {
+  Tensor out = Tensor::empty_like(t);
+  const int64_t C = t.size(1), hw = t.size(2) * t.size(3);
+  T* po = out.data<T>();
+  for (int64_t p = 0; p < t.size(0) * C; ++p)
+    for (int64_t j = 0; j < hw; ++j) po[p * hw + j] = fn(p % C, p * hw + j);
+  return out;
+}
+
+// The gradient of z formed from g by the batch norm's backward (DwOutputNorm) into a new tensor, for the paths
+// that do not form it as they read.
+Tensor output_grad(const Tensor& g, const DwOutputNorm& on) {
+  Tensor gz;
+  FN_DISPATCH_FLOAT(g.dtype(), T, {
+    const OutputNorm<T> o = output_norm<T>(on);
+    const T* pg = g.data<T>();
+    gz = map_values<T>(g, [&](int64_t c, int64_t i) {
+      return grad_value(pg[i], o.z[i], o.k[size_t(c)], o.act, o.batch);
+    });
+  });
+  return gz;
+}
+
 // x normalised by nm into a new tensor, for the versions that do not apply the norm as they read.
 Tensor normalised(const Tensor& x, const DwInputNorm& nm) {
-  Tensor y = Tensor::empty_like(x);
-  const int64_t C = x.size(1), hw = x.size(2) * x.size(3);
+  Tensor y;
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const InputNorm<T> in = input_norm<T>(nm);
     const T* px = x.data<T>();
-    T* py = y.data<T>();
-    for (int64_t p = 0; p < x.size(0) * C; ++p)
-      for (int64_t j = 0; j < hw; ++j) py[p * hw + j] = norm_value(px[p * hw + j], in.f[size_t(p % C)], in.act);
+    y = map_values<T>(x, [&](int64_t c, int64_t i) { return norm_value(px[i], in.f[size_t(c)], in.act); });
   });
   return y;
 }
@@ -1271,9 +1380,10 @@ void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor&
 }
 
 void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, int stride,
-                               int pad, DepthwiseAlgo algo, const DwInputNorm& norm) {
+                               int pad, DepthwiseAlgo algo, const DwInputNorm& norm, const DwOutputNorm& out) {
   const DwGeom g = depthwise_geom(x.shape(), w.shape(), stride, pad);
   check_norm("depthwise_conv2d_backward", x, norm);
+  check_output_norm("depthwise_conv2d_backward", gy, out);
   // The one pass splits the channel blocks over the threads, where the data gradient alone splits (image,
   // block) items: with few blocks a thread (measured: 4 blocks on 2 threads at 112x112) would wait.
   constexpr int64_t kBlocksPerThread = 4;
@@ -1282,8 +1392,9 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
                      cpu_algo("depthwise_conv2d_backward", x, algo, g) == DepthwiseAlgo::CpuChannels &&
                      one_pass_backward(g) && channel_blocks(g, lanes) >= kBlocksPerThread * blas_threads();
   if (!fused) {
-    if (gx) depthwise_conv2d_backward_data(gy, w, *gx, stride, pad, algo);
-    if (gw) depthwise_conv2d_backward_filter(x, gy, *gw, stride, pad, algo, norm);
+    const Tensor gz = out.defined() ? output_grad(gy, out) : gy;
+    if (gx) depthwise_conv2d_backward_data(gz, w, *gx, stride, pad, algo);
+    if (gw) depthwise_conv2d_backward_filter(x, gz, *gw, stride, pad, algo, norm);
     return;
   }
   const char* op = "depthwise_conv2d_backward";
@@ -1295,7 +1406,7 @@ void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& 
     check_like(op, x, *t);
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     backward_both_channels<T>(x.data<T>(), gy.data<T>(), w.data<T>(), gx->data<T>(), gw->data<T>(), g,
-                              input_norm<T>(norm));
+                              input_norm<T>(norm), output_norm<T>(out));
   });
 }
 

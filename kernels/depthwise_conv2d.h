@@ -62,6 +62,20 @@ struct DwInputNorm {
   bool defined() const { return mean.defined(); }
 };
 
+// The output's batch norm, for the backward: the convolution's output z went into a batch norm with its
+// activation (MBConv's depthwise_bn), and the gradient given is that batch norm's output gradient g. The
+// gradient of z, the batch norm's backward of g, is formed as g and z are read and never stored (the same bits:
+// kernels/batchnorm2d_apply.h, grad_at). z (N,C,P,Q) and the batch norm's weight, bias (either may be
+// undefined), mean, inv_std (C) and backward coefficients coef (C, 2: batch_norm2d_backward_coefficients);
+// batch: its statistics were the batch's. CPU only: the channel path's one-pass backward applies it in its
+// gather; every other path takes a computed copy of the gradient.
+struct DwOutputNorm {
+  Tensor z, weight, bias, mean, inv_std, coef;
+  BatchNormAct act = BatchNormAct::None;
+  bool batch = true;
+  bool defined() const { return z.defined(); }
+};
+
 // y (N,C,P,Q) = dwconv(x, w) + b, then ReLU when `relu`; b may be undefined. With `norm`: dwconv(xn, w) + b.
 void depthwise_conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y, int stride, int pad,
                               bool relu = false, DepthwiseAlgo algo = DepthwiseAlgo::Auto,
@@ -76,9 +90,11 @@ void depthwise_conv2d_backward_filter(const Tensor& x, const Tensor& gy, Tensor&
 // Both gradients of gy (gx or gw null: that one is not computed), the same to the bit as the two calls above.
 // On the CPU's channel path (stride 1 with a square filter, stride 2 with 3x3 and 5x5) each block of gy is
 // gathered once for both (docs/kernels/depthwise_conv2d.md, "Both gradients in one pass"); elsewhere it makes
-// the two calls. With `norm`, gx is the gradient of xn (the batch norm's backward takes it from there).
+// the two calls. With `norm`, gx is the gradient of xn (the batch norm's backward takes it from there). With
+// `out`, gy is the gradient of the output's batch norm's output (DwOutputNorm).
 void depthwise_conv2d_backward(const Tensor& x, const Tensor& gy, const Tensor& w, Tensor* gx, Tensor* gw, int stride,
-                               int pad, DepthwiseAlgo algo = DepthwiseAlgo::Auto, const DwInputNorm& norm = {});
+                               int pad, DepthwiseAlgo algo = DepthwiseAlgo::Auto, const DwInputNorm& norm = {},
+                               const DwOutputNorm& out = {});
 
 #ifdef FN_WITH_CUDA
 namespace cuda {

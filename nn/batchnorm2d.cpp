@@ -18,6 +18,12 @@ F::BatchNormMode BatchNorm2d::mode() const {
   return frozen_ ? F::BatchNormMode::Frozen : F::BatchNormMode::Train;
 }
 
+F::BatchNormRef BatchNorm2d::ref(F::BatchNormAct act) const {
+  F::BatchNormArgs a = args;
+  a.act = act;
+  return {weight, bias, running_mean, running_var, mode(), a};
+}
+
 Tensor BatchNorm2d::operator()(const Tensor& x, F::BatchNormAct act) const {
   FN_CHECK(x.ndim() == 4 && x.size(1) == channels, "BatchNorm2d(", channels, "): x must be (N,", channels,
            ",H,W), got ", x.describe());

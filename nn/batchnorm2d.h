@@ -22,6 +22,8 @@ class BatchNorm2d : public Module {
   Tensor operator()(const Tensor& x) const { return (*this)(x, args.act); }
   // act(bn(x)) as one op (F::BatchNormArgs::act): conv-BN-ReLU6 and conv-BN-ReLU write it this way.
   Tensor operator()(const Tensor& x, F::BatchNormAct act) const;
+  // This batch norm with `act`, to run inside another op (F::batch_norm2d_depthwise): its tensors, mode and args.
+  F::BatchNormRef ref(F::BatchNormAct act) const;
   // Keeps the running statistics fixed while the module trains (the mode F::BatchNormMode::Frozen).
   void freeze_statistics(bool on = true) { frozen_ = on; }
   bool statistics_frozen() const { return frozen_; }

@@ -67,12 +67,19 @@ struct BatchNormArgs {
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, BatchNormMode mode, BatchNormArgs a = {});
 
-// ---- a batch norm into a depthwise convolution (nn/functional_bn_depthwise.cpp)
-// conv2d(batch_norm2d(x, bn_weight, bn_bias, running_mean, running_var, mode, bn), w, b, c) with c.groups = C,
-// bn.act included, as one op: the same bits, and on the CPU without act(bn(x)) ever stored (the convolution
-// normalises its input as it reads it: MBConv's expand_bn before its depthwise convolution).
-Tensor batch_norm2d_depthwise(const Tensor& x, const Tensor& bn_weight, const Tensor& bn_bias,
-                              const Tensor& running_mean, const Tensor& running_var, BatchNormMode mode,
-                              BatchNormArgs bn, const Tensor& w, const Tensor& b, Conv2dArgs c);
+// ---- batch norms around a depthwise convolution (nn/functional_bn_depthwise.cpp)
+// A batch norm's tensors, mode and args (act included), for the ops that run it inside another
+// (nn::BatchNorm2d::ref).
+struct BatchNormRef {
+  Tensor weight, bias, running_mean, running_var;
+  BatchNormMode mode = BatchNormMode::Train;
+  BatchNormArgs args;
+};
+// conv2d(batch_norm2d(x, before), w, b, c) with c.groups = C, then batch_norm2d(., *after) when `after` is
+// given, as one op: the same bits, and on the CPU without act(bn(x)) stored (the convolution normalises its input
+// as it reads it) and, with `after`, without the gradient of the convolution's output stored (formed as the
+// convolution's backward reads it): MBConv's expand_bn, depthwise convolution and depthwise_bn.
+Tensor batch_norm2d_depthwise(const Tensor& x, const BatchNormRef& before, const Tensor& w, const Tensor& b,
+                              Conv2dArgs c, const BatchNormRef* after = nullptr);
 
 }  // namespace fn::F

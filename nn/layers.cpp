@@ -23,12 +23,15 @@ Tensor Conv2d::operator()(const Tensor& x) const {
   return opt.relu ? F::conv2d_relu(x, weight, bias, a) : F::conv2d(x, weight, bias, a);
 }
 
-Tensor Conv2d::operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act) const {
-  if (opt.groups == 1 || opt.relu) return (*this)(before(x, act));
-  F::BatchNormArgs bn = before.args;
-  bn.act = act;
-  return F::batch_norm2d_depthwise(x, before.weight, before.bias, before.running_mean, before.running_var,
-                                   before.mode(), bn, weight, bias, {opt.stride, opt.pad, opt.groups});
+Tensor Conv2d::operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act, const BatchNorm2d* after,
+                          F::BatchNormAct after_act) const {
+  if (opt.groups == 1 || opt.relu) {
+    Tensor y = (*this)(before(x, act));
+    return after ? (*after)(y, after_act) : y;
+  }
+  const F::BatchNormRef then = after ? after->ref(after_act) : F::BatchNormRef{};
+  return F::batch_norm2d_depthwise(x, before.ref(act), weight, bias, {opt.stride, opt.pad, opt.groups},
+                                   after ? &then : nullptr);
 }
 
 Linear::Linear(int in_, int out_, Rng& rng, double init_std) : in(in_), out(out_) {

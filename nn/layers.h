@@ -26,9 +26,11 @@ class Conv2d : public Module {
  public:
   Conv2d(int in, int out, Rng& rng, Conv2dOptions opt = {});
   Tensor operator()(const Tensor& x) const;
-  // This convolution of act(before(x)): a depthwise one without ReLU runs F::batch_norm2d_depthwise (the same
-  // bits, act(before(x)) never stored on the CPU); any other, the two ops in turn.
-  Tensor operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act) const;
+  // This convolution of act(before(x)), then after(., after_act) when `after` is given: a depthwise one without
+  // ReLU runs F::batch_norm2d_depthwise (the same bits, fewer tensors stored on the CPU); any other, the ops in
+  // turn.
+  Tensor operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act, const BatchNorm2d* after = nullptr,
+                    F::BatchNormAct after_act = F::BatchNormAct::None) const;
   int in, out;
   Conv2dOptions opt;
   Tensor weight, bias;  // bias undefined when !opt.bias

@@ -1,8 +1,9 @@
-// A batch norm applied by the depthwise convolution as it reads its input (kernels::DwInputNorm,
-// F::batch_norm2d_depthwise, MBConv's expand_bn before its depthwise convolution): the kernels with the norm
-// equal the batch norm's output convolved, bitwise, on every CPU version, activation and block shape; the op
-// equals F::batch_norm2d then F::conv2d, output, running statistics and all five gradients, bitwise, in every
-// mode; float64 gradient checks; misuse refused; CUDA (the two ops there) against the CPU.
+// Batch norms applied by the depthwise convolution as it reads (F::batch_norm2d_depthwise, MBConv's expand_bn,
+// depthwise convolution and depthwise_bn): with kernels::DwInputNorm the kernels equal the batch norm's output
+// convolved, and with kernels::DwOutputNorm the backward equals the one given the batch norm's gx, bitwise, on
+// every CPU version, activation and block shape (the one-pass backward included); the op equals F::batch_norm2d,
+// F::conv2d (and F::batch_norm2d) in turn, output, running statistics and every gradient, bitwise, in every
+// mode; float64 gradient checks; misuse refused; CUDA (the ops in turn there) against the CPU.
 #include <array>
 #include <cmath>
 
@@ -31,9 +32,10 @@ bool bitwise_equal(const Tensor& a, const Tensor& b) {
 // N, C, H, W, k, stride (pad = k / 2): whole 8-channel blocks (the vector transpose), ragged ones, both filters
 // and strides, maps smaller than the filter, a row longer than the vector.
 using Case = std::array<int, 6>;
+// The last three have enough 8-channel blocks for the one-pass backward (depthwise_conv2d_backward) on 2 threads.
 const std::vector<Case> kCases = {
-    {2, 8, 7, 9, 3, 1}, {2, 16, 8, 8, 3, 2}, {1, 13, 11, 10, 5, 2}, {3, 24, 5, 5, 5, 1},
-    {2, 3, 7, 9, 3, 1}, {1, 9, 2, 3, 5, 1},  {2, 8, 10, 7, 7, 2},   {2, 32, 14, 14, 3, 1},
+    {2, 8, 7, 9, 3, 1}, {2, 16, 8, 8, 3, 2}, {1, 13, 11, 10, 5, 2}, {3, 24, 5, 5, 5, 1}, {2, 3, 7, 9, 3, 1},
+    {1, 9, 2, 3, 5, 1}, {2, 8, 10, 7, 7, 2}, {2, 72, 6, 6, 3, 1},   {1, 64, 9, 9, 5, 2},  {1, 80, 7, 7, 5, 1},
 };
 
 // x and an output gradient around a batch norm whose outputs cross 0 and 6: its weights of 2-4 and biases of
@@ -101,65 +103,122 @@ TEST_CASE("depthwise_conv2d with DwInputNorm: bitwise the batch norm's output co
         }
 }
 
-TEST_CASE("F::batch_norm2d_depthwise: bitwise F::batch_norm2d then F::conv2d (output, running statistics, five "
-          "gradients), every mode") {
+TEST_CASE("depthwise_conv2d_backward with DwOutputNorm: bitwise given the batch norm's gx, every CPU version") {
+  uint64_t seed = 50;
+  for (const Case& c : kCases)
+    for (DType t : {DType::F32, DType::F64})
+      for (BatchNormAct act : {BatchNormAct::None, BatchNormAct::Relu6})
+        for (auto stats : {BatchNormStats::Batch, BatchNormStats::Running}) {
+          // z: the convolution's output, which the batch norm (weights 2-4, biases 1-5: both ReLU6 edges) reads.
+          const Problem p = make(c, seed++, t);
+          Rng rng(seed, 3);
+          const Tensor z = Tensor::uniform(p.gy.shape(), rng, -1.0, 2.0, DType::F64).to(t);
+          Tensor rm = p.rm.clone(), rv = p.rv.clone(), mean = Tensor::empty({c[1]}, t), inv_std = Tensor::empty_like(mean);
+          Tensor zn = Tensor::empty_like(z), gz = Tensor::empty_like(z), none;
+          kernels::batch_norm2d_forward(z, p.bw, p.bb, rm, rv, stats, 0.1, 1e-5, zn, mean, inv_std,
+                                        kernels::BatchNormAlgo::Auto, act);
+          Tensor gw0 = Tensor::empty_like(p.bw), gb0 = Tensor::empty_like(p.bw), gw1 = Tensor::empty_like(p.bw),
+                 gb1 = Tensor::empty_like(p.bw), coef = Tensor::empty({c[1], 2}, t);
+          kernels::batch_norm2d_backward(p.gy, z, p.bw, p.bb, mean, inv_std, stats, gz, gw0, gb0,
+                                         kernels::BatchNormAlgo::Auto, act);
+          kernels::batch_norm2d_backward_coefficients(p.gy, z, p.bw, p.bb, mean, inv_std, stats, gw1, gb1, act, coef);
+          REQUIRE(bitwise_equal(gw1, gw0));
+          REQUIRE(bitwise_equal(gb1, gb0));
+          const kernels::DwOutputNorm out{z, p.bw, p.bb, mean, inv_std, coef, act, stats == BatchNormStats::Batch};
+          for (DepthwiseAlgo algo : {DepthwiseAlgo::CpuChannels, DepthwiseAlgo::CpuPlanes, DepthwiseAlgo::Reference}) {
+            INFO(describe(c) << (t == DType::F64 ? " float64 " : " float32 ") << kernels::batch_norm_act_name(act)
+                             << (stats == BatchNormStats::Batch ? " batch " : " running ")
+                             << kernels::depthwise_algo_name(algo));
+            Tensor gx0 = Tensor::empty_like(p.x), gx1 = Tensor::empty_like(p.x);
+            Tensor w0 = Tensor::empty_like(p.w), w1 = Tensor::empty_like(p.w);
+            for (Tensor* o : {&gx0, &gx1, &w0, &w1}) fn::test::poison(*o);
+            kernels::depthwise_conv2d_backward(p.x, gz, p.w, &gx0, &w0, p.stride, p.pad, algo);
+            kernels::depthwise_conv2d_backward(p.x, p.gy, p.w, &gx1, &w1, p.stride, p.pad, algo, {}, out);
+            REQUIRE(bitwise_equal(gx1, gx0));
+            REQUIRE(bitwise_equal(w1, w0));
+          }
+        }
+}
+
+TEST_CASE("F::batch_norm2d_depthwise: bitwise F::batch_norm2d, F::conv2d (and F::batch_norm2d) in turn: output, "
+          "running statistics, every gradient, every mode") {
   uint64_t seed = 100;
   for (const Case& c : kCases)
     for (BatchNormMode mode : {BatchNormMode::Train, BatchNormMode::Frozen, BatchNormMode::Eval})
-      for (bool bias : {false, true}) {
-        INFO(describe(c) << " mode " << int(mode) << " bias " << bias);
-        const Problem p = make(c, seed++, DType::F32);
-        Rng rng(seed, 9);
-        const Tensor b = Tensor::uniform({c[1]}, rng, -1.0, 1.0);
-        F::BatchNormArgs bn;
-        bn.act = BatchNormAct::Relu6;
-        const F::Conv2dArgs a{p.stride, p.pad, c[1]};
-        std::vector<Tensor> got[2];
-        for (int fused = 0; fused < 2; ++fused) {
-          std::vector<Tensor> leaves = {p.x.clone(), p.bw.clone(), p.bb.clone(), p.w.clone(), b.clone()};
-          for (Tensor& l : leaves) l.set_requires_grad(true);
-          Tensor rm = p.rm.clone(), rv = p.rv.clone(), bl = bias ? leaves[4] : Tensor();
-          Tensor y = fused ? F::batch_norm2d_depthwise(leaves[0], leaves[1], leaves[2], rm, rv, mode, bn, leaves[3], bl, a)
-                           : F::conv2d(F::batch_norm2d(leaves[0], leaves[1], leaves[2], rm, rv, mode, bn), leaves[3], bl, a);
-          backward(y, p.gy);
-          got[fused] = {y, rm, rv};
-          for (int k = 0; k < (bias ? 5 : 4); ++k) got[fused].push_back(leaves[size_t(k)].grad());
+      for (bool bias : {false, true})
+        for (bool after : {false, true}) {
+          INFO(describe(c) << " mode " << int(mode) << " bias " << bias << " after " << after);
+          const Problem p = make(c, seed++, DType::F32);
+          Rng rng(seed, 9);
+          const Tensor b = Tensor::uniform({c[1]}, rng, -1.0, 1.0), bw2 = Tensor::uniform({c[1]}, rng, 2.0, 4.0),
+                       bb2 = Tensor::uniform({c[1]}, rng, 1.0, 5.0);
+          F::BatchNormArgs bn;
+          bn.act = BatchNormAct::Relu6;
+          const F::Conv2dArgs a{p.stride, p.pad, c[1]};
+          std::vector<Tensor> got[2];
+          for (int fused = 0; fused < 2; ++fused) {
+            std::vector<Tensor> leaves = {p.x.clone(), p.bw.clone(), p.bb.clone(), p.w.clone(), b.clone(), bw2.clone(),
+                                          bb2.clone()};
+            for (Tensor& l : leaves) l.set_requires_grad(true);
+            Tensor rm = p.rm.clone(), rv = p.rv.clone(), rm2 = p.rm.clone(), rv2 = p.rv.clone();
+            Tensor bl = bias ? leaves[4] : Tensor();
+            const F::BatchNormRef before{leaves[1], leaves[2], rm, rv, mode, bn}, then{leaves[5], leaves[6], rm2, rv2, mode, bn};
+            Tensor y;
+            if (fused) {
+              y = F::batch_norm2d_depthwise(leaves[0], before, leaves[3], bl, a, after ? &then : nullptr);
+            } else {
+              y = F::conv2d(F::batch_norm2d(leaves[0], leaves[1], leaves[2], rm, rv, mode, bn), leaves[3], bl, a);
+              if (after) y = F::batch_norm2d(y, leaves[5], leaves[6], rm2, rv2, mode, bn);
+            }
+            backward(y, p.gy);
+            got[fused] = {y, rm, rv, rm2, rv2};
+            for (size_t k = 0; k < leaves.size(); ++k)
+              if ((k != 4 || bias) && (k < 5 || after)) got[fused].push_back(leaves[k].grad());
+          }
+          for (size_t k = 0; k < got[0].size(); ++k) {
+            INFO("result " << k << " (y, running mean and var before and after, then gx, g bn weight, g bn bias, gw, "
+                 "[gb], [g weight and bias of the batch norm after])");
+            REQUIRE(bitwise_equal(got[1][k], got[0][k]));
+          }
         }
-        for (size_t k = 0; k < got[0].size(); ++k) {
-          INFO("result " << k << " (y, running mean, running var, gx, g bn weight, g bn bias, gw, gb)");
-          REQUIRE(bitwise_equal(got[1][k], got[0][k]));
-        }
-      }
 }
 
 TEST_CASE("F::batch_norm2d_depthwise: gradients (float64, central differences), some inputs frozen") {
   const Case c{2, 3, 5, 4, 3, 1};
   for (BatchNormMode mode : {BatchNormMode::Train, BatchNormMode::Frozen})
-    for (BatchNormAct act : {BatchNormAct::None, BatchNormAct::Relu6}) {
-      INFO("mode " << int(mode) << " " << kernels::batch_norm_act_name(act));
-      Tensor rm = Tensor::zeros({3}, DType::F64), rv = Tensor::full({3}, 1.0, DType::F64);
-      F::BatchNormArgs bn;
-      bn.act = act;
-      const F::Conv2dArgs a{1, 1, 3};
-      // Weights of 2.5-3.5 and biases of 2-4 on x's spread keep the outputs off ReLU6's edges by more than the
-      // difference step.
-      const auto f = [&](const std::vector<Tensor>& in) {
-        return F::batch_norm2d_depthwise(in[0], in[1], in[2], rm, rv, mode, bn, in[3], in[4], a);
-      };
-      gradcheck(f, {leaf64({c[0], c[1], c[2], c[3]}, 1, -1.0, 2.0), leaf64({3}, 2, 2.5, 3.5), leaf64({3}, 3, 2.0, 4.0),
-                    leaf64({3, 1, 3, 3}, 4), leaf64({3}, 5)});
-      // The batch norm frozen (a trunk frozen in a stage), the convolution training; and the reverse.
-      Tensor bw = leaf64({3}, 2, 2.5, 3.5).set_requires_grad(false), bb = leaf64({3}, 3, 2.0, 4.0).set_requires_grad(false);
-      gradcheck(f, {leaf64({c[0], c[1], c[2], c[3]}, 1, -1.0, 2.0), bw, bb, leaf64({3, 1, 3, 3}, 4), leaf64({3}, 5)});
-      Tensor w = leaf64({3, 1, 3, 3}, 4).set_requires_grad(false);
-      gradcheck(f, {leaf64({c[0], c[1], c[2], c[3]}, 1, -1.0, 2.0), leaf64({3}, 2, 2.5, 3.5), leaf64({3}, 3, 2.0, 4.0),
-                    w, Tensor::zeros({3}, DType::F64)});
-    }
+    for (BatchNormAct act : {BatchNormAct::None, BatchNormAct::Relu6})
+      for (bool after : {false, true}) {
+        INFO("mode " << int(mode) << " " << kernels::batch_norm_act_name(act) << " after " << after);
+        Tensor rm = Tensor::zeros({3}, DType::F64), rv = Tensor::full({3}, 1.0, DType::F64);
+        Tensor rm2 = Tensor::zeros({3}, DType::F64), rv2 = Tensor::full({3}, 1.0, DType::F64);
+        F::BatchNormArgs bn, bn2;
+        bn.act = act;
+        // The batch norm after: its ReLU6 only where its outputs stay inside (0, 6) (Train: small weights about 3).
+        bn2.act = mode == BatchNormMode::Train ? act : BatchNormAct::None;
+        const F::Conv2dArgs a{1, 1, 3};
+        // Weights of 2.5-3.5 and biases of 2-4 on x's spread keep the outputs off ReLU6's edges by more than the
+        // difference step.
+        const auto f = [&](const std::vector<Tensor>& in) {
+          const F::BatchNormRef before{in[1], in[2], rm, rv, mode, bn}, then{in[5], in[6], rm2, rv2, mode, bn2};
+          return F::batch_norm2d_depthwise(in[0], before, in[3], after ? Tensor() : in[4], a, after ? &then : nullptr);
+        };
+        const auto x = [&] { return leaf64({c[0], c[1], c[2], c[3]}, 1, -1.0, 2.0); };
+        const auto w2 = [&] { return leaf64({3}, 6, 0.2, 0.4); };
+        const auto b2 = [&] { return leaf64({3}, 7, 2.8, 3.2); };
+        gradcheck(f, {x(), leaf64({3}, 2, 2.5, 3.5), leaf64({3}, 3, 2.0, 4.0), leaf64({3, 1, 3, 3}, 4), leaf64({3}, 5),
+                      w2(), b2()});
+        // The batch norm frozen (a trunk frozen in a stage), the convolution training; and the reverse.
+        Tensor bw = leaf64({3}, 2, 2.5, 3.5).set_requires_grad(false), bb = leaf64({3}, 3, 2.0, 4.0).set_requires_grad(false);
+        gradcheck(f, {x(), bw, bb, leaf64({3, 1, 3, 3}, 4), leaf64({3}, 5), w2(), b2()});
+        Tensor w = leaf64({3, 1, 3, 3}, 4).set_requires_grad(false);
+        gradcheck(f, {x(), leaf64({3}, 2, 2.5, 3.5), leaf64({3}, 3, 2.0, 4.0), w, Tensor::zeros({3}, DType::F64),
+                      w2().set_requires_grad(false), b2()});
+      }
 }
 
-TEST_CASE("nn::Conv2d after a BatchNorm2d: the depthwise layer runs the one op, a dense one the two, same bits") {
+TEST_CASE("nn::Conv2d after a BatchNorm2d: the depthwise layer runs the one op, a dense one the ops in turn, same bits") {
   Rng rng(3);
-  nn::BatchNorm2d bn(16);
+  nn::BatchNorm2d bn(16), bn_dw(16), bn_dense(8);
   bn.weight = Tensor::uniform({16}, rng, 2.0, 4.0);
   bn.bias = Tensor::uniform({16}, rng, 1.0, 5.0);
   nn::Conv2dOptions dw;
@@ -168,8 +227,10 @@ TEST_CASE("nn::Conv2d after a BatchNorm2d: the depthwise layer runs the one op, 
   const Tensor x = Tensor::uniform({2, 16, 6, 6}, rng, -1.0, 2.0);
   for (const nn::Conv2d* conv : {&depthwise, &dense}) {
     INFO("groups " << conv->opt.groups);
-    const Tensor want = (*conv)(bn(x, BatchNormAct::Relu6)), got = (*conv)(x, bn, BatchNormAct::Relu6);
-    REQUIRE(bitwise_equal(got, want));
+    const nn::BatchNorm2d& after = conv == &depthwise ? bn_dw : bn_dense;
+    REQUIRE(bitwise_equal((*conv)(x, bn, BatchNormAct::Relu6), (*conv)(bn(x, BatchNormAct::Relu6))));
+    REQUIRE(bitwise_equal((*conv)(x, bn, BatchNormAct::Relu6, &after, BatchNormAct::Relu6),
+                          after((*conv)(bn(x, BatchNormAct::Relu6)), BatchNormAct::Relu6)));
   }
 }
 
@@ -185,9 +246,15 @@ TEST_CASE("depthwise_conv2d with DwInputNorm: misuse is refused, naming the tens
   const kernels::DwInputNorm f64{Tensor(), Tensor(), mean.to(DType::F64), inv_std.to(DType::F64), BatchNormAct::None};
   REQUIRE_THROWS_WITH(kernels::depthwise_conv2d_forward(p.x, p.w, Tensor(), y, 1, 1, false, DepthwiseAlgo::Auto, f64),
                       Catch::Contains("does not fit x"));
-  REQUIRE_THROWS_WITH(F::batch_norm2d_depthwise(p.x, p.bw, p.bb, p.rm, p.rv, BatchNormMode::Train, {}, p.w, Tensor(),
-                                                {1, 1, 1}),
+  const F::BatchNormRef before{p.bw, p.bb, p.rm, p.rv, BatchNormMode::Train, {}};
+  REQUIRE_THROWS_WITH(F::batch_norm2d_depthwise(p.x, before, p.w, Tensor(), {1, 1, 1}),
                       Catch::Contains("groups = the channel count"));
+  const kernels::DwOutputNorm short_z{Tensor::zeros({1, 4, 4, 4}), Tensor(), Tensor(), mean, inv_std,
+                                      Tensor::zeros({4, 2}), BatchNormAct::None, true};
+  Tensor gx = Tensor::empty_like(p.x), gw = Tensor::empty_like(p.w);
+  REQUIRE_THROWS_WITH(kernels::depthwise_conv2d_backward(p.x, p.gy, p.w, &gx, &gw, 1, 1, DepthwiseAlgo::Auto, {},
+                                                         short_z),
+                      Catch::Contains("DwOutputNorm's z") && Catch::Contains("does not fit the gradient"));
 }
 
 TEST_CASE("F::batch_norm2d_depthwise on CUDA (the two ops there) matches the CPU, output and gradients") {
@@ -204,8 +271,8 @@ TEST_CASE("F::batch_norm2d_depthwise on CUDA (the two ops there) matches the CPU
       std::vector<Tensor> leaves = {p.x.to(d), p.bw.to(d), p.bb.to(d), p.w.to(d)};
       for (Tensor& l : leaves) l.set_requires_grad(true);
       Tensor rm = p.rm.to(d), rv = p.rv.to(d);
-      Tensor y = F::batch_norm2d_depthwise(leaves[0], leaves[1], leaves[2], rm, rv, BatchNormMode::Train, bn, leaves[3],
-                                           Tensor(), {p.stride, p.pad, c[1]});
+      const F::BatchNormRef before{leaves[1], leaves[2], rm, rv, BatchNormMode::Train, bn};
+      Tensor y = F::batch_norm2d_depthwise(leaves[0], before, leaves[3], Tensor(), {p.stride, p.pad, c[1]});
       backward(y, p.gy.to(d));
       got[k] = {y.cpu(), rm.cpu(), rv.cpu()};
       for (Tensor& l : leaves) got[k].push_back(l.grad().cpu());

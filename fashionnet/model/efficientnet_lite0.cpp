@@ -45,11 +45,14 @@ MBConv::MBConv(const MBConvSpec& s, Rng& rng) : spec(s) {
 
 Tensor MBConv::operator()(const Tensor& x) const {
   Tensor h = x;
-  // depthwise_conv(relu6(expand_bn(expand_conv(x)))): the depthwise convolution applies expand_bn and its ReLU6
-  // as it reads its input, so that tensor, the block's largest, is never stored (F::batch_norm2d_depthwise)
-  if (expand_conv_) h = (*depthwise_conv_)((*expand_conv_)(h), *expand_bn_, F::BatchNormAct::Relu6);
-  else h = (*depthwise_conv_)(h);
-  h = (*depthwise_bn_)(h, F::BatchNormAct::Relu6);  // BN and ReLU6 as one op
+  // relu6(depthwise_bn(depthwise_conv(relu6(expand_bn(expand_conv(x)))))) as one op: the depthwise convolution
+  // applies expand_bn and its ReLU6 as it reads its input, and in the backward depthwise_bn's as it reads its
+  // output's gradient, so neither the block's largest tensor nor that gradient is stored (F::batch_norm2d_depthwise)
+  if (expand_conv_)
+    h = (*depthwise_conv_)((*expand_conv_)(h), *expand_bn_, F::BatchNormAct::Relu6, depthwise_bn_,
+                           F::BatchNormAct::Relu6);
+  else
+    h = (*depthwise_bn_)((*depthwise_conv_)(h), F::BatchNormAct::Relu6);  // BN and ReLU6 as one op
   h = (*project_bn_)((*project_conv_)(h));  // linear bottleneck: no activation
   return spec.residual() ? F::add(h, x) : h;
 }
