@@ -78,8 +78,10 @@ struct BatchNormRef {
 // conv2d(batch_norm2d(x, before), w, b, c) with c.groups = C, then batch_norm2d(., *after) when `after` is
 // given, as one op: the same bits, and on the CPU without act(bn(x)) stored (the convolution normalises its input
 // as it reads it) and, with `after`, without the gradient of the convolution's output stored (formed as the
-// convolution's backward reads it): MBConv's expand_bn, depthwise convolution and depthwise_bn.
-Tensor batch_norm2d_depthwise(const Tensor& x, const BatchNormRef& before, const Tensor& w, const Tensor& b,
-                              Conv2dArgs c, const BatchNormRef* after = nullptr);
+// convolution's backward reads it): MBConv's expand_bn, depthwise convolution and depthwise_bn. x by value:
+// without gradients the op lets go of it before the batch norm after runs (pass a temporary or std::move it, and
+// x, z and the output are never all alive).
+Tensor batch_norm2d_depthwise(Tensor x, const BatchNormRef& before, const Tensor& w, const Tensor& b, Conv2dArgs c,
+                              const BatchNormRef* after = nullptr);
 
 }  // namespace fn::F

@@ -1,6 +1,7 @@
 #include "nn/layers.h"
 
 #include <cmath>
+#include <utility>
 
 namespace fn::nn {
 
@@ -23,14 +24,14 @@ Tensor Conv2d::operator()(const Tensor& x) const {
   return opt.relu ? F::conv2d_relu(x, weight, bias, a) : F::conv2d(x, weight, bias, a);
 }
 
-Tensor Conv2d::operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act, const BatchNorm2d* after,
+Tensor Conv2d::operator()(Tensor x, const BatchNorm2d& before, F::BatchNormAct act, const BatchNorm2d* after,
                           F::BatchNormAct after_act) const {
   if (opt.groups == 1 || opt.relu) {
     Tensor y = (*this)(before(x, act));
     return after ? (*after)(y, after_act) : y;
   }
   const F::BatchNormRef then = after ? after->ref(after_act) : F::BatchNormRef{};
-  return F::batch_norm2d_depthwise(x, before.ref(act), weight, bias, {opt.stride, opt.pad, opt.groups},
+  return F::batch_norm2d_depthwise(std::move(x), before.ref(act), weight, bias, {opt.stride, opt.pad, opt.groups},
                                    after ? &then : nullptr);
 }
 

@@ -28,8 +28,8 @@ class Conv2d : public Module {
   Tensor operator()(const Tensor& x) const;
   // This convolution of act(before(x)), then after(., after_act) when `after` is given: a depthwise one without
   // ReLU runs F::batch_norm2d_depthwise (the same bits, fewer tensors stored on the CPU); any other, the ops in
-  // turn.
-  Tensor operator()(const Tensor& x, const BatchNorm2d& before, F::BatchNormAct act, const BatchNorm2d* after = nullptr,
+  // turn. x by value, passed on (F::batch_norm2d_depthwise lets go of it early without gradients).
+  Tensor operator()(Tensor x, const BatchNorm2d& before, F::BatchNormAct act, const BatchNorm2d* after = nullptr,
                     F::BatchNormAct after_act = F::BatchNormAct::None) const;
   int in, out;
   Conv2dOptions opt;
