@@ -640,4 +640,30 @@ void batch_norm2d_backward_coefficients(const Tensor& gy, const Tensor& x, const
   });
 }
 
+void batch_norm2d_backward_apply(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 const Tensor& mean, const Tensor& inv_std, BatchNormStats stats, BatchNormAct act,
+                                 const Tensor& coef, Tensor& gx) {
+  const char* op = "batch_norm2d_backward_apply";
+  FN_CHECK(!x.is_cuda(), op, ": a CPU function, got ", x.describe());
+  const Dims d = check_backward(op, gy, x, weight, bias, mean, inv_std, Tensor(), Tensor());
+  FN_CHECK(coef.defined() && coef.shape() == Shape({d.C, 2}) && coef.dtype() == x.dtype() && !coef.is_cuda(), op,
+           ": coef must be (", d.C, ", 2) in x's dtype on the CPU, got ", coef.describe());
+  FN_CHECK(gx.defined() && gx.shape() == x.shape() && gx.dtype() == x.dtype() && !gx.is_cuda(), op, ": gx ",
+           gx.describe(), " should be shaped as x ", x.describe());
+  const bool batch = stats == BatchNormStats::Batch;
+  FN_DISPATCH_FLOAT(x.dtype(), T, {
+    const T *pg = gy.data<T>(), *px = x.data<T>(), *pc = coef.data<T>();
+    const std::vector<Affine<T>> f = affines_of<T>(weight, bias, mean, inv_std);
+    std::vector<GradCoef<T>> k;
+    for (int64_t c = 0; c < d.C; ++c) k.push_back({f[size_t(c)], pc[2 * c], pc[2 * c + 1]});
+    T* pgx = gx.data<T>();
+    with_act(act, [&](auto a) {
+      constexpr Act A = decltype(a)::value;
+      parallel_for(d.N * d.C, d, [&](int64_t p) {
+        apply_grad<A>(pg + p * d.HW, px + p * d.HW, d.HW, k[size_t(p % d.C)], batch, pgx + p * d.HW);
+      });
+    });
+  });
+}
+
 }  // namespace fn::kernels

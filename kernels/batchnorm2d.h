@@ -76,6 +76,11 @@ void batch_norm2d_backward_coefficients(const Tensor& gy, const Tensor& x, const
                                         const Tensor& mean, const Tensor& inv_std, BatchNormStats stats,
                                         Tensor& gweight, Tensor& gbias, BatchNormAct act, Tensor& coef);
 
+// gx from those coefficients (CPU): the apply of batch_norm2d_backward alone, the same bits, on the threads.
+void batch_norm2d_backward_apply(const Tensor& gy, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 const Tensor& mean, const Tensor& inv_std, BatchNormStats stats, BatchNormAct act,
+                                 const Tensor& coef, Tensor& gx);
+
 #ifdef FN_WITH_CUDA
 namespace cuda {
 // Pointers may be null where the tensor is undefined (weight, bias, running_*, gx, gw, gb).

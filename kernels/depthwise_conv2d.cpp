@@ -642,15 +642,6 @@ OutputNorm<T> output_norm(const DwOutputNorm& o) {
   out.batch = o.batch;
   return out;
 }
-template <class T>
-inline T grad_value(T g, T z, const GradCoef<T>& k, BatchNormAct act, bool batch) {
-  T r{};
-  with_act(act, [&](auto a) {
-    constexpr BatchNormAct A = decltype(a)::value;
-    r = batch ? grad_at<A, true>(g, z, k) : grad_at<A, false>(g, z, k);
-  });
-  return r;
-}
 
 // Visits the flat positions k = h W + w of an H x W plane in order, L at a time while L remain:
 // whole(k, off) gets the buffer offsets off[j] = (h + pad) Wp + w + pad of positions k .. k + L - 1, then
@@ -1266,38 +1257,25 @@ void check_output_norm(const char* op, const Tensor& gy, const DwOutputNorm& on)
            ": DwOutputNorm's coef ", on.coef.describe(), " should be (", gy.size(1), ", 2)");
 }
 
-// A new tensor shaped as t, value i of channel c being fn(c, i) (T: t's dtype).
-template <class T, class Fn>
-Tensor map_values(const Tensor& t, Fn&& fn) {
-  Tensor out = Tensor::empty_like(t);
-  const int64_t C = t.size(1), hw = t.size(2) * t.size(3);
-  T* po = out.data<T>();
-  for (int64_t p = 0; p < t.size(0) * C; ++p)
-    for (int64_t j = 0; j < hw; ++j) po[p * hw + j] = fn(p % C, p * hw + j);
-  return out;
-}
-
 // The gradient of z formed from g by the batch norm's backward (DwOutputNorm) into a new tensor, for the paths
-// that do not form it as they read.
+// that do not form it as they read: the batch norm's own apply.
 Tensor output_grad(const Tensor& g, const DwOutputNorm& on) {
-  Tensor gz;
-  FN_DISPATCH_FLOAT(g.dtype(), T, {
-    const OutputNorm<T> o = output_norm<T>(on);
-    const T* pg = g.data<T>();
-    gz = map_values<T>(g, [&](int64_t c, int64_t i) {
-      return grad_value(pg[i], o.z[i], o.k[size_t(c)], o.act, o.batch);
-    });
-  });
+  Tensor gz = Tensor::empty_like(g);
+  batch_norm2d_backward_apply(g, on.z, on.weight, on.bias, on.mean, on.inv_std,
+                              on.batch ? BatchNormStats::Batch : BatchNormStats::Running, on.act, on.coef, gz);
   return gz;
 }
 
 // x normalised by nm into a new tensor, for the versions that do not apply the norm as they read.
 Tensor normalised(const Tensor& x, const DwInputNorm& nm) {
-  Tensor y;
+  Tensor y = Tensor::empty_like(x);
+  const int64_t C = x.size(1), hw = x.size(2) * x.size(3);
   FN_DISPATCH_FLOAT(x.dtype(), T, {
     const InputNorm<T> in = input_norm<T>(nm);
     const T* px = x.data<T>();
-    y = map_values<T>(x, [&](int64_t c, int64_t i) { return norm_value(px[i], in.f[size_t(c)], in.act); });
+    T* py = y.data<T>();
+    for (int64_t p = 0; p < x.size(0) * C; ++p)
+      for (int64_t j = 0; j < hw; ++j) py[p * hw + j] = norm_value(px[p * hw + j], in.f[size_t(p % C)], in.act);
   });
   return y;
 }

@@ -51,6 +51,10 @@ Tensor global_avg_pool2d(const Tensor& x);
 
 // ---- normalisation (nn/functional_norm.cpp)
 enum class BatchNormMode { Train, Eval, Frozen };
+// The statistics a mode normalises by: the batch's in Train, the running ones in Eval and Frozen.
+inline kernels::BatchNormStats batch_norm_stats(BatchNormMode m) {
+  return m == BatchNormMode::Train ? kernels::BatchNormStats::Batch : kernels::BatchNormStats::Running;
+}
 // Train: normalise by the batch's statistics (per channel over N, H, W; biased variance) and update the
 // running ones as PyTorch does: r = (1 - momentum) r + momentum * batch, the variance unbiased (n / (n - 1)).
 // Eval and Frozen: normalise by the running statistics and leave them alone (Frozen is for fine-tuning with

@@ -17,9 +17,6 @@
 namespace fn::F {
 namespace {
 
-kernels::BatchNormStats stats_of(BatchNormMode m) {
-  return m == BatchNormMode::Train ? kernels::BatchNormStats::Batch : kernels::BatchNormStats::Running;
-}
 Tensor bn(const Tensor& x, const BatchNormRef& r) {
   return batch_norm2d(x, r.weight, r.bias, r.running_mean, r.running_var, r.mode, r.args);
 }
@@ -63,7 +60,7 @@ Tensor batch_norm2d_depthwise(Tensor x, const BatchNormRef& before, const Tensor
     return after ? bn(z, *after) : z;
   }
   const kernels::DwGeom g = kernels::depthwise_geom(x.shape(), w.shape(), c.stride, c.pad);
-  const auto stats = stats_of(before.mode);
+  const auto stats = batch_norm_stats(before.mode);
   Tensor mean = Tensor::empty({g.C}, x.dtype(), x.device()), inv_std = Tensor::empty_like(mean), none;
   Tensor rm = before.running_mean, rv = before.running_var;  // handles: the kernel updates their storage in place
   kernels::batch_norm2d_forward(x, before.weight, before.bias, rm, rv, stats, before.args.momentum, before.args.eps,
@@ -85,7 +82,7 @@ Tensor batch_norm2d_depthwise(Tensor x, const BatchNormRef& before, const Tensor
   if (!grads) x = Tensor();
 
   // The batch norm after: its forward as F::batch_norm2d runs it.
-  const auto stats2 = stats_of(after->mode);
+  const auto stats2 = batch_norm_stats(after->mode);
   Tensor mean2 = Tensor::empty({g.C}, z.dtype(), z.device()), inv_std2 = Tensor::empty_like(mean2);
   Tensor rm2 = after->running_mean, rv2 = after->running_var, y = Tensor::empty_like(z);
   kernels::batch_norm2d_forward(z, after->weight, after->bias, rm2, rv2, stats2, after->args.momentum,

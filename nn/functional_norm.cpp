@@ -13,7 +13,7 @@ namespace fn::F {
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, BatchNormMode mode, BatchNormArgs a) {
   FN_CHECK(x.ndim() == 4, "batch_norm2d: x must be (N,C,H,W), got ", x.describe());
-  const auto stats = mode == BatchNormMode::Train ? kernels::BatchNormStats::Batch : kernels::BatchNormStats::Running;
+  const auto stats = batch_norm_stats(mode);
   Tensor y = Tensor::empty_like(x);
   Tensor mean = Tensor::empty({x.size(1)}, x.dtype(), x.device()), inv_std = Tensor::empty_like(mean);
   Tensor rm = running_mean, rv = running_var;  // handles: the kernel updates their storage in place

@@ -252,6 +252,10 @@ TEST_CASE("depthwise_conv2d with DwInputNorm: misuse is refused, naming the tens
   const kernels::DwOutputNorm short_z{Tensor::zeros({1, 4, 4, 4}), Tensor(), Tensor(), mean, inv_std,
                                       Tensor::zeros({4, 2}), BatchNormAct::None, true};
   Tensor gx = Tensor::empty_like(p.x), gw = Tensor::empty_like(p.w);
+  Tensor gz = Tensor::empty_like(p.x), coef3 = Tensor::zeros({3, 2});
+  REQUIRE_THROWS_WITH(kernels::batch_norm2d_backward_apply(p.x, p.x, p.bw, p.bb, mean, inv_std, BatchNormStats::Batch,
+                                                           BatchNormAct::None, coef3, gz),
+                      Catch::Contains("coef must be (4, 2)"));
   REQUIRE_THROWS_WITH(kernels::depthwise_conv2d_backward(p.x, p.gy, p.w, &gx, &gw, 1, 1, DepthwiseAlgo::Auto, {},
                                                          short_z),
                       Catch::Contains("DwOutputNorm's z") && Catch::Contains("does not fit the gradient"));
