@@ -132,7 +132,7 @@ TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
   CHECK(j["net"]["pool_mode"] == "zero");
   CHECK(j["triplet_mining"] == "all");
   CHECK(j["schedule"] == "step");
-  CHECK(choice_names<LocalAt>() == std::vector<std::string>{"landmarks", "layout"});
+  CHECK(choice_names<LocalAt>() == std::vector<std::string>{"landmarks", "layout", "absent"});
   CHECK(nlohmann::json::parse(R"({"local_at": "layout"})").get<NetConfig>().local_at == LocalAt::Layout);
 
   // A name not in the table is kept as written: check_config names it, to_json writes it back.
@@ -143,7 +143,7 @@ TEST_CASE("config: a choice is an enum, named by one table", "[config]") {
   CHECK(config_problems(c) == std::vector<std::string>{"net.pool_mode 'middle': corner or zero"});
   c.net.local_at = "grid";
   CHECK(config_problems(c) == std::vector<std::string>{"net.pool_mode 'middle': corner or zero",
-                                                      "net.local_at 'grid': landmarks or layout"});
+                                                      "net.local_at 'grid': landmarks or layout or absent"});
   c.net.local_at = LocalAt::Landmarks;
   CHECK_THROWS_WITH(PoolMode(c.net.pool_mode), Catch::Contains("used unchecked"));  // an internal error
   // A choice that is not a string is json's type error.

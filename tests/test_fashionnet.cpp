@@ -1,7 +1,8 @@
 // The FashionNet graph on the CPU: output shapes for several configurations, where landmark_pool looks in
 // training (ground truth) and in evaluation (the model's own prediction), batch independence in evaluation,
-// one SGD step lowering the loss, a training step taking landmark_pool's sparse accumulate path, and a tiny
-// net overfitting one fixed batch of 16 synthetic photos.
+// one SGD step lowering the loss, a training step taking landmark_pool's sparse accumulate path, a training
+// step skipping the pose branch where no term reads it, and a tiny net overfitting one fixed batch of 16
+// synthetic photos.
 #include <unistd.h>
 
 #include <algorithm>
@@ -241,6 +242,37 @@ TEST_CASE("net.local_at = layout: the local branch pools at the fixed garment la
   FN_REQUIRE_CLOSE(by_scale, net.forward(x, PoolAt{}).embedding.to_vector_f64(), 1e-6, 1e-5);
 }
 
+TEST_CASE("net.local_at = absent: training and evaluation pool at no slot, as training without landmarks does",
+          "[fashionnet]") {
+  NoGradGuard ng;
+  for (std::string mode : {"corner", "zero"}) {
+    NetConfig c = small_net(true, mode);
+    c.dropout = 0.f;
+    c.local_at = LocalAt::Absent;
+    NetConfig p = c;
+    p.local_at = LocalAt::Landmarks;
+    FashionNet net(c, 5), paper(p, 5);  // the same seed: the same weights
+    Tensor x = random_images(2, c.input, 7);
+    PoolAt a = random_pool_at(2, c.input, 8);
+    PoolAt none = net.fixed_pool_at(2, Device::CPU);
+    CHECK(none.visibility.to_vector() == std::vector<float>(2 * kSlots, 0.f));
+    // Training ignores the given positions: it is the paper's rule on images without landmarks.
+    Outputs t = net.forward(x, a);
+    CHECK(same_values(t.embedding, paper.forward(x, none).embedding));
+    CHECK_FALSE(same_values(t.embedding, paper.forward(x, a).embedding));
+    // Evaluation pools at no slot too, not at the (untrained) prediction as the paper's rule would.
+    net.eval();
+    paper.eval();
+    CHECK(same_values(net.forward(x, PoolAt{}).embedding, t.embedding));
+    CHECK_FALSE(same_values(paper.forward(x, PoolAt{}).embedding, t.embedding));
+  }
+  NetConfig layout = small_net(true, "zero");
+  layout.local_at = LocalAt::Layout;
+  CHECK(same_values(FashionNet(layout, 5).fixed_pool_at(2, Device::CPU).landmarks,
+                    FashionNet(layout, 5).layout_pool_at(2, Device::CPU).landmarks));
+  CHECK_FALSE(FashionNet(small_net(true, "zero"), 5).fixed_pool_at(2, Device::CPU).landmarks.defined());
+}
+
 TEST_CASE("In evaluation a batch of N equals N batches of 1", "[fashionnet]") {
   NoGradGuard ng;
   for (bool local : {true, false}) {
@@ -396,6 +428,74 @@ TEST_CASE("A training step adds landmark_pool's gradient into conv4's in place (
   step_g.forward_backward(b, LossWeights{}, 0, "stage1");
   CHECK(last_backward_stats().accumulate_calls == 0);
   CHECK(last_backward_stats().dense_fallbacks.empty());
+}
+
+TEST_CASE("A training step skips the pose branch where no landmark term reads it: the same gradients",
+          "[fashionnet]") {
+  // Images without landmarks (an ImageFolder): the landmark and visibility terms are absent, so the pose
+  // branch's forward would feed nothing. Skipping it must change no gradient, and leaves conv5_pose's batch
+  // norm statistics where they were (nothing of the batch reaches them).
+  NetConfig c = small_net(true, "corner");
+  c.backbone = Backbone::EfficientNetLite0;  // batch norms in conv5_pose: statistics a forward would move
+  c.width = 0.25;
+  c.dropout = 0.3f;
+  BatchTensors b = labelled_batch(c, 4, 52);
+  BatchTensors plain = b;  // as to_tensors makes images without landmarks: no slot visible, no label
+  plain.landmarks = Tensor::zeros({4, kSlots, 2});
+  plain.visible = Tensor::zeros({4, kSlots});
+  plain.landmarks01 = Tensor::zeros({4, 2 * kSlots});
+  plain.has_landmarks = false;
+  plain.vis_label.assign(plain.vis_label.size(), -1);
+  LossContext ctx;
+  ctx.attr_w_pos = Tensor::full({c.attributes}, 2.0);
+  ctx.attr_w_neg = Tensor::full({c.attributes}, 0.7);
+  CHECK(pose_terms_apply(b, LossWeights{}));
+  CHECK_FALSE(pose_terms_apply(plain, LossWeights{}));
+  LossWeights no_pose;
+  no_pose.landmarks = no_pose.visibility = 0;
+  CHECK_FALSE(pose_terms_apply(b, no_pose));
+
+  auto grads_and_buffers = [&](const FashionNet& net) {
+    std::vector<std::vector<float>> v;
+    for (const Tensor& p : net.parameters()) v.push_back(p.grad().defined() ? p.grad().to_vector() : std::vector<float>{});
+    for (auto& [name, t] : net.named_buffers()) v.push_back(t.to_vector());
+    return v;
+  };
+  auto pose_statistics = [](const FashionNet& net) {
+    std::vector<float> v;
+    for (auto& [name, t] : net.named_buffers())
+      if (name.rfind("conv5_pose.", 0) == 0) {
+        auto x = t.to_vector();
+        v.insert(v.end(), x.begin(), x.end());
+      }
+    return v;
+  };
+  FashionNet skipped(c, 53), full(c, 53);
+  const std::vector<float> before = pose_statistics(skipped);
+  REQUIRE_FALSE(before.empty());
+  TrainStep step(skipped, nullptr, ctx);
+  StepResult r = step.forward_backward(plain, LossWeights{}, 2, "stage1");
+  CHECK_FALSE(r.outputs.landmark_loc.defined());
+  CHECK_FALSE(r.outputs.landmark_vis.defined());
+  CHECK(pose_statistics(skipped) == before);
+  // The pose branch run as before the skip: the same loss, bitwise the same gradient for every parameter.
+  Outputs o = full.forward(plain.images, PoolAt{plain.landmarks, plain.visible}, 2, 0, true);
+  LossTerms t = fashionnet_loss(o, plain, LossWeights{}, ctx);
+  backward(t.total);
+  CHECK(t.total.item() == r.total);
+  CHECK(pose_statistics(full) != before);  // a forward in training mode moves them
+  auto gs = grads_and_buffers(skipped), gf = grads_and_buffers(full);
+  const size_t params = skipped.parameters().size();
+  for (size_t i = 0; i < params; ++i) CHECK(gs[i] == gf[i]);
+
+  // With landmarks, the pose branch runs and trains.
+  skipped.zero_grad();
+  StepResult with = step.forward_backward(b, LossWeights{}, 3, "stage1");
+  CHECK(with.outputs.landmark_loc.defined());
+  CHECK(pose_statistics(skipped) != before);
+  // Skipping it while the local branch pools at the prediction is refused.
+  skipped.eval();
+  CHECK_THROWS_WITH(skipped.forward(b.images, PoolAt{}, 0, 0, false), Catch::Contains("pose branch skipped"));
 }
 
 TEST_CASE("A tiny net overfits one fixed batch of 16 synthetic photos", "[fashionnet][slow]") {

@@ -821,6 +821,10 @@ TEST_CASE("Validation lines at every validate_every steps and each stage's end; 
   const TrainSummary s = train(cfg, o);
   REQUIRE(s.steps == 23);
   CHECK(s.best_checkpoint == o.out_dir + "/best.safetensors");
+  // No training image has landmarks: the local branch pools at no slot at test time too, as it did in training.
+  CHECK(nlohmann::json::parse(bytes_of(o.out_dir + "/config.json"))["net"]["local_at"] == "absent");
+  CHECK(checkpoint_config(s.best_checkpoint).net.local_at == LocalAt::Absent);
+  CHECK(preset("tiny").net.local_at == LocalAt::Landmarks);  // the preset's rule; the run chose no slot
 
   const data::Dataset ds = data::load_dataset(o.data_root, "imagefolder", false);
   const ValidationSet set = validation_set(ds, 0.25);

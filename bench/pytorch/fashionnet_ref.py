@@ -78,7 +78,7 @@ class NetConfig:  # fashionnet/model/config.h, NetConfig (the same JSON keys)
     pool_radius: int = 1
     pool_mode: str = "corner"
     local_branch: bool = True
-    local_at: str = "landmarks"  # or "layout": GARMENT_LAYOUT in training and evaluation alike
+    local_at: str = "landmarks"  # "layout": GARMENT_LAYOUT in training and evaluation alike; "absent": no slot
     local_scale: float = 1.0  # multiplies the pooled features before fc6_local
     dropout: float = 0.5
 
@@ -356,25 +356,30 @@ class FashionNetRef(nn.Module):
             for n, p in own.items():
                 p.copy_(torch.from_numpy(tensors[n]))
 
-    def forward(self, images, landmarks=None, visibility=None):
+    def forward(self, images, landmarks=None, visibility=None, pose=True):
         """Returns a dict like our Outputs. Pools at (landmarks, visibility) when given, else at the prediction.
-        Dropout follows self.training with p = cfg.dropout."""
+        Dropout follows self.training with p = cfg.dropout. pose=False skips the pose branch (no landmark_loc,
+        landmark_vis), as a training step does where no landmark term reads it (fashionnet/train/step.cpp)."""
         cfg, p, n = self.cfg, self.cfg.dropout, images.shape[0]
         drop = lambda x: F.dropout(x, p, self.training)  # noqa: E731
         o = {}
         conv4 = self.trunk(images)  # the trunk's map (VGG16: conv4_3)
         branch_in = F.max_pool2d(conv4, 2, 2) if cfg.backbone == "vgg16" else conv4  # VGG16's pool4
         fc6_global = drop(F.relu(self.fc6_global(self.conv5_global(branch_in).flatten(1))))
-        q = self.conv5_pose(branch_in).flatten(1)
-        fc7_pose = drop(F.relu(self.fc7_pose(drop(F.relu(self.fc6_pose(q))))))
-        o["landmark_loc"] = self.landmark_loc(fc7_pose)
-        o["landmark_vis"] = self.landmark_vis(fc7_pose).reshape(n * SLOTS, 2)
+        if pose:
+            q = self.conv5_pose(branch_in).flatten(1)
+            fc7_pose = drop(F.relu(self.fc7_pose(drop(F.relu(self.fc6_pose(q))))))
+            o["landmark_loc"] = self.landmark_loc(fc7_pose)
+            o["landmark_vis"] = self.landmark_vis(fc7_pose).reshape(n * SLOTS, 2)
         fused = fc6_global
         if cfg.local_branch:
             if cfg.local_at == "layout":
                 xy = (torch.tensor(GARMENT_LAYOUT, dtype=torch.float32) * float(cfg.input - 1)).to(conv4.dtype)
                 landmarks = xy.to(conv4.device).expand(n, SLOTS, 2)
                 visibility = torch.ones(n, SLOTS, dtype=conv4.dtype, device=conv4.device)
+            elif cfg.local_at == "absent":  # no slot, in training and evaluation alike
+                landmarks = torch.zeros(n, SLOTS, 2, dtype=conv4.dtype, device=conv4.device)
+                visibility = torch.zeros(n, SLOTS, dtype=conv4.dtype, device=conv4.device)
             elif landmarks is None:
                 landmarks, visibility = self.predicted_pool_at(o)
             pooled = landmark_pool(conv4, landmarks, visibility, self.map_stride, cfg.pool_radius, cfg.pool_mode)
@@ -470,12 +475,13 @@ def fashionnet_loss(o, b, weights=(1, 1, 1, 1, 1), margin=0.2, mining="batch_har
     b: dict with landmarks01 (N,16), visible (N,8), vis_label (N*8), category (N), item (N),
     and optionally attr, attr_known (N,A), w_pos, w_neg (A)."""
     w_lm, w_vis, w_cat, w_attr, w_tri = weights
-    n = o["landmark_loc"].shape[0]
+    n = o["embedding"].shape[0]
     terms = {}
-    if w_lm > 0:
+    has_landmarks = bool((b["vis_label"] >= 0).any())  # an annotated image (losses.cpp: BatchTensors::has_landmarks)
+    if w_lm > 0 and has_landmarks:
         terms["lm"] = (w_lm, landmark_l2(o["landmark_loc"].reshape(n, SLOTS, 2), b["landmarks01"].reshape(n, SLOTS, 2),
                                          b["visible"]))
-    if w_vis > 0 and bool((b["vis_label"] >= 0).any()):
+    if w_vis > 0 and has_landmarks:
         terms["vis"] = (w_vis, softmax_cross_entropy(o["landmark_vis"], b["vis_label"]))
     if w_cat > 0 and bool((b["category"] >= 0).any()):
         terms["cat"] = (w_cat, softmax_cross_entropy(o["category"], b["category"]))

@@ -268,7 +268,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         b = dict(null(images.shape[0]), category=category, item=items)
-        o = model(images)
+        o = model(images, pose=False)  # no landmark labels: as our step, no pose branch
         loss, terms = ref.fashionnet_loss(o, b, weights_of(stage), cfg.get("triplet_margin", 0.2),
                                           cfg.get("triplet_mining", "batch_hard"))
         if not torch.isfinite(loss):

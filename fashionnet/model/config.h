@@ -35,8 +35,11 @@ enum class BnStatistics { Train, Frozen };
 using PoolMode = kernels::LandmarkPoolMode;  // invisible slots: Corner (the reference reproduction's rule) or Zero
 // Where landmark_pool reads for the local branch: Landmarks, the paper's rule (the annotated landmarks in training,
 // the predicted ones at test time); Layout, the fixed garment layout of kGarmentLayout (fashionnet.h) in training
-// and at test time alike, for data without landmarks (an ImageFolder), where Landmarks has no slot to pool at.
-enum class LocalAt { Landmarks, Layout };
+// and at test time alike, for data without landmarks (an ImageFolder), where Landmarks has no slot to pool at;
+// Absent, no slot in training and at test time alike (pool_mode's rule for an absent slot): what Landmarks does
+// in training on data without landmarks, kept at test time, where Landmarks would pool at an untrained pose
+// branch's predictions. `train` chooses it when no training image has landmarks and the rule is Landmarks.
+enum class LocalAt { Landmarks, Layout, Absent };
 using TripletMining = kernels::TripletMode;  // BatchHard or BatchAll
 
 template <class E>
@@ -67,7 +70,8 @@ struct ChoiceNames<PoolMode> {
 };
 template <>
 struct ChoiceNames<LocalAt> {
-  static constexpr ChoiceName<LocalAt> list[] = {{LocalAt::Landmarks, "landmarks"}, {LocalAt::Layout, "layout"}};
+  static constexpr ChoiceName<LocalAt> list[] = {
+      {LocalAt::Landmarks, "landmarks"}, {LocalAt::Layout, "layout"}, {LocalAt::Absent, "absent"}};
 };
 template <>
 struct ChoiceNames<TripletMining> {

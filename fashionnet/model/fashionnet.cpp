@@ -57,7 +57,8 @@ Tensor FashionNet::local_features(const Tensor& map, const PoolAt& at) const {
   return F::relu((*fc6_local_)(pooled));
 }
 
-Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_t step, int64_t first_sample) const {
+Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_t step, int64_t first_sample,
+                            bool pose) const {
   FN_CHECK(images.ndim() == 4 && images.size(1) == 3 && images.size(2) == cfg_.input && images.size(3) == cfg_.input,
            "FashionNet expects images (N, 3, ", cfg_.input, ", ", cfg_.input, "), got ", images.describe());
   Outputs o;
@@ -72,9 +73,11 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
   // With given positions (training, or the fixed layout), the local branch is recorded before the branches'
   // first op (VGG16: pool4), so that its backward runs after theirs: landmark_pool then adds its sparse
   // gradient into the trunk map's gradient instead of a dense copy.
-  const bool layout = cfg_.local_branch && cfg_.local_at == LocalAt::Layout;
-  const bool local_first = layout || (cfg_.local_branch && pool_at.landmarks.defined());
-  if (local_first) o.fc6_local_act = local_features(o.conv4, layout ? layout_pool_at(n, images.device()) : pool_at);
+  const bool fixed = cfg_.local_branch && cfg_.local_at != LocalAt::Landmarks;
+  const bool local_first = fixed || (cfg_.local_branch && pool_at.landmarks.defined());
+  if (local_first) o.fc6_local_act = local_features(o.conv4, fixed ? fixed_pool_at(n, images.device()) : pool_at);
+  FN_CHECK(pose || local_first || !cfg_.local_branch,
+           "FashionNet::forward: the pose branch skipped, but the local branch pools at its predicted landmarks");
   Tensor branch_in = trunk_->branch_input(o.conv4);  // VGG16: pool4
 
   // Global branch.
@@ -83,11 +86,13 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
   Tensor fc6_global = dropout(o.fc6_global_act, 2);
 
   // Pose branch: landmark locations in [0,1] and visibility logits.
-  Tensor q = (*conv5_pose_)(branch_in);
-  Tensor fc6_pose = dropout(F::relu((*fc6_pose_)(q)), 3);
-  Tensor fc7_pose = dropout(F::relu((*fc7_pose_)(fc6_pose)), 4);
-  o.landmark_loc = (*landmark_loc_)(fc7_pose);
-  o.landmark_vis = F::reshape((*landmark_vis_)(fc7_pose), {n * kSlots, 2});
+  if (pose) {
+    Tensor q = (*conv5_pose_)(branch_in);
+    Tensor fc6_pose = dropout(F::relu((*fc6_pose_)(q)), 3);
+    Tensor fc7_pose = dropout(F::relu((*fc7_pose_)(fc6_pose)), 4);
+    o.landmark_loc = (*landmark_loc_)(fc7_pose);
+    o.landmark_vis = F::reshape((*landmark_vis_)(fc7_pose), {n * kSlots, 2});
+  }
 
   // Local branch at the predicted landmarks when none are given (evaluation).
   Tensor fused = fc6_global;
@@ -137,6 +142,15 @@ PoolAt FashionNet::layout_pool_at(int64_t n, Device device) const {
   PoolAt at;
   at.landmarks = Tensor::from(xy, {n, kSlots, 2}, device);
   at.visibility = Tensor::from(std::vector<float>(size_t(n * kSlots), 1.f), {n, kSlots}, device);
+  return at;
+}
+
+PoolAt FashionNet::fixed_pool_at(int64_t n, Device device) const {
+  if (cfg_.local_at == LocalAt::Layout) return layout_pool_at(n, device);
+  if (cfg_.local_at != LocalAt::Absent) return PoolAt{};
+  PoolAt at;  // what images without landmarks give in training (data/loader.h): every slot at (0, 0), invisible
+  at.landmarks = Tensor::zeros({n, kSlots, 2}, DType::F32, device);
+  at.visibility = Tensor::zeros({n, kSlots}, DType::F32, device);
   return at;
 }
 

@@ -12,7 +12,7 @@
 // and pool5; ResNet-50: layer4 and global average pooling; EfficientNet-Lite0: blocks 11..15, the head and
 // global average pooling). Training pools at the ground-truth landmarks; evaluation at the predicted ones
 // (landmark_loc, with visibility from landmark_vis). With net.local_at = layout (data without landmarks), both
-// pool at the fixed kGarmentLayout instead.
+// pool at the fixed kGarmentLayout instead; with absent, both at no slot (pool_mode's rule for an absent slot).
 #pragma once
 #include <memory>
 #include <vector>
@@ -65,12 +65,18 @@ class FashionNet : public nn::Module {
   // The model's mode (nn/module.h: train() / eval()) switches dropout on and off; `step` seeds its masks so
   // runs reproduce. `first_sample`: the place of images' first row in the whole batch when these images are
   // one part of it (a data-parallel rank's share, a mining group): a sample's dropout mask depends on its
-  // place in the whole batch, not on which part holds it.
-  Outputs forward(const Tensor& images, const PoolAt& pool_at, uint64_t step = 0, int64_t first_sample = 0) const;
+  // place in the whole batch, not on which part holds it. `pose` false skips the pose branch (landmark_loc and
+  // landmark_vis stay undefined) where nothing reads it: a training step no landmark term applies to
+  // (pose_terms_apply in losses.h), the local branch pooling at given positions or at the layout.
+  Outputs forward(const Tensor& images, const PoolAt& pool_at, uint64_t step = 0, int64_t first_sample = 0,
+                  bool pose = true) const;
   // The landmarks and visibilities the model predicts, in landmark_pool's input convention.
   PoolAt predicted_pool_at(const Outputs& o) const;
   // kGarmentLayout for n images, every slot visible, in the same convention.
   PoolAt layout_pool_at(int64_t n, Device device) const;
+  // Where net.local_at pools in training and evaluation alike, for n images: layout_pool_at for Layout, no slot
+  // visible for Absent. Undefined for Landmarks, whose positions depend on the mode.
+  PoolAt fixed_pool_at(int64_t n, Device device) const;
   const NetConfig& config() const { return cfg_; }
   int trunk_stride() const;    // of the trunk's map: 8 (VGG16) or 16 (ResNet-50, Lite0)
   int trunk_channels() const;  // of the trunk's map

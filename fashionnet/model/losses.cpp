@@ -15,7 +15,15 @@ bool any_known(const std::vector<int>& v) {
     if (x >= 0) return true;
   return false;
 }
+bool landmark_term_applies(const BatchTensors& b, const LossWeights& w) { return w.landmarks > 0 && b.has_landmarks; }
+bool visibility_term_applies(const BatchTensors& b, const LossWeights& w) {
+  return w.visibility > 0 && any_known(b.vis_label);
+}
 }  // namespace
+
+bool pose_terms_apply(const BatchTensors& b, const LossWeights& w) {
+  return landmark_term_applies(b, w) || visibility_term_applies(b, w);
+}
 
 LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& b, const LossWeights& w, const LossContext& ctx) {
   LossTerms r;
@@ -26,10 +34,10 @@ LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& b, const LossW
     r.values.emplace_back(kLossTermNames[name], term.item());
   };
   int64_t n = b.n;
-  if (w.landmarks > 0 && b.has_landmarks)
+  if (landmark_term_applies(b, w))
     add(kTermLandmarks, w.landmarks,
         F::landmark_l2(F::reshape(out.landmark_loc, {n, kSlots, 2}), b.landmarks01.view({n, kSlots, 2}), b.visible));
-  if (w.visibility > 0 && any_known(b.vis_label))
+  if (visibility_term_applies(b, w))
     add(kTermVisibility, w.visibility, F::softmax_cross_entropy(out.landmark_vis, labels_tensor(b.vis_label, dev)));
   if (w.category > 0 && any_known(b.category))
     add(kTermCategory, w.category, F::softmax_cross_entropy(out.category, labels_tensor(b.category, dev)));

@@ -31,6 +31,11 @@ struct LossContext {
 
 LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& batch, const LossWeights& w, const LossContext& ctx);
 
+// Whether fashionnet_loss reads the pose branch's outputs (landmark_loc, landmark_vis) for this batch: the
+// landmark or the visibility term applies. Where neither does (a stage weighing them 0, or images without
+// landmarks), a training step skips the pose branch's forward (FashionNet::forward, `pose`).
+bool pose_terms_apply(const BatchTensors& batch, const LossWeights& w);
+
 // Attribute weights from the training samples: w_pos = N/(2 pos), w_neg = N/(2 neg), clamped (nn/losses.h).
 void attribute_weights(const data::Dataset& ds, const std::vector<int>& train, int num_attributes, Device d,
                        Tensor& w_pos, Tensor& w_neg);

@@ -248,10 +248,16 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
   const std::string benchmark_line = apply_benchmark_weights(cfg_, opt.benchmark);
   if (!benchmark_line.empty() && loud_) std::printf("%s\n", benchmark_line.c_str());
   if (opt.resume.empty()) check_config(cfg_, "train");  // checkpoint_config checked a resumed run's
-  if (loud_ && cfg_.net.local_branch && cfg_.net.local_at == LocalAt::Landmarks &&
-      std::none_of(train_ids_.begin(), train_ids_.end(), [&](int i) { return ds_.samples[size_t(i)].has_landmarks; }))
-    std::printf("no training image has landmarks: the local branch pools at none (every slot absent); net.local_at "
-                "\"layout\" pools at a fixed garment layout instead\n");
+  // The paper's rule pools at the annotated landmarks in training and at the predicted ones at test time. With
+  // none annotated, training pools at no slot and the pose branch learns nothing, so test time would pool at an
+  // untrained prediction: the run keeps to no slot instead (net.local_at "absent", in its config.json).
+  if (opt.resume.empty() && cfg_.net.local_branch && cfg_.net.local_at == LocalAt::Landmarks &&
+      std::none_of(train_ids_.begin(), train_ids_.end(), [&](int i) { return ds_.samples[size_t(i)].has_landmarks; })) {
+    cfg_.net.local_at = LocalAt::Absent;
+    if (loud_)
+      std::printf("no training image has landmarks: the local branch pools at no slot, in training and at test "
+                  "time alike (net.local_at \"absent\"); \"layout\" pools at a fixed garment layout instead\n");
+  }
   layout_ranks();
   FN_CHECK(st_.stage <= int(cfg_.stages.size()), "checkpoint ", opt.resume, ": stage ", st_.stage,
            " but its configuration has ", cfg_.stages.size(), " stages");
