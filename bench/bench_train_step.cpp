@@ -19,6 +19,8 @@
 //   --pytorch: runs bench/pytorch/train_step.py in the same run (PyTorch's figure on the same machine)
 //              and prints ours / theirs. Missing script, or a backbone other than VGG16 (the script builds
 //              fashionnet_ref.py's VGG16 FashionNet only): 'not available'.
+//   --no-landmarks: the batch without landmark labels (an ImageFolder's photos), the run as `train` makes it
+//              (net.local_at "absent"): the step skips the pose branch, which no term reads there;
 //   --quick:   the tiny preset, 2 + 2 steps: a smoke run for the tests.
 #include <sys/resource.h>
 
@@ -100,9 +102,10 @@ double max_rss_mb() {
 }
 
 // A fixed batch of P items x K images: random pixels, random landmarks inside the image with ~3/4 of
-// them visible, a category per item, random attribute labels with most known. Made as a data::Batch and
-// turned into tensors by to_tensors, as the trainer's batches are.
-fnn::BatchTensors synthetic_batch(const fnn::TrainConfig& cfg, int batch, Device d, uint64_t seed) {
+// them visible (or, `landmarks` false, none: an ImageFolder's photos), a category per item, random attribute
+// labels with most known. Made as a data::Batch and turned into tensors by to_tensors, as the trainer's
+// batches are.
+fnn::BatchTensors synthetic_batch(const fnn::TrainConfig& cfg, int batch, Device d, uint64_t seed, bool landmarks) {
   fn::Rng rng(seed, 0x62656e);
   const int n = batch, s = cfg.net.input, a = cfg.net.attributes;
   const int K = std::max(1, cfg.K);
@@ -119,7 +122,11 @@ fnn::BatchTensors synthetic_batch(const fnn::TrainConfig& cfg, int batch, Device
     b.attr[i] = rng.uniform() < 0.1 ? 1.f : 0.f;
     b.attr_known[i] = rng.uniform() < 0.9 ? 1.f : 0.f;
   }
-  return fnn::to_tensors(b, std::vector<uint8_t>(size_t(n), 1), d);  // every image has landmarks
+  if (!landmarks) {  // as the loader leaves an image without landmarks
+    std::fill(b.lm_xy.begin(), b.lm_xy.end(), 0.f);
+    std::fill(b.lm_visible.begin(), b.lm_visible.end(), 0.f);
+  }
+  return fnn::to_tensors(b, std::vector<uint8_t>(size_t(n), landmarks ? 1 : 0), d);
 }
 
 // A model, its optimiser and the training step, as the trainer sets them up (stage 2's learning rate and
@@ -133,7 +140,7 @@ struct Setup {
   std::vector<Tensor> params;
   int64_t step = 0;
 
-  Setup(const fnn::TrainConfig& c, int batch_size, Device d) : cfg(c) {
+  Setup(const fnn::TrainConfig& c, int batch_size, Device d, bool landmarks) : cfg(c) {
     model = std::make_unique<fnn::FashionNet>(cfg.net, cfg.seed);
     model->to(d);
     params = model->parameters();
@@ -150,7 +157,7 @@ struct Setup {
     fnn::StepOptions to;
     to.clip_grad_norm = cfg.clip_grad_norm;  // as the trainer does
     train = std::make_unique<fnn::TrainStep>(*model, sgd.get(), ctx, to);
-    batch = synthetic_batch(cfg, batch_size, d, 7);
+    batch = synthetic_batch(cfg, batch_size, d, 7, landmarks);
   }
 
   const fnn::LossWeights& weights() const { return cfg.stages.at(1).weights; }
@@ -167,8 +174,8 @@ struct Setup {
 };
 
 // Before timing: finite losses, a falling loss, finite gradients everywhere, bitwise reproducibility.
-void validate(const fnn::TrainConfig& cfg, int batch, Device d, int steps) {
-  Setup a(cfg, batch, d), b(cfg, batch, d);
+void validate(const fnn::TrainConfig& cfg, int batch, Device d, int steps, bool landmarks) {
+  Setup a(cfg, batch, d, landmarks), b(cfg, batch, d, landmarks);
   std::vector<double> la, lb;
   for (int i = 0; i < steps; ++i) la.push_back(a.train_step());
   FN_CHECK(std::isfinite(la.front()) && std::isfinite(la.back()), "bench_train_step: loss is not finite: ", la.front(),
@@ -177,8 +184,11 @@ void validate(const fnn::TrainConfig& cfg, int batch, Device d, int steps) {
            " steps: ", la.front(), " -> ", la.back());
   // Gradients: one more forward/backward without the optimiser step.
   {
-    a.train->forward_backward(a.batch, a.weights(), 99, "bench");
+    const fnn::StepResult r = a.train->forward_backward(a.batch, a.weights(), 99, "bench");
+    std::vector<std::string> terms;  // without landmarks the pose branch's terms are absent, and it gets none
+    for (auto& [term, v] : r.terms) terms.push_back(term);
     for (auto& [name, p] : a.model->named_parameters()) {
+      if (fnn::reached_only_by_absent_terms(name, terms)) continue;
       FN_CHECK(p.grad().defined(), "bench_train_step: parameter ", name, " got no gradient");
       for (float v : p.grad().to_vector())
         FN_CHECK(std::isfinite(v), "bench_train_step: parameter ", name, " has a non-finite gradient");
@@ -636,12 +646,21 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "OpenBLAS/worker threads (default: OpenBLAS's own choice)");
   app.add_option("--json", json_path, "write the results here");
   app.add_flag("--pytorch", pytorch, "also run bench/pytorch/train_step.py now and print the ratio");
+  bool no_landmarks = false;
+  app.add_flag("--no-landmarks", no_landmarks,
+               "a batch without landmark labels (an ImageFolder's photos): the step skips the pose branch and the "
+               "local branch pools at no slot, as train makes such a run");
   bool quick = false;
   app.add_flag("--quick", quick, "smoke run: the tiny preset, 2 warm-up and 2 timed steps");
   app.add_flag("--profile", profile,
                "each layer's (VGG16) or op kind's (Lite0) share of the step, timed at the model's shapes");
   CLI11_PARSE(app, argc, argv);
   if (quick) preset = "tiny", steps = 2, warmup = 2;
+  const bool landmarks = !no_landmarks;
+  if (no_landmarks && pytorch) {
+    std::printf("bench_train_step: --pytorch times the twin with landmarks; run it without --no-landmarks\n");
+    return 2;
+  }
   if (device == "cuda" && !fn::cuda_available()) {  // no GPU: a skip, recorded, never a figure
     std::printf("SKIPPED: bench_train_step --device cuda: %s\n",
                 fn::cuda_compiled() ? "no CUDA device present" : "built without CUDA");
@@ -662,6 +681,7 @@ int main(int argc, char** argv) {
     if (threads > 0) fn::kernels::set_blas_threads(threads);
     fnn::TrainConfig cfg = fnn::preset(preset);
     if (input > 0) cfg.net.input = input;
+    if (no_landmarks && cfg.net.local_branch) cfg.net.local_at = fnn::LocalAt::Absent;  // what train chooses
     FN_CHECK(cfg.stages.size() >= 2, "bench_train_step: preset ", preset, " has fewer than two stages");
     if (batch <= 0) batch = cfg.batch;
     FN_CHECK(batch % std::max(1, cfg.K) == 0, "bench_train_step: --batch ", batch, " is not a multiple of K = ", cfg.K);
@@ -675,13 +695,13 @@ int main(int argc, char** argv) {
     // session every figure counts); the exit status is 1 all the same.
     std::string validation = "ok";
     try {
-      validate(cfg, batch, d, warmup);
+      validate(cfg, batch, d, warmup, landmarks);
     } catch (const std::exception& e) {
       validation = e.what();
       std::printf("validate: FAILED: %s\n", e.what());
     }
 
-    Setup s(cfg, batch, d);
+    Setup s(cfg, batch, d, landmarks);
     for (int i = 0; i < warmup; ++i) s.train_step();
     sync(d);
     fn::allocator_reset_peak(d);
@@ -725,6 +745,7 @@ int main(int argc, char** argv) {
                              {"blas_threads", fn::kernels::blas_threads()},
                              {"blas_kernels", fn::kernels::blas_kernels()}, {"load_average_1min", load_average()}}},
                 {"preset", preset},
+                {"landmarks", landmarks},
                 {"batch", batch},
                 {"input", cfg.net.input},
                 {"steps", steps},

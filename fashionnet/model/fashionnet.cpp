@@ -70,9 +70,9 @@ Outputs FashionNet::forward(const Tensor& images, const PoolAt& pool_at, uint64_
     return F::dropout(x, p, training, dropout_seed(step, layer), first_sample * x.size(1));
   };
   o.conv4 = (*trunk_)(images);
-  // With given positions (training, or the fixed layout), the local branch is recorded before the branches'
-  // first op (VGG16: pool4), so that its backward runs after theirs: landmark_pool then adds its sparse
-  // gradient into the trunk map's gradient instead of a dense copy.
+  // With given positions (training, or a fixed rule: layout, absent), the local branch is recorded before the
+  // branches' first op (VGG16: pool4), so that its backward runs after theirs: landmark_pool then adds its
+  // sparse gradient into the trunk map's gradient instead of a dense copy.
   const bool fixed = cfg_.local_branch && cfg_.local_at != LocalAt::Landmarks;
   const bool local_first = fixed || (cfg_.local_branch && pool_at.landmarks.defined());
   if (local_first) o.fc6_local_act = local_features(o.conv4, fixed ? fixed_pool_at(n, images.device()) : pool_at);

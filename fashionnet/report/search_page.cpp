@@ -82,7 +82,11 @@ std::string render_search_page(const std::vector<PageQuery>& queries, const std:
   o << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" << html_escape(opt.title)
     << "</title>\n" << page_style() << "</head>\n<body class=\"search\">\n<h1>" << html_escape(opt.title) << "</h1>\n";
   for (const std::string& n : opt.notes) o << "<p class=\"note\">" << html_escape(n) << "</p>\n";
-  o << "<p class=\"note\">Dots: predicted landmarks the model calls visible (hover for the slot).";
+  if (opt.landmarks)
+    o << "<p class=\"note\">Dots: predicted landmarks the model calls visible (hover for the slot).";
+  else
+    o << "<p class=\"note\">No landmark dots: this model was trained without landmarks, so its pose branch "
+         "predicts none worth drawing.";
   o << " Distances: Euclidean between L2-normalised embeddings (0 to 2).</p>\n";
 
   for (size_t qi = 0; qi < queries.size(); ++qi) {

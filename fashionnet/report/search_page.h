@@ -1,5 +1,6 @@
 // The HTML page of `fashionnet search`: per query photo, the photo with the model's predicted landmarks
-// drawn over it (inline SVG on top of the <img>, visible slots only), then its k nearest gallery images
+// drawn over it (inline SVG on top of the <img>, visible slots only; none for a model trained without
+// landmarks, PageOptions::landmarks), then its k nearest gallery images
 // with their distances. When the query's item id is known, results of that item are marked as hits and the
 // others as misses; otherwise nothing is marked. Self-contained (inline CSS, no script); every <img> links
 // to its file by a path relative to the page's folder, so the page works when opened from disk.
@@ -30,6 +31,9 @@ struct PageQuery {
 struct PageOptions {
   std::string title = "FashionNet search";
   std::vector<std::string> notes;  // lines shown under the title (checkpoint, gallery, ...)
+  // Whether the queries carry landmarks worth drawing: false for a model trained without landmarks (its pose
+  // branch never learned), and the page says why there are no dots.
+  bool landmarks = true;
   int query_width = 256;           // display width of a query photo, CSS pixels
   int result_width = 128;          // display width of a result thumbnail
 };

@@ -121,7 +121,7 @@ StepResult TrainStep::forward_backward(const BatchTensors& batch, const LossWeig
     const auto [begin, end] = shard_of(batch.n, k, parts);
     const BatchTensors part = parts == 1 ? batch : slice_rows(batch, begin, end);
     // The pose branch only where a landmark term reads it: on images without landmarks (an ImageFolder) its
-    // forward would be a third of the backbone's for nothing.
+    // forward (Lite0: the second copy of the last stages and the head) would run for nothing.
     Outputs out = model_.forward(part.images, PoolAt{part.landmarks, part.visible}, uint64_t(step),
                                  options_.first_sample + begin, pose_terms_apply(part, weights));
     LossTerms terms = fashionnet_loss(out, part, weights, ctx_);
