@@ -681,7 +681,7 @@ int main(int argc, char** argv) {
     if (threads > 0) fn::kernels::set_blas_threads(threads);
     fnn::TrainConfig cfg = fnn::preset(preset);
     if (input > 0) cfg.net.input = input;
-    if (no_landmarks && cfg.net.local_branch) cfg.net.local_at = fnn::LocalAt::Absent;  // what train chooses
+    if (no_landmarks) fnn::keep_no_slot_without_landmarks(cfg.net);  // what train chooses
     FN_CHECK(cfg.stages.size() >= 2, "bench_train_step: preset ", preset, " has fewer than two stages");
     if (batch <= 0) batch = cfg.batch;
     FN_CHECK(batch % std::max(1, cfg.K) == 0, "bench_train_step: --batch ", batch, " is not a multiple of K = ", cfg.K);

@@ -181,9 +181,6 @@ SearchOutcome search_photos(const SearchRequest& req) {
             "embed` with this checkpoint)");
 
   PhotoEmbeddings q = embed_photos(*model, req.images, req.device, 16, false, req.mirror);
-  // A model that pools at its own predictions learned them from landmarks; one trained without (net.local_at
-  // absent or layout, docs/fashionnet.md) predicts nothing worth drawing.
-  const bool draw_landmarks = model->config().local_at == LocalAt::Landmarks;
   Tensor qf = q.embeddings.features.cpu(), gf = gallery.features.cpu();
   // Copies, so the caller's embeddings stay as read (the files hold raw fc7_fusion outputs).
   qf = Tensor::from(qf.to_vector(), qf.shape());
@@ -233,11 +230,8 @@ SearchOutcome search_photos(const SearchRequest& req) {
     pq.item_id = req.query_item_ids.empty() ? "" : req.query_item_ids[i];
     pq.width = q.width[i];
     pq.height = q.height[i];
-    if (draw_landmarks) {
-      pq.landmarks.assign(q.landmarks.begin() + long(i) * 2 * kSlots,
-                          q.landmarks.begin() + long(i + 1) * 2 * kSlots);
-      for (int s = 0; s < kSlots; ++s) pq.visible.push_back(q.visible[i * kSlots + size_t(s)] != 0);
-    }
+    pq.landmarks.assign(q.landmarks.begin() + long(i) * 2 * kSlots, q.landmarks.begin() + long(i + 1) * 2 * kSlots);
+    for (int s = 0; s < kSlots; ++s) pq.visible.push_back(q.visible[i * kSlots + size_t(s)] != 0);
     std::vector<std::string> listed;
     for (int64_t r = 0; r < nb.k; ++r) {
       const int32_t g = nb.row_index(int64_t(i))[r];
@@ -250,7 +244,9 @@ SearchOutcome search_photos(const SearchRequest& req) {
   }
   if (!req.html.empty()) {
     PageOptions po;
-    po.landmarks = draw_landmarks;
+    // A model that pools at its own predictions learned them from landmarks; one trained without (net.local_at
+    // absent or layout, docs/fashionnet.md) predicts nothing worth drawing.
+    po.landmarks = model->config().local_at == LocalAt::Landmarks;
     po.notes = {cat("checkpoint: ", req.checkpoint),
                 cat("gallery: ", req.gallery, " (", gallery.rows(), " images, dimension ", dim, ")"),
                 cat("gallery root: ", out.gallery_root.empty() ? "." : out.gallery_root)};

@@ -168,6 +168,15 @@ struct NetConfig {
   float dropout = 0.5f;
 };
 
+// Training data without landmarks under the paper's rule: training pools at no slot and the pose branch learns
+// nothing, so the run keeps to no slot at test time too (LocalAt::Absent) rather than pool at an untrained
+// prediction. Returns whether `net` changed (`train` says so in its first line).
+inline bool keep_no_slot_without_landmarks(NetConfig& net) {
+  if (!net.local_branch || net.local_at != LocalAt::Landmarks) return false;
+  net.local_at = LocalAt::Absent;
+  return true;
+}
+
 struct LossWeights {
   double landmarks = 1, visibility = 1, category = 1, attributes = 1, triplet = 1;
 };

@@ -33,7 +33,7 @@ std::string format_px(double v) {
   return buf;
 }
 
-void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& page_dir, int width) {
+void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& page_dir, int width, bool dots) {
   const double w = width;
   const double h = q.width > 0 && q.height > 0 ? w * q.height / q.width : w;
   o << "<div class=\"photo\" style=\"width:" << format_px(w) << "px;height:" << format_px(h) << "px\">\n";
@@ -41,7 +41,7 @@ void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& 
     << "\" height=\"" << format_px(h) << "\" alt=\"" << html_escape(q.image) << "\">\n";
   o << "<svg width=\"" << format_px(w) << "\" height=\"" << format_px(h) << "\" viewBox=\"0 0 " << format_px(w)
     << " " << format_px(h) << "\">\n";
-  const size_t slots = std::min(q.landmarks.size() / 2, q.visible.size());
+  const size_t slots = dots ? std::min(q.landmarks.size() / 2, q.visible.size()) : 0;
   for (size_t s = 0; s < slots; ++s) {
     if (!q.visible[s]) continue;  // an invisible slot's position means nothing
     o << "<circle class=\"landmark\" cx=\"" << format_px(q.landmarks[2 * s] * w) << "\" cy=\""
@@ -97,7 +97,7 @@ std::string render_search_page(const std::vector<PageQuery>& queries, const std:
       if (q.results[r].item_id == q.item_id) first_hit = int(r) + 1;
 
     o << "<div class=\"query\" id=\"q" << qi << "\">\n<div>\n";
-    render_photo(o, q, page_dir, opt.query_width);
+    render_photo(o, q, page_dir, opt.query_width, opt.landmarks);
     o << "<div class=\"caption\">query " << qi + 1 << ": " << html_escape(q.image) << "<br>item: "
       << (known ? html_escape(q.item_id) : "unknown");
     if (known)

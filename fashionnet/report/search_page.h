@@ -31,8 +31,8 @@ struct PageQuery {
 struct PageOptions {
   std::string title = "FashionNet search";
   std::vector<std::string> notes;  // lines shown under the title (checkpoint, gallery, ...)
-  // Whether the queries carry landmarks worth drawing: false for a model trained without landmarks (its pose
-  // branch never learned), and the page says why there are no dots.
+  // Whether to draw the queries' landmarks: false for a model trained without landmarks (its pose branch never
+  // learned); the page then draws none of them and says why.
   bool landmarks = true;
   int query_width = 256;           // display width of a query photo, CSS pixels
   int result_width = 128;          // display width of a result thumbnail

@@ -251,9 +251,9 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
   // The paper's rule pools at the annotated landmarks in training and at the predicted ones at test time. With
   // none annotated, training pools at no slot and the pose branch learns nothing, so test time would pool at an
   // untrained prediction: the run keeps to no slot instead (net.local_at "absent", in its config.json).
-  if (opt.resume.empty() && cfg_.net.local_branch && cfg_.net.local_at == LocalAt::Landmarks &&
-      std::none_of(train_ids_.begin(), train_ids_.end(), [&](int i) { return ds_.samples[size_t(i)].has_landmarks; })) {
-    cfg_.net.local_at = LocalAt::Absent;
+  if (opt.resume.empty() &&
+      std::none_of(train_ids_.begin(), train_ids_.end(), [&](int i) { return ds_.samples[size_t(i)].has_landmarks; }) &&
+      keep_no_slot_without_landmarks(cfg_.net)) {
     if (loud_)
       std::printf("no training image has landmarks: the local branch pools at no slot, in training and at test "
                   "time alike (net.local_at \"absent\"); \"layout\" pools at a fixed garment layout instead\n");
