@@ -87,7 +87,7 @@ void bench_xent(Bench& B, Device dev, int64_t N, int K, Rng& rng) {
   Tensor y = Tensor::from(lab, {N});
   auto run = [&](const Tensor& zz, const Tensor& yy, Tensor& l, Tensor& lse, Tensor& rw, Tensor& nm,
                  kernels::SoftmaxXentVersion v) {
-    kernels::softmax_xent_forward(zz, yy, Tensor(), -1, l, lse, rw, nm, v);
+    kernels::softmax_xent_forward(zz, yy, Tensor(), -1, 0.0, l, lse, rw, nm, v);
   };
   Tensor l64 = Tensor::empty({}, DType::F64), a64 = Tensor::empty({N}, DType::F64),
          b64 = Tensor::empty({N}, DType::F64), n64 = Tensor::empty({}, DType::F64);
@@ -115,7 +115,7 @@ void bench_xent(Bench& B, Device dev, int64_t N, int K, Rng& rng) {
   if (dev == Device::CUDA) bversions.push_back({kernels::SoftmaxXentBackwardVersion::V2RowWarp, "v2_row_warp"});
   for (auto [v, name] : bversions)
     B.record("softmax_xent.bwd", dims(N, K), name, bwd,
-             [&, v = v] { kernels::softmax_xent_backward(g, zd, yd, lse, rw, nm, gz, v); });
+             [&, v = v] { kernels::softmax_xent_backward(g, zd, yd, 0.0, lse, rw, nm, gz, v); });
 }
 
 // ---- the shared final reduction (part of every loss's forward): one block sums n terms and weights

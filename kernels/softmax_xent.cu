@@ -1,5 +1,6 @@
 // Softmax cross-entropy and the shared loss reduction on the GPU.
-// Math: see softmax_xent.h. CE_i = lse_i - z_{i,y_i}; loss = sum_i w_i CE_i / sum_i w_i (non-ignored rows).
+// Math: see softmax_xent.h. CE_i = lse_i - z_{i,y_i}; loss = sum_i w_i CE_i / sum_i w_i (non-ignored rows);
+// label smoothing e mixes in e (lse_i - mean_k z_ik), which lane 0 (v1: the row's thread) reads the row for.
 // Layouts: logits and grad_logits (N, K) row-major; labels, weights, lse, row weights (N).
 // Thread mapping:
 //   forward v1 (row thread)  one thread per row runs the CPU's row body: K loads per thread, strided across
@@ -43,11 +44,11 @@ __device__ int64_t warp_row() { return (int64_t(blockIdx.x) * blockDim.x + threa
 
 // Once the warp knows its row's max m and sum of exp(z - m) s, lane 0 writes lse and the labelled term.
 __device__ void finish_row(const float* zr, int K, float m, float s, int64_t row, const float* labels, const float* w,
-                           int ignore, float* terms, float* lse, float* row_weight) {
+                           int ignore, float e, float* terms, float* lse, float* row_weight) {
   if ((threadIdx.x & 31) != 0) return;
   const float l = m + logf(s);
   lse[row] = l;
-  terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, row_weight[row]);
+  terms[row] = softmax_xent_label_term(zr, K, l, labels[row], w ? w[row] : 1.f, ignore, e, row_weight[row]);
 }
 
 __global__ void finalize_kernel(const float* __restrict__ terms, const float* __restrict__ den, int64_t n,
@@ -67,13 +68,13 @@ __global__ void finalize_kernel(const float* __restrict__ terms, const float* __
 }
 
 __global__ void xent_v1(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
-                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+                        int N, int K, int ignore, float e, float* terms, float* lse, float* row_weight) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < N; i += blockDim.x * gridDim.x)
-    terms[i] = softmax_xent_row(z + int64_t(i) * K, K, labels[i], w ? w[i] : 1.f, ignore, lse[i], row_weight[i]);
+    terms[i] = softmax_xent_row(z + int64_t(i) * K, K, labels[i], w ? w[i] : 1.f, ignore, e, lse[i], row_weight[i]);
 }
 
 __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
-                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+                        int N, int K, int ignore, float e, float* terms, float* lse, float* row_weight) {
   const int lane = threadIdx.x & 31;
   const int64_t row = warp_row();
   if (row >= N) return;  // whole warps leave together
@@ -83,11 +84,11 @@ __global__ void xent_v2(const float* __restrict__ z, const float* __restrict__ l
   m = warp_reduce<ReduceMax>(m);
   float s = 0.f;
   for (int k = lane; k < K; k += 32) s += expf(zr[k] - m);
-  finish_row(zr, K, m, warp_reduce<ReduceSum>(s), row, labels, w, ignore, terms, lse, row_weight);
+  finish_row(zr, K, m, warp_reduce<ReduceSum>(s), row, labels, w, ignore, e, terms, lse, row_weight);
 }
 
 __global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
-                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+                        int N, int K, int ignore, float e, float* terms, float* lse, float* row_weight) {
   const int lane = threadIdx.x & 31;
   const int64_t row = warp_row();
   if (row >= N) return;
@@ -109,7 +110,7 @@ __global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ l
     s = (s == 0.f ? 0.f : s * expf(m - mm)) + (so == 0.f ? 0.f : so * expf(mo - mm));
     m = mm;
   }
-  finish_row(zr, K, m, s, row, labels, w, ignore, terms, lse, row_weight);
+  finish_row(zr, K, m, s, row, labels, w, ignore, e, terms, lse, row_weight);
 }
 
 // kPer: logits per lane (a multiple of 4 when kVec4). Lane `lane` holds logits lane + 32 j (scalar) or the
@@ -117,7 +118,7 @@ __global__ void xent_v3(const float* __restrict__ z, const float* __restrict__ l
 // behaves as in v2.
 template <int kPer, bool kVec4>
 __global__ void xent_v4(const float* __restrict__ z, const float* __restrict__ labels, const float* __restrict__ w,
-                        int N, int K, int ignore, float* terms, float* lse, float* row_weight) {
+                        int N, int K, int ignore, float e, float* terms, float* lse, float* row_weight) {
   const int lane = threadIdx.x & 31;
   const int64_t row = warp_row();
   if (row >= N) return;
@@ -150,17 +151,17 @@ __global__ void xent_v4(const float* __restrict__ z, const float* __restrict__ l
 #pragma unroll
   for (int j = 0; j < kPer; ++j)
     if (in[j]) s += expf(v[j] - m);
-  finish_row(zr, K, m, warp_reduce<ReduceSum>(s), row, labels, w, ignore, terms, lse, row_weight);
+  finish_row(zr, K, m, warp_reduce<ReduceSum>(s), row, labels, w, ignore, e, terms, lse, row_weight);
 }
 
 // Launches v4 with the fewest logits per lane that hold a row; false when K > 1024 (the caller uses v2).
-bool launch_xent_v4(const float* z, const float* labels, const float* w, int N, int K, int ignore, float* terms,
-                    float* lse, float* row_weight) {
+bool launch_xent_v4(const float* z, const float* labels, const float* w, int N, int K, int ignore, float e,
+                    float* terms, float* lse, float* row_weight) {
   const unsigned blocks = warp_row_blocks(N);
   cudaStream_t st = ::fn::cuda::stream();
   const bool vec4 = K % 4 == 0 && reinterpret_cast<uintptr_t>(z) % 16 == 0;
 #define FN_XENT_V4(PER, VEC) \
-  xent_v4<PER, VEC><<<blocks, 256, 0, st>>>(z, labels, w, N, K, ignore, terms, lse, row_weight)
+  xent_v4<PER, VEC><<<blocks, 256, 0, st>>>(z, labels, w, N, K, ignore, e, terms, lse, row_weight)
   if (vec4) {
     if (K <= 128) FN_XENT_V4(4, true);
     else if (K <= 256) FN_XENT_V4(8, true);
@@ -181,7 +182,7 @@ bool launch_xent_v4(const float* z, const float* labels, const float* w, int N, 
 }
 
 __global__ void xent_backward_rows(const float* __restrict__ grad_loss, const float* __restrict__ z,
-                                   const float* __restrict__ labels, const float* __restrict__ lse,
+                                   const float* __restrict__ labels, float e, const float* __restrict__ lse,
                                    const float* __restrict__ row_weight, const float* __restrict__ norm, int N, int K,
                                    float* __restrict__ gz) {
   const int lane = threadIdx.x & 31;
@@ -192,18 +193,19 @@ __global__ void xent_backward_rows(const float* __restrict__ grad_loss, const fl
   const float l = lse[row], label = labels[row];
   const float* zr = z + row * K;
   float* gr = gz + row * K;
-  for (int k = lane; k < K; k += 32) gr[k] = softmax_xent_grad(zr[k], l, k, label, scale_row);
+  const float uniform = e / float(K);
+  for (int k = lane; k < K; k += 32) gr[k] = softmax_xent_grad(zr[k], l, k, label, e, uniform, scale_row);
 }
 
 __global__ void xent_backward(const float* __restrict__ grad_loss, const float* __restrict__ z,
-                              const float* __restrict__ labels, const float* __restrict__ lse,
+                              const float* __restrict__ labels, float e, const float* __restrict__ lse,
                               const float* __restrict__ row_weight, const float* __restrict__ norm, int64_t total,
                               int K, float* gz) {
-  const float g = grad_loss[0], den = norm[0];
+  const float g = grad_loss[0], den = norm[0], uniform = e / float(K);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
     int64_t r = i / K;
     float scale_row = den != 0.f ? g * row_weight[r] / den : 0.f;
-    gz[i] = softmax_xent_grad(z[i], lse[r], int(i % K), labels[r], scale_row);
+    gz[i] = softmax_xent_grad(z[i], lse[r], int(i % K), labels[r], e, uniform, scale_row);
   }
 }
 
@@ -215,37 +217,38 @@ void loss_finalize_f32(const float* terms, const float* den, int64_t n, float fi
 }
 
 void softmax_xent_forward_f32(SoftmaxXentVersion v, const float* z, const float* labels, const float* w, int N, int K,
-                              int ignore, float* terms, float* lse, float* row_weight) {
+                              int ignore, float e, float* terms, float* lse, float* row_weight) {
   if (N == 0) return;
   if (v == SoftmaxXentVersion::Default) v = K <= 8 ? SoftmaxXentVersion::V1RowThread : SoftmaxXentVersion::V4RowRegisters;
   const unsigned warp_blocks = warp_row_blocks(N);
   if (v == SoftmaxXentVersion::V4RowRegisters) {
-    if (!launch_xent_v4(z, labels, w, N, K, ignore, terms, lse, row_weight))
-      xent_v2<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
+    if (!launch_xent_v4(z, labels, w, N, K, ignore, e, terms, lse, row_weight))
+      xent_v2<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, e, terms, lse, row_weight);
   } else if (v == SoftmaxXentVersion::V1RowThread) {
-    xent_v1<<<grid_for(N), 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
+    xent_v1<<<grid_for(N), 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, e, terms, lse, row_weight);
   } else if (v == SoftmaxXentVersion::V3RowWarpOnline) {
-    xent_v3<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
+    xent_v3<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, e, terms, lse, row_weight);
   } else {
-    xent_v2<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, terms, lse, row_weight);
+    xent_v2<<<warp_blocks, 256, 0, ::fn::cuda::stream()>>>(z, labels, w, N, K, ignore, e, terms, lse, row_weight);
   }
   CUDA_CHECK_LAUNCH();
 }
 
 void softmax_xent_backward_f32(SoftmaxXentBackwardVersion v, const float* grad_loss, const float* z, const float* labels,
-                               const float* lse, const float* row_weight, const float* norm, int N, int K, float* gz) {
+                               float e, const float* lse, const float* row_weight, const float* norm, int N, int K,
+                               float* gz) {
   const int64_t total = int64_t(N) * K;
   if (total == 0) return;
   if (v == SoftmaxXentBackwardVersion::Default)
     v = K <= 8 ? SoftmaxXentBackwardVersion::V1Element : SoftmaxXentBackwardVersion::V2RowWarp;
   if (v == SoftmaxXentBackwardVersion::V2RowWarp) {
-    xent_backward_rows<<<warp_row_blocks(N), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, lse, row_weight,
+    xent_backward_rows<<<warp_row_blocks(N), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, e, lse, row_weight,
                                                                             norm, N, K, gz);
     CUDA_CHECK_LAUNCH();
     return;
   }
-  xent_backward<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, lse, row_weight, norm, total,
-                                                                   K, gz);
+  xent_backward<<<grid_for(total), 256, 0, ::fn::cuda::stream()>>>(grad_loss, z, labels, e, lse, row_weight, norm,
+                                                                   total, K, gz);
   CUDA_CHECK_LAUNCH();
 }
 

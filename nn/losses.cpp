@@ -11,18 +11,19 @@
 
 namespace fn::F {
 
-Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& weights, int ignore_label) {
+Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& weights, int ignore_label,
+                             double smoothing) {
   FN_CHECK(logits.ndim() == 2, "softmax_cross_entropy: logits must be (N,K), got ", logits.describe());
   const int64_t N = logits.size(0);
   Tensor loss = Tensor::empty({}, logits.dtype(), logits.device());
   Tensor lse = Tensor::empty({N}, logits.dtype(), logits.device()), row_weight = Tensor::empty_like(lse);
   Tensor norm = Tensor::empty({}, logits.dtype(), logits.device());
-  kernels::softmax_xent_forward(logits, labels, weights, ignore_label, loss, lse, row_weight, norm);
+  kernels::softmax_xent_forward(logits, labels, weights, ignore_label, smoothing, loss, lse, row_weight, norm);
   if (needs_grad({logits}))
     record("softmax_cross_entropy", {logits, labels, weights}, loss,
-           [logits, labels, lse, row_weight, norm](const Tensor& g) {
+           [logits, labels, smoothing, lse, row_weight, norm](const Tensor& g) {
              Tensor gz = Tensor::empty_like(logits);
-             kernels::softmax_xent_backward(g, logits, labels, lse, row_weight, norm, gz);
+             kernels::softmax_xent_backward(g, logits, labels, smoothing, lse, row_weight, norm, gz);
              return std::vector<Tensor>{gz, Tensor(), Tensor()};
            });
   return loss;

@@ -9,9 +9,10 @@
 namespace fn::F {
 
 // Softmax cross-entropy, weighted mean over the rows whose label is not ignore_label.
-// logits (N,K), labels (N); weights (N) optional (undefined = 1).
+// logits (N,K), labels (N); weights (N) optional (undefined = 1). smoothing e in [0, 1): the target puts
+// 1 - e on the label and e spread evenly over the K classes (PyTorch's label_smoothing; kernels/softmax_xent.h).
 Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& weights = Tensor(),
-                             int ignore_label = -1);
+                             int ignore_label = -1, double smoothing = 0.0);
 
 // Weighted attribute BCE on logits (N,A), divided by N. known (N,A) optional: 0 drops a label.
 Tensor attribute_bce(const Tensor& logits, const Tensor& targets, const Tensor& known, const Tensor& w_pos,

@@ -28,7 +28,8 @@ const char* kTinyJson =
 
 // kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults,
 // validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one process),
-// crop_scale (1: no random crop), and net.local_at and net.local_scale (the paper's rule, unscaled).
+// crop_scale (1: no random crop), label_smoothing (0: off), and net.local_at and net.local_scale (the paper's
+// rule, unscaled).
 nlohmann::json tiny_json_now() {
   nlohmann::json j = nlohmann::json::parse(kTinyJson);
   j["net"]["local_at"] = "landmarks";
@@ -37,6 +38,7 @@ nlohmann::json tiny_json_now() {
   j["parts"] = 1;
   j["ranks"] = 1;
   j["crop_scale"] = 1.0;
+  j["label_smoothing"] = 0.0;
   for (auto& st : j["stages"]) {
     st["freeze"] = nlohmann::json::array();
     st["bn_statistics"] = "train";

@@ -27,8 +27,9 @@ Tensor random_01(const Shape& s, uint64_t seed, double p_one = 0.5, DType t = DT
   for (int64_t i = 0; i < shape_numel(s); ++i) v.push_back(rng.uniform() < p_one ? 1.0 : 0.0);
   return Tensor::from(v, s).to(t);
 }
-// The textbook formula, naively in long double: the reference for the values.
-double xent_reference(const Tensor& z, const Tensor& y, const Tensor& w) {
+// The textbook formula, naively in long double: the reference for the values. With smoothing e the target
+// is (1 - e) on the label plus e / K on every class: -sum_k q_k log p_k.
+double xent_reference(const Tensor& z, const Tensor& y, const Tensor& w, double e = 0.0) {
   auto Z = z.to_vector_f64(), Y = y.to_vector_f64();
   std::vector<double> W = w.defined() ? w.to_vector_f64() : std::vector<double>(Y.size(), 1.0);
   int64_t N = z.size(0), K = z.size(1);
@@ -37,7 +38,12 @@ double xent_reference(const Tensor& z, const Tensor& y, const Tensor& w) {
     if (Y[size_t(i)] < 0) continue;
     long double s = 0;
     for (int64_t k = 0; k < K; ++k) s += std::exp((long double)Z[size_t(i * K + k)]);
-    num += W[size_t(i)] * -std::log(std::exp((long double)Z[size_t(i * K + int64_t(Y[size_t(i)]))]) / s);
+    long double ce = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const long double q = (k == int64_t(Y[size_t(i)]) ? 1.0L - e : 0.0L) + (long double)e / K;
+      ce -= q * std::log(std::exp((long double)Z[size_t(i * K + k)]) / s);
+    }
+    num += W[size_t(i)] * ce;
     den += W[size_t(i)];
   }
   return den > 0 ? double(num / den) : 0.0;
@@ -58,6 +64,31 @@ TEST_CASE("softmax_cross_entropy: value matches the formula; weights and ignored
     }
 }
 
+TEST_CASE("softmax_cross_entropy: label smoothing matches the soft-target formula; 0 is the plain loss exactly") {
+  for (int64_t N : {1, 33})
+    for (int K : {2, 23, 50}) {
+      Tensor z = leaf64({N, K}, N * K, -3, 3);
+      Tensor y = random_labels(N, K, N + K, 4);
+      Tensor w = leaf64({N}, 7, 0.5, 2.0);
+      w.set_requires_grad(false);
+      for (double e : {0.05, 0.1, 0.5}) {
+        REQUIRE(std::fabs(F::softmax_cross_entropy(z, y, Tensor(), -1, e).item() - xent_reference(z, y, Tensor(), e)) <
+                1e-12);
+        REQUIRE(std::fabs(F::softmax_cross_entropy(z, y, w, -1, e).item() - xent_reference(z, y, w, e)) < 1e-12);
+      }
+      // A nonzero e changes the loss; 0 leaves it bit for bit.
+      REQUIRE(F::softmax_cross_entropy(z, y, w, -1, 0.1).item() != F::softmax_cross_entropy(z, y, w).item());
+      REQUIRE(F::softmax_cross_entropy(z, y, w, -1, 0.0).item() == F::softmax_cross_entropy(z, y, w).item());
+      clear_tape();
+    }
+  // Smoothing raises the loss of a confident, correct row: it punishes the certainty itself.
+  Tensor z = Tensor::from(std::vector<double>{20, 0, 0}, {1, 3}), y = Tensor::from(std::vector<double>{0}, {1});
+  REQUIRE(F::softmax_cross_entropy(z, y, Tensor(), -1, 0.1).item() > 10 * F::softmax_cross_entropy(z, y).item());
+  for (double bad : {-0.1, 1.0})
+    REQUIRE_THROWS_AS(F::softmax_cross_entropy(z, y, Tensor(), -1, bad), Error);
+  clear_tape();
+}
+
 TEST_CASE("softmax_cross_entropy: gradients (float64)") {
   for (int64_t N : {1, 33, 45})
     for (int K : {2, 23}) {
@@ -67,6 +98,8 @@ TEST_CASE("softmax_cross_entropy: gradients (float64)") {
       gradcheck([&](const std::vector<Tensor>& x) { return F::softmax_cross_entropy(x[0], y); }, {leaf64({N, K}, N)});
       gradcheck([&](const std::vector<Tensor>& x) { return F::softmax_cross_entropy(x[0], y, w); },
                 {leaf64({N, K}, N + 1)});
+      gradcheck([&](const std::vector<Tensor>& x) { return F::softmax_cross_entropy(x[0], y, w, -1, 0.1); },
+                {leaf64({N, K}, N + 2)});
     }
 }
 
@@ -207,24 +240,26 @@ TEST_CASE("losses: CUDA matches the CPU (forward and backward, every version)") 
       Tensor z = Tensor::randn({N, K}, rng, 3.0), y = cpu32(random_labels(N, K, N, 4));
       Tensor w = Tensor::uniform({N}, rng, 0.5, 2.0);
       Tensor l = Tensor::empty({}), lse = Tensor::empty({N}), rw = Tensor::empty({N}), nm = Tensor::empty({});
-      kernels::softmax_xent_forward(z, y, w, -1, l, lse, rw, nm);
-      Tensor g = Tensor::full({}, 0.7), gz = Tensor::empty_like(z);
-      kernels::softmax_xent_backward(g, z, y, lse, rw, nm, gz);
-      for (auto v : {kernels::SoftmaxXentVersion::V1RowThread, kernels::SoftmaxXentVersion::V2RowWarp,
-                     kernels::SoftmaxXentVersion::V3RowWarpOnline, kernels::SoftmaxXentVersion::V4RowRegisters,
-                     kernels::SoftmaxXentVersion::Default}) {
-        Tensor L = gpu(Tensor::empty({})), LSE = gpu(Tensor::empty({N})), RW = gpu(Tensor::empty({N})),
-               NM = gpu(Tensor::empty({}));
-        for (Tensor* t : {&L, &LSE, &RW, &NM}) fn::test::poison(*t);
-        kernels::softmax_xent_forward(gpu(z), gpu(y), gpu(w), -1, L, LSE, RW, NM, v);
-        FN_REQUIRE_CLOSE(L, l, 1e-5, 1e-5);
-        FN_REQUIRE_CLOSE(LSE, lse, 1e-5, 1e-5);
-        for (auto bv : {kernels::SoftmaxXentBackwardVersion::V1Element, kernels::SoftmaxXentBackwardVersion::V2RowWarp,
-                        kernels::SoftmaxXentBackwardVersion::Default}) {
-          Tensor GZ = gpu(Tensor::empty_like(z));
-          fn::test::poison(GZ);
-          kernels::softmax_xent_backward(gpu(g), gpu(z), gpu(y), LSE, RW, NM, GZ, bv);
-          FN_REQUIRE_CLOSE(GZ, gz, 1e-6, 1e-5);
+      for (double e : {0.0, 0.1}) {
+        kernels::softmax_xent_forward(z, y, w, -1, e, l, lse, rw, nm);
+        Tensor g = Tensor::full({}, 0.7), gz = Tensor::empty_like(z);
+        kernels::softmax_xent_backward(g, z, y, e, lse, rw, nm, gz);
+        for (auto v : {kernels::SoftmaxXentVersion::V1RowThread, kernels::SoftmaxXentVersion::V2RowWarp,
+                       kernels::SoftmaxXentVersion::V3RowWarpOnline, kernels::SoftmaxXentVersion::V4RowRegisters,
+                       kernels::SoftmaxXentVersion::Default}) {
+          Tensor L = gpu(Tensor::empty({})), LSE = gpu(Tensor::empty({N})), RW = gpu(Tensor::empty({N})),
+                 NM = gpu(Tensor::empty({}));
+          for (Tensor* t : {&L, &LSE, &RW, &NM}) fn::test::poison(*t);
+          kernels::softmax_xent_forward(gpu(z), gpu(y), gpu(w), -1, e, L, LSE, RW, NM, v);
+          FN_REQUIRE_CLOSE(L, l, 1e-5, 1e-5);
+          FN_REQUIRE_CLOSE(LSE, lse, 1e-5, 1e-5);
+          for (auto bv : {kernels::SoftmaxXentBackwardVersion::V1Element, kernels::SoftmaxXentBackwardVersion::V2RowWarp,
+                          kernels::SoftmaxXentBackwardVersion::Default}) {
+            Tensor GZ = gpu(Tensor::empty_like(z));
+            fn::test::poison(GZ);
+            kernels::softmax_xent_backward(gpu(g), gpu(z), gpu(y), e, LSE, RW, NM, GZ, bv);
+            FN_REQUIRE_CLOSE(GZ, gz, 1e-6, 1e-5);
+          }
         }
       }
     }

@@ -409,14 +409,18 @@ def landmark_l2(pred, target, vis):
     return ((vis[..., None] * (pred - target)) ** 2).sum() / pred.shape[0]
 
 
-def softmax_cross_entropy(logits, labels, ignore_label=-1):
-    """Mean over rows whose label is not ignore_label; 0 when every row is ignored."""
+def softmax_cross_entropy(logits, labels, ignore_label=-1, smoothing=0.0):
+    """Mean over rows whose label is not ignore_label; 0 when every row is ignored. smoothing e: the target is
+    1 - e on the label and e / K on every class (torch's label_smoothing)."""
     keep = labels != ignore_label
     if not bool(keep.any()):
         return logits.sum() * 0
     lse = torch.logsumexp(logits[keep], 1)
     z_y = logits[keep].gather(1, labels[keep].long()[:, None])[:, 0]
-    return (lse - z_y).sum() / keep.sum()
+    ce = lse - z_y
+    if smoothing:
+        ce = (1 - smoothing) * ce + smoothing * (lse - logits[keep].mean(1))
+    return ce.sum() / keep.sum()
 
 
 def attribute_bce(z, a, known, w_pos, w_neg):
@@ -470,7 +474,7 @@ def triplet_loss(d, labels, margin=0.2, mode="batch_hard"):
     return loss, frac
 
 
-def fashionnet_loss(o, b, weights=(1, 1, 1, 1, 1), margin=0.2, mining="batch_hard"):
+def fashionnet_loss(o, b, weights=(1, 1, 1, 1, 1), margin=0.2, mining="batch_hard", label_smoothing=0.0):
     """fashionnet/model/losses.cpp: the weighted sum and the unweighted terms {lm, vis, cat, attr, tri}.
     b: dict with landmarks01 (N,16), visible (N,8), vis_label (N*8), category (N), item (N),
     and optionally attr, attr_known (N,A), w_pos, w_neg (A)."""
@@ -484,7 +488,7 @@ def fashionnet_loss(o, b, weights=(1, 1, 1, 1, 1), margin=0.2, mining="batch_har
     if w_vis > 0 and has_landmarks:
         terms["vis"] = (w_vis, softmax_cross_entropy(o["landmark_vis"], b["vis_label"]))
     if w_cat > 0 and bool((b["category"] >= 0).any()):
-        terms["cat"] = (w_cat, softmax_cross_entropy(o["category"], b["category"]))
+        terms["cat"] = (w_cat, softmax_cross_entropy(o["category"], b["category"], smoothing=label_smoothing))
     if w_attr > 0 and "attr" in b and "attributes" in o:
         terms["attr"] = (w_attr, attribute_bce(o["attributes"], b["attr"], b["attr_known"], b["w_pos"], b["w_neg"]))
     if w_tri > 0:

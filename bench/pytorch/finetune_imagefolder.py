@@ -270,7 +270,7 @@ def main():
         b = dict(null(images.shape[0]), category=category, item=items)
         o = model(images, pose=False)  # no landmark labels: as our step, no pose branch
         loss, terms = ref.fashionnet_loss(o, b, weights_of(stage), cfg.get("triplet_margin", 0.2),
-                                          cfg.get("triplet_mining", "batch_hard"))
+                                          cfg.get("triplet_mining", "batch_hard"), cfg.get("label_smoothing", 0.0))
         if not torch.isfinite(loss):
             sys.exit(f"loss is {loss.item()} at a step of stage {stage['name']}: stopping")
         opt.zero_grad(set_to_none=True)

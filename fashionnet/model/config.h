@@ -216,6 +216,9 @@ struct TrainConfig {
   int64_t warmup = 0;         // linear warm-up steps at the start of each stage
   float triplet_margin = 0.2f;
   Choice<TripletMining> triplet_mining = TripletMining::BatchHard;
+  // The category loss's target puts 1 - label_smoothing on the label and the rest evenly on every class
+  // (PyTorch's label_smoothing): logits are not pushed to certainty on a few thousand photos. 0: off.
+  float label_smoothing = 0.f;
   int64_t checkpoint_every = 500;
   // Model selection (docs/training.md, "Validation"): every `validate_every` steps and at each stage's end the
   // trainer measures the validation split and keeps <stage>_best and best.safetensors by that measure. 0: off;
@@ -321,6 +324,7 @@ IfConfig<C, TrainConfig> visit_fields(C& c, V&& v) {
   v("warmup", c.warmup, non_negative);
   v("triplet_margin", c.triplet_margin, Range<float>{0.f, 1e6f, "0 or positive"});
   v("triplet_mining", c.triplet_mining);
+  v("label_smoothing", c.label_smoothing, Range<float>{0.f, 0.99f, "from 0 to 0.99"});
   v("checkpoint_every", c.checkpoint_every, non_negative);
   v("validate_every", c.validate_every, Range<int64_t>{0, INT64_MAX, "0 (off) or positive"});
   v("log_every", c.log_every, Range<int64_t>{1, INT64_MAX, "positive"});

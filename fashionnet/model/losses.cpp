@@ -40,7 +40,8 @@ LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& b, const LossW
   if (visibility_term_applies(b, w))
     add(kTermVisibility, w.visibility, F::softmax_cross_entropy(out.landmark_vis, labels_tensor(b.vis_label, dev)));
   if (w.category > 0 && any_known(b.category))
-    add(kTermCategory, w.category, F::softmax_cross_entropy(out.category, labels_tensor(b.category, dev)));
+    add(kTermCategory, w.category, F::softmax_cross_entropy(out.category, labels_tensor(b.category, dev), Tensor(), -1,
+                                                             ctx.category_smoothing));
   if (w.attributes > 0 && b.attr.defined() && ctx.attr_w_pos.defined() && out.attributes.defined())
     add(kTermAttributes, w.attributes, F::attribute_bce(out.attributes, b.attr, b.attr_known, ctx.attr_w_pos, ctx.attr_w_neg));
   if (w.triplet > 0) {

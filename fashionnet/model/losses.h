@@ -27,6 +27,7 @@ struct LossContext {
   Tensor attr_w_pos, attr_w_neg;  // (A) from the training set's counts; undefined: no attribute loss
   float triplet_margin = 0.2f;
   TripletMining triplet_mining = TripletMining::BatchHard;
+  float category_smoothing = 0.f;  // TrainConfig::label_smoothing
 };
 
 LossTerms fashionnet_loss(const Outputs& out, const BatchTensors& batch, const LossWeights& w, const LossContext& ctx);

@@ -47,6 +47,7 @@ LossContext loss_context(const TrainConfig& cfg) {
   LossContext ctx;
   ctx.triplet_margin = cfg.triplet_margin;
   ctx.triplet_mining = cfg.triplet_mining;
+  ctx.category_smoothing = cfg.label_smoothing;
   return ctx;
 }
 
