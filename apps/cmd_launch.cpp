@@ -11,6 +11,7 @@
 // passed on as SIGINT: Open MPI's abort, for a job that does not stop by itself. For a command other than
 // train, which has nothing to save, the first Ctrl-C is passed on as SIGINT too.
 // The exit status is mpirun's (128 + the signal's number if mpirun itself was killed).
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -36,6 +37,18 @@ constexpr const char* kUsage =
     "Runs mpirun (or $FN_MPIRUN) with the options before --, starting this executable with the command after it.\n"
     "Ctrl-C (or SIGTERM, SIGHUP) stops a training job with a save: every rank ends its step, rank 0 writes\n"
     "last.safetensors once, exit 130. Ctrl-C again aborts the job without a save (Open MPI's abort).\n";
+
+// The signals this process acts on reach it through a pipe: a handler writes the signal's number and the loop
+// below reads it. Not sigwaitinfo on blocked signals: OpenBLAS starts its worker threads as it loads, before
+// main, and a sigprocmask here does not cover them; a SIGCHLD that one of them takes at its default is dropped,
+// and a SIGINT there ends the process. A handler runs in whichever thread takes the signal.
+int g_signal_pipe[2] = {-1, -1};
+extern "C" void forward_to_pipe(int sig) {
+  const int saved = errno;
+  const unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = write(g_signal_pipe[1], &b, 1);
+  errno = saved;
+}
 
 int exit_status(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
@@ -67,13 +80,18 @@ int run_launch(int argc, char** argv) {
   for (auto& w : words) args.push_back(w.data());
   args.push_back(nullptr);
 
-  // The signals this process handles are blocked and taken one at a time by sigwaitinfo (no handler races);
-  // mpirun starts with none blocked and every signal at its default.
-  sigset_t handled;
-  sigemptyset(&handled);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&handled, s);
-  sigset_t before;
-  sigprocmask(SIG_BLOCK, &handled, &before);
+  // Handlers before mpirun starts, so that its end is never missed; mpirun starts with no signal blocked and
+  // every one at its default, and without the pipe (close-on-exec).
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0 || fcntl(g_signal_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+    std::fprintf(stderr, "fashionnet launch: cannot make a pipe: %s\n", std::strerror(errno));
+    return 1;
+  }
+  const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
+  struct sigaction sa {};
+  sa.sa_handler = forward_to_pipe;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : handled) sigaction(s, &sa, nullptr);
 
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -88,7 +106,6 @@ int run_launch(int argc, char** argv) {
   const int err = posix_spawnp(&pid, mpirun.c_str(), nullptr, &attr, args.data(), environ);
   posix_spawnattr_destroy(&attr);
   if (err != 0) {
-    sigprocmask(SIG_SETMASK, &before, nullptr);
     std::fprintf(stderr, "fashionnet launch: cannot start %s: %s (install Open MPI's mpirun, or set FN_MPIRUN)\n",
                  mpirun.c_str(), std::strerror(err));
     return 127;
@@ -96,16 +113,14 @@ int run_launch(int argc, char** argv) {
 
   int stops = 0;
   for (;;) {
-    siginfo_t info;
-    const int sig = sigwaitinfo(&handled, &info);
-    if (sig < 0) continue;  // EINTR: a signal outside the set (SIGCONT after Ctrl-Z)
-    if (sig == SIGCHLD) {
+    unsigned char b = 0;
+    const ssize_t n = read(g_signal_pipe[0], &b, 1);
+    if (n != 1) continue;  // EINTR
+    const int sig = b;
+    if (sig == SIGCHLD) {  // mpirun stopped, continued or ended
       int status = 0;
       const pid_t r = waitpid(pid, &status, WNOHANG);
-      if (r == pid && (WIFEXITED(status) || WIFSIGNALED(status))) {
-        sigprocmask(SIG_SETMASK, &before, nullptr);
-        return exit_status(status);
-      }
+      if (r == pid && (WIFEXITED(status) || WIFSIGNALED(status))) return exit_status(status);
       continue;
     }
     ++stops;

@@ -7,4 +7,10 @@ echo "args $*" >>"$log"
 trap 'echo USR1 >>"$log"' USR1
 trap 'echo INT >>"$log"; exit 7' INT
 echo started >>"$log"
-while :; do sleep 0.05; done
+# `wait` lets a trap run the moment its signal arrives (a foreground sleep would hold it back until the sleep
+# ends), so this mpirun ends while the launcher is still busy with the signal it passed on: the moment a
+# launcher that misses mpirun's end (SIGCHLD) would be caught.
+while :; do
+  sleep 0.05 &
+  wait $!
+done

@@ -41,7 +41,11 @@ wait_end() {
     kill -0 $job 2>/dev/null || break
     sleep 0.1
   done
-  kill -0 $job 2>/dev/null && { kill -9 -- "-$job"; fail "the launcher still runs"; }
+  if kill -0 $job 2>/dev/null; then
+    ps -o pid,ppid,stat,wchan:24,args --pid $job --ppid $job >&2  # a zombie mpirun: its end was missed
+    kill -9 -- "-$job"
+    fail "the launcher still runs"
+  fi
   wait $job
   rc=$?
 }
