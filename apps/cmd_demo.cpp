@@ -193,6 +193,8 @@ int run_demo(int argc, char** argv) {
                 kCategoryAttributeWeight);
   }
   const std::string init = backbone == "lite0" ? lite0_imagenet_init(out, cfg) : "";
+  if (backbone == "lite0" && init.empty() && flags.config_file.empty())  // no ImageNet statistics to hold
+    for (auto& st : cfg.stages) st.hold_statistics.clear();
   std::vector<Arm> arms;
   arms.push_back(train_and_evaluate(cfg.net.local_branch ? "global + local (landmark pooling)" : "global only", cfg,
                                     data, benchmark, out + "/run", dev, threads, init));

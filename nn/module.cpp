@@ -75,12 +75,15 @@ std::vector<Tensor> Module::parameters() const {
   return v;
 }
 
+bool Module::covers(const std::string& name, const std::string& full) {
+  const bool below = full.size() > name.size() && full.compare(0, name.size(), name) == 0 && full[name.size()] == '.';
+  return name.empty() || full == name || below;
+}
+
 int Module::set_trainable(const std::string& name, bool trainable, const char* what) {
   int n = 0;
   for (auto& [full, t] : named_parameters()) {
-    const bool below = full.size() > name.size() && full.compare(0, name.size(), name) == 0 && full[name.size()] == '.';
-    const bool under = name.empty() || full == name || below;
-    if (!under) continue;
+    if (!covers(name, full)) continue;
     t.set_requires_grad(trainable);
     if (!trainable) t.zero_grad();
     ++n;

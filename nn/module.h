@@ -43,6 +43,9 @@ class Module {
   // error, so that a misspelt name does not leave everything trainable.
   int freeze(const std::string& name);
   int unfreeze(const std::string& name);
+  // The one rule of what a name covers: `full` is `name` itself or lies under it ("trunk" covers
+  // "trunk.bn1.weight", not "trunk2.weight"); "" covers everything.
+  static bool covers(const std::string& name, const std::string& full);
   NamedTensors named_trainable_parameters() const;  // the parameters that are not frozen, in the same order
   std::vector<Tensor> trainable_parameters() const;
   static bool trainable(const Tensor& parameter) { return parameter.requires_grad(); }

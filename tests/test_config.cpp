@@ -26,7 +26,8 @@ const char* kTinyJson =
     R"("step_every":0,"step_gamma":0.1,"triplet_margin":0.20000000298023224,"triplet_mining":"batch_hard",)"
     R"("warmup":0,"weight_decay":0.0})";
 
-// kTinyJson as written now: each stage with its freeze list and batch norm statistics, at their defaults,
+// kTinyJson as written now: each stage with its freeze list, batch norm statistics and hold_statistics list,
+// at their defaults,
 // validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one process),
 // crop_scale (1: no random crop), label_smoothing (0: off), and net.local_at and net.local_scale (the paper's
 // rule, unscaled).
@@ -42,6 +43,7 @@ nlohmann::json tiny_json_now() {
   for (auto& st : j["stages"]) {
     st["freeze"] = nlohmann::json::array();
     st["bn_statistics"] = "train";
+    st["hold_statistics"] = nlohmann::json::array();
   }
   return j;
 }
@@ -80,36 +82,45 @@ TEST_CASE("config: the JSON is the one checkpoints hold, and reads back", "[conf
   CHECK(nlohmann::json(c).dump() == tiny_json_now().dump());
 }
 
-TEST_CASE("config: a stage's freeze list and batch norm statistics", "[config]") {
+TEST_CASE("config: a stage's freeze list, batch norm statistics and hold_statistics list", "[config]") {
   CHECK(choice_names<BnStatistics>() == std::vector<std::string>{"train", "frozen"});
   TrainConfig c = preset("resnet-tiny");
   // The stage of docs/training.md: the trunk frozen, every batch norm's statistics held.
   nlohmann::json::parse(R"({"stages": [{"name": "heads", "steps": 200, "lr": 0.01, "freeze": ["trunk"],
-                                        "bn_statistics": "frozen"}, {"name": "all", "steps": 400}]})")
+                                        "bn_statistics": "frozen"},
+                                       {"name": "all", "steps": 400, "hold_statistics": ["conv5_global"]}]})")
       .get_to(c);
   REQUIRE(c.stages.size() == 2);
   CHECK(c.stages[0].freeze == std::vector<std::string>{"trunk"});
   CHECK(c.stages[0].bn_statistics == BnStatistics::Frozen);
   CHECK(c.stages[1].freeze.empty());  // StageConfig's defaults: nothing frozen, statistics trained
   CHECK(c.stages[1].bn_statistics == BnStatistics::Train);
+  CHECK(c.stages[0].hold_statistics.empty());
+  CHECK(c.stages[1].hold_statistics == std::vector<std::string>{"conv5_global"});
   CHECK(config_problems(c).empty());
   const nlohmann::json j = c;
   CHECK(j["stages"][0]["freeze"] == nlohmann::json::array({"trunk"}));
   CHECK(j["stages"][0]["bn_statistics"] == "frozen");
+  CHECK(j["stages"][1]["hold_statistics"] == nlohmann::json::array({"conv5_global"}));
   CHECK(nlohmann::json(j.get<TrainConfig>()) == j);
   for (const std::string& name : preset_names()) {  // no preset freezes: a stage says so when it should
     INFO(name);
     for (const StageConfig& st : preset(name).stages) {
       CHECK(st.freeze.empty());
       CHECK(st.bn_statistics == BnStatistics::Train);
+      // lite0 holds the global branch's ImageNet statistics (config.cpp, preset())
+      CHECK(st.hold_statistics == (name == "lite0" ? std::vector<std::string>{"conv5_global"} : std::vector<std::string>{}));
     }
   }
 
   c.stages[0].freeze = {"trunk", ""};
   c.stages[1].bn_statistics = "fixed";
-  CHECK(config_problems(c) == std::vector<std::string>{
-                                  "stages[0].freeze[1]: an empty name (it would freeze every parameter)",
-                                  "stages[1].bn_statistics 'fixed': train or frozen"});
+  c.stages[1].hold_statistics = {""};
+  CHECK(config_problems(c) ==
+        std::vector<std::string>{"stages[0].freeze[1]: an empty name (it would freeze every parameter)",
+                                 "stages[1].bn_statistics 'fixed': train or frozen",
+                                 "stages[1].hold_statistics[0]: an empty name (bn_statistics 'frozen' holds every "
+                                 "batch norm)"});
 }
 
 TEST_CASE("config: a choice is an enum, named by one table", "[config]") {

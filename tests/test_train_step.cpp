@@ -94,6 +94,12 @@ TEST_CASE("freeze: by full name or module prefix, listed apart, a misspelt name 
   CHECK_THROWS_WITH(net.unfreeze("nothing"), Catch::Contains("unfreeze") && Catch::Contains("'nothing'"));
   CHECK(net.unfreeze("") == 5);
   CHECK(net.trainable_parameters().size() == 5);
+  // The rule freeze() and a stage's hold_statistics share.
+  CHECK(nn::Module::covers("trunk", "trunk.bn1.weight"));
+  CHECK(nn::Module::covers("trunk.bn1", "trunk.bn1"));
+  CHECK(nn::Module::covers("", "head.bias"));
+  CHECK_FALSE(nn::Module::covers("trunk", "trunk2.weight"));
+  CHECK_FALSE(nn::Module::covers("trunk.bn1", "trunk"));
 }
 
 TEST_CASE("A parameter cut off the graph by a view is an error naming it; frozen, the model trains", "[step]") {

@@ -486,7 +486,7 @@ TEST_CASE("The caller's SIGINT handler is back after train() returns or throws",
   std::signal(SIGINT, before);
 }
 
-// ---- A stage's frozen marks (StageConfig::freeze, bn_statistics).
+// ---- A stage's frozen marks (StageConfig::freeze, bn_statistics, hold_statistics).
 namespace {
 
 bool bitwise_same(const Tensor& a, const Tensor& b) {
@@ -540,6 +540,18 @@ void require_stage1_froze_the_trunk(const std::string& run) {
   CHECK(moved > 5);
 }
 
+// resnet-tiny (batch norm in every block), 2 + 2 steps, its first stage marked by `mark`: the run's folder.
+std::string resnet_tiny_run(const char* name, const std::function<void(StageConfig&)>& mark) {
+  TrainConfig cfg = preset("resnet-tiny");
+  cfg.stages[0].steps = 2;
+  cfg.stages[1].steps = 2;
+  cfg.checkpoint_every = 0;
+  mark(cfg.stages[0]);
+  TrainOptions o = options(name);
+  REQUIRE(train(cfg, o).steps == 4);
+  return o.out_dir;
+}
+
 }  // namespace
 
 TEST_CASE("A stage that freezes the trunk leaves it bitwise unchanged; the next stage trains it", "[trainer][freeze]") {
@@ -577,16 +589,9 @@ TEST_CASE("A freeze name that matches no parameter is a user error naming the st
 
 TEST_CASE("bn_statistics: frozen holds every running statistic while the weights move; train moves them",
           "[trainer][freeze]") {
-  // resnet-tiny (batch norm in every block): stage 1 holds the statistics, stage 2 trains them.
-  TrainConfig cfg = preset("resnet-tiny");
-  cfg.stages[0].steps = 2;
-  cfg.stages[1].steps = 2;
-  cfg.stages[0].bn_statistics = BnStatistics::Frozen;
-  cfg.checkpoint_every = 0;
-  TrainOptions o = options("bn_frozen");
-  REQUIRE(train(cfg, o).steps == 4);
-
-  const std::string stage1 = o.out_dir + "/stage1_final.safetensors", stage2 = o.out_dir + "/final.safetensors";
+  // Stage 1 holds the statistics, stage 2 trains them.
+  const std::string run = resnet_tiny_run("bn_frozen", [](StageConfig& st) { st.bn_statistics = BnStatistics::Frozen; });
+  const std::string stage1 = run + "/stage1_final.safetensors", stage2 = run + "/final.safetensors";
   auto init = initial_model(stage1);
   SafetensorsFile f1 = load_safetensors(stage1), f2 = load_safetensors(stage2);
   int stats = 0;
@@ -600,6 +605,51 @@ TEST_CASE("bn_statistics: frozen holds every running statistic while the weights
   for (auto& [name, t0] : init->named_parameters())
     if (name == "trunk.conv1.weight" || name == "trunk.bn1.weight") CHECK_FALSE(bitwise_same(f1.get(name), t0));
   CHECK_FALSE(bitwise_same(f1.get("trunk.bn1.weight"), f2.get("trunk.bn1.weight")));
+}
+
+TEST_CASE("hold_statistics holds the batch norms under its names only; the others move", "[trainer][freeze]") {
+  // Stage 1 holds conv5_global's statistics, stage 2 nothing.
+  const std::string run = resnet_tiny_run("bn_hold_global", [](StageConfig& st) { st.hold_statistics = {"conv5_global"}; });
+  const std::string stage1 = run + "/stage1_final.safetensors", stage2 = run + "/final.safetensors";
+  auto init = initial_model(stage1);
+  SafetensorsFile f1 = load_safetensors(stage1), f2 = load_safetensors(stage2);
+  int held = 0, moved = 0;
+  for (auto& [name, t0] : init->named_buffers()) {
+    INFO(name);
+    if (starts_with(name, "conv5_global.")) {
+      ++held;
+      CHECK(bitwise_same(f1.get(name), t0));
+      CHECK_FALSE(bitwise_same(f2.get(name), t0));
+    } else {
+      ++moved;
+      CHECK_FALSE(bitwise_same(f1.get(name), t0));
+    }
+  }
+  CHECK(held > 4);
+  CHECK(moved > held);  // the trunk's and conv5_pose's
+  int bn_weights = 0;  // a held batch norm still learns its weight and bias
+  for (auto& [name, t0] : init->named_parameters())
+    if (starts_with(name, "conv5_global.") && name.find("bn1.weight") != std::string::npos) {
+      ++bn_weights;
+      CHECK_FALSE(bitwise_same(f1.get(name), t0));
+    }
+  CHECK(bn_weights > 0);
+  nlohmann::json saved = nlohmann::json::parse(bytes_of(run + "/config.json"));
+  CHECK(saved.at("stages").at(0).at("hold_statistics") == nlohmann::json::array({"conv5_global"}));
+}
+
+TEST_CASE("A hold_statistics name that covers no batch norm is a user error naming the stage", "[trainer][freeze]") {
+  TrainConfig cfg = preset("resnet-tiny");
+  cfg.stages[1].hold_statistics = {"conv5_global", "fc6_global"};  // fc6_global: parameters, no batch norm
+  TrainOptions o = options("hold_no_bn");
+  CHECK_THROWS_WITH(train(cfg, o), Catch::Contains("stage 'stage2'") && Catch::Contains("stages[1].hold_statistics[1]") &&
+                                       Catch::Contains("'fc6_global' names no batch norm of this resnet50 model") &&
+                                       !Catch::Contains("check '"));
+  CHECK_FALSE(fs::exists(o.out_dir + "/last.safetensors"));
+  // VGG has no batch norm at all: any name is refused.
+  TrainConfig vgg = small_run();
+  vgg.stages[0].hold_statistics = {"trunk"};
+  CHECK_THROWS_WITH(train(vgg, options("hold_vgg")), Catch::Contains("'trunk' names no batch norm of this vgg16 model"));
 }
 
 TEST_CASE("imagefolder eval scores every image by default, and with holdout exactly those training left out",

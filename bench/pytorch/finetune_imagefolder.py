@@ -297,15 +297,20 @@ def main():
             model.load_state_dict(best_state)
             opt.state.clear()
         # the stage's marks (trainer.cpp apply_stage_marks): frozen names get no gradient and no update; held
-        # statistics: every batch norm normalises by its running statistics and leaves them alone
+        # statistics (every batch norm, or those under a hold_statistics name): the batch norm normalises by its
+        # running statistics and leaves them alone
+        covers = lambda name, full: name == "" or full == name or full.startswith(name + ".")  # noqa: E731
         frozen = 0
         for n, p in model.checkpoint_parameters():
-            p.requires_grad_(not any(n == f or n.startswith(f + ".") or f == "" for f in stage.get("freeze", [])))
+            p.requires_grad_(not any(covers(f, n) for f in stage.get("freeze", [])))
             frozen += not p.requires_grad
-        hold = stage.get("bn_statistics", "train") == "frozen"
-        if frozen or hold:
-            print(f"{stage['name']}: {frozen} parameter tensors frozen" + (", batch norm statistics held" if hold else ""))
-        set_mode = lambda: [m.train(not hold) for m in model.modules()  # noqa: E731
+        hold_all = stage.get("bn_statistics", "train") == "frozen"
+        held = [m for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and (
+            hold_all or any(covers(h, model.checkpoint_name(n + ".weight")) for h in stage.get("hold_statistics", [])))]
+        if frozen or held:
+            print(f"{stage['name']}: {frozen} parameter tensors frozen"
+                  + (f", the statistics of {len(held)} batch norms held" if held else ""))
+        set_mode = lambda: [m.train(not any(m is h for h in held)) for m in model.modules()  # noqa: E731
                             if isinstance(m, torch.nn.BatchNorm2d)]
         set_mode()
         pk = weights_of(stage)[4] > 0 and cfg["P"] * cfg["K"] == cfg["batch"]

@@ -181,10 +181,10 @@ struct LossWeights {
   double landmarks = 1, visibility = 1, category = 1, attributes = 1, triplet = 1;
 };
 
-// One training stage. `freeze` and `bn_statistics` hold for this stage only: the trainer sets them when the
-// stage starts (and when a run resumes inside it), unfreezing what the stage before froze. Frozen parameters get
-// no gradient and no update (momentum and weight decay included: nn/optim.h), and the first-step gradient check
-// demands none of them.
+// One training stage. `freeze`, `bn_statistics` and `hold_statistics` hold for this stage only: the trainer sets
+// them when the stage starts (and when a run resumes inside it), unfreezing what the stage before froze. Frozen
+// parameters get no gradient and no update (momentum and weight decay included: nn/optim.h), and the first-step
+// gradient check demands none of them.
 struct StageConfig {
   std::string name;
   int64_t steps = 0;
@@ -195,6 +195,10 @@ struct StageConfig {
   // when it has built the model: a misspelt name is a user error naming the stage). Empty: everything trains.
   std::vector<std::string> freeze;
   Choice<BnStatistics> bn_statistics = BnStatistics::Train;
+  // Modules whose batch norms hold their statistics in this stage whatever bn_statistics says for the rest:
+  // module prefixes as `freeze` takes them ("conv5_global", the global branch's copy of the last stages).
+  // Each must cover a BatchNorm2d of the model (the trainer checks, as for `freeze`).
+  std::vector<std::string> hold_statistics;
 };
 
 struct TrainConfig {
@@ -302,6 +306,7 @@ IfConfig<C, StageConfig> visit_fields(C& c, V&& v) {
   v("weights", c.weights);
   v("freeze", c.freeze, NoEmptyName{"an empty name (it would freeze every parameter)"});
   v("bn_statistics", c.bn_statistics);
+  v("hold_statistics", c.hold_statistics, NoEmptyName{"an empty name (bn_statistics 'frozen' holds every batch norm)"});
 }
 
 template <class C, class V>

@@ -83,6 +83,13 @@ std::string terms_line(const std::vector<std::pair<std::string, double>>& terms)
   return s;
 }
 
+// Whether the stage holds the statistics of the batch norm named `bn` (a module's full name).
+bool holds_statistics(const StageConfig& stage, const std::string& bn) {
+  return stage.bn_statistics == BnStatistics::Frozen ||
+         std::any_of(stage.hold_statistics.begin(), stage.hold_statistics.end(),
+                     [&](const std::string& h) { return nn::Module::covers(h, bn); });
+}
+
 }  // namespace
 
 void write_loss_curve(const std::string& run_dir) {
@@ -166,7 +173,7 @@ class Run {
  private:
   int64_t stage_begin(int s) const;  // steps done over all stages before stage s
   void enter_stage(int s);
-  void check_freeze_names() const;
+  void check_stage_names();
   void apply_stage_marks(int s);
   data::LoaderConfig loader_config(int s) const;
   bool run_stage(int s);  // true when the run stops early (Ctrl-C or stop_after)
@@ -265,7 +272,7 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
   model_ = std::make_unique<FashionNet>(cfg_.net, cfg_.seed);
   model_->to(opt.device);
   model_->train();  // dropout on; evaluation (fashionnet/eval) switches to eval mode for its own scope
-  check_freeze_names();
+  check_stage_names();
   if (!opt.init.empty() && opt.resume.empty()) {
     LoadOptions lo;
     lo.allow_missing = true;
@@ -273,6 +280,16 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
     if (loud_)
       std::printf("init: %zu tensors from %s, %zu left at their random initialisation\n", r.loaded.size(),
                 opt.init.c_str(), r.missing.size());
+  }
+  if (loud_ && opt.init.empty() && opt.resume.empty()) {  // held from the first step: nothing learnt to hold
+    int held = 0;
+    model_->for_each_module([&](const std::string& name, nn::Module& m) {
+      held += dynamic_cast<nn::BatchNorm2d*>(&m) && holds_statistics(cfg_.stages[0], name);
+    });
+    if (held > 0)
+      std::printf("warning: stage '%s' holds the statistics of %d batch norms, but the run starts from random "
+                  "weights (no --init): they stay at mean 0, variance 1 and normalise nothing\n",
+                  cfg_.stages[0].name.c_str(), held);
   }
   nn::SgdOptions so;
   so.lr = float(cfg_.stages[0].lr);
@@ -374,44 +391,55 @@ void Run::enter_stage(int s) {
   st_.ema_loss = st_.best_loss = st_.best_validation = st_.best_validation_tie_break = -1;
 }
 
-// Every stage's freeze names against the model, before any step: a misspelt name is a user error naming
-// the stage, not a run that trains what it should have frozen. Module::freeze is the one rule of what a
-// name matches; the marks it leaves are cleared here and set per stage by apply_stage_marks().
-void Run::check_freeze_names() const {
-  for (size_t s = 0; s < cfg_.stages.size(); ++s)
-    for (size_t i = 0; i < cfg_.stages[s].freeze.size(); ++i) {
-      const std::string& name = cfg_.stages[s].freeze[i];
-      try {
-        model_->freeze(name);
-      } catch (const Error&) {
-        std::vector<std::string> tops;  // the model's top-level modules, for the message
-        for (auto& [full, t] : model_->named_parameters()) {
-          std::string top = full.substr(0, full.find('.'));
-          if (std::find(tops.begin(), tops.end(), top) == tops.end()) tops.push_back(top);
-        }
-        std::string list;
-        for (auto& t : tops) list += (list.empty() ? "" : ", ") + t;
-        model_->unfreeze("");
-        FN_USER_FAIL("stage '", cfg_.stages[s].name, "' (stages[", s, "].freeze[", i, "]): '", name,
-                     "' names no parameter of this ", cfg_.net.backbone.name(),
-                     " model (a module such as one of ", list, ", or a parameter's full name)");
-      }
+// Every stage's names against the model, before any step: a misspelt name is a user error naming the stage,
+// not a run that trains what it should have frozen. Module::covers is the one rule of what a name matches:
+// each `freeze` name must cover a parameter, each `hold_statistics` name a BatchNorm2d.
+void Run::check_stage_names() {
+  std::vector<std::string> tops, bns;  // the model's top-level modules (for the messages), its batch norms
+  for (auto& [full, t] : model_->named_parameters()) {
+    std::string top = full.substr(0, full.find('.'));
+    if (std::find(tops.begin(), tops.end(), top) == tops.end()) tops.push_back(top);
+  }
+  model_->for_each_module([&](const std::string& name, nn::Module& m) {
+    if (dynamic_cast<nn::BatchNorm2d*>(&m)) bns.push_back(name);
+  });
+  std::string list;
+  for (auto& t : tops) list += (list.empty() ? "" : ", ") + t;
+  const auto fail = [&](size_t s, const char* key, size_t i, const std::string& name, const char* what,
+                        const char* or_else) {
+    FN_USER_FAIL("stage '", cfg_.stages[s].name, "' (stages[", s, "].", key, "[", i, "]): '", name, "' names no ",
+                 what, " of this ", cfg_.net.backbone.name(), " model (a module such as one of ", list, or_else, ")");
+  };
+  for (size_t s = 0; s < cfg_.stages.size(); ++s) {
+    const StageConfig& stage = cfg_.stages[s];
+    for (size_t i = 0; i < stage.freeze.size(); ++i) {
+      const auto& params = model_->named_parameters();
+      if (std::none_of(params.begin(), params.end(), [&](const auto& p) { return nn::Module::covers(stage.freeze[i], p.first); }))
+        fail(s, "freeze", i, stage.freeze[i], "parameter", ", or a parameter's full name");
     }
-  model_->unfreeze("");
+    for (size_t i = 0; i < stage.hold_statistics.size(); ++i)
+      if (std::none_of(bns.begin(), bns.end(), [&](const std::string& b) { return nn::Module::covers(stage.hold_statistics[i], b); }))
+        fail(s, "hold_statistics", i, stage.hold_statistics[i], "batch norm", "");
+  }
 }
 
 // A stage's marks, set when it starts and when a run resumes inside it (they are configuration, not in the
-// checkpoint): what the stage freezes, and nothing else; every BatchNorm2d's statistics held or moving.
-// The stage's first step runs the gradient check against them.
+// checkpoint): what the stage freezes, and nothing else; each BatchNorm2d's statistics held (bn_statistics
+// "frozen", or under a hold_statistics name) or moving. The stage's first step runs the gradient check
+// against them.
 void Run::apply_stage_marks(int s) {
   const StageConfig& stage = cfg_.stages[size_t(s)];
   model_->unfreeze("");
   int frozen = 0;
   for (const std::string& name : stage.freeze) frozen += model_->freeze(name);
-  const bool hold = stage.bn_statistics == BnStatistics::Frozen;
-  int bns = 0;
-  model_->for_each_module([&](const std::string&, nn::Module& m) {
-    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&m)) bn->freeze_statistics(hold), ++bns;
+  const bool hold_all = stage.bn_statistics == BnStatistics::Frozen;
+  int held = 0, bns = 0;
+  model_->for_each_module([&](const std::string& name, nn::Module& m) {
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&m)) {
+      const bool hold = holds_statistics(stage, name);
+      bn->freeze_statistics(hold);
+      held += hold, ++bns;
+    }
   });
   step_->recheck_gradients();
   if (comm_) {  // the stage's trainable parameters, averaged across the ranks
@@ -419,11 +447,17 @@ void Run::apply_stage_marks(int s) {
     bucketer_ = std::make_unique<dist::GradBucketer>(*comm_, model_->trainable_parameters(), opt_.bucket_bytes);
     step_->set_bucketer(bucketer_.get());
   }
-  if (loud_ && (frozen > 0 || (hold && bns > 0))) {
-    std::string line = cat(stage.name, ": ", frozen, " parameter tensors frozen");
-    for (size_t i = 0; i < stage.freeze.size(); ++i) line += (i ? ", " : " (") + stage.freeze[i];
-    if (!stage.freeze.empty()) line += ")";
-    if (hold && bns > 0) line += cat(", the statistics of ", bns, " batch norms held");
+  if (loud_ && (frozen > 0 || held > 0)) {
+    const auto names = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const std::string& n : v) s += (s.empty() ? " (" : ", ") + n;
+      return s.empty() ? s : s + ")";
+    };
+    std::string line = stage.name + ":";
+    if (frozen > 0) line += cat(" ", frozen, " parameter tensors frozen", names(stage.freeze));
+    if (held > 0)
+      line += cat(frozen > 0 ? "," : "", " the statistics of ", held, " of ", bns, " batch norms held",
+                  hold_all ? "" : names(stage.hold_statistics));
     std::printf("%s\n", line.c_str());
   }
 }
