@@ -217,9 +217,14 @@ int run_demo(int argc, char** argv) {
   if (ablation) {
     notes += "<h2>Ablation: what landmark pooling buys</h2><table><tr><th>network</th><th>top-1 %</th><th>top-20 %</th>"
              "<th>train s</th><th>img/s</th></tr>";
+    const auto one_decimal = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.1f", v);
+      return std::string(b);
+    };
     for (auto& a : arms)
-      notes += fn::cat("<tr><th>", a.name, "</th><td>", topk(a, 1), "</td><td>", topk(a, 20), "</td><td>",
-                       int(a.train_seconds), "</td><td>", int(a.images_per_s), "</td></tr>");
+      notes += fn::cat("<tr><th>", a.name, "</th><td>", one_decimal(topk(a, 1)), "</td><td>", one_decimal(topk(a, 20)),
+                       "</td><td>", int(a.train_seconds), "</td><td>", int(a.images_per_s), "</td></tr>");
     notes += "</table>";
   }
   fn::data::Dataset ds = fn::data::load_dataset(data, benchmark);
