@@ -27,10 +27,9 @@ const char* kTinyJson =
     R"("warmup":0,"weight_decay":0.0})";
 
 // kTinyJson as written now: each stage with its freeze list, batch norm statistics and hold_statistics list,
-// at their defaults,
-// validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one process),
-// crop_scale (1: no random crop), label_smoothing (0: off), and net.local_at and net.local_scale (the paper's
-// rule, unscaled).
+// at their defaults, validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one
+// process), crop_scale (1: no random crop), label_smoothing (0: off), and net.local_at and net.local_scale
+// (the paper's rule, unscaled).
 nlohmann::json tiny_json_now() {
   nlohmann::json j = nlohmann::json::parse(kTinyJson);
   j["net"]["local_at"] = "landmarks";

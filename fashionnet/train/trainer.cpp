@@ -395,8 +395,9 @@ void Run::enter_stage(int s) {
 // not a run that trains what it should have frozen. Module::covers is the one rule of what a name matches:
 // each `freeze` name must cover a parameter, each `hold_statistics` name a BatchNorm2d.
 void Run::check_stage_names() {
+  const nn::NamedTensors params = model_->named_parameters();
   std::vector<std::string> tops, bns;  // the model's top-level modules (for the messages), its batch norms
-  for (auto& [full, t] : model_->named_parameters()) {
+  for (auto& [full, t] : params) {
     std::string top = full.substr(0, full.find('.'));
     if (std::find(tops.begin(), tops.end(), top) == tops.end()) tops.push_back(top);
   }
@@ -412,11 +413,9 @@ void Run::check_stage_names() {
   };
   for (size_t s = 0; s < cfg_.stages.size(); ++s) {
     const StageConfig& stage = cfg_.stages[s];
-    for (size_t i = 0; i < stage.freeze.size(); ++i) {
-      const auto& params = model_->named_parameters();
+    for (size_t i = 0; i < stage.freeze.size(); ++i)
       if (std::none_of(params.begin(), params.end(), [&](const auto& p) { return nn::Module::covers(stage.freeze[i], p.first); }))
         fail(s, "freeze", i, stage.freeze[i], "parameter", ", or a parameter's full name");
-    }
     for (size_t i = 0; i < stage.hold_statistics.size(); ++i)
       if (std::none_of(bns.begin(), bns.end(), [&](const std::string& b) { return nn::Module::covers(stage.hold_statistics[i], b); }))
         fail(s, "hold_statistics", i, stage.hold_statistics[i], "batch norm", "");
