@@ -1,8 +1,9 @@
 // The heads' metrics on hand-made cases with known answers. Attribute recall: per group and over all,
 // attributes without positives left out of the means, a group with no positive at all, the tie rule of the
 // ranks (equal scores: the lower attribute index ranks first), and datasets that give no groups (In-shop).
-// Landmarks: the detection-rate curve (thresholds inclusive, invisible landmarks left out) and the figures
-// per variation type (Category and Landmark benchmarks only).
+// Landmarks: the detection-rate curve (thresholds inclusive, invisible landmarks left out), the figures
+// per variation type (Category and Landmark benchmarks only), and visibility per slot against the rule that
+// calls the garment type's slots visible.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -361,4 +362,41 @@ TEST_CASE("landmarks: per variation type for Category and Landmark only; none wi
   CHECK(n.landmark_variations.empty());
   CHECK(format_detection_curve(n).empty());
   CHECK(format_head_metrics(n).find("landmarks") == std::string::npos);
+}
+
+TEST_CASE("visibility: accuracy per slot and the garment type's slots as the rule to beat") {
+  // An upper-body garment (slots 0-3, 6, 7) with its right hem (7) occluded, and a lower-body one (slots 4-7) all visible; the head calls slot 4 of the first and slot 0 of the second
+  // visible, and the first's occluded hem visible too. A third image has no landmarks and is not scored.
+  Case c = landmark_case("inshop", {{1, {{0, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {6, 0, 0}}},
+                                    {1, {{4, 0, 0}, {5, 0, 0}, {6, 0, 0}, {7, 0, 0}}},
+                                    {0, {}}});
+  c.ds.samples[0].clothes_type = 1;
+  c.ds.samples[1].clothes_type = 2;
+  c.p.vis_pred[4] = c.p.vis_pred[7] = 1.f;
+  c.p.vis_pred[8 + 0] = 1.f;
+  HeadMetrics m = head_metrics(c.p, c.ds);
+  CHECK(m.visibility_accuracy == Approx(13.0 / 16));
+  REQUIRE(m.visibility_accuracy_slot.size() == 8);
+  const std::vector<double> want = {0.5, 1, 1, 1, 0.5, 1, 1, 0.5};
+  for (size_t s = 0; s < 8; ++s) {
+    INFO("slot " << s);
+    CHECK(m.visibility_accuracy_slot[s] == Approx(want[s]));
+  }
+  CHECK(m.visibility_type_rule == Approx(15.0 / 16));  // wrong only at the occluded hem
+
+  const std::string text = format_head_metrics(m);
+  INFO(text);
+  CHECK(line_of(text, "  visibility accuracy per slot:") ==
+        "  visibility accuracy per slot: 50.0% 100.0% 100.0% 100.0% 50.0% 100.0% 100.0% 50.0%; the garment type's "
+        "slots alone: 93.75%");
+  const nlohmann::json j = to_json(m)["landmarks"];
+  CHECK(j["visibility_per_slot"].size() == 8);
+  CHECK(j["visibility_type_rule"].get<double>() == Approx(0.9375));
+
+  // An image of unknown clothes type: no rule figure (null in JSON, left out of the line).
+  c.ds.samples[1].clothes_type = 0;
+  m = head_metrics(c.p, c.ds);
+  CHECK(std::isnan(m.visibility_type_rule));
+  CHECK(to_json(m)["landmarks"]["visibility_type_rule"].is_null());
+  CHECK(line_of(format_head_metrics(m), "  visibility accuracy per slot:").find("garment") == std::string::npos);
 }

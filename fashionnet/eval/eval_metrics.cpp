@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
+#include "data/annotations_common.h"
 #include "data/dataset.h"
 
 namespace fn::fashionnet {
@@ -128,17 +129,24 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
   LandmarkTally all;
   std::vector<LandmarkTally> by_variation(6);  // index = variation type 1..5 (0 unused)
   const bool per_variation = ds.benchmark == "category" || ds.benchmark == "landmark";
-  int64_t vis_right = 0, vis_total = 0;
+  int64_t vis_images = 0, rule_right = 0;
+  std::vector<int64_t> vis_right(8, 0);
+  bool types_known = true;
   for (size_t i = 0; i < n; ++i) {
     const data::Sample& smp = ds.samples[size_t(p.sample_index[i])];
     if (!smp.has_landmarks) continue;
     const int v = per_variation && smp.variation >= 1 && smp.variation <= 5 ? smp.variation : 0;
     ++all.images, ++by_variation[size_t(v)].images;
+    ++vis_images;
+    bool has_slot[8] = {};
+    types_known = types_known && smp.clothes_type >= 1 && smp.clothes_type <= 3;
+    if (types_known)
+      for (int s : data::slots_of_type(smp.clothes_type)) has_slot[s] = true;
     for (int s = 0; s < 8; ++s) {
       size_t k = i * 8 + size_t(s);
       bool vis = p.landmark_visible[k] > 0.5f;
-      ++vis_total;
-      vis_right += vis == (p.vis_pred[k] > 0.5f);
+      vis_right[size_t(s)] += vis == (p.vis_pred[k] > 0.5f);
+      rule_right += vis == has_slot[s];
       if (!vis) continue;
       double dx = p.landmark_pred[2 * k] - p.landmark_true[2 * k], dy = p.landmark_pred[2 * k + 1] - p.landmark_true[2 * k + 1];
       double e = std::sqrt(dx * dx + dy * dy);
@@ -158,7 +166,11 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
   for (int v = 1; v <= 5; ++v)
     if (by_variation[size_t(v)].images)
       m.landmark_variations.push_back(by_variation[size_t(v)].group(data::variation_name(v), v, m.detection_threshold));
-  if (vis_total) m.visibility_accuracy = double(vis_right) / double(vis_total);
+  if (vis_images) {
+    for (int64_t r : vis_right) m.visibility_accuracy_slot.push_back(double(r) / double(vis_images));
+    m.visibility_accuracy = double(std::accumulate(vis_right.begin(), vis_right.end(), int64_t(0))) / double(8 * vis_images);
+    if (types_known) m.visibility_type_rule = double(rule_right) / double(8 * vis_images);
+  }
   return m;
 }
 
@@ -186,6 +198,16 @@ std::string format_head_metrics(const HeadMetrics& m) {
     for (double e : m.landmark_error_slot) {
       std::snprintf(b, sizeof b, " %.4f", e);
       s += std::isnan(e) ? " -" : b;
+    }
+    s += "\n  visibility accuracy per slot:";
+    for (double a : m.visibility_accuracy_slot) {
+      std::snprintf(b, sizeof b, " %.1f%%", 100 * a);
+      s += b;
+    }
+    if (!std::isnan(m.visibility_type_rule)) {
+      // What the head must beat: the slots the garment type has, called visible, with no pixel seen.
+      std::snprintf(b, sizeof b, "; the garment type's slots alone: %.2f%%", 100 * m.visibility_type_rule);
+      s += b;
     }
     s += "\n" + format_detection_curve(m) + format_landmark_variations(m);
   }
@@ -311,7 +333,9 @@ nlohmann::json to_json(const HeadMetrics& m) {
           {"landmarks", {{"visible", m.landmark_count}, {"normalized_error", m.landmark_error}, {"per_slot", slots},
                          {"detection_threshold", m.detection_threshold}, {"detection_rate", m.detection_rate},
                          {"detection_curve", curve}, {"per_variation", variations},
-                         {"visibility_accuracy", m.visibility_accuracy}}}};
+                         {"visibility_accuracy", m.visibility_accuracy}, {"visibility_per_slot", m.visibility_accuracy_slot},
+                         {"visibility_type_rule", std::isnan(m.visibility_type_rule) ? nlohmann::json(nullptr)
+                                                                                      : nlohmann::json(m.visibility_type_rule)}}}};
 }
 
 }  // namespace fn::fashionnet

@@ -59,7 +59,12 @@ struct HeadMetrics {
   std::vector<double> landmark_error_slot;   // 8, NaN where a slot has no visible landmark
   double detection_threshold = 0.1, detection_rate = 0;
   std::vector<double> detection_curve_thresholds, detection_curve;  // rate at each of detection_thresholds()
-  double visibility_accuracy = 0;            // predicted visible/not against ground truth, annotated slots
+  double visibility_accuracy = 0;            // predicted visible/not against ground truth, all 8 slots
+  std::vector<double> visibility_accuracy_slot;  // 8, the same per slot
+  // The same ground truth against a rule that sees no pixels: "visible" at each slot the garment type has
+  // (upper body: collars, sleeves, hems; lower: waistline, hems; full: all 8), "not" elsewhere. NaN when a
+  // scored image's clothes type is unknown.
+  double visibility_type_rule = NAN;
   // Per variation type 1..5 that occurs among the scored images (Category and Landmark benchmarks only: the
   // other benchmarks' figures stay as they were); empty otherwise.
   std::vector<LandmarkGroup> landmark_variations;
