@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/atomic_file.h"
+#include "core/format.h"
 #include "core/source_tree.h"
 #include "apps/command.h"
 #include "apps/options.h"
@@ -217,13 +218,8 @@ int run_demo(int argc, char** argv) {
   if (ablation) {
     notes += "<h2>Ablation: what landmark pooling buys</h2><table><tr><th>network</th><th>top-1 %</th><th>top-20 %</th>"
              "<th>train s</th><th>img/s</th></tr>";
-    const auto one_decimal = [](double v) {
-      char b[32];
-      std::snprintf(b, sizeof b, "%.1f", v);
-      return std::string(b);
-    };
     for (auto& a : arms)
-      notes += fn::cat("<tr><th>", a.name, "</th><td>", one_decimal(topk(a, 1)), "</td><td>", one_decimal(topk(a, 20)),
+      notes += fn::cat("<tr><th>", a.name, "</th><td>", fn::fixed(topk(a, 1), 1), "</td><td>", fn::fixed(topk(a, 20), 1),
                        "</td><td>", int(a.train_seconds), "</td><td>", int(a.images_per_s), "</td></tr>");
     notes += "</table>";
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/format.h"
 #include "core/philox.h"
 #include "fashionnet/eval/retrieval_metrics.h"
 #include "fashionnet/report/html.h"
@@ -273,4 +274,15 @@ TEST_CASE("report: the top-k chart of an evaluation", "[report][chart]") {
   CHECK(svg.find(">60</text>") != std::string::npos);
   CHECK(svg.find(">50</text>") != std::string::npos);
   CHECK(svg.find("true lm") == std::string::npos);  // no ground-truth evaluation, no third curve
+}
+
+TEST_CASE("fixed: a number with a fixed count of decimals, as every page and table prints it") {
+  CHECK(fn::fixed(93.2, 1) == "93.2");
+  CHECK(fn::fixed(0.06, 1) == "0.1");
+  CHECK(fn::fixed(-0.04, 1) == "-0.0");
+  CHECK(fn::fixed(58.33333, 1) == "58.3");
+  CHECK(fn::fixed(0.08761, 4) == "0.0876");
+  CHECK(fn::fixed(12.5, 0) == "12");  // printf's rounding: an exact tie goes to even
+  CHECK(fn::fixed(1e300, 2).size() == 304);  // 301 digits, the point and 2 decimals: nothing cut
+  CHECK(fn::fixed(NAN, 1) == "nan");
 }

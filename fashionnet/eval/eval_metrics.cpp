@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
+#include "core/format.h"
 #include "data/annotations_common.h"
 #include "data/dataset.h"
 
@@ -200,10 +201,7 @@ std::string format_head_metrics(const HeadMetrics& m) {
       s += std::isnan(e) ? " -" : b;
     }
     s += "\n  visibility accuracy per slot:";
-    for (double a : m.visibility_accuracy_slot) {
-      std::snprintf(b, sizeof b, " %.1f%%", 100 * a);
-      s += b;
-    }
+    for (double a : m.visibility_accuracy_slot) s += " " + fixed(100 * a, 1) + "%";
     if (!std::isnan(m.visibility_type_rule)) {
       // What the head must beat: the slots the garment type has, called visible, with no pixel seen.
       std::snprintf(b, sizeof b, "; the garment type's slots alone: %.2f%%", 100 * m.visibility_type_rule);

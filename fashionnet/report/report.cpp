@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/format.h"
 #include "fashionnet/report/html.h"
 #include "fashionnet/report/plot.h"
 #include "kernels/topk_search.h"
@@ -22,11 +22,7 @@ std::string read_all(const std::string& p) {
   s << f.rdbuf();
   return s.str();
 }
-std::string pct(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f", 100 * v);
-  return b;
-}
+std::string pct(double v) { return fixed(100 * v, 1); }
 }  // namespace
 
 std::string topk_curve_svg(const EvalResult& r) {
@@ -189,10 +185,9 @@ std::string write_report(const EvalResult& r, const data::Dataset& ds, const Rep
       for (size_t j = 0; j < e.gallery_rows.size(); ++j) {
         size_t g = size_t(e.gallery_rows[j]);
         bool hit = r.gallery.embeddings.item_ids[g] == qid;
-        char d[32];
-        std::snprintf(d, sizeof d, "%.3f", e.distances[j]);
         h << "<figure class='" << (hit ? "ex-hit" : "ex-miss") << "'><img src='"
-          << html_escape(img_src(r.gallery.embeddings.image_paths[g])) << "'><figcaption>#" << j + 1 << " " << d << "<br>"
+          << html_escape(img_src(r.gallery.embeddings.image_paths[g])) << "'><figcaption>#" << j + 1 << " "
+          << fixed(e.distances[j], 3) << "<br>"
           << html_escape(r.gallery.embeddings.item_ids[g]) << "</figcaption></figure>";
       }
       h << "</div>\n";

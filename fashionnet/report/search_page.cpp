@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "data/dataset.h"
 #include "fashionnet/report/html.h"
 
@@ -21,17 +21,7 @@ namespace {
 // One colour per left/right pair (collar, sleeve, waist, hem), so a pair reads as a pair.
 const char* const kPairColour[4] = {"#e6194b", "#3cb44b", "#4363d8", "#f58231"};
 
-std::string format_distance(float d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4f", double(d));
-  return buf;
-}
-
-std::string format_px(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
+std::string format_px(double v) { return fixed(v, 1); }
 
 void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& page_dir, int width, bool dots) {
   const double w = width;
@@ -111,7 +101,7 @@ std::string render_search_page(const std::vector<PageQuery>& queries, const std:
       o << "<div class=\"" << cls << "\" style=\"width:" << opt.result_width << "px\">\n";
       o << "<img src=\"" << html_escape(relative_link(res.image, page_dir)) << "\" width=\"" << opt.result_width
         << "\" alt=\"" << html_escape(res.image) << "\"><br>\n";
-      o << "#" << r + 1 << " d=" << format_distance(res.distance);
+      o << "#" << r + 1 << " d=" << fixed(res.distance, 4);
       if (hit) o << " <span class=\"mark\">&#10003; hit</span>";
       o << "<br>item " << html_escape(res.item_id) << "<br>" << html_escape(res.image) << "\n</div>\n";
     }

@@ -2,9 +2,9 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <map>
 
+#include "core/format.h"
 #include "data/split.h"
 #include "fashionnet/eval/eval_metrics.h"
 #include "fashionnet/eval/inference.h"
@@ -122,13 +122,8 @@ std::string measure_label(const std::string& measure) {
 }
 
 std::string format_measure(const std::string& measure, double value) {
-  char b[40];
   if (std::isnan(value)) return "-";
-  if (measure == "landmark_error")
-    std::snprintf(b, sizeof b, "%.4f", value);
-  else
-    std::snprintf(b, sizeof b, "%.1f%%", 100 * value);
-  return b;
+  return measure == "landmark_error" ? fixed(value, 4) : fixed(100 * value, 1) + "%";
 }
 
 }  // namespace fn::fashionnet
