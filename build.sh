@@ -11,12 +11,12 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 
 # Debian packages the build and the tests need.
-# python3-torch: the PyTorch parity test; python3-pip: the PyPI packages below; chromium: the search page
-# rendering test; libopenmpi-dev, openmpi-bin: data-parallel training over MPI and its mpirun tests
-# (docs/distributed.md; CMake's FN_MPI=AUTO builds without them where they are missing); iproute2: the
-# network namespaces of the two-host test (tests/dist/netns_hosts.sh).
+# python3-torch, python3-pil: the PyTorch parity test and the twin scripts' tests; python3-pip: the PyPI
+# packages below; chromium: the search page rendering test; libopenmpi-dev, openmpi-bin: data-parallel
+# training over MPI and its mpirun tests (docs/distributed.md; CMake's FN_MPI=AUTO builds without them where
+# they are missing); iproute2: the network namespaces of the two-host test (tests/dist/netns_hosts.sh).
 PACKAGES=(cmake ninja-build g++ catch2 libstb-dev libopenblas-dev nlohmann-json3-dev libcli11-dev python3-numpy
-          python3-torch python3-pip chromium libopenmpi-dev openmpi-bin iproute2)
+          python3-torch python3-pil python3-pip chromium libopenmpi-dev openmpi-bin iproute2)
 
 install_deps() {
   local missing=()
