@@ -130,7 +130,7 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
   LandmarkTally all;
   std::vector<LandmarkTally> by_variation(6);  // index = variation type 1..5 (0 unused)
   const bool per_variation = ds.benchmark == "category" || ds.benchmark == "landmark";
-  int64_t vis_images = 0, rule_right = 0;
+  int64_t rule_right = 0;
   std::vector<int64_t> vis_right(8, 0);
   bool types_known = true;
   for (size_t i = 0; i < n; ++i) {
@@ -138,7 +138,6 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
     if (!smp.has_landmarks) continue;
     const int v = per_variation && smp.variation >= 1 && smp.variation <= 5 ? smp.variation : 0;
     ++all.images, ++by_variation[size_t(v)].images;
-    ++vis_images;
     bool has_slot[8] = {};
     types_known = types_known && smp.clothes_type >= 1 && smp.clothes_type <= 3;
     if (types_known)
@@ -167,10 +166,11 @@ HeadMetrics head_metrics(const Predictions& p, const data::Dataset& ds) {
   for (int v = 1; v <= 5; ++v)
     if (by_variation[size_t(v)].images)
       m.landmark_variations.push_back(by_variation[size_t(v)].group(data::variation_name(v), v, m.detection_threshold));
-  if (vis_images) {
-    for (int64_t r : vis_right) m.visibility_accuracy_slot.push_back(double(r) / double(vis_images));
-    m.visibility_accuracy = double(std::accumulate(vis_right.begin(), vis_right.end(), int64_t(0))) / double(8 * vis_images);
-    if (types_known) m.visibility_type_rule = double(rule_right) / double(8 * vis_images);
+  if (all.images) {
+    for (int64_t r : vis_right) m.visibility_accuracy_slot.push_back(double(r) / double(all.images));
+    const double slots = double(8 * all.images);
+    m.visibility_accuracy = double(std::accumulate(vis_right.begin(), vis_right.end(), int64_t(0))) / slots;
+    if (types_known) m.visibility_type_rule = double(rule_right) / slots;
   }
   return m;
 }
@@ -202,11 +202,8 @@ std::string format_head_metrics(const HeadMetrics& m) {
     }
     s += "\n  visibility accuracy per slot:";
     for (double a : m.visibility_accuracy_slot) s += " " + fixed(100 * a, 1) + "%";
-    if (!std::isnan(m.visibility_type_rule)) {
-      // What the head must beat: the slots the garment type has, called visible, with no pixel seen.
-      std::snprintf(b, sizeof b, "; the garment type's slots alone: %.2f%%", 100 * m.visibility_type_rule);
-      s += b;
-    }
+    // What the head must beat: the slots the garment type has, called visible, with no pixel seen.
+    if (!std::isnan(m.visibility_type_rule)) s += "; the garment type's slots alone: " + fixed(100 * m.visibility_type_rule, 2) + "%";
     s += "\n" + format_detection_curve(m) + format_landmark_variations(m);
   }
   return s;
