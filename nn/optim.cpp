@@ -10,6 +10,13 @@ Optimizer::Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {
     FN_CHECK(params_[i].defined() && params_[i].is_leaf(), "optimizer: parameter ", i, " must be a defined leaf");
 }
 
+void Optimizer::set_lr_mult(std::vector<float> mult) {
+  FN_CHECK(mult.empty() || mult.size() == params_.size(), "optimizer: ", mult.size(), " learning-rate multipliers for ",
+           params_.size(), " parameters");
+  for (float k : mult) FN_CHECK(k >= 0, "optimizer: a negative learning-rate multiplier");
+  lr_mult_ = std::move(mult);
+}
+
 void Optimizer::zero_grad() {
   for (auto& p : params_) p.zero_grad();
 }
@@ -37,7 +44,10 @@ void SGD::step() {
   NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor g = params_[i].grad();
-    if (g.defined() && params_[i].requires_grad()) kernels::sgd_step(params_[i], g, momentum_[i], h_);
+    if (!g.defined() || !params_[i].requires_grad()) continue;  // no gradient, or frozen
+    kernels::SgdHyper h = h_;
+    h.lr *= lr_mult(i);
+    kernels::sgd_step(params_[i], g, momentum_[i], h);
   }
 }
 
@@ -59,7 +69,9 @@ void Adam::step() {
     if (!g.defined() || !params_[i].requires_grad()) continue;  // no gradient, or frozen
     double& t = steps_[i].f64()[0];
     t += 1;
-    kernels::adam_step(params_[i], g, exp_avg_[i], exp_avg_sq_[i], int64_t(t), h_);
+    kernels::AdamHyper h = h_;
+    h.lr *= lr_mult(i);
+    kernels::adam_step(params_[i], g, exp_avg_[i], exp_avg_sq_[i], int64_t(t), h);
   }
 }
 

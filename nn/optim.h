@@ -5,6 +5,8 @@
 // and exposed by name through state() so that a checkpoint can save and restore them: "<param>.momentum"
 // (SGD), "<param>.exp_avg", "<param>.exp_avg_sq" and "<param>.step" (Adam, a 1-element CPU float64 tensor:
 // the per-parameter step count t). A parameter without a name is called "param<i>" after its position.
+// set_lr_mult gives parameters a multiple of the learning rate (Caffe's lr_mult; a PyTorch parameter group with
+// lr x k): parameter i steps as if lr were lr() x mult[i], everything else alike.
 #pragma once
 #include <string>
 #include <utility>
@@ -23,6 +25,9 @@ class Optimizer {
   void zero_grad();  // drops every parameter's .grad
   virtual float lr() const = 0;
   virtual void set_lr(float lr) = 0;  // for learning-rate schedules
+  // One multiplier per parameter, in params() order (empty: 1 for every parameter).
+  void set_lr_mult(std::vector<float> mult);
+  float lr_mult(size_t i) const { return lr_mult_.empty() ? 1.f : lr_mult_[i]; }
   // The named state tensors (shared with the optimizer: copy into them to restore a checkpoint).
   std::vector<std::pair<std::string, Tensor>> state() const { return state_; }
   const std::vector<Tensor>& params() const { return params_; }
@@ -33,6 +38,7 @@ class Optimizer {
 
   std::vector<Tensor> params_;
   std::vector<std::pair<std::string, Tensor>> state_;
+  std::vector<float> lr_mult_;
 };
 
 // SGD{lr, momentum, weight_decay, nesterov}: g += wd p; v = mu v + g; p -= lr (nesterov ? g + mu v : v).

@@ -1,6 +1,7 @@
 // The configuration's one field list and one table per choice (fashionnet/model/config.h): the JSON of every
 // checkpoint and config.json stays what it was (the same keys, the same strings), a choice is an enum from the
 // JSON or command-line boundary on, and the checks name every field out of range.
+#include <map>
 #include <string>
 
 #include "apps/options.h"
@@ -26,8 +27,8 @@ const char* kTinyJson =
     R"("step_every":0,"step_gamma":0.1,"triplet_margin":0.20000000298023224,"triplet_mining":"batch_hard",)"
     R"("warmup":0,"weight_decay":0.0})";
 
-// kTinyJson as written now: each stage with its freeze list, batch norm statistics and hold_statistics list,
-// at their defaults, validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one
+// kTinyJson as written now: each stage with its freeze list, batch norm statistics, hold_statistics list and
+// lr_mult, at their defaults, validate_every (0: tiny does not validate), the data-parallel parts and ranks (1: one
 // process), crop_scale (1: no random crop), label_smoothing (0: off), and net.local_at and net.local_scale
 // (the paper's rule, unscaled).
 nlohmann::json tiny_json_now() {
@@ -43,6 +44,7 @@ nlohmann::json tiny_json_now() {
     st["freeze"] = nlohmann::json::array();
     st["bn_statistics"] = "train";
     st["hold_statistics"] = nlohmann::json::array();
+    st["lr_mult"] = nlohmann::json::object();
   }
   return j;
 }
@@ -120,6 +122,25 @@ TEST_CASE("config: a stage's freeze list, batch norm statistics and hold_statist
                                  "stages[1].bn_statistics 'fixed': train or frozen",
                                  "stages[1].hold_statistics[0]: an empty name (bn_statistics 'frozen' holds every "
                                  "batch norm)"});
+}
+
+TEST_CASE("config: a stage's learning-rate multipliers", "[config]") {
+  TrainConfig c = preset("lite0");
+  for (const StageConfig& st : c.stages) CHECK(st.lr_mult.empty());
+  nlohmann::json::parse(R"({"stages": [{"name": "s", "steps": 10, "lr_mult": {"landmark_vis": 3, "fc7_pose": 0.5}}]})")
+      .get_to(c);
+  REQUIRE(c.stages.size() == 1);
+  CHECK(c.stages[0].lr_mult == std::map<std::string, double>{{"fc7_pose", 0.5}, {"landmark_vis", 3.0}});
+  CHECK(config_problems(c).empty());
+  const nlohmann::json j = c;
+  CHECK(j["stages"][0]["lr_mult"] == nlohmann::json::parse(R"({"fc7_pose": 0.5, "landmark_vis": 3.0})"));
+  CHECK(nlohmann::json(j.get<TrainConfig>()) == j);
+  c.stages[0].lr_mult = {{"", 2.0}, {"fc7_pose", 0.0}, {"landmark_vis", 1e4}};
+  CHECK(config_problems(c) ==
+        std::vector<std::string>{"stages[0].lr_mult: an empty name (it would cover every parameter)",
+                                 "stages[0].lr_mult[\"fc7_pose\"] 0: from 1e-6 to 1000 (freeze a module to stop it)",
+                                 "stages[0].lr_mult[\"landmark_vis\"] 10000: from 1e-6 to 1000 (freeze a module to "
+                                 "stop it)"});
 }
 
 TEST_CASE("config: a choice is an enum, named by one table", "[config]") {

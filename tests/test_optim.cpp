@@ -67,6 +67,48 @@ TEST_CASE("optimizers: named state, parameters without a gradient are left alone
   REQUIRE(plain.state().empty());
 }
 
+TEST_CASE("optimizers: a learning-rate multiplier steps a parameter as lr x k would, and no other") {
+  // Two parameters with one optimiser, the second at 3x; each against an optimiser of its own at lr, 3 lr.
+  const auto two_steps = [](auto make, std::vector<float> mult) {
+    Tensor a = Tensor::from(std::vector<double>{1.0, -2.0, 0.5}, {3}), b = a.clone();
+    a.set_requires_grad(true);
+    b.set_requires_grad(true);
+    auto opt = make(std::vector<Tensor>{a, b});
+    opt.set_lr_mult(mult);
+    for (int k = 0; k < 2; ++k) {
+      for (Tensor* t : {&a, &b}) t->set_grad(Tensor::from(std::vector<double>{0.5 * (k + 1), 0.25, -1.0}, {3}));
+      opt.step();
+    }
+    return std::make_pair(a.to_vector_f64(), b.to_vector_f64());
+  };
+  const nn::SgdOptions so{0.1f, 0.9f, 0.01f, false};
+  nn::SgdOptions so3 = so;
+  so3.lr = so.lr * 3.f;
+  const auto sgd = [](nn::SgdOptions o) { return [o](std::vector<Tensor> p) { return nn::SGD(p, o); }; };
+  const auto [a, b] = two_steps(sgd(so), {1.f, 3.f});
+  CHECK(a == two_steps(sgd(so), {}).first);   // bitwise: lr x 1 is lr
+  CHECK(b == two_steps(sgd(so3), {}).first);  // bitwise: the same float product
+  CHECK(b != a);
+  const nn::AdamOptions ao{0.01f, 0.9f, 0.999f, 1e-8f, 0.01f};
+  nn::AdamOptions ao3 = ao;
+  ao3.lr = ao.lr * 3.f;
+  const auto adam = [](nn::AdamOptions o) { return [o](std::vector<Tensor> p) { return nn::Adam(p, o); }; };
+  const auto [c, d] = two_steps(adam(ao), {1.f, 3.f});
+  CHECK(c == two_steps(adam(ao), {}).first);
+  CHECK(d == two_steps(adam(ao3), {}).first);
+  CHECK(d != c);
+
+  Tensor x = Tensor::full({2}, 1.0);
+  x.set_requires_grad(true);
+  nn::SGD one({x}, so);
+  CHECK_THROWS_WITH(one.set_lr_mult({1.f, 2.f}), Catch::Contains("2 learning-rate multipliers for 1 parameters"));
+  CHECK_THROWS_WITH(one.set_lr_mult({-1.f}), Catch::Contains("negative"));
+  one.set_lr_mult({2.f});
+  CHECK(one.lr_mult(0) == 2.f);
+  one.set_lr_mult({});
+  CHECK(one.lr_mult(0) == 1.f);
+}
+
 TEST_CASE("optimizers: frozen parameters are skipped, gradient or not, weight decay included") {
   Tensor a = Tensor::full({2}, 1.0).set_name("a"), f = Tensor::full({2}, 3.0).set_name("frozen");
   a.set_requires_grad(true);

@@ -652,6 +652,58 @@ TEST_CASE("A hold_statistics name that covers no batch norm is a user error nami
   CHECK_THROWS_WITH(train(vgg, options("hold_vgg")), Catch::Contains("'trunk' names no batch norm of this vgg16 model"));
 }
 
+TEST_CASE("lr_mult steps the parameters under its names at k times the rate, the others as before", "[trainer][freeze]") {
+  // One step from the same weights on the same batch: the gradients are the same with and without the
+  // multiplier, so fc7_fusion moves twice as far and every other parameter exactly as far.
+  const auto one_step = [](const char* name, std::map<std::string, double> mult) {
+    TrainConfig cfg = small_run();
+    cfg.stages[0].steps = 1;
+    cfg.stages[1].steps = 0;
+    cfg.stages[0].lr_mult = std::move(mult);
+    TrainOptions o = options(name);
+    REQUIRE(train(cfg, o).steps == 1);
+    return o.out_dir + "/stage1_final.safetensors";
+  };
+  const std::string plain = one_step("lr_mult_plain", {}), doubled = one_step("lr_mult_fusion", {{"fc7_fusion", 2.0}});
+  auto init = initial_model(plain);
+  SafetensorsFile p = load_safetensors(plain), d = load_safetensors(doubled);
+  int multiplied = 0, same = 0;
+  for (auto& [name, t0] : init->named_parameters()) {
+    INFO(name);
+    if (starts_with(name, "fc7_fusion.")) {
+      ++multiplied;
+      const std::vector<float> a = t0.to_vector(), b = p.get(name).to_vector(), c = d.get(name).to_vector();
+      double moved = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        CHECK(double(c[i]) - a[i] == Approx(2.0 * (double(b[i]) - a[i])).margin(1e-6));
+        moved += std::abs(double(b[i]) - a[i]);
+      }
+      CHECK(moved > 0);
+    } else {
+      same += bitwise_same(p.get(name), d.get(name));
+      CHECK(bitwise_same(p.get(name), d.get(name)));
+    }
+  }
+  CHECK(multiplied == 2);  // weight and bias
+  CHECK(same > 20);
+  nlohmann::json saved = nlohmann::json::parse(bytes_of(fs::path(doubled).parent_path().string() + "/config.json"));
+  CHECK(saved.at("stages").at(0).at("lr_mult") == nlohmann::json::parse(R"({"fc7_fusion": 2.0})"));
+}
+
+TEST_CASE("An lr_mult name that covers no parameter, or a parameter that two names cover, is a user error",
+          "[trainer][freeze]") {
+  TrainConfig cfg = small_run();
+  cfg.stages[1].lr_mult = {{"fc6_global", 2.0}, {"fc9", 2.0}};
+  CHECK_THROWS_WITH(train(cfg, options("lr_mult_none")),
+                    Catch::Contains("stage 'stage2' (stages[1].lr_mult[1]): 'fc9' names no parameter of this vgg16 model") &&
+                        !Catch::Contains("check '"));
+  cfg.stages[1].lr_mult = {{"trunk", 2.0}, {"trunk.conv1_1", 3.0}};
+  TrainOptions o = options("lr_mult_twice");
+  CHECK_THROWS_WITH(train(cfg, o), Catch::Contains("stage 'stage2' (stages[1].lr_mult): 'trunk.conv1_1.") &&
+                                       Catch::Contains("is covered by both 'trunk' and 'trunk.conv1_1'"));
+  CHECK_FALSE(fs::exists(o.out_dir + "/last.safetensors"));
+}
+
 TEST_CASE("imagefolder eval scores every image by default, and with holdout exactly those training left out",
           "[trainer][eval]") {
   // 3 classes x 20 small photos, each a different flat colour.

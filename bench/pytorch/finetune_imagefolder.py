@@ -258,15 +258,16 @@ def main():
     stages = cfg["stages"]
     budget = stage_seconds(a.log, [st["name"] for st in stages])
     print("budget: " + ", ".join(f"{st['name']} {b:.0f} s" for st, b in zip(stages, budget)) + f" (our run, {a.log})")
-    opt = torch.optim.SGD(model.parameters(), lr=stages[0]["lr"], momentum=cfg["momentum"],
-                          weight_decay=cfg["weight_decay"])
+    # a parameter group per tensor, so that a stage's lr_mult can give each its multiple of the rate
+    opt = torch.optim.SGD([{"params": [p], "name": n, "lr_mult": 1.0} for n, p in model.checkpoint_parameters()],
+                          lr=stages[0]["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     rng = np.random.default_rng(cfg.get("seed", 1))
     null = lambda n: {"landmarks01": torch.zeros(n, 16), "visible": torch.zeros(n, 8),  # noqa: E731
                       "vis_label": torch.full((n * 8,), -1, dtype=torch.long)}
 
     def step(images, category, items, stage, lr):
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_mult"]
         b = dict(null(images.shape[0]), category=category, item=items)
         o = model(images, pose=False)  # no landmark labels: as our step, no pose branch
         loss, terms = ref.fashionnet_loss(o, b, weights_of(stage), cfg.get("triplet_margin", 0.2),
@@ -298,12 +299,14 @@ def main():
             opt.state.clear()
         # the stage's marks (trainer.cpp apply_stage_marks): frozen names get no gradient and no update; held
         # statistics (every batch norm, or those under a hold_statistics name): the batch norm normalises by its
-        # running statistics and leaves them alone
+        # running statistics and leaves them alone; lr_mult: a parameter's multiple of the rate
         covers = lambda name, full: name == "" or full == name or full.startswith(name + ".")  # noqa: E731
         frozen = 0
         for n, p in model.checkpoint_parameters():
             p.requires_grad_(not any(covers(f, n) for f in stage.get("freeze", [])))
             frozen += not p.requires_grad
+        for g in opt.param_groups:
+            g["lr_mult"] = next((k for name, k in stage.get("lr_mult", {}).items() if covers(name, g["name"])), 1.0)
         hold_all = stage.get("bn_statistics", "train") == "frozen"
         held = [m for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and (
             hold_all or any(covers(h, model.checkpoint_name(n + ".weight")) for h in stage.get("hold_statistics", [])))]

@@ -159,6 +159,12 @@ struct ProblemFinder {
     for (size_t i = 0; i < names.size(); ++i)
       if (names[i].empty()) list.push_back(cat(prefix, key, "[", i, "]: ", r.text));
   }
+  void operator()(const char* key, const std::map<std::string, double>& mult, Multipliers r) {
+    for (const auto& [name, k] : mult) {
+      if (name.empty()) list.push_back(cat(prefix, key, ": an empty name (it would cover every parameter)"));
+      if (!(k >= r.lo && k <= r.hi)) list.push_back(cat(prefix, key, "[\"", name, "\"] ", k, ": ", r.text));
+    }
+  }
   void operator()(const char* key, const NetConfig& c) { visit_fields(c, ProblemFinder{list, cat(prefix, key, ".")}); }
   void operator()(const char* key, const LossWeights& c) { visit_fields(c, ProblemFinder{list, cat(prefix, key, ".")}); }
   void operator()(const char* key, const std::vector<StageConfig>& stages, NotEmpty r) {

@@ -12,6 +12,7 @@
 // of names each (ChoiceNames): the names are what config.json, checkpoints and the command line hold.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -181,7 +182,7 @@ struct LossWeights {
   double landmarks = 1, visibility = 1, category = 1, attributes = 1, triplet = 1;
 };
 
-// One training stage. `freeze`, `bn_statistics` and `hold_statistics` hold for this stage only: the trainer sets
+// One training stage. `freeze`, `bn_statistics`, `hold_statistics` and `lr_mult` hold for this stage only: the trainer sets
 // them when the stage starts (and when a run resumes inside it), unfreezing what the stage before froze. Frozen
 // parameters get no gradient and no update (momentum and weight decay included: nn/optim.h), and the first-step
 // gradient check demands none of them.
@@ -199,6 +200,11 @@ struct StageConfig {
   // module prefixes as `freeze` takes them ("conv5_global", the global branch's copy of the last stages).
   // Each must cover a BatchNorm2d of the model (the trainer checks, as for `freeze`).
   std::vector<std::string> hold_statistics;
+  // Learning-rate multipliers, Caffe's lr_mult: {"landmark_vis": 3} steps the parameters the name covers (a
+  // module prefix or a tensor's full name, as for `freeze`) at 3 times the stage's scheduled rate, their
+  // weight decay alike (a PyTorch parameter group's lr). Each name must cover a parameter, and no parameter
+  // may be covered by two names (the trainer checks). Empty: every parameter at the stage's rate.
+  std::map<std::string, double> lr_mult;
 };
 
 struct TrainConfig {
@@ -262,6 +268,11 @@ struct NotEmpty {
 struct NoEmptyName {
   const char* text;
 };
+// lr_mult's rule: each name non-empty, each multiplier within [lo, hi].
+struct Multipliers {
+  double lo, hi;
+  const char* text;
+};
 // A field without a rule (a bool, the seed, a name) is visited as v(key, field); a Choice's rule is its table; a
 // nested struct (net, weights) and the stages are visited as v(key, field) and checked by their own lists.
 template <class C, class T>
@@ -307,6 +318,7 @@ IfConfig<C, StageConfig> visit_fields(C& c, V&& v) {
   v("freeze", c.freeze, NoEmptyName{"an empty name (it would freeze every parameter)"});
   v("bn_statistics", c.bn_statistics);
   v("hold_statistics", c.hold_statistics, NoEmptyName{"an empty name (bn_statistics 'frozen' holds every batch norm)"});
+  v("lr_mult", c.lr_mult, Multipliers{1e-6, 1e3, "from 1e-6 to 1000 (freeze a module to stop it)"});
 }
 
 template <class C, class V>

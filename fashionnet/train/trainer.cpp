@@ -393,7 +393,8 @@ void Run::enter_stage(int s) {
 
 // Every stage's names against the model, before any step: a misspelt name is a user error naming the stage,
 // not a run that trains what it should have frozen. Module::covers is the one rule of what a name matches:
-// each `freeze` name must cover a parameter, each `hold_statistics` name a BatchNorm2d.
+// each `freeze` name must cover a parameter, each `hold_statistics` name a BatchNorm2d, each `lr_mult` name a
+// parameter that no other `lr_mult` name of the stage covers.
 void Run::check_stage_names() {
   const nn::NamedTensors params = model_->named_parameters();
   std::vector<std::string> tops, bns;  // the model's top-level modules (for the messages), its batch norms
@@ -419,6 +420,18 @@ void Run::check_stage_names() {
     for (size_t i = 0; i < stage.hold_statistics.size(); ++i)
       if (std::none_of(bns.begin(), bns.end(), [&](const std::string& b) { return nn::Module::covers(stage.hold_statistics[i], b); }))
         fail(s, "hold_statistics", i, stage.hold_statistics[i], "batch norm", "");
+    size_t i = 0;
+    for (const auto& [name, k] : stage.lr_mult) {
+      if (std::none_of(params.begin(), params.end(), [&](const auto& p) { return nn::Module::covers(name, p.first); }))
+        fail(s, "lr_mult", i, name, "parameter", ", or a parameter's full name");
+      for (const auto& [other, k2] : stage.lr_mult)
+        if (other < name)
+          for (const auto& p : params)
+            FN_EXPECT(!(nn::Module::covers(name, p.first) && nn::Module::covers(other, p.first)), "stage '", stage.name,
+                      "' (stages[", s, "].lr_mult): '", p.first, "' is covered by both '", other, "' and '", name,
+                      "': give each parameter one multiplier");
+      ++i;
+    }
   }
 }
 
@@ -431,6 +444,14 @@ void Run::apply_stage_marks(int s) {
   model_->unfreeze("");
   int frozen = 0;
   for (const std::string& name : stage.freeze) frozen += model_->freeze(name);
+  std::vector<float> mult;  // per parameter, in the optimiser's order
+  int multiplied = 0;
+  for (const Tensor& p : sgd_->params()) {
+    mult.push_back(1.f);
+    for (const auto& [name, k] : stage.lr_mult)
+      if (nn::Module::covers(name, p.name())) mult.back() = float(k), ++multiplied;
+  }
+  sgd_->set_lr_mult(stage.lr_mult.empty() ? std::vector<float>{} : mult);
   const bool hold_all = stage.bn_statistics == BnStatistics::Frozen;
   int held = 0, bns = 0;
   model_->for_each_module([&](const std::string& name, nn::Module& m) {
@@ -445,6 +466,11 @@ void Run::apply_stage_marks(int s) {
     step_->set_bucketer(nullptr);
     bucketer_ = std::make_unique<dist::GradBucketer>(*comm_, model_->trainable_parameters(), opt_.bucket_bytes);
     step_->set_bucketer(bucketer_.get());
+  }
+  if (loud_ && multiplied > 0) {
+    std::string list;
+    for (const auto& [name, k] : stage.lr_mult) list += cat(list.empty() ? "" : ", ", "x", k, " for ", name);
+    std::printf("%s: learning rate %s (%d parameter tensors)\n", stage.name.c_str(), list.c_str(), multiplied);
   }
   if (loud_ && (frozen > 0 || held > 0)) {
     const auto names = [](const std::vector<std::string>& v) {
