@@ -182,10 +182,10 @@ struct LossWeights {
   double landmarks = 1, visibility = 1, category = 1, attributes = 1, triplet = 1;
 };
 
-// One training stage. `freeze`, `bn_statistics`, `hold_statistics` and `lr_mult` hold for this stage only: the trainer sets
-// them when the stage starts (and when a run resumes inside it), unfreezing what the stage before froze. Frozen
-// parameters get no gradient and no update (momentum and weight decay included: nn/optim.h), and the first-step
-// gradient check demands none of them.
+// One training stage. `freeze`, `bn_statistics`, `hold_statistics` and `lr_mult` hold for this stage only: the
+// trainer sets them when the stage starts (and when a run resumes inside it), unfreezing what the stage before
+// froze. Frozen parameters get no gradient and no update (momentum and weight decay included: nn/optim.h), and
+// the first-step gradient check demands none of them.
 struct StageConfig {
   std::string name;
   int64_t steps = 0;

@@ -421,16 +421,15 @@ void Run::check_stage_names() {
       if (std::none_of(bns.begin(), bns.end(), [&](const std::string& b) { return nn::Module::covers(stage.hold_statistics[i], b); }))
         fail(s, "hold_statistics", i, stage.hold_statistics[i], "batch norm", "");
     size_t i = 0;
-    for (const auto& [name, k] : stage.lr_mult) {
+    for (auto it = stage.lr_mult.begin(); it != stage.lr_mult.end(); ++it, ++i) {
+      const std::string& name = it->first;
       if (std::none_of(params.begin(), params.end(), [&](const auto& p) { return nn::Module::covers(name, p.first); }))
         fail(s, "lr_mult", i, name, "parameter", ", or a parameter's full name");
-      for (const auto& [other, k2] : stage.lr_mult)
-        if (other < name)
-          for (const auto& p : params)
-            FN_EXPECT(!(nn::Module::covers(name, p.first) && nn::Module::covers(other, p.first)), "stage '", stage.name,
-                      "' (stages[", s, "].lr_mult): '", p.first, "' is covered by both '", other, "' and '", name,
-                      "': give each parameter one multiplier");
-      ++i;
+      for (auto other = stage.lr_mult.begin(); other != it; ++other)  // each pair once
+        for (const auto& p : params)
+          FN_EXPECT(!(nn::Module::covers(name, p.first) && nn::Module::covers(other->first, p.first)), "stage '",
+                    stage.name, "' (stages[", s, "].lr_mult): '", p.first, "' is covered by both '", other->first,
+                    "' and '", name, "': give each parameter one multiplier");
     }
   }
 }
