@@ -178,4 +178,24 @@ TEST_CASE("optimizers: CUDA matches the CPU") {
     FN_REQUIRE_CLOSE(mg, mc, 1e-6, 1e-6);
     FN_REQUIRE_CLOSE(sg, sc, 1e-6, 1e-6);
   }
+  // A learning-rate multiplier on the device: two parameters, the second at 3x, against the CPU.
+  Rng rng(7);
+  const Tensor a0 = Tensor::randn({45}, rng), g0 = Tensor::randn({45}, rng);
+  std::vector<Tensor> after;
+  for (Device d : {Device::CPU, Device::CUDA}) {
+    Tensor a = a0.clone().to(d), b = a0.clone().to(d);  // to() of a CPU tensor to the CPU is the tensor itself
+    a.set_requires_grad(true);
+    b.set_requires_grad(true);
+    nn::SGD sgd({a, b}, {0.05f, 0.9f, 1e-4f});
+    sgd.set_lr_mult({1.f, 3.f});
+    for (int k = 0; k < 2; ++k) {
+      a.set_grad(g0.to(d));
+      b.set_grad(g0.to(d));
+      sgd.step();
+    }
+    after.push_back(a.to(Device::CPU));
+    after.push_back(b.to(Device::CPU));
+  }
+  FN_REQUIRE_CLOSE(after[2], after[0], 1e-6, 1e-6);
+  FN_REQUIRE_CLOSE(after[3], after[1], 1e-6, 1e-6);
 }
