@@ -66,6 +66,7 @@ Arm train_and_evaluate(const std::string& name, fn::fashionnet::TrainConfig cfg,
   fn::data::Dataset ds = fn::data::load_dataset(data, benchmark);
   fn::fashionnet::EvalOptions eo;
   eo.inference.threads = threads;
+  eo.inference.bbox_margin = cfg.bbox_margin;
   a.result = fn::fashionnet::evaluate(*model, ds, dev, eo);
   std::printf("%s", fn::fashionnet::format_eval(a.result).c_str());
   return a;

@@ -69,6 +69,7 @@ int run_eval(int argc, char** argv) {
   opt.inference.comm = &comm;
   fn::fashionnet::TrainConfig cfg;
   auto model = fn::fashionnet::model_from_checkpoint(ckpt, dev, &cfg, input);
+  opt.inference.bbox_margin = cfg.bbox_margin;  // the images as training cropped them
   fn::data::Dataset ds = fn::data::load_dataset(root, benchmark, benchmark != "imagefolder");
   auto r = fn::fashionnet::evaluate(*model, ds, dev, opt);
   if (comm.rank() != 0) return 0;

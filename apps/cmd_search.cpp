@@ -1,8 +1,10 @@
 // fashionnet search --checkpoint C --gallery PREFIX --image IMG... [--k 10] --html OUT.html
-//                   [--gallery-root DIR] [--query-ids FILE | --item ID] [--mirror] [--device D]
-//   embeds each query photo (whole image, predicted landmarks), prints its k nearest gallery images and
-//   writes an HTML page with the landmarks drawn over each query and its results (docs/search.md). --mirror
-//   averages each query with its mirror image (fashionnet/eval/mirror.h), for a gallery `embed --mirror` wrote.
+//                   [--gallery-root DIR] [--query-ids FILE | --item ID] [--boxes FILE | --box X1,Y1,X2,Y2]
+//                   [--mirror] [--device D]
+//   embeds each query photo (the whole image, or the garment's box; predicted landmarks), prints its k nearest
+//   gallery images and writes an HTML page with the landmarks drawn over each query and its results
+//   (docs/search.md). --mirror averages each query with its mirror image (fashionnet/eval/mirror.h), for a
+//   gallery `embed --mirror` wrote.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -13,11 +15,13 @@ namespace {
 int run_search(int argc, char** argv) {
   CLI::App app{"Search a gallery with plain photos and write an HTML page of the results"};
   fn::fashionnet::SearchRequest req;
-  std::string device = "auto", query_ids, item;
+  std::string device = "auto", query_ids, item, boxes, box;
   app.add_option("--checkpoint", req.checkpoint, "a training checkpoint")->required();
   app.add_option("--gallery", req.gallery, "gallery prefix written by `fashionnet embed` (.npy + .ids.txt)")
       ->required();
-  app.add_option("--image", req.images, "query photos (JPEG or PNG)")->required();
+  std::vector<std::string> images;
+  app.add_option("--image", images, "query photos (JPEG or PNG), or .txt lists of photo paths (one per line)")
+      ->required();
   app.add_option("--k", req.k, "results per query")->capture_default_str();
   app.add_option("--html", req.html, "the page to write")->required();
   app.add_option("--gallery-root", req.gallery_root,
@@ -26,10 +30,21 @@ int run_search(int argc, char** argv) {
                  "first path exists there, else the ids file's folder");
   auto* qi = app.add_option("--query-ids", query_ids, "ids file (\"image_path item_id\" lines) giving query items");
   app.add_option("--item", item, "item id of the single query image")->excludes(qi);
+  auto* bf = app.add_option("--boxes", boxes, "box file (\"image_path x1 y1 x2 y2\" lines, pixels): each listed "
+                            "photo is cropped to its garment's box, widened as training widened its boxes");
+  app.add_option("--box", box, "X1,Y1,X2,Y2: the garment's box in the single query photo, in pixels")->excludes(bf);
   app.add_flag("--mirror", req.mirror, "embed each query photo with its mirror image, averaged (as `embed --mirror`)");
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   req.device = fn::parse_device(device);
+  req.images = fn::fashionnet::expand_image_args(images);
+  if (!box.empty()) {
+    FN_EXPECT(req.images.size() == 1, "--box gives the box of a single query image; for ", req.images.size(),
+              " images use --boxes");
+    req.boxes = {fn::fashionnet::parse_box(box)};
+  } else if (!boxes.empty()) {
+    req.boxes = fn::fashionnet::photo_boxes_from_file(boxes, req.images);
+  }
   if (!item.empty()) {
     FN_EXPECT(req.images.size() == 1, "--item names the item of a single query image; for ", req.images.size(),
               " images use --query-ids");
@@ -41,8 +56,13 @@ int run_search(int argc, char** argv) {
   if (!out.warning.empty()) std::fprintf(stderr, "warning: %s\n", out.warning.c_str());
   for (size_t i = 0; i < out.queries.size(); ++i) {
     const auto& q = out.queries[i];
-    std::printf("query %zu: %s%s%s\n", i + 1, q.image.c_str(), q.item_id.empty() ? "" : "  item ",
-                q.item_id.c_str());
+    std::string boxed;
+    if (!req.boxes.empty() && req.boxes[i]) {
+      const auto& b = *req.boxes[i];
+      boxed = fn::cat("  box ", b.x1, ",", b.y1, ",", b.x2, ",", b.y2);
+    }
+    std::printf("query %zu: %s%s%s%s\n", i + 1, q.image.c_str(), q.item_id.empty() ? "" : "  item ",
+                q.item_id.c_str(), boxed.c_str());
     std::printf("  %4s  %8s  %-12s  %s\n", "rank", "distance", "item", "image");
     for (size_t r = 0; r < q.results.size(); ++r) {
       const auto& res = q.results[r];

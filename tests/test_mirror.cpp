@@ -175,8 +175,11 @@ TEST_CASE("mirror: embed_photos gives a photo and its mirror-image file the same
   data::write_image(a_png, img);
   data::write_image(b_png, mirrored);
   FashionNet& net = tiny_model();
-  const PhotoEmbeddings one = embed_photos(net, {a_png, b_png}, Device::CPU, 2, false, false);
-  const PhotoEmbeddings two = embed_photos(net, {a_png, b_png}, Device::CPU, 2, false, true);
+  PhotoOptions po;
+  po.batch = 2;
+  const PhotoEmbeddings one = embed_photos(net, {a_png, b_png}, Device::CPU, po);
+  po.mirror = true;
+  const PhotoEmbeddings two = embed_photos(net, {a_png, b_png}, Device::CPU, po);
   const int64_t d = two.embeddings.dim();
   const std::vector<float> e = two.embeddings.features.to_vector(), e1 = one.embeddings.features.to_vector();
   const std::vector<float> a(e.begin(), e.begin() + d), b(e.begin() + d, e.end());

@@ -196,6 +196,15 @@ TEST_CASE("search page: hits and misses, relative links, distances, escaping", "
   CHECK(count(plain, "<circle") == 0);
   CHECK(plain.find("trained without landmarks") != std::string::npos);
   CHECK(plain.find("Dots: predicted landmarks") == std::string::npos);
+  // A query with a box: its crop drawn as a dashed frame at fraction x display size (256 x 384), and a word on
+  // the frame under the title; none without.
+  CHECK(count(html, "class=\"crop\"") == 0);
+  CHECK(html.find("Dashed frame") == std::string::npos);
+  qs[1].crop = {0.25f, 0.5f, 0.75f, 1.f};
+  const std::string boxed = render_search_page(qs, root + "/pages");
+  CHECK(count(boxed, "class=\"crop\"") == 1);
+  CHECK(boxed.find("x=\"64.0\" y=\"192.0\" width=\"128.0\" height=\"192.0\"") != std::string::npos);
+  CHECK(boxed.find("Dashed frame") != std::string::npos);
 
   CHECK(html_escape("a&b<c>\"d'") == "a&amp;b&lt;c&gt;&quot;d&#39;");
   CHECK(relative_link("/x/y/z.png", "/x/w") == "../y/z.png");
@@ -237,6 +246,61 @@ TEST_CASE("query image: whole photo, resized and normalised", "[search_page]") {
   CHECK(error_of([&] { load_query_image(t / "missing.jpg", 16); }).find("missing.jpg") != std::string::npos);
   std::ofstream(t / "corrupt.jpg") << "not a jpeg at all";
   CHECK(error_of([&] { load_query_image(t / "corrupt.jpg", 16); }).find("corrupt.jpg") != std::string::npos);
+}
+
+TEST_CASE("query boxes: the box file, --box, the crop and the way back to the photo", "[search_page]") {
+  TempDir t("boxes");
+  std::ofstream(t / "boxes.txt") << "# image_path x1 y1 x2 y2\n\n./x/a.jpg 10 20 30 60\r\nother.jpg 0 0 5 5\n";
+  const auto boxes = photo_boxes_from_file(t / "boxes.txt", {"x/a.jpg", "b.jpg"});
+  REQUIRE(boxes.size() == 2);
+  REQUIRE(boxes[0].has_value());
+  CHECK((boxes[0]->x1 == 10 && boxes[0]->y1 == 20 && boxes[0]->x2 == 30 && boxes[0]->y2 == 60));
+  CHECK(!boxes[1].has_value());  // not listed: the whole photo
+  // Malformed lines name the file and the line; a file listing none of the photos is refused.
+  std::ofstream(t / "short.txt") << "a.jpg 1 2 3\n";
+  const std::string short_err = error_of([&] { photo_boxes_from_file(t / "short.txt", {"a.jpg"}); });
+  CHECK(short_err.find("short.txt: line 1") != std::string::npos);
+  CHECK(short_err.find("four whole numbers") != std::string::npos);
+  std::ofstream(t / "empty_box.txt") << "# header\na.jpg 5 2 5 9\n";
+  CHECK(error_of([&] { photo_boxes_from_file(t / "empty_box.txt", {"a.jpg"}); }).find("empty_box.txt: line 2") !=
+        std::string::npos);
+  std::ofstream(t / "twice.txt") << "a.jpg 1 2 3 4\n./a.jpg 1 2 3 5\n";
+  CHECK(error_of([&] { photo_boxes_from_file(t / "twice.txt", {"a.jpg"}); }).find("earlier line") != std::string::npos);
+  CHECK(error_of([&] { photo_boxes_from_file(t / "boxes.txt", {"c.jpg"}); }).find("none of the 1 photos") !=
+        std::string::npos);
+  CHECK(error_of([&] { photo_boxes_from_file(t / "absent.txt", {"a.jpg"}); }).find("absent.txt") != std::string::npos);
+
+  const PhotoBox b = parse_box("40,60,220,380");
+  CHECK((b.x1 == 40 && b.y1 == 60 && b.x2 == 220 && b.y2 == 380));
+  CHECK(error_of([&] { parse_box("40,60,220"); }).find("--box \"40,60,220\"") != std::string::npos);
+  CHECK(!error_of([&] { parse_box("40,60,20,380"); }).empty());
+
+  // The crop: the whole photo without a box; with one, the training loader's rule (data::crop_rect).
+  const fn::data::CropRect whole = photo_crop("p.jpg", 200, 300, std::nullopt, 0.2f);
+  CHECK((whole.x0 == 0 && whole.y0 == 0 && whole.w == 200 && whole.h == 300));
+  fn::data::Sample s;
+  s.has_bbox = true;
+  s.x1 = 40, s.y1 = 60, s.x2 = 140, s.y2 = 260;
+  const fn::data::CropRect want = fn::data::crop_rect(s, 200, 300, 0.25f);
+  const fn::data::CropRect got = photo_crop("p.jpg", 200, 300, PhotoBox{40, 60, 140, 260}, 0.25f);
+  CHECK((got.x0 == want.x0 && got.y0 == want.y0 && got.w == want.w && got.h == want.h));
+  CHECK((got.x0 == 15 && got.y0 == 10 && got.w == 150 && got.h == 290));  // 25 px and 50 px wider, clipped below
+  const std::string outside = error_of([&] { photo_crop("p.jpg", 200, 300, PhotoBox{40, 60, 201, 260}, 0.f); });
+  CHECK(outside.find("p.jpg") != std::string::npos);
+  CHECK(outside.find("200x300") != std::string::npos);
+
+  // Back to the photo: the inverse of the loader's data::InputMap, for any crop; the whole photo's is the
+  // former rule, loc + 0.5 / input.
+  CHECK(input_to_photo_fraction(0.25f, 16, 0, 200, 200) == Approx(0.25 + 0.5 / 16));
+  const fn::data::InputMap m = fn::data::input_map(got, 32, false);
+  for (float loc : {0.f, 0.3f, 0.97f}) {
+    const float fx = input_to_photo_fraction(loc, 32, got.x0, got.w, 200);
+    const float fy = input_to_photo_fraction(loc, 32, got.y0, got.h, 300);
+    float ox = 0, oy = 0;
+    m.map(fx * 200 - 0.5f, fy * 300 - 0.5f, ox, oy);  // the fraction's pixel centre, through the loader's map
+    CHECK(ox == Approx(loc * 32).margin(1e-4));
+    CHECK(oy == Approx(loc * 32).margin(1e-4));
+  }
 }
 
 TEST_CASE("search: image lists, query ids, default gallery root", "[search_page]") {
@@ -304,13 +368,50 @@ TEST_CASE("search: end to end on a tiny model, and bad inputs refused", "[search
 
   // embed --images: plain photos, item ids "-", batch size does not change the result.
   const std::vector<std::string> photos = {(fs::path(sc.out) / s0.image).string(), (fs::path(sc.out) / s1.image).string()};
-  PhotoEmbeddings one = embed_photos(*model, photos, fn::Device::CPU, 1);
-  PhotoEmbeddings two = embed_photos(*model, photos, fn::Device::CPU, 2);
+  PhotoOptions po;
+  po.batch = 1;
+  PhotoEmbeddings one = embed_photos(*model, photos, fn::Device::CPU, po);
+  po.batch = 2;
+  PhotoEmbeddings two = embed_photos(*model, photos, fn::Device::CPU, po);
   CHECK(one.embeddings.item_ids == std::vector<std::string>{"-", "-"});
   REQUIRE(one.embeddings.features.shape() == fn::Shape{2, int64_t(model->config().fc7_fusion)});
   FN_REQUIRE_CLOSE(two.embeddings.features, one.embeddings.features, 1e-5, 1e-4);
   CHECK(one.landmarks.size() == 2 * 16);
   write_embeddings(t / "photos", one.embeddings);  // accepted by the ids format
+
+  // Photos with the dataset's own boxes and a training margin are the images evaluation sees: embed_photos
+  // gives run_inference's embeddings and landmarks (mapped back to the photo) at the same bbox_margin.
+  REQUIRE((s0.has_bbox && s1.has_bbox));
+  PhotoOptions boxed;
+  boxed.batch = 2;
+  boxed.bbox_margin = 0.25f;
+  for (const fn::data::Sample* s : {&s0, &s1}) boxed.boxes.push_back(PhotoBox{s->x1, s->y1, s->x2, s->y2});
+  const PhotoEmbeddings pb = embed_photos(*model, photos, fn::Device::CPU, boxed);
+  InferenceOptions margin_io = io;
+  margin_io.bbox_margin = 0.25f;
+  margin_io.batch = 2;
+  const Predictions ip = run_inference(*model, ds, {qidx[0], qidx[1]}, fn::Device::CPU, margin_io);
+  FN_REQUIRE_CLOSE(pb.embeddings.features, ip.embeddings.features, 1e-6, 1e-5);
+  const int input = model->config().input;
+  for (size_t i = 0; i < 2; ++i) {
+    const fn::data::CropRect& c = pb.crops[i];
+    const fn::data::Sample& s = i == 0 ? s0 : s1;
+    const fn::data::CropRect want = fn::data::crop_rect(s, pb.width[i], pb.height[i], 0.25f);
+    CHECK((c.x0 == want.x0 && c.y0 == want.y0 && c.w == want.w && c.h == want.h));
+    const fn::data::InputMap m = fn::data::input_map(c, input, false);
+    for (int k = 0; k < fn::data::kSlots; ++k) {
+      float ox = 0, oy = 0;
+      m.map(pb.landmarks[(i * 8 + size_t(k)) * 2] * float(pb.width[i]) - 0.5f,
+            pb.landmarks[(i * 8 + size_t(k)) * 2 + 1] * float(pb.height[i]) - 0.5f, ox, oy);
+      CHECK(ox / float(input) == Approx(ip.landmark_pred[(i * 8 + size_t(k)) * 2]).margin(1e-4));
+      CHECK(oy / float(input) == Approx(ip.landmark_pred[(i * 8 + size_t(k)) * 2 + 1]).margin(1e-4));
+    }
+  }
+  // The margin matters (a test that could fail): without it evaluation would see other pixels.
+  InferenceOptions tight_io = margin_io;
+  tight_io.bbox_margin = 0.f;
+  const Predictions tight = run_inference(*model, ds, {qidx[0], qidx[1]}, fn::Device::CPU, tight_io);
+  CHECK(!fn::test::compare(tight.embeddings.features, ip.embeddings.features, 1e-4, 0).ok);
   CHECK(read_embeddings(t / "photos").rows() == 2);
 
   fs::create_directories(t.path / "page");
@@ -322,6 +423,7 @@ TEST_CASE("search: end to end on a tiny model, and bad inputs refused", "[search
   req.query_item_ids = {s0.item_id, ""};
   req.k = 1000;  // the whole gallery, so the query's own item is surely among the results
   req.html = t / "page/search.html";
+  SearchRequest boxed_req = req;  // before the plain search below overwrites the page
   SearchOutcome out = search_photos(req);
   REQUIRE(out.queries.size() == 2);
   REQUIRE(int64_t(out.queries[0].results.size()) == gp.embeddings.rows());
@@ -335,6 +437,18 @@ TEST_CASE("search: end to end on a tiny model, and bad inputs refused", "[search
   CHECK(count(html, "class=\"result hit\"") >= 1);       // query 0's item is in the gallery
   CHECK(count(html, "class=\"result\"") == size_t(gp.embeddings.rows()));  // query 1: unmarked
   CHECK(html.find("src=\"../data/" + s1.image + "\"") != std::string::npos);
+  CHECK(count(html, "class=\"crop\"") == 0);
+
+  // A box for the first query only: its crop is the box as training widened it (the checkpoint's
+  // bbox_margin, 0 in the tiny preset), drawn on the page; the second query stays whole.
+  boxed_req.boxes = {PhotoBox{s0.x1, s0.y1, s0.x2, s0.y2}, std::nullopt};
+  boxed_req.html = t / "page/boxed.html";
+  const SearchOutcome bo = search_photos(boxed_req);
+  REQUIRE(bo.queries.at(0).crop.size() == 4);
+  CHECK(bo.queries[0].crop[0] == Approx(double(s0.x1) / bo.queries[0].width));
+  CHECK(bo.queries[0].crop[3] == Approx(double(s0.y2) / bo.queries[0].height));
+  CHECK(bo.queries.at(1).crop.empty());
+  CHECK(count(read_text(boxed_req.html), "class=\"crop\"") == 1);
 
   // Bad inputs are refused naming the file.
   SearchRequest bad = req;

@@ -19,6 +19,7 @@ Predictions infer(FashionNet& model, const data::Dataset& ds, const std::vector<
   data::LoaderConfig lc;
   lc.batch = opt.batch;
   lc.input = cfg.input;
+  lc.bbox_margin = opt.bbox_margin;
   lc.flip = false;
   lc.sampler = data::LoaderConfig::Sequential;
   lc.drop_last = false;

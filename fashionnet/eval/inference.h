@@ -24,6 +24,9 @@ struct InferenceOptions {
   int batch = 32;
   int threads = 2;
   bool pool_at_ground_truth = false;
+  // The crop rule the model was trained with (TrainConfig::bbox_margin, kept in its checkpoint): each image is
+  // its bbox widened by this fraction of its size on each side, so evaluation sees the images as training did.
+  float bbox_margin = 0.f;
   bool mirror = false;   // also run each image mirrored and average the two passes (fashionnet/eval/mirror.h)
   bool skip_bad = false;
   bool progress = true;  // over ranks, rank 0 alone prints (its shard's progress)

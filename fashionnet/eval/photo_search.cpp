@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "core/autograd.h"
 #include "fashionnet/train/checkpoint.h"
@@ -39,8 +40,11 @@ std::string join_root(const std::string& root, const std::string& path) {
 }  // namespace
 
 PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
-                             int batch, bool progress, bool mirror) {
+                             const PhotoOptions& opt) {
+  const int batch = opt.batch;
   FN_EXPECT(batch > 0, "--batch: images per forward pass must be at least 1, got ", batch);
+  FN_CHECK(opt.boxes.empty() || opt.boxes.size() == paths.size(), "embed_photos: ", opt.boxes.size(), " boxes for ",
+           paths.size(), " photos");
   NoGradGuard no_grad;
   nn::ModeGuard eval_mode(model, /*training=*/false);  // as run_inference
   const int input = model.config().input;
@@ -59,25 +63,34 @@ PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& 
     for (int64_t i = 0; i < n; ++i) {
       const std::string& path = paths[size_t(start + i)];
       data::Image img = data::decode_image(path);  // throws naming the file
-      whole_image_to_chw(img, input, chw.data() + size_t(i) * plane);
+      const data::CropRect crop = photo_crop(path, img.w, img.h, opt.boxes.empty() ? std::nullopt
+                                             : opt.boxes[size_t(start + i)], opt.bbox_margin);
+      data::crop_resize_normalize(img, crop, input, /*flip=*/false, chw.data() + size_t(i) * plane);
       pe.width.push_back(img.w);
       pe.height.push_back(img.h);
+      pe.crops.push_back(crop);
     }
     const Shape shape{n, 3, int64_t(input), int64_t(input)};
     // Undefined PoolAt: landmark_pool at the predicted landmarks.
     HostOutputs h = forward_to_host(model, Tensor::from(chw, shape, device), PoolAt{});
-    if (mirror) {
+    if (opt.mirror) {
       data::mirror_chw(chw.data(), n, input);
       average_with_mirrored(h, forward_to_host(model, Tensor::from(chw, shape, device), PoolAt{}), input);
     }
     feats.insert(feats.end(), h.embedding.begin(), h.embedding.end());
-    // landmark_loc is in [0, 1] of the input with pixel centres at loc * input; the whole photo is the
-    // input, so (loc * input + 0.5) / input is the fraction of the photo's width (height).
-    for (float v : h.landmark_loc) pe.landmarks.push_back(v + 0.5f / float(input));
+    for (int64_t i = 0; i < n; ++i) {
+      const size_t row = size_t(start + i);
+      const data::CropRect& c = pe.crops[row];
+      for (int s = 0; s < kSlots; ++s) {
+        const float* loc = &h.landmark_loc[size_t((i * kSlots + s) * 2)];
+        pe.landmarks.push_back(input_to_photo_fraction(loc[0], input, c.x0, c.w, pe.width[row]));
+        pe.landmarks.push_back(input_to_photo_fraction(loc[1], input, c.y0, c.h, pe.height[row]));
+      }
+    }
     for (float v : visible_from_logits(h.landmark_vis)) pe.visible.push_back(v > 0.5f ? 1 : 0);
-    if (progress) prog.update(start + n, double(start + n));
+    if (opt.progress) prog.update(start + n, double(start + n));
   }
-  if (progress) prog.finish(cat(n_all, " images"));
+  if (opt.progress) prog.finish(cat(n_all, " images"));
   pe.embeddings.features = Tensor::from(feats, {n_all, dim});
   pe.embeddings.image_paths = paths;
   pe.embeddings.item_ids.assign(paths.size(), "-");
@@ -163,24 +176,93 @@ std::vector<std::string> query_ids_from_file(const std::string& ids_path, const 
   return out;
 }
 
+namespace {
+// "x1 y1 x2 y2" (or with commas): four integers, a non-empty box with non-negative corners; nullopt otherwise,
+// with `why` set.
+std::optional<PhotoBox> box_of(std::string text, std::string* why) {
+  std::replace(text.begin(), text.end(), ',', ' ');
+  std::istringstream is(text);
+  PhotoBox b;
+  std::string extra;
+  if (!(is >> b.x1 >> b.y1 >> b.x2 >> b.y2) || (is >> extra)) {
+    *why = "expected four whole numbers x1 y1 x2 y2 (pixels)";
+    return std::nullopt;
+  }
+  if (b.x1 < 0 || b.y1 < 0 || b.x2 <= b.x1 || b.y2 <= b.y1) {
+    *why = cat("the box (", b.x1, ", ", b.y1, ", ", b.x2, ", ", b.y2, ") is empty or has a negative corner (x1 < x2, "
+               "y1 < y2, both corners at 0 or more)");
+    return std::nullopt;
+  }
+  return b;
+}
+}  // namespace
+
+PhotoBox parse_box(const std::string& text) {
+  std::string why;
+  const std::optional<PhotoBox> b = box_of(text, &why);
+  FN_EXPECT(b.has_value(), "--box \"", text, "\": ", why, ", e.g. --box 40,60,220,380");
+  return *b;
+}
+
+std::vector<std::optional<PhotoBox>> photo_boxes_from_file(const std::string& path,
+                                                           const std::vector<std::string>& images) {
+  errno = 0;
+  std::ifstream f(path);
+  const int err = errno;
+  FN_EXPECT(f.good(), path, ": cannot open the box file for reading", err ? cat(": ", std::strerror(err)) : std::string());
+  std::map<std::string, PhotoBox> by_path;
+  std::string line;
+  for (int64_t n = 1; std::getline(f, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::istringstream is(line);
+    std::string image;
+    if (!(is >> image) || image[0] == '#') continue;
+    std::string rest, why;
+    std::getline(is, rest);
+    const std::optional<PhotoBox> b = box_of(rest, &why);
+    FN_EXPECT(b.has_value(), path, ": line ", n, ": ", why, " after the image path (\"image_path x1 y1 x2 y2\"): \"",
+              line, "\"");
+    FN_EXPECT(by_path.emplace(normal_path(image), *b).second, path, ": line ", n, ": ", image,
+              " has a box on an earlier line already");
+  }
+  std::vector<std::optional<PhotoBox>> out;
+  size_t listed = 0;
+  for (const std::string& img : images) {
+    auto it = by_path.find(normal_path(img));
+    out.push_back(it == by_path.end() ? std::nullopt : std::optional<PhotoBox>(it->second));
+    listed += it != by_path.end();
+  }
+  FN_EXPECT(listed > 0, path, ": none of the ", images.size(), " photos (the first: ", images.empty() ? "-" : images[0],
+            ") has a box there; its paths must be written as the photos are given (compared after removing ./ "
+            "and ..)");
+  return out;
+}
+
 SearchOutcome search_photos(const SearchRequest& req) {
   FN_EXPECT(!req.images.empty(), "search: no query image (give one or more with --image)");
   FN_EXPECT(req.k >= 1, "--k: the number of results per query must be at least 1, got ", req.k);
   FN_CHECK(req.query_item_ids.empty() || req.query_item_ids.size() == req.images.size(), "search: ",
            req.query_item_ids.size(), " query item ids for ", req.images.size(), " images");
+  FN_CHECK(req.boxes.empty() || req.boxes.size() == req.images.size(), "search: ", req.boxes.size(), " boxes for ",
+           req.images.size(), " images");
   // Check every photo before the (slow) model load, so a typo fails at once.
   for (const std::string& p : req.images) FN_EXPECT(fs::exists(p), p, ": query image not found");
 
   const std::string ids_path = req.gallery + ".ids.txt", npy_path = req.gallery + ".npy";
   Embeddings gallery = read_embeddings(req.gallery);  // refuses missing/malformed files, naming them
   FN_EXPECT(gallery.rows() > 0, npy_path, ": the gallery is empty (0 embeddings); embed a split with images");
-  auto model = model_from_checkpoint(req.checkpoint, req.device);
+  TrainConfig cfg;
+  auto model = model_from_checkpoint(req.checkpoint, req.device, &cfg);
   const int64_t dim = model->config().fc7_fusion;
   FN_EXPECT(gallery.dim() == dim, npy_path, ": gallery embeddings have dimension ", gallery.dim(), " but the model of ",
             req.checkpoint, " produces ", dim, ": the gallery was embedded with another model (re-run `fashionnet "
             "embed` with this checkpoint)");
 
-  PhotoEmbeddings q = embed_photos(*model, req.images, req.device, 16, false, req.mirror);
+  PhotoOptions po;
+  po.mirror = req.mirror;
+  po.boxes = req.boxes;
+  po.bbox_margin = cfg.bbox_margin;  // a boxed query is cropped as the gallery's dataset images were
+  PhotoEmbeddings q = embed_photos(*model, req.images, req.device, po);
   Tensor qf = q.embeddings.features.cpu(), gf = gallery.features.cpu();
   // Copies, so the caller's embeddings stay as read (the files hold raw fc7_fusion outputs).
   qf = Tensor::from(qf.to_vector(), qf.shape());
@@ -232,6 +314,11 @@ SearchOutcome search_photos(const SearchRequest& req) {
     pq.height = q.height[i];
     pq.landmarks.assign(q.landmarks.begin() + long(i) * 2 * kSlots, q.landmarks.begin() + long(i + 1) * 2 * kSlots);
     for (int s = 0; s < kSlots; ++s) pq.visible.push_back(q.visible[i * kSlots + size_t(s)] != 0);
+    if (!req.boxes.empty() && req.boxes[i]) {
+      const data::CropRect& c = q.crops[i];
+      pq.crop = {float(c.x0) / float(pq.width), float(c.y0) / float(pq.height), float(c.x0 + c.w) / float(pq.width),
+                 float(c.y0 + c.h) / float(pq.height)};
+    }
     std::vector<std::string> listed;
     for (int64_t r = 0; r < nb.k; ++r) {
       const int32_t g = nb.row_index(int64_t(i))[r];
@@ -243,14 +330,14 @@ SearchOutcome search_photos(const SearchRequest& req) {
     out.gallery_paths_as_listed.push_back(std::move(listed));
   }
   if (!req.html.empty()) {
-    PageOptions po;
+    PageOptions page;
     // A model that pools at its own predictions learned them from landmarks; one trained without (net.local_at
     // absent or layout, docs/fashionnet.md) predicts nothing worth drawing.
-    po.landmarks = model->config().local_at == LocalAt::Landmarks;
-    po.notes = {cat("checkpoint: ", req.checkpoint),
+    page.landmarks = model->config().local_at == LocalAt::Landmarks;
+    page.notes = {cat("checkpoint: ", req.checkpoint),
                 cat("gallery: ", req.gallery, " (", gallery.rows(), " images, dimension ", dim, ")"),
                 cat("gallery root: ", out.gallery_root.empty() ? "." : out.gallery_root)};
-    write_search_page(req.html, out.queries, po);
+    write_search_page(req.html, out.queries, page);
   }
   return out;
 }

@@ -6,6 +6,27 @@
 
 namespace fn::fashionnet {
 
+data::CropRect photo_crop(const std::string& path, int width, int height, const std::optional<PhotoBox>& box,
+                          float margin) {
+  if (!box) return {0, 0, width, height};
+  const PhotoBox& b = *box;
+  FN_EXPECT(b.x1 >= 0 && b.y1 >= 0 && b.x2 > b.x1 && b.y2 > b.y1 && b.x2 <= width && b.y2 <= height, path,
+            ": the box (", b.x1, ", ", b.y1, ", ", b.x2, ", ", b.y2, ") is not inside the ", width, "x", height,
+            " photo (x1 y1 x2 y2 in pixels, 0 <= x1 < x2 <= width, 0 <= y1 < y2 <= height)");
+  data::Sample s;
+  s.image = path;
+  s.has_bbox = true;
+  s.x1 = b.x1, s.y1 = b.y1, s.x2 = b.x2, s.y2 = b.y2;
+  return data::crop_rect(s, width, height, margin);
+}
+
+float input_to_photo_fraction(float loc, int input, int crop_origin, int crop_size, int photo_size) {
+  // InputMap: u = (x - x0 + 0.5) * input / w - 0.5 with u = loc * input; the pixel centre x covers
+  // [x - 0.5, x + 0.5], so its fraction of the photo is (x + 0.5) / photo_size.
+  const float x = (loc * float(input) + 0.5f) * float(crop_size) / float(input) + float(crop_origin) - 0.5f;
+  return (x + 0.5f) / float(photo_size);
+}
+
 void whole_image_to_chw(const data::Image& img, int input, float* chw) {
   FN_CHECK(img.w > 0 && img.h > 0, "whole_image_to_chw: empty image");
   FN_CHECK(input > 0, "whole_image_to_chw: input size ", input);

@@ -31,6 +31,11 @@ void render_photo(std::ostringstream& o, const PageQuery& q, const std::string& 
     << "\" height=\"" << format_px(h) << "\" alt=\"" << html_escape(q.image) << "\">\n";
   o << "<svg width=\"" << format_px(w) << "\" height=\"" << format_px(h) << "\" viewBox=\"0 0 " << format_px(w)
     << " " << format_px(h) << "\">\n";
+  if (q.crop.size() == 4)
+    o << "<rect class=\"crop\" x=\"" << format_px(q.crop[0] * w) << "\" y=\"" << format_px(q.crop[1] * h)
+      << "\" width=\"" << format_px((q.crop[2] - q.crop[0]) * w) << "\" height=\"" << format_px((q.crop[3] - q.crop[1]) * h)
+      << "\" fill=\"none\" stroke=\"#ffd60a\" stroke-width=\"2\" stroke-dasharray=\"6 4\"><title>the part of the photo the "
+         "model saw (the box given with it)</title></rect>\n";
   const size_t slots = dots ? std::min(q.landmarks.size() / 2, q.visible.size()) : 0;
   for (size_t s = 0; s < slots; ++s) {
     if (!q.visible[s]) continue;  // an invisible slot's position means nothing
@@ -77,6 +82,8 @@ std::string render_search_page(const std::vector<PageQuery>& queries, const std:
   else
     o << "<p class=\"note\">No landmark dots: this model was trained without landmarks, so its pose branch "
          "predicts none worth drawing.";
+  if (std::any_of(queries.begin(), queries.end(), [](const PageQuery& q) { return q.crop.size() == 4; }))
+    o << " Dashed frame: the box given with the query, the part of the photo the model saw.";
   o << " Distances: Euclidean between L2-normalised embeddings (0 to 2).</p>\n";
 
   for (size_t qi = 0; qi < queries.size(); ++qi) {

@@ -25,6 +25,9 @@ struct PageQuery {
   int width = 0, height = 0;       // photo size in pixels (sets the drawing's aspect ratio)
   std::vector<float> landmarks;    // 8 x (x, y) as fractions of the photo's width and height; may be empty
   std::vector<bool> visible;       // 8: draw the slot only when true
+  // Empty, or (x0, y0, x1, y1) as fractions of the photo's width and height: the part of the photo the network
+  // saw when the query came with a box (the box widened by the training's margin), drawn as a dashed frame.
+  std::vector<float> crop;
   std::vector<PageResult> results; // nearest first
 };
 

@@ -583,6 +583,7 @@ void Run::log_step(const StageConfig& stage, int64_t done, double lr, const Step
 // held-out ones. A set with nothing to measure leaves validation off, saying why.
 void Run::setup_validation() {
   ValidationSet set = validation_set(ds_, opt_.holdout);
+  set.bbox_margin = cfg_.bbox_margin;
   if (!set.usable()) {
     if (primary())
       std::printf("warning: validate_every %lld, but %s has nothing to validate on (%s): validation is off and "

@@ -82,6 +82,7 @@ ValidationResult validate(FashionNet& model, const data::Dataset& ds, const Vali
   nn::ModeGuard eval_mode(model, /*training=*/false);
   InferenceOptions io;
   io.threads = threads;
+  io.bbox_margin = set.bbox_margin;
   io.skip_bad = skip_bad;
   io.progress = false;
   io.comm = comm;

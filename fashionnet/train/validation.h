@@ -33,6 +33,7 @@ struct ValidationSet {
   // `gallery` is empty.
   std::vector<int> query, gallery;
   std::string description;  // which images, in words; when the set cannot be measured, why not
+  float bbox_margin = 0.f;  // the training's crop rule (InferenceOptions::bbox_margin); the trainer sets it
   bool usable() const { return !query.empty() && (!retrieval || !gallery.empty()); }
   int64_t images() const { return int64_t(query.size() + gallery.size()); }
 };
