@@ -1067,6 +1067,27 @@ TEST_CASE("A saturated measure: equal retrieval top-20s are told apart by mAP@20
   CHECK(bytes_of(o.out_dir + "/loss.svg").find("retrieval mAP@20 (validation, the tie-break)") != std::string::npos);
 }
 
+TEST_CASE("Validation crops the images as the run trains on them: its bbox_margin", "[trainer][validation]") {
+  const std::string root = test::synth_dataset(scratch() / "inshop_margin", "inshop", 40, 3, 64, 5);
+  TrainOptions o = options("validated_margin");
+  o.data_root = root;
+  o.holdout = 0.25;
+  TrainConfig cfg = validated_run(2);
+  cfg.bbox_margin = 0.3f;
+  cfg.stages[0].steps = cfg.stages[1].steps = 2;
+  train(cfg, o);
+  const std::vector<nlohmann::json> lines = validation_lines(o.out_dir);
+  const nlohmann::json& run_best = best_line(lines, "");
+  const double logged = run_best["validation"]["tie_break"]["value"].get<double>();
+  const data::Dataset ds = data::load_dataset(root, "inshop");
+  ValidationSet set = validation_set(ds, o.holdout);
+  auto model = model_from_checkpoint(o.out_dir + "/best.safetensors", Device::CPU);
+  set.bbox_margin = 0.3f;
+  CHECK(validate(*model, ds, set, Device::CPU, 0, false).tie_break == Approx(logged).margin(1e-12));
+  set.bbox_margin = 0.f;  // the tight boxes are other pixels: another measure
+  CHECK(validate(*model, ds, set, Device::CPU, 0, false).tie_break != Approx(logged).margin(1e-9));
+}
+
 TEST_CASE("validate_every 0 keeps the smoothed-loss best, no validation and no best.safetensors",
           "[trainer][validation]") {
   const std::string dir = straight_run();  // tiny: validate_every 0
