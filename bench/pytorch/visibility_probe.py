@@ -5,11 +5,13 @@ slot by slot"). On an In-shop layout dataset (real or `fashionnet synth`), throu
   - a linear probe per slot (logistic regression, L-BFGS) on the frozen fc7_pose features, fitted on the train
     partition and scored on the rest: what the features carry, whatever the head learnt of them;
   - the rule that calls visible each slot the garment type has (fashionnet/eval/eval_metrics.h).
-Images are cut to their bbox and resized to the network's input, as evaluation does.
+Images are cut to their bbox, widened by the checkpoint's bbox_margin, and resized to the network's input, as
+evaluation does.
 
     python3 bench/pytorch/visibility_probe.py RUN/final.safetensors DATA_ROOT
 """
 import json
+import math
 import os
 import sys
 
@@ -30,13 +32,22 @@ def table(root, name):
     return [line.split() for line in lines if line.strip()]
 
 
-def load(root, input_size):
+def crop_box(box, w, h, margin):
+    """The bbox widened by margin x its size on each side, rounded outwards and clipped (data::crop_rect)."""
+    x1, y1, x2, y2 = box
+    mx, my, eps = margin * (x2 - x1), margin * (y2 - y1), 1e-3
+    return (max(0, math.floor(x1 - mx + eps)), max(0, math.floor(y1 - my + eps)),
+            min(w, math.ceil(x2 + mx - eps)), min(h, math.ceil(y2 + my - eps)))
+
+
+def load(root, input_size, margin):
     part = {r[0]: r[2] for r in table(root, "Eval/list_eval_partition.txt")}
     bbox = {r[0]: tuple(map(int, r[3:7])) for r in table(root, "Anno/list_bbox_inshop.txt")}
     images, truth, rule, train = [], [], [], []
     for r in table(root, "Anno/list_landmarks_inshop.txt"):
         with Image.open(os.path.join(root, r[0])) as im:
-            im = im.convert("RGB").resize((input_size, input_size), Image.BILINEAR, box=bbox[r[0]])
+            box = crop_box(bbox[r[0]], im.width, im.height, margin)
+            im = im.convert("RGB").resize((input_size, input_size), Image.BILINEAR, box=box)
         a = (np.asarray(im, np.float32) / 255 - MEAN) / STD
         images.append(torch.from_numpy(a.transpose(2, 0, 1).copy()))
         slots = TYPE_SLOTS[int(r[1])]
@@ -94,11 +105,12 @@ def main():
         sys.exit(__doc__)
     ck, root = sys.argv[1], sys.argv[2]
     weights, meta = ref.read_safetensors(ck)
-    cfg = ref.NetConfig.from_json(json.loads(meta["config"])["net"])
+    run_cfg = json.loads(meta["config"])
+    cfg = ref.NetConfig.from_json(run_cfg["net"])
     cfg.dropout = 0.0
     model = ref.FashionNetRef(cfg)
     model.load_weights(weights, ck)
-    x, y, rule, train = load(root, cfg.input)
+    x, y, rule, train = load(root, cfg.input, run_cfg.get("bbox_margin", 0.0))
     test = ~train
     print(f"{int(test.sum())} images outside the train partition; per slot: L/R collar, L/R sleeve, L/R waistline, L/R hem")
     p_eval, f = run(model, x, training=False)
