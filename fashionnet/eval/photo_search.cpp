@@ -335,8 +335,8 @@ SearchOutcome search_photos(const SearchRequest& req) {
     // absent or layout, docs/fashionnet.md) predicts nothing worth drawing.
     page.landmarks = model->config().local_at == LocalAt::Landmarks;
     page.notes = {cat("checkpoint: ", req.checkpoint),
-                cat("gallery: ", req.gallery, " (", gallery.rows(), " images, dimension ", dim, ")"),
-                cat("gallery root: ", out.gallery_root.empty() ? "." : out.gallery_root)};
+                  cat("gallery: ", req.gallery, " (", gallery.rows(), " images, dimension ", dim, ")"),
+                  cat("gallery root: ", out.gallery_root.empty() ? "." : out.gallery_root)};
     write_search_page(req.html, out.queries, page);
   }
   return out;
