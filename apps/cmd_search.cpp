@@ -1,7 +1,8 @@
 // fashionnet search --checkpoint C --gallery PREFIX --image IMG... [--k 10] --html OUT.html
-//                   [--gallery-root DIR] [--query-ids FILE | --item ID] [--boxes FILE | --box X1,Y1,X2,Y2]
-//                   [--mirror] [--device D]
-//   embeds each query photo (the whole image, or the garment's box; predicted landmarks), prints its k nearest
+//                   [--gallery-root DIR] [--query-ids FILE | --item ID]
+//                   [--boxes FILE | --box X1,Y1,X2,Y2 | --data DIR [--benchmark B]] [--mirror] [--device D]
+//   embeds each query photo (the whole image, or the garment's box: given, or the dataset's own for an image of
+//   --data, whose item it then knows too; predicted landmarks), prints its k nearest
 //   gallery images and writes an HTML page with the landmarks drawn over each query and its results
 //   (docs/search.md). --mirror averages each query with its mirror image (fashionnet/eval/mirror.h), for a
 //   gallery `embed --mirror` wrote.
@@ -9,13 +10,14 @@
 #include <cstdio>
 
 #include "apps/command.h"
+#include "data/dataset.h"
 #include "fashionnet/eval/photo_search.h"
 
 namespace {
 int run_search(int argc, char** argv) {
   CLI::App app{"Search a gallery with plain photos and write an HTML page of the results"};
   fn::fashionnet::SearchRequest req;
-  std::string device = "auto", query_ids, item, boxes, box;
+  std::string device = "auto", query_ids, item, boxes, box, data, benchmark = "inshop";
   app.add_option("--checkpoint", req.checkpoint, "a training checkpoint")->required();
   app.add_option("--gallery", req.gallery, "gallery prefix written by `fashionnet embed` (.npy + .ids.txt)")
       ->required();
@@ -32,7 +34,16 @@ int run_search(int argc, char** argv) {
   app.add_option("--item", item, "item id of the single query image")->excludes(qi);
   auto* bf = app.add_option("--boxes", boxes, "box file (\"image_path x1 y1 x2 y2\" lines, pixels): each listed "
                             "photo is cropped to its garment's box, widened as training widened its boxes");
-  app.add_option("--box", box, "X1,Y1,X2,Y2: the garment's box in the single query photo, in pixels")->excludes(bf);
+  auto* bx = app.add_option("--box", box, "X1,Y1,X2,Y2: the garment's box in the single query photo, in pixels")
+                 ->excludes(bf);
+  auto* data_opt = app.add_option("--data", data, "a dataset whose images the query photos are: each gets the dataset's box and "
+                 "item (as `embed --data` and `eval` see it)")
+      ->excludes(bf)
+      ->excludes(bx);
+  app.add_option("--benchmark", benchmark, "the --data dataset's layout: inshop | consumer2shop | category | "
+                 "landmark | imagefolder")
+      ->capture_default_str()
+      ->needs(data_opt);
   app.add_flag("--mirror", req.mirror, "embed each query photo with its mirror image, averaged (as `embed --mirror`)");
   app.add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -44,6 +55,14 @@ int run_search(int argc, char** argv) {
     req.boxes = {fn::fashionnet::parse_box(box)};
   } else if (!boxes.empty()) {
     req.boxes = fn::fashionnet::photo_boxes_from_file(boxes, req.images);
+  } else if (!data.empty()) {
+    fn::fashionnet::DatasetQueries dq =
+        fn::fashionnet::dataset_queries(fn::data::load_dataset(data, benchmark, benchmark != "imagefolder"), req.images);
+    req.boxes = std::move(dq.boxes);
+    if (item.empty() && query_ids.empty()) req.query_item_ids = std::move(dq.item_ids);  // given ids win
+    if (dq.matched < req.images.size())
+      std::fprintf(stderr, "warning: %zu of %zu query photos are not images of %s: they are searched whole\n",
+                   req.images.size() - dq.matched, req.images.size(), data.c_str());
   }
   if (!item.empty()) {
     FN_EXPECT(req.images.size() == 1, "--item names the item of a single query image; for ", req.images.size(),

@@ -4,6 +4,7 @@
 #   - a box file made from the dataset's list_bbox_inshop.txt with docs/search.md's awk line;
 #   - `embed --images QUERIES --boxes FILE` writes the same .npy as `embed --data --split query`, byte for byte;
 #   - `search --boxes FILE --k 1` finds a first hit for as many queries as the demo's eval counted (top-1);
+#   - `search --data DATA` without a box file or ids does the same, from the dataset's own boxes and items;
 #   - a bad --box is refused naming it.
 # usage: search_boxes.sh FASHIONNET DEMO_DIR   (CMakeLists.txt, search_boxes_cli)
 set -u
@@ -36,6 +37,14 @@ top1=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["retriev
   "$demo/run/eval.json") || fail "no retrieval top-1 in $demo/run/eval.json"
 awk -v h="$hits" -v q="$queries" -v t="$top1" 'BEGIN { d = h / q - t; exit !(d < 1e-9 && d > -1e-9) }' ||
   fail "search found a first hit for $hits of $queries boxed queries; eval's top-1 is $top1"
+
+"$fn" search --checkpoint "$ck" --gallery "$work/gal" --image "$work/q.txt" --data "$DATA" --k 1 \
+  --html "$work/page_data.html" > "$work/search_data.txt" || fail "search --data"
+data_hits=$(grep -c '(hit)$' "$work/search_data.txt")
+[ "$data_hits" -eq "$hits" ] || fail "search --data found $data_hits first hits, --boxes with --query-ids $hits"
+grep -v '^wrote' "$work/search.txt" > "$work/a.txt"
+grep -v '^wrote' "$work/search_data.txt" > "$work/b.txt"
+cmp "$work/a.txt" "$work/b.txt" || fail "search --data and search --boxes --query-ids printed other results"
 
 first=$(head -1 "$work/q.txt")
 err=$("$fn" search --checkpoint "$ck" --gallery "$work/gal" --image "$first" --box 10,20,5,40 --html "$work/bad.html" 2>&1) &&

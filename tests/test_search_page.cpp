@@ -407,6 +407,24 @@ TEST_CASE("search: end to end on a tiny model, and bad inputs refused", "[search
       CHECK(oy / float(input) == Approx(ip.landmark_pred[(i * 8 + size_t(k)) * 2 + 1]).margin(1e-4));
     }
   }
+  // search --data: the dataset's own box and item for photos that are its images, however the path is written;
+  // nothing for a photo that is not; a dataset holding none of the photos is refused, naming its root.
+  const std::string outsider = t / "outsider.png";
+  const uint8_t grey[3] = {90, 90, 90};
+  fn::data::write_image(outsider, two_tone(20, 20, grey, grey));
+  const std::string dotted = (fs::path(sc.out) / "." / s1.image).string();
+  const DatasetQueries dq = dataset_queries(ds, {photos[0], dotted, outsider});
+  CHECK(dq.matched == 2);
+  CHECK(dq.item_ids == std::vector<std::string>{s0.item_id, s1.item_id, ""});
+  REQUIRE(dq.boxes.size() == 3);
+  REQUIRE((dq.boxes[0] && dq.boxes[1]));
+  CHECK((dq.boxes[0]->x1 == s0.x1 && dq.boxes[0]->y1 == s0.y1 && dq.boxes[0]->x2 == s0.x2 && dq.boxes[0]->y2 == s0.y2));
+  CHECK((dq.boxes[1]->x1 == s1.x1 && dq.boxes[1]->y2 == s1.y2));
+  CHECK(!dq.boxes[2]);
+  const std::string none = error_of([&] { dataset_queries(ds, {outsider}); });
+  CHECK(none.find(ds.root) != std::string::npos);
+  CHECK(none.find("none of the 1 query photos") != std::string::npos);
+
   // The margin matters (a test that could fail): without it evaluation would see other pixels.
   InferenceOptions tight_io = margin_io;
   tight_io.bbox_margin = 0.f;

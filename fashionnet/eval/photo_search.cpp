@@ -238,6 +238,24 @@ std::vector<std::optional<PhotoBox>> photo_boxes_from_file(const std::string& pa
   return out;
 }
 
+DatasetQueries dataset_queries(const data::Dataset& ds, const std::vector<std::string>& images) {
+  const auto key = [](const fs::path& p) { return fs::weakly_canonical(fs::absolute(p)).generic_string(); };
+  std::map<std::string, const data::Sample*> by_path;
+  for (const data::Sample& s : ds.samples) by_path[key(fs::path(ds.root) / s.image)] = &s;
+  DatasetQueries dq;
+  for (const std::string& img : images) {
+    auto it = by_path.find(key(img));
+    const data::Sample* s = it == by_path.end() ? nullptr : it->second;
+    dq.matched += s != nullptr;
+    dq.boxes.push_back(s && s->has_bbox ? std::optional<PhotoBox>(PhotoBox{s->x1, s->y1, s->x2, s->y2}) : std::nullopt);
+    dq.item_ids.push_back(s ? s->item_id : "");
+  }
+  FN_EXPECT(dq.matched > 0, ds.root, ": none of the ", images.size(), " query photos (the first: ",
+            images.empty() ? "-" : images[0], ") is an image of this dataset; --data gives the boxes and items of "
+            "the dataset's own images");
+  return dq;
+}
+
 SearchOutcome search_photos(const SearchRequest& req) {
   FN_EXPECT(!req.images.empty(), "search: no query image (give one or more with --image)");
   FN_EXPECT(req.k >= 1, "--k: the number of results per query must be at least 1, got ", req.k);

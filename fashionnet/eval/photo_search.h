@@ -68,6 +68,16 @@ std::vector<std::optional<PhotoBox>> photo_boxes_from_file(const std::string& pa
 // "x1,y1,x2,y2" (search --box) as a box; anything else throws, quoting it.
 PhotoBox parse_box(const std::string& text);
 
+// `search --data`: what a dataset knows of photos that are its images (paths compared after resolving both
+// to absolute, normal form): the box where its annotation has one, and the item id ("" where it has none).
+// Other photos get neither. A dataset of which none of `images` is an image throws, naming its root.
+struct DatasetQueries {
+  std::vector<std::optional<PhotoBox>> boxes;  // one per image
+  std::vector<std::string> item_ids;           // one per image
+  size_t matched = 0;                          // images found in the dataset
+};
+DatasetQueries dataset_queries(const data::Dataset& ds, const std::vector<std::string>& images);
+
 struct SearchRequest {
   std::string checkpoint;
   std::string gallery;       // prefix: gallery.npy + gallery.ids.txt
