@@ -3,7 +3,8 @@
 //   writes PREFIX.npy (float32 N x D), PREFIX.ids.txt ("image_path item_id" per row) and PREFIX.root.txt (the
 //   absolute folder those paths are relative to: --data, or with --images the working directory). With --images,
 //   plain photos without annotation: the whole image is the crop, landmark_pool at the predicted
-//   landmarks, item id "-"; --boxes crops the photos it lists to their garment's box. --mirror: each image and its mirror image, averaged (fashionnet/eval/mirror.h).
+//   landmarks, item id "-"; --boxes crops the photos it lists to their garment's box. --mirror: each image
+//   and its mirror image, averaged (fashionnet/eval/mirror.h).
 //   Under mpirun (-np N) the ranks share the images and rank 0 writes the files: the same as one process.
 #include <CLI/CLI.hpp>
 #include <cstdio>

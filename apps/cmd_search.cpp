@@ -36,8 +36,8 @@ int run_search(int argc, char** argv) {
                             "photo is cropped to its garment's box, widened as training widened its boxes");
   auto* bx = app.add_option("--box", box, "X1,Y1,X2,Y2: the garment's box in the single query photo, in pixels")
                  ->excludes(bf);
-  auto* data_opt = app.add_option("--data", data, "a dataset whose images the query photos are: each gets the dataset's box and "
-                 "item (as `embed --data` and `eval` see it)")
+  auto* data_opt = app.add_option("--data", data, "a dataset whose images the query photos are: each gets the "
+                                  "dataset's box and item (as `embed --data` and `eval` see it)")
       ->excludes(bf)
       ->excludes(bx);
   app.add_option("--benchmark", benchmark, "the --data dataset's layout: inshop | consumer2shop | category | "
