@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> only;
   app.add_option("--shapes", only, "run only these shapes, each N,C,H,W");
   CLI11_PARSE(app, argc, argv);
-  const int repeats = opt.repeats > 0 ? opt.repeats : opt.quick ? 3 : 10;
+  const int repeats = opt.repeats_or(3, 10);
 
   json out;
   out["benchmark"] = "batchnorm2d";

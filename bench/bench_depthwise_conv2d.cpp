@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-pytorch", no_pytorch, "skip the PyTorch side");
   app.add_option("--threads", threads_opt, "CPU threads for ours and PyTorch's (default: the engine's)");
   CLI11_PARSE(app, argc, argv);
-  const int repeats = opt.repeats > 0 ? opt.repeats : opt.quick ? 2 : 10;
+  const int repeats = opt.repeats_or(2, 10);
 
   json out;
   out["benchmark"] = "depthwise_conv2d";

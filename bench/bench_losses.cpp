@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   const std::string device = opt.device, json_path = opt.json_path;
   const bool quick = opt.quick;
-  const int repeats = opt.repeats > 0 ? opt.repeats : quick ? 3 : 20;
+  const int repeats = opt.repeats_or(3, 20);
 
   json out;
   out["benchmark"] = "losses";

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   bench::add_options(app, opt, "timed rounds (default 10, quick 3)");
   app.add_flag("--no-pytorch", no_pytorch, "skip PyTorch's side");
   CLI11_PARSE(app, argc, argv);
-  const int repeats = opt.repeats > 0 ? opt.repeats : opt.quick ? 3 : 10;
+  const int repeats = opt.repeats_or(3, 10);
 
   json out;
   out["benchmark"] = "pool";

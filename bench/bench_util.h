@@ -239,6 +239,10 @@ struct Options {
   std::string device = "cpu", json_path;
   bool quick = false;
   int repeats = 0;
+  // --repeats when given, else the benchmark's default for --quick or a full run.
+  int repeats_or(int quick_default, int full_default) const {
+    return repeats > 0 ? repeats : quick ? quick_default : full_default;
+  }
 };
 
 inline void add_options(CLI::App& app, Options& o, const std::string& repeats_help) {

@@ -1,6 +1,7 @@
 // Pieces the benchmark readers share (internal to data/): where files are looked up and how their absence
 // is judged, the bbox and landmark columns, attribute values, and the image-name index used to join files.
 #pragma once
+#include <functional>
 #include <initializer_list>
 #include <string>
 #include <unordered_map>
@@ -69,6 +70,13 @@ class ImageJoin {
 // Landmark file "<image> <clothes_type> <variation_type> (<visibility> <x> <y>)*n" joined onto the samples
 // (all four benchmarks share it). A sample whose clothes type is already known must agree.
 void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel);
+
+// Retrieval benchmarks' box file "<image> <clothes_type> <column 2> <x1> <y1> <x2> <y2>" joined onto the
+// samples. Column 2 is the benchmark's own (In-shop's pose_type, Consumer-to-shop's source_type): an integer
+// in [1, column2_max] named `column2` in messages, then handed to `check` with its sample (which may refuse
+// it with r.fail). Sets the box and the clothes type.
+void read_typed_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2, int column2_max,
+                          const std::function<void(const Record& r, int value, const Sample& s)>& check = {});
 
 // Per-item attribute file (In-shop, Consumer-to-shop list_attr_items.txt): "<item id> <A values>", copied
 // onto every sample of the item. Items the dataset does not list are reported once as a warning.

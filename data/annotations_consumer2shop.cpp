@@ -88,27 +88,12 @@ void read_consumer2shop(Dataset& ds, LoadContext& ctx) {
 
   // bbox: image clothes_type source_type x1 y1 x2 y2
   const std::string bbox = ctx.find({"Anno/list_bbox_consumer2shop.txt"}, Role::Annotation);
-  if (!bbox.empty()) {
-    TextTable t;
-    read_table(t, ctx.full(bbox), bbox, Header::CountAndColumns, ctx.report);
-    ImageJoin join(ds, bbox);
-    ctx.each(t, [&](const Record& r) {
-      r.expect_columns(7);
-      Sample box;  // the whole record is checked before it is joined
-      box.clothes_type = r.to_int(1, "clothes_type", 1, 3);
-      const int source = r.to_int(2, "source_type", 1, 2);
-      parse_bbox(r, 3, box);
-      const int i = join.sample(r, 0);
-      if (i < 0) return;
-      Sample& s = ds.samples[i];
+  if (!bbox.empty())
+    read_typed_bbox_file(ds, ctx, bbox, "source_type", 2, [](const Record& r, int source, const Sample& s) {
       if (s.source != source)
-        r.fail(cat("source_type ", source, " but the partition uses the image as a ", s.source == 1 ? "shop" : "consumer", " image"));
-      s.clothes_type = box.clothes_type;
-      s.has_bbox = true;
-      s.x1 = box.x1, s.y1 = box.y1, s.x2 = box.x2, s.y2 = box.y2;
+        r.fail(cat("source_type ", source, " but the partition uses the image as a ", s.source == 1 ? "shop" : "consumer",
+                   " image"));
     });
-    join.finish(ctx.report);
-  }
 
   const std::string lms = ctx.find({"Anno/list_landmarks_consumer2shop.txt"}, Role::Annotation);
   if (!lms.empty()) read_landmark_file(ds, ctx, lms);

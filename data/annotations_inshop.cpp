@@ -54,25 +54,7 @@ void read_inshop(Dataset& ds, LoadContext& ctx) {
 
   // --- bbox: image clothes_type pose_type x1 y1 x2 y2
   const std::string bbox = ctx.find({"Anno/list_bbox_inshop.txt"}, Role::Annotation);
-  if (!bbox.empty()) {
-    TextTable t;
-    read_table(t, ctx.full(bbox), bbox, Header::CountAndColumns, ctx.report);
-    ImageJoin join(ds, bbox);
-    ctx.each(t, [&](const Record& r) {
-      r.expect_columns(7);
-      Sample box;  // the whole record is checked before it is joined
-      box.clothes_type = r.to_int(1, "clothes_type", 1, 3);
-      r.to_int(2, "pose_type", 1, 6);
-      parse_bbox(r, 3, box);
-      const int i = join.sample(r, 0);
-      if (i < 0) return;
-      Sample& s = ds.samples[i];
-      s.clothes_type = box.clothes_type;
-      s.has_bbox = true;
-      s.x1 = box.x1, s.y1 = box.y1, s.x2 = box.x2, s.y2 = box.y2;
-    });
-    join.finish(ctx.report);
-  }
+  if (!bbox.empty()) read_typed_bbox_file(ds, ctx, bbox, "pose_type", 6);
 
   // --- landmarks: image clothes_type variation_type (visibility x y)*n
   const std::string lms = ctx.find({"Anno/list_landmarks_inshop.txt"}, Role::Annotation);

@@ -26,6 +26,7 @@ using synth::Rgb;
 using synth::View;
 using synth::jitter;
 using synth::pick_bit;
+using synth::studio_view;
 
 // A category and the garments it allows. sleeves: bit 0 sleeveless, 1 short, 2 long; lengths: bit 0
 // short, 1 long.
@@ -167,15 +168,7 @@ struct InshopView {
 const InshopView kInshopViews[5] = {{1, "front", 1, 1}, {2, "side", 2, 2}, {3, "back", 3, 1}, {4, "full", 4, 1}, {7, "additional", 5, 4}};
 
 View inshop_view(int kind, Xoshiro256& rng) {
-  View v;
-  v.cx = 0.5f + rng.uniform(-0.04f, 0.04f);
-  v.cy = 0.5f + rng.uniform(-0.04f, 0.04f);
-  v.scale = rng.uniform(0.92f, 1.05f);
-  v.angle = rng.uniform(-0.05f, 0.05f);
-  v.mirror = rng.chance(0.3);
-  v.arm_l = rng.uniform(0.12f, 0.6f), v.arm_r = rng.uniform(0.12f, 0.6f);
-  v.leg_l = rng.uniform(0.02f, 0.14f), v.leg_r = rng.uniform(0.02f, 0.14f);
-  v.occlusion = 0.2;
+  View v = studio_view(0.92f, 1.05f, rng);
   if (kind == 1) v.squeeze = rng.uniform(0.62f, 0.8f), v.cx += rng.uniform(-0.05f, 0.05f);
   if (kind == 2) v.back = true;
   if (kind == 3) v.scale = rng.uniform(0.58f, 0.72f);

@@ -130,15 +130,7 @@ Item make_garment(uint64_t seed, int index, const std::vector<NamedType>& cats, 
 // 5 large zoom-in. Pose turns the garment (rotation, shear, side squeeze); zoom-in enlarges it about a
 // point off centre, as a crop of the photo would, cutting landmarks off.
 View variation_view(int variation, Xoshiro256& rng) {
-  View v;
-  v.cx = 0.5f + rng.uniform(-0.04f, 0.04f);
-  v.cy = 0.5f + rng.uniform(-0.04f, 0.04f);
-  v.scale = rng.uniform(0.9f, 1.02f);
-  v.angle = rng.uniform(-0.05f, 0.05f);
-  v.mirror = rng.chance(0.3);
-  v.arm_l = rng.uniform(0.12f, 0.6f), v.arm_r = rng.uniform(0.12f, 0.6f);
-  v.leg_l = rng.uniform(0.02f, 0.14f), v.leg_r = rng.uniform(0.02f, 0.14f);
-  v.occlusion = 0.2;
+  View v = studio_view(0.9f, 1.02f, rng);
   v.consumer = rng.chance(0.3);  // the benchmarks mix shop and consumer photos
   const float sign = rng.chance(0.5) ? 1.f : -1.f;
   switch (variation) {

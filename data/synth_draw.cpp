@@ -227,6 +227,19 @@ struct Placement {
 
 }  // namespace
 
+View studio_view(float scale_lo, float scale_hi, Xoshiro256& rng) {
+  View v;
+  v.cx = 0.5f + rng.uniform(-0.04f, 0.04f);
+  v.cy = 0.5f + rng.uniform(-0.04f, 0.04f);
+  v.scale = rng.uniform(scale_lo, scale_hi);
+  v.angle = rng.uniform(-0.05f, 0.05f);
+  v.mirror = rng.chance(0.3);
+  v.arm_l = rng.uniform(0.12f, 0.6f), v.arm_r = rng.uniform(0.12f, 0.6f);
+  v.leg_l = rng.uniform(0.02f, 0.14f), v.leg_r = rng.uniform(0.02f, 0.14f);
+  v.occlusion = 0.2;
+  return v;
+}
+
 Drawn draw(const Garment& g, const View& v, int width, int height, Xoshiro256& rng) {
   const int size = std::min(width, height);  // scales the garment, clutter and occluders
   Canvas cv{width, height, std::vector<float>((size_t)width * height * 3)};

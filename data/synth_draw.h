@@ -64,6 +64,10 @@ struct View {
   double occlusion = 0.2;      // probability of an occluder patch over one landmark
 };
 
+// A studio view: the garment near the centre and upright, scaled in [scale_lo, scale_hi], mirrored 3 times
+// in 10, with random sleeve and leg angles. The benchmarks' views start from it and add their variation.
+View studio_view(float scale_lo, float scale_hi, Xoshiro256& rng);
+
 struct Drawn {
   Image image;
   Landmarks lm;  // slots of the garment's type filled (vis 0/1/2), others kAbsent

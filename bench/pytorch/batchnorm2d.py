@@ -8,25 +8,19 @@ the thread count given. Median of the rounds after one warm-up round.
         --threads 2 --json FILE
 """
 import argparse
-import json
 
 import torch
 import torch.nn.functional as F
 
-from timing import interleaved_median_ms  # bench/pytorch/timing.py (the script's folder is on sys.path)
+import timing  # bench/pytorch/timing.py (the script's folder is on sys.path)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", required=True, help="N,C,H,W ...")
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--json", required=True)
+    timing.add_common_arguments(ap)
     a = ap.parse_args()
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "results": []}
+    out = timing.start(a)
     for spec in a.shapes:
         N, C, H, W = (int(v) for v in spec.split(","))
         # forward and forward_backward each their own input, so neither finds it in cache from the other
@@ -36,7 +30,6 @@ def main():
         b = torch.rand(C).sub_(0.5).requires_grad_()
         rm, rv = torch.zeros(C), torch.ones(C)
         gy = torch.randn(N, C, H, W)
-        src, dst = torch.randn(N, C, H, W), torch.empty(N, C, H, W)
 
         def forward():
             with torch.no_grad():
@@ -47,13 +40,8 @@ def main():
             y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
             y.backward(gy)
 
-        def copy():
-            dst.copy_(src)
-
-        ms = interleaved_median_ms([copy, forward, forward_backward], a.repeats)
-        out["results"].append({"shape": [N, C, H, W], "copy_ms": ms[0], "forward_ms": ms[1], "fwd_bwd_ms": ms[2]})
-    with open(a.json, "w") as f:
-        json.dump(out, f, indent=2)
+        out["results"].append(timing.copy_forward_backward_row((N, C, H, W), forward, forward_backward, a.repeats))
+    timing.write_json(a.json, out)
 
 
 if __name__ == "__main__":

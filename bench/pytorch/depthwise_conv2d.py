@@ -13,6 +13,8 @@ import time
 
 import torch
 
+import timing  # bench/pytorch/timing.py (the script's folder is on sys.path)
+
 
 def median_ms(fn, repeats, warmup_s=0.5, warmup_calls=10):
     # Warm-up: 2 calls, then more until warmup_calls calls or warmup_s seconds, whichever comes first (the
@@ -50,13 +52,9 @@ def time_shape(shape, repeats):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", required=True)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--json", required=True)
+    timing.add_common_arguments(ap)
     a = ap.parse_args()
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    out = timing.start(a)
     shapes = json.loads(a.shapes)
     # A fresh process timed its first shape 3-10x slower than the same shape timed after a larger one: glibc
     # serves allocations above its mmap threshold (128 KB at start) with fresh mmaps, page faults on every
@@ -65,10 +63,8 @@ def main():
     # state (1152 channels at 5x5: f+b 4.9 ms before, 1.0 ms after).
     big = torch.empty(6 << 20)  # 24 MB of float32
     del big
-    rows = [time_shape(shape, a.repeats) for shape in shapes]
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "results": rows}
-    with open(a.json, "w") as f:
-        json.dump(out, f, indent=2)
+    out["results"] = [time_shape(shape, a.repeats) for shape in shapes]
+    timing.write_json(a.json, out)
 
 
 if __name__ == "__main__":
