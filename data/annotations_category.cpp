@@ -31,24 +31,6 @@ static void read_tvt_partition(Dataset& ds, LoadContext& ctx, const std::string&
   join.finish(ctx.report);
 }
 
-// list_bbox.txt of these two benchmarks: "<image> x1 y1 x2 y2".
-static void read_plain_bbox(Dataset& ds, LoadContext& ctx, const std::string& rel) {
-  TextTable t;
-  read_table(t, ctx.full(rel), rel, Header::CountAndColumns, ctx.report);
-  ImageJoin join(ds, rel);
-  ctx.each(t, [&](const Record& r) {
-    r.expect_columns(5);
-    Sample box;  // the whole record is checked before it is joined
-    parse_bbox(r, 1, box);
-    const int i = join.sample(r, 0);
-    if (i < 0) return;
-    Sample& s = ds.samples[i];
-    s.has_bbox = true;
-    s.x1 = box.x1, s.y1 = box.y1, s.x2 = box.x2, s.y2 = box.y2;
-  });
-  join.finish(ctx.report);
-}
-
 // Item = the image's folder (a product title), dense over the sorted folder names, as assign_items numbers
 // items without an item list.
 static void assign_folder_items(Dataset& ds) {
@@ -98,7 +80,7 @@ void read_category(Dataset& ds, LoadContext& ctx) {
   if (!part.empty()) read_tvt_partition(ds, ctx, part);
 
   const std::string bbox = ctx.find({"Anno/list_bbox.txt"}, Role::Annotation);
-  if (!bbox.empty()) read_plain_bbox(ds, ctx, bbox);
+  if (!bbox.empty()) read_bbox_file(ds, ctx, bbox);
   const std::string lms = ctx.find({"Anno/list_landmarks.txt"}, Role::Annotation);
   if (!lms.empty()) read_landmark_file(ds, ctx, lms);
 
@@ -157,7 +139,7 @@ void read_landmark(Dataset& ds, LoadContext& ctx) {
   }
   if (!lms.empty()) read_landmark_file(ds, ctx, lms);
   const std::string bbox = ctx.find({"Anno/list_bbox.txt"}, Role::Annotation);
-  if (!bbox.empty()) read_plain_bbox(ds, ctx, bbox);
+  if (!bbox.empty()) read_bbox_file(ds, ctx, bbox);
 }
 
 }  // namespace fn::data

@@ -133,22 +133,26 @@ void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel) {
   join.finish(ctx.report);
 }
 
-void read_typed_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2, int column2_max,
-                          const std::function<void(const Record& r, int value, const Sample& s)>& check) {
+void read_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2, int column2_max,
+                    const std::function<void(const Record& r, int value, const Sample& s)>& check) {
   TextTable t;
   read_table(t, ctx.full(rel), rel, Header::CountAndColumns, ctx.report);
   ImageJoin join(ds, rel);
+  const bool typed = column2 != nullptr;
   ctx.each(t, [&](const Record& r) {
-    r.expect_columns(7);
+    r.expect_columns(typed ? 7 : 5);
     Sample box;  // the whole record is checked before it is joined
-    box.clothes_type = r.to_int(1, "clothes_type", 1, 3);
-    const int value = r.to_int(2, column2, 1, column2_max);
-    parse_bbox(r, 3, box);
+    int value = 0;
+    if (typed) {
+      box.clothes_type = r.to_int(1, "clothes_type", 1, 3);
+      value = r.to_int(2, column2, 1, column2_max);
+    }
+    parse_bbox(r, typed ? 3 : 1, box);
     const int i = join.sample(r, 0);
     if (i < 0) return;
     Sample& s = ds.samples[i];
     if (check) check(r, value, s);
-    s.clothes_type = box.clothes_type;
+    if (typed) s.clothes_type = box.clothes_type;
     s.has_bbox = true;
     s.x1 = box.x1, s.y1 = box.y1, s.x2 = box.x2, s.y2 = box.y2;
   });

@@ -71,12 +71,13 @@ class ImageJoin {
 // (all four benchmarks share it). A sample whose clothes type is already known must agree.
 void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel);
 
-// Retrieval benchmarks' box file "<image> <clothes_type> <column 2> <x1> <y1> <x2> <y2>" joined onto the
-// samples. Column 2 is the benchmark's own (In-shop's pose_type, Consumer-to-shop's source_type): an integer
-// in [1, column2_max] named `column2` in messages, then handed to `check` with its sample (which may refuse
-// it with r.fail). Sets the box and the clothes type.
-void read_typed_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2, int column2_max,
-                          const std::function<void(const Record& r, int value, const Sample& s)>& check = {});
+// A box file joined onto the samples. The Category and Landmark benchmarks' list_bbox.txt is
+// "<image> <x1> <y1> <x2> <y2>" (column2 = nullptr). The retrieval benchmarks' is "<image> <clothes_type>
+// <column 2> <x1> <y1> <x2> <y2>", where column 2 is the benchmark's own (In-shop's pose_type,
+// Consumer-to-shop's source_type): an integer in [1, column2_max] named `column2` in messages, then handed to
+// `check` with its sample (which may refuse it with r.fail); the clothes type is set too.
+void read_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2 = nullptr,
+                    int column2_max = 0, const std::function<void(const Record& r, int value, const Sample& s)>& check = {});
 
 // Per-item attribute file (In-shop, Consumer-to-shop list_attr_items.txt): "<item id> <A values>", copied
 // onto every sample of the item. Items the dataset does not list are reported once as a warning.

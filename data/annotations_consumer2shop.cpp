@@ -89,7 +89,7 @@ void read_consumer2shop(Dataset& ds, LoadContext& ctx) {
   // bbox: image clothes_type source_type x1 y1 x2 y2
   const std::string bbox = ctx.find({"Anno/list_bbox_consumer2shop.txt"}, Role::Annotation);
   if (!bbox.empty())
-    read_typed_bbox_file(ds, ctx, bbox, "source_type", 2, [](const Record& r, int source, const Sample& s) {
+    read_bbox_file(ds, ctx, bbox, "source_type", 2, [](const Record& r, int source, const Sample& s) {
       if (s.source != source)
         r.fail(cat("source_type ", source, " but the partition uses the image as a ", s.source == 1 ? "shop" : "consumer",
                    " image"));

@@ -54,7 +54,7 @@ void read_inshop(Dataset& ds, LoadContext& ctx) {
 
   // --- bbox: image clothes_type pose_type x1 y1 x2 y2
   const std::string bbox = ctx.find({"Anno/list_bbox_inshop.txt"}, Role::Annotation);
-  if (!bbox.empty()) read_typed_bbox_file(ds, ctx, bbox, "pose_type", 6);
+  if (!bbox.empty()) read_bbox_file(ds, ctx, bbox, "pose_type", 6);
 
   // --- landmarks: image clothes_type variation_type (visibility x y)*n
   const std::string lms = ctx.find({"Anno/list_landmarks_inshop.txt"}, Role::Annotation);
