@@ -30,9 +30,16 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 }
 
 void record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward, AccumulateFn accumulate) {
-  output.set_requires_grad(true);
-  output.impl()->is_leaf = false;
-  g_tape.push_back(Node{op, std::move(inputs), output, std::move(backward), std::move(accumulate)});
+  const std::shared_ptr<AutogradMeta>& out = output.autograd_meta();
+  out->requires_grad = true;
+  out->is_leaf = false;
+  std::vector<GradSlot> slots(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    if (!in.defined() || !in.requires_grad()) continue;
+    slots[i] = GradSlot{in.autograd_meta(), in.shape(), in.is_leaf() ? in : Tensor()};
+  }
+  g_tape.push_back(Node{op, std::move(slots), out, std::move(backward), std::move(accumulate)});
 }
 
 void clear_tape() { g_tape.clear(); }
@@ -43,37 +50,36 @@ namespace {
 // the same gradient, as add's {g, g}) or its storage (a view of it, a closure that kept it).
 bool exclusively_owned(const std::shared_ptr<TensorImpl>& g) { return g.use_count() == 1 && g->storage.use_count() == 1; }
 
-// Adds gradient `gi` into input `in`'s. The first gradient to arrive is taken as it is, with no copy: a
+// Adds gradient `gi` into the gradient of input `in`. The first gradient to arrive is taken as it is, with no copy: a
 // gradient passed straight through (add's {g, g}, reshape's view) then costs nothing. Later ones add in
 // place when that gradient is the input's alone, and out of place when it is shared, so accumulation never
 // writes through a buffer another tensor still reads. A leaf's gradient outlives the backward, and the
 // optimizers and clip_gradients change it in place, so a leaf always owns its own.
-void accumulate_into(Tensor& in, Tensor gi) {
-  std::shared_ptr<TensorImpl>& cur = in.impl()->grad;
+void accumulate_into(AutogradMeta& in, Tensor gi) {
+  std::shared_ptr<TensorImpl>& cur = in.grad;
   if (!cur) {
-    if (in.is_leaf() && !exclusively_owned(gi.impl_ptr())) {
+    if (in.is_leaf && !exclusively_owned(gi.impl_ptr())) {
       gi = gi.clone();
       ++g_stats.grad_copies;
     }
-    in.set_grad(gi);
+    cur = gi.impl_ptr();
   } else if (exclusively_owned(cur)) {
     Tensor(cur).add_(gi);
   } else {
     Tensor sum = Tensor(cur).clone();
     sum.add_(gi);
     ++g_stats.grad_copies;
-    in.set_grad(sum);
+    cur = sum.impl_ptr();
   }
 }
 
-// After a node has run: its output's gradient (unless a leaf's), its closures' saved tensors and the
-// activations only it held are freed, so the peak stays near the forward's.
+// After a node has run: its output's gradient (unless a leaf's) and its closures' saved tensors are freed.
 void release(Node& node) {
-  if (!node.output.is_leaf()) node.output.zero_grad();
+  if (!node.output->is_leaf) node.output->grad.reset();
   node.backward = nullptr;
   node.accumulate = nullptr;
   node.inputs.clear();
-  node.output = Tensor();
+  node.output.reset();
 }
 }  // namespace
 
@@ -88,7 +94,7 @@ void backward(const Tensor& root, const Tensor& seed) {
   check_same_shape("backward seed", root, s);
   // The caller's seed is shared, not copied: shared, it is never written in place (accumulate_into copies on
   // write). A leaf root owns its gradient, as every leaf does.
-  root.impl()->grad = root.is_leaf() ? s.clone().impl_ptr() : s.impl_ptr();
+  root.autograd_meta()->grad = root.is_leaf() ? s.clone().impl_ptr() : s.impl_ptr();
 
   std::vector<Node> tape;
   tape.swap(g_tape);  // backward functions must not record; and the tape is consumed
@@ -102,9 +108,8 @@ void backward(const Tensor& root, const Tensor& seed) {
     leaves_final_after.resize(tape.size());
     std::unordered_map<const TensorImpl*, size_t> first_use;
     for (size_t i = 0; i < tape.size(); ++i)
-      for (const Tensor& in : tape[i].inputs)
-        if (in.defined() && in.is_leaf() && in.requires_grad() && first_use.emplace(in.impl(), i).second)
-          leaves_final_after[i].push_back(in);
+      for (const GradSlot& in : tape[i].inputs)
+        if (in.leaf.defined() && first_use.emplace(in.leaf.impl(), i).second) leaves_final_after[i].push_back(in.leaf);
   }
   auto report_final = [&](std::vector<Node>::reverse_iterator it) {
     if (!hook) return;
@@ -112,19 +117,19 @@ void backward(const Tensor& root, const Tensor& seed) {
   };
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     Node& node = *it;
-    Tensor g = node.output.grad();
+    Tensor g = node.output->grad ? Tensor(node.output->grad) : Tensor();
     if (!g.defined()) {  // this node does not lead to the root
       node = Node{};
       report_final(it);
       continue;
     }
-    Tensor* in0 = node.inputs.empty() ? nullptr : &node.inputs[0];
-    if (node.accumulate && in0 && in0->defined() && in0->requires_grad() && in0->grad().defined()) {
-      if (!exclusively_owned(in0->impl()->grad)) {  // copy on write: the sparse add must not reach another tensor
-        in0->set_grad(in0->grad().clone());
+    AutogradMeta* in0 = node.inputs.empty() ? nullptr : node.inputs[0].meta.get();
+    if (node.accumulate && in0 && in0->requires_grad && in0->grad) {
+      if (!exclusively_owned(in0->grad)) {  // copy on write: the sparse add must not reach another tensor
+        in0->grad = Tensor(in0->grad).clone().impl_ptr();
         ++g_stats.grad_copies;
       }
-      Tensor cur = in0->grad();
+      Tensor cur(in0->grad);
       node.accumulate(g, cur);
       ++g_stats.accumulate_calls;
       g_stats.accumulated.push_back(node.op);
@@ -140,19 +145,19 @@ void backward(const Tensor& root, const Tensor& seed) {
     // The output's gradient is used up: drop it before accumulating, so that a gradient the backward passed
     // straight through is held by its new owners only (and can be added into in place).
     g = Tensor();
-    if (!node.output.is_leaf()) node.output.zero_grad();
+    if (!node.output->is_leaf) node.output->grad.reset();
     for (size_t i = 0; i < grads.size(); ++i) {
-      Tensor& in = node.inputs[i];
+      GradSlot& in = node.inputs[i];
       Tensor gi = std::move(grads[i]);
-      if (!gi.defined() || !in.defined() || !in.requires_grad()) continue;
-      FN_CHECK(gi.shape() == in.shape(), "backward of ", node.op, ": gradient ", gi.describe(), " for input ",
-               in.describe());
-      accumulate_into(in, std::move(gi));
+      if (!gi.defined() || !in.meta || !in.meta->requires_grad) continue;
+      FN_CHECK(gi.shape() == in.shape, "backward of ", node.op, ": gradient ", gi.describe(), " for input ", i,
+               " of shape ", shape_str(in.shape));
+      accumulate_into(*in.meta, std::move(gi));
     }
     release(node);
     report_final(it);
   }
-  if (!root.is_leaf()) root.impl()->grad.reset();
+  if (!root.is_leaf()) root.autograd_meta()->grad.reset();
 }
 
 }  // namespace fn

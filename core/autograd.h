@@ -1,9 +1,12 @@
-// Reverse-mode autograd on a tape. An op run while gradients are recorded pushes a Node holding its
-// inputs, its output and a backward function; backward(loss) walks the tape in reverse, hands each node
-// the gradient of its output and accumulates what it returns into its inputs' .grad. First order only.
-// Leaves (parameters) keep their .grad across backward calls until zero_grad; intermediate gradients, and
-// each node's inputs, output and saved closure, are freed as soon as their node has run, so an activation
-// lives only until the last node that needs it (peak memory stays near the forward's).
+// Reverse-mode autograd on a tape. An op run while gradients are recorded pushes a Node holding where its
+// inputs' and its output's gradients go (their AutogradMeta, not their data) and a backward function;
+// backward(loss) walks the tape in reverse, hands each node the gradient of its output and accumulates what
+// it returns into its inputs' .grad. First order only.
+// What the backward needs of the data, its closure saves (conv its input, relu its output); nothing else is
+// kept: an activation no closure saved (an addition's output that a ReLU consumes, a batch norm's output that
+// an addition consumes) is freed as soon as the forward lets go of it, as in PyTorch. Leaves (parameters) keep
+// their .grad across backward calls until zero_grad; intermediate gradients and each node's closure are freed
+// as soon as their node has run, so a saved activation lives only until the last node that needs it.
 #pragma once
 #include <functional>
 #include <vector>
@@ -20,10 +23,17 @@ using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>
 // BackwardFn when that gradient exists, it saves a dense gradient tensor and its addition.
 using AccumulateFn = std::function<void(const Tensor& grad_output, Tensor& input_grad)>;
 
+// An input as the backward sees it: where its gradient goes. Empty meta: the input takes no gradient.
+struct GradSlot {
+  std::shared_ptr<AutogradMeta> meta;
+  Shape shape;  // what its gradient must be
+  Tensor leaf;  // a leaf that takes a gradient (a parameter) itself, for the leaf-gradient hook
+};
+
 struct Node {
   const char* op;
-  std::vector<Tensor> inputs;
-  Tensor output;
+  std::vector<GradSlot> inputs;
+  std::shared_ptr<AutogradMeta> output;
   BackwardFn backward;
   AccumulateFn accumulate;  // may be empty
 };

@@ -191,10 +191,13 @@ Tensor Tensor::view(const Shape& s) const {
            shape_numel(ns), " as in ", shape_str(ns));
   auto impl = std::make_shared<TensorImpl>(*impl_);
   impl->shape = ns;
-  impl->grad.reset();
-  impl->requires_grad = false;
-  impl->is_leaf = true;
+  impl->autograd.reset();  // a view starts as a leaf of its own
   return Tensor(std::move(impl));
+}
+
+const std::shared_ptr<AutogradMeta>& Tensor::autograd_meta() const {
+  if (!impl_->autograd) impl_->autograd = std::make_shared<AutogradMeta>();
+  return impl_->autograd;
 }
 
 Tensor Tensor::slice0(int64_t begin, int64_t end) const {
@@ -204,9 +207,7 @@ Tensor Tensor::slice0(int64_t begin, int64_t end) const {
   int64_t row = size(0) ? numel() / size(0) : 0;
   impl->offset += size_t(begin * row);
   impl->shape[0] = end - begin;
-  impl->grad.reset();
-  impl->requires_grad = false;
-  impl->is_leaf = true;
+  impl->autograd.reset();  // a view starts as a leaf of its own
   return Tensor(std::move(impl));
 }
 

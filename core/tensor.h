@@ -28,15 +28,22 @@ struct Storage {
   Device device;
 };
 
+struct TensorImpl;
+
+// A tensor's autograd state, apart from its data: the tape's nodes hold this, not the tensor, so an
+// activation that no backward closure saved is freed as soon as the forward lets go of it.
+struct AutogradMeta {
+  bool requires_grad = false;
+  bool is_leaf = true;
+  std::shared_ptr<TensorImpl> grad;
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   size_t offset = 0;  // in elements
   Shape shape;
   DType dtype = DType::F32;
-  // autograd
-  bool requires_grad = false;
-  bool is_leaf = true;
-  std::shared_ptr<TensorImpl> grad;
+  std::shared_ptr<AutogradMeta> autograd;  // made on first use: most tensors never need one
   std::string name;
 };
 
@@ -93,12 +100,13 @@ class Tensor {
   double item() const;                                  // a one-element tensor's value
 
   // ---- autograd
-  bool requires_grad() const { return impl_->requires_grad; }
-  Tensor& set_requires_grad(bool r) { impl_->requires_grad = r; return *this; }
-  bool is_leaf() const { return impl_->is_leaf; }
-  Tensor grad() const { return impl_->grad ? Tensor(impl_->grad) : Tensor(); }
-  void set_grad(const Tensor& g) { impl_->grad = g.impl_; }
-  void zero_grad() { impl_->grad.reset(); }
+  bool requires_grad() const { return impl_->autograd && impl_->autograd->requires_grad; }
+  Tensor& set_requires_grad(bool r) { autograd_meta()->requires_grad = r; return *this; }
+  bool is_leaf() const { return !impl_->autograd || impl_->autograd->is_leaf; }
+  Tensor grad() const { return impl_->autograd && impl_->autograd->grad ? Tensor(impl_->autograd->grad) : Tensor(); }
+  void set_grad(const Tensor& g) { autograd_meta()->grad = g.impl_; }
+  void zero_grad() { if (impl_->autograd) impl_->autograd->grad.reset(); }
+  const std::shared_ptr<AutogradMeta>& autograd_meta() const;  // made here if the tensor has none yet
   const std::string& name() const { return impl_->name; }
   Tensor& set_name(std::string n) { impl_->name = std::move(n); return *this; }
 

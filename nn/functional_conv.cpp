@@ -71,11 +71,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a) {
 Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dArgs a) {
   Tensor y = conv_forward(x, w, b, a, true);
   if (needs_grad({x, w, b})) {
-    // The node holds y as its output; a weak reference keeps the closure from owning it a second time.
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
-    record("conv2d_relu", {x, w, b}, y, [x, w, b, a, wy](const Tensor& g) {
+    // The ReLU's mask from the output: the next op saves y anyway, the pre-activation is never kept.
+    record("conv2d_relu", {x, w, b}, y, [x, w, b, a, y](const Tensor& g) {
       Tensor gpre = Tensor::empty_like(g);
-      kernels::relu_backward(Tensor(wy.lock()), g, gpre);
+      kernels::relu_backward(y, g, gpre);
       return conv_grads(gpre, x, w, b, a);
     });
   }
@@ -87,10 +86,9 @@ Tensor max_pool2d(const Tensor& x, Pool2dArgs a) {
   Tensor y = Tensor::empty({g.N, g.C, g.P, g.Q}, x.dtype(), x.device());
   kernels::max_pool2d_forward(x, y, a.kernel, a.stride, a.pad);
   if (needs_grad({x})) {
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
-    record("max_pool2d", {x}, y, [x, a, wy](const Tensor& gy) {
+    record("max_pool2d", {x}, y, [x, a, y](const Tensor& gy) {
       Tensor gx = Tensor::empty_like(x);
-      kernels::max_pool2d_backward(x, Tensor(wy.lock()), gy, gx, a.kernel, a.stride, a.pad);
+      kernels::max_pool2d_backward(x, y, gy, gx, a.kernel, a.stride, a.pad);
       return std::vector<Tensor>{gx};
     });
   }

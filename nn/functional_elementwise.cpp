@@ -44,12 +44,11 @@ Tensor relu(const Tensor& x) {
   Tensor y = Tensor::empty_like(x);
   kernels::relu_forward(x, y);
   if (needs_grad({x})) {
-    // Save the output rather than the input: the mask y > 0 is the same and y is kept anyway.
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
-    record("relu", {x}, y, [wy](const Tensor& g) {
-      Tensor yy(wy.lock());
+    // Saves the output rather than the input: the mask y > 0 is the same, and the next op (a convolution)
+    // saves y anyway, while x (an addition's output) can then be freed.
+    record("relu", {x}, y, [y](const Tensor& g) {
       Tensor gx = Tensor::empty_like(g);
-      kernels::relu_backward(yy, g, gx);
+      kernels::relu_backward(y, g, gx);
       return std::vector<Tensor>{gx};
     });
   }
@@ -60,12 +59,10 @@ Tensor relu6(const Tensor& x) {
   Tensor y = Tensor::empty_like(x);
   kernels::relu6_forward(x, y);
   if (needs_grad({x})) {
-    // As relu: the mask 0 < x < 6 is 0 < y < 6, and y is kept anyway.
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
-    record("relu6", {x}, y, [wy](const Tensor& g) {
-      Tensor yy(wy.lock());
+    // As relu: the mask 0 < x < 6 is 0 < y < 6.
+    record("relu6", {x}, y, [y](const Tensor& g) {
       Tensor gx = Tensor::empty_like(g);
-      kernels::relu6_backward(yy, g, gx);
+      kernels::relu6_backward(y, g, gx);
       return std::vector<Tensor>{gx};
     });
   }

@@ -20,12 +20,11 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   kernels::batch_norm2d_forward(x, weight, bias, rm, rv, stats, a.momentum, a.eps, y, mean, inv_std,
                                 kernels::BatchNormAlgo::Auto, a.act);
   if (needs_grad({x, weight, bias})) {
-    // With an activation the output masks the gradient; the node keeps it alive until its backward has run.
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
+    // With an activation the output masks the gradient, so it is saved; without one only x is.
+    const Tensor out = a.act != BatchNormAct::None ? y : Tensor();
     record("batch_norm2d", {x, weight, bias}, y,
-           [x, weight, bias, mean, inv_std, stats, act = a.act, wy](const Tensor& g) {
-             Tensor gx, gw, gb, out;
-             if (act != BatchNormAct::None) out = Tensor(wy.lock());
+           [x, weight, bias, mean, inv_std, stats, act = a.act, out](const Tensor& g) {
+             Tensor gx, gw, gb;
              if (x.requires_grad()) gx = Tensor::empty_like(x);
              if (weight.defined() && weight.requires_grad()) gw = Tensor::empty_like(weight);
              if (bias.defined() && bias.requires_grad()) gb = Tensor::empty_like(bias);

@@ -37,11 +37,9 @@ Tensor softmax(const Tensor& x) {
   Tensor y = Tensor::empty_like(x);
   kernels::softmax_forward(x, y);
   if (needs_grad({x})) {
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
-    record("softmax", {x}, y, [wy](const Tensor& g) {
-      Tensor yy(wy.lock());
+    record("softmax", {x}, y, [y](const Tensor& g) {
       Tensor gx = Tensor::empty_like(g);
-      kernels::softmax_backward(yy, g, gx);
+      kernels::softmax_backward(y, g, gx);
       return std::vector<Tensor>{gx};
     });
   }

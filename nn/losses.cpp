@@ -60,12 +60,9 @@ Tensor l2_normalize(const Tensor& x, double eps) {
   Tensor y = Tensor::empty_like(x), norms = Tensor::empty({x.size(0)}, x.dtype(), x.device());
   kernels::l2_normalize_forward(x, eps, y, norms);
   if (needs_grad({x})) {
-    // The backward needs y itself; a weak reference avoids a cycle through y's own tape node.
-    std::weak_ptr<TensorImpl> wy = y.impl_ptr();
-    record("l2_normalize", {x}, y, [wy, norms, eps](const Tensor& g) {
-      Tensor yy(wy.lock());
+    record("l2_normalize", {x}, y, [y, norms, eps](const Tensor& g) {
       Tensor gx = Tensor::empty_like(g);
-      kernels::l2_normalize_backward(g, yy, norms, eps, gx);
+      kernels::l2_normalize_backward(g, y, norms, eps, gx);
       return std::vector<Tensor>{gx};
     });
   }
@@ -78,11 +75,9 @@ Tensor pairwise_distance(const Tensor& x, double eps) {
   Tensor d = Tensor::empty({N, N}, x.dtype(), x.device()), d2 = Tensor::empty_like(d);
   kernels::pairwise_distance_forward(x, eps, d, d2);
   if (needs_grad({x})) {
-    std::weak_ptr<TensorImpl> wd = d.impl_ptr();
-    record("pairwise_distance", {x}, d, [x, wd, d2](const Tensor& g) {
-      Tensor dd(wd.lock());
+    record("pairwise_distance", {x}, d, [x, d, d2](const Tensor& g) {
       Tensor gx = Tensor::empty_like(x);
-      kernels::pairwise_distance_backward(g, x, dd, d2, gx);
+      kernels::pairwise_distance_backward(g, x, d, d2, gx);
       return std::vector<Tensor>{gx};
     });
   }

@@ -105,6 +105,34 @@ TEST_CASE("residual add: a tensor read by f and by x + f(x) gets its gradient wi
   }
 }
 
+TEST_CASE("the tape keeps what a backward saved, not every activation: relu(a + b) frees the sum in the forward") {
+  // ResNet's block ends with relu(bn3(h) + shortcut): the addition saves nothing and the ReLU saves its output,
+  // so the sum need not outlive the forward. The tape's nodes hold where gradients go (AutogradMeta), not the
+  // tensors; when they held the tensors, every block kept its sum (and bn3's output) until the backward.
+  Rng rng(5, 1);
+  Tensor a = Tensor::uniform({1024}, rng, -1.0, 1.0), b = Tensor::uniform({1024}, rng, -1.0, 1.0);
+  a.set_requires_grad(true);
+  b.set_requires_grad(true);
+  std::weak_ptr<Storage> sum_data, out_data;
+  Tensor loss;
+  {
+    Tensor sum = F::add(a, b);
+    Tensor out = F::relu(sum);
+    sum_data = sum.impl()->storage;
+    out_data = out.impl()->storage;
+    loss = F::sum(out);
+  }
+  CHECK(sum_data.expired());        // no backward saved it
+  CHECK_FALSE(out_data.expired());  // the ReLU's backward did
+  backward(loss);
+  CHECK(out_data.expired());  // freed once the ReLU's node has run
+  const std::vector<float> av = a.to_vector(), bv = b.to_vector(), ga = a.grad().to_vector(), gb = b.grad().to_vector();
+  for (size_t i = 0; i < av.size(); ++i) {
+    REQUIRE(ga[i] == (av[i] + bv[i] > 0 ? 1.f : 0.f));
+    REQUIRE(gb[i] == ga[i]);
+  }
+}
+
 TEST_CASE("shared gradients: accumulation never writes through a gradient another tensor holds") {
   // a + b with both leaves: add hands the same gradient to both, and each leaf must own its own (the
   // optimizers and clip_gradients scale leaf gradients in place).
