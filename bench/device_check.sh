@@ -126,6 +126,11 @@ done
 if wanted parity && [ -f bench/pytorch/parity.py ] && "$PY" -c "import torch" 2>/dev/null; then
   run_step parity "$STEP" "$PY" bench/pytorch/parity.py --build "$BUILD" --device cuda --out "$OUTDIR"
 fi
+# ... and at the real sizes (ResNet-50 at 224, Lite0 at 192; docs/parity.md), in a whole check only.
+if wanted parity_full && [ -f bench/pytorch/parity.py ] && "$PY" -c "import torch" 2>/dev/null; then
+  run_step parity_full "$STEP" "$PY" bench/pytorch/parity.py --build "$BUILD" --device cuda --cases full --quiet \
+    --out "$OUTDIR/parity_full"
+fi
 # 4. The demo end to end on the GPU (synthetic data, two-stage training, evaluation, report); the photos stay
 #    behind, the report, metrics and loss curve come back.
 if wanted demo && [ -x "$BUILD/bin/fashionnet" ]; then
