@@ -50,7 +50,7 @@ TrainConfig checkpoint_config(const std::string& path) {
   try {
     nlohmann::json::parse(text).get_to(cfg);
   } catch (const std::exception& e) {  // json's errors, and the integer checks of from_json
-    FN_FAIL("checkpoint ", path, ": its config metadata is not valid: ", e.what());
+    FN_USER_FAIL("checkpoint ", path, ": its config metadata is not valid: ", e.what());
   }
   check_config(cfg, "checkpoint " + path);
   return cfg;
@@ -74,7 +74,7 @@ TrainState checkpoint_state(const std::string& path) {
   } catch (const fn::Error&) {
     throw;
   } catch (const std::exception& e) {
-    FN_FAIL("checkpoint ", path, ": malformed training state in its metadata: ", e.what());
+    FN_USER_FAIL("checkpoint ", path, ": malformed training state in its metadata: ", e.what());
   }
   FN_CHECK(st.stage >= 0 && st.step >= 0, "checkpoint ", path, ": malformed training state in its metadata: stage ",
            st.stage, ", step ", st.step);

@@ -132,7 +132,7 @@ StepResult TrainStep::forward_backward(const BatchTensors& batch, const LossWeig
     for (auto& [name, v] : checked)
       if (!std::isfinite(v)) {
         clear_tape();
-        FN_FAIL(options_.who.empty() ? std::string() : options_.who + ": ", "loss term '", name, "' is ", v,
+        FN_USER_FAIL(options_.who.empty() ? std::string() : options_.who + ": ", "loss term '", name, "' is ", v,
                 " at step ", step, " (", stage, "): training stopped",
                 options_.run_dir.empty() ? std::string() : "; the last good checkpoint in " + options_.run_dir + " is kept");
       }
