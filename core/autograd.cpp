@@ -50,8 +50,8 @@ namespace {
 // the same gradient, as add's {g, g}) or its storage (a view of it, a closure that kept it).
 bool exclusively_owned(const std::shared_ptr<TensorImpl>& g) { return g.use_count() == 1 && g->storage.use_count() == 1; }
 
-// Adds gradient `gi` into the gradient of input `in`. The first gradient to arrive is taken as it is, with no copy: a
-// gradient passed straight through (add's {g, g}, reshape's view) then costs nothing. Later ones add in
+// Adds gradient `gi` into the gradient of input `in`. The first gradient to arrive is taken as it is, with no
+// copy: a gradient passed straight through (add's {g, g}, reshape's view) then costs nothing. Later ones add in
 // place when that gradient is the input's alone, and out of place when it is shared, so accumulation never
 // writes through a buffer another tensor still reads. A leaf's gradient outlives the backward, and the
 // optimizers and clip_gradients change it in place, so a leaf always owns its own.

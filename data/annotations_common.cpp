@@ -134,7 +134,7 @@ void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel) {
 }
 
 void read_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2, int column2_max,
-                    const std::function<void(const Record& r, int value, const Sample& s)>& check) {
+                    const BoxColumnCheck& check) {
   TextTable t;
   read_table(t, ctx.full(rel), rel, Header::CountAndColumns, ctx.report);
   ImageJoin join(ds, rel);

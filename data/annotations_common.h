@@ -76,8 +76,9 @@ void read_landmark_file(Dataset& ds, LoadContext& ctx, const std::string& rel);
 // <column 2> <x1> <y1> <x2> <y2>", where column 2 is the benchmark's own (In-shop's pose_type,
 // Consumer-to-shop's source_type): an integer in [1, column2_max] named `column2` in messages, then handed to
 // `check` with its sample (which may refuse it with r.fail); the clothes type is set too.
+using BoxColumnCheck = std::function<void(const Record& r, int value, const Sample& s)>;
 void read_bbox_file(Dataset& ds, LoadContext& ctx, const std::string& rel, const char* column2 = nullptr,
-                    int column2_max = 0, const std::function<void(const Record& r, int value, const Sample& s)>& check = {});
+                    int column2_max = 0, const BoxColumnCheck& check = {});
 
 // Per-item attribute file (In-shop, Consumer-to-shop list_attr_items.txt): "<item id> <A values>", copied
 // onto every sample of the item. Items the dataset does not list are reported once as a warning.

@@ -91,8 +91,8 @@ void read_consumer2shop(Dataset& ds, LoadContext& ctx) {
   if (!bbox.empty())
     read_bbox_file(ds, ctx, bbox, "source_type", 2, [](const Record& r, int source, const Sample& s) {
       if (s.source != source)
-        r.fail(cat("source_type ", source, " but the partition uses the image as a ", s.source == 1 ? "shop" : "consumer",
-                   " image"));
+        r.fail(cat("source_type ", source, " but the partition uses the image as a ",
+                   s.source == 1 ? "shop" : "consumer", " image"));
     });
 
   const std::string lms = ctx.find({"Anno/list_landmarks_consumer2shop.txt"}, Role::Annotation);

@@ -186,7 +186,8 @@ def run_case(case, device, dtype, rtol, atol_scale, quiet=False, cond_factor=Non
             print("  " + line)
     fails = sum(1 for r in results if not r[0])
     print(f"== {case}: {len(results) - fails}/{len(results)} tensors within tolerance" + ("" if ok else f", {fails} FAILED"))
-    return ok, {"case": case, "probes": probes if probe else 0, "tensors": len(results), "failed": fails, "lines": [r[1] for r in results]}
+    return ok, {"case": case, "probes": probes if probe else 0, "tensors": len(results), "failed": fails,
+                "lines": [r[1] for r in results]}
 
 
 # The standard cases (the ctest tests/test_pytorch_parity.cpp runs the same shapes on the CPU).
