@@ -25,8 +25,9 @@ const std::string kPython = "/usr/bin/python3";
 bool torch_available() { return std::system((kPython + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
 
 // Runs parity.py on a case folder; returns its exit status (its report goes to the test's output).
-int run_parity(const std::string& dir, bool quiet = false) {
-  std::string cmd = kPython + " " + FN_SOURCE_DIR + "/bench/pytorch/parity.py --case " + dir + (quiet ? " --quiet" : "") + " 2>&1";
+int run_parity(const std::string& dir, bool quiet = false, const std::string& extra = "") {
+  std::string cmd = kPython + " " + FN_SOURCE_DIR + "/bench/pytorch/parity.py --case " + dir + (quiet ? " --quiet" : "") +
+                    extra + " 2>&1";
   std::fflush(stdout);
   int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
@@ -131,6 +132,8 @@ TEST_CASE("FashionNet matches the PyTorch twin: outputs, losses and every gradie
     auto sum = fashionnet::write_parity_case(dir, opt);
     REQUIRE(sum.triplet_active > 0);
     REQUIRE(run_parity(dir) == 0);
+    // The conditioning probe over several float32 runs (the full cases' way: images moved by a rounding step).
+    REQUIRE(run_parity(dir, true, " --probes 3") == 0);
     // Negative control: an eval-mode output moved by 1% of its largest magnitude must fail.
     auto v = load_safetensors(dir + "/outputs.safetensors").get("eval.embedding").to_vector_f64();
     double scale = 0;
