@@ -10,10 +10,11 @@
 //              finite gradient, and two models built alike must produce bitwise-equal losses (CPU);
 //   time:      --warmup steps, then --steps timed steps; the median step time gives images/s;
 //   --profile: shares of the measured step. VGG16: the trunk's and conv5's convolutions and poolings timed
-//              kernel by kernel at the model's shapes (forward, data gradient, filter gradient). Lite0: every op
-//              kind (batch norm with its ReLU6, expand_bn + depthwise + depthwise_bn as one op, depthwise, 1x1, stem,
-//              residual add, pooling, fc layers, losses, optimiser), each op run alone at its shape through its
-//              module and autograd (profile_lite0_ops).
+//              kernel by kernel at the model's shapes (forward, data gradient, filter gradient). Lite0 and
+//              ResNet-50: every op kind (Lite0: batch norm with its ReLU6, expand_bn + depthwise + depthwise_bn as
+//              one op, depthwise, 1x1, stem; ResNet-50: the 7x7 stem, max pool, 1x1 and 3x3 convs, batch norm with
+//              its ReLU; both: residual add, pooling, fc layers, losses, optimiser), each op run alone at its shape
+//              through its module and autograd (OpProfile: profile_lite0_ops, profile_resnet50_ops).
 //              Every backbone: landmark pooling, the losses, clipping and SGD at the model's shapes;
 //   memory:    allocator peak bytes on the device and the process's max RSS;
 //   --pytorch: runs bench/pytorch/train_step.py in the same run (PyTorch's figure on the same machine)
@@ -53,6 +54,7 @@
 #include "fashionnet/model/efficientnet_lite0.h"
 #include "fashionnet/model/fashionnet.h"
 #include "fashionnet/model/losses.h"
+#include "fashionnet/model/resnet50.h"
 #include "fashionnet/model/vgg16.h"
 #include "fashionnet/train/step.h"
 #include "kernels/conv2d.h"
@@ -379,6 +381,7 @@ Timed time_fwd_bwd(int repeats, const std::vector<Tensor>& leaves, const std::fu
     for (Tensor l : leaves) l.zero_grad();
     const double t0 = now_s(), c0 = cpu_s();
     Tensor y = f();
+    sync(y.device());  // on a GPU the launches return before the work is done
     const double t1 = now_s(), c1 = cpu_s();
     if (!seed.defined()) seed = Tensor::randn(y.shape(), rng, 1.0, fn::DType::F32, y.device());
     t.out = y.shape();
@@ -393,136 +396,86 @@ Timed time_fwd_bwd(int repeats, const std::vector<Tensor>& leaves, const std::fu
   return t;
 }
 
-// --profile for EfficientNet-Lite0: the share of each kind of op in a training step. Every op of the graph
-// (efficientnet_lite0.cpp's stem, MBConv blocks and head, fashionnet.cpp's fully connected layers) is run alone at
+// --profile for the backbones with batch norm (Lite0, ResNet-50): the share of each kind of op in a training
+// step. Every op of the graph (the backbone's file, fashionnet.cpp's fully connected layers) is run alone at
 // the shape the model runs it, through the same module or F:: call and the same autograd (time_fwd_bwd). The
-// branches' ops count twice: conv5_global and conv5_pose each run blocks 11..15, the head and the pooling.
-// Landmark pooling, the five losses and the optimiser (clip + SGD) are profile_fashionnet_kernels' figures.
-// "rest" is the measured step less all of these: the batch's upload, the autograd walk and the gradient
-// accumulation between ops, and whatever an op costs in the graph more (or less) than alone (caches).
-json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& fashionnet_kernels) {
-  namespace nn = fn::nn;
-  namespace F = fn::F;
-  const fnn::NetConfig& net = s.cfg.net;
-  fn::Rng rng(5, 0x6c697465);
-  struct Kind {
-    std::string name;
-    int ops = 0;
-    double fwd = 0, bwd = 0, cpu = 0;  // cpu: forward + backward
-  };
-  std::vector<Kind> kinds;
-  auto kind = [&](const std::string& name) -> Kind& {
-    for (Kind& k : kinds)
-      if (k.name == name) return k;
-    kinds.push_back({name});
-    return kinds.back();
-  };
-  for (const char* k : {"stem conv 3x3/2", "depthwise conv 3x3", "bn+ReLU6, dw 3x3, bn+ReLU6 (one op)",
-                        "bn+ReLU6, dw 5x5, bn+ReLU6 (one op)", "1x1 conv: expand",
-                        "1x1 conv: project", "1x1 conv: head", "batch norm + ReLU6 (one op)", "batch norm (project)", "residual add",
-                        "global average pool", "landmark pool", "fc layers (+ReLU, dropout, concat)", "five losses",
-                        "optimiser (clip + SGD)"})
-    kind(k);  // the table's order
-  json rows = json::array();
+// branches' ops count twice: conv5_global and conv5_pose each run their copy of the last stages, the pooling
+// and fc6. Landmark pooling, the five losses and the optimiser (clip + SGD) are profile_fashionnet_kernels'
+// figures. "rest" is the measured step less all of these: the batch's upload, the autograd walk and the
+// gradient accumulation between ops, and whatever an op costs in the graph more (or less) than alone (caches).
+class OpProfile {
+ public:
+  // `order`: the table's rows, first to last (a kind met later is appended).
+  OpProfile(Setup& s, int batch, Device d, int repeats, std::initializer_list<const char*> order)
+      : s_(s), batch_(batch), d_(d), repeats_(repeats), rng_(5, 0x6c697465) {
+    for (const char* k : order) kind(k);
+  }
+
   // Times one op, adds it `times` over to its kind, and returns its output's shape.
-  auto op = [&](const std::string& k, const std::string& where, int times, const std::vector<Tensor>& leaves,
-                const std::function<Tensor()>& f) {
-    Timed t = time_fwd_bwd(repeats, leaves, f, rng);
+  fn::Shape op(const std::string& k, const std::string& where, int times, const std::vector<Tensor>& leaves,
+               const std::function<Tensor()>& f) {
+    Timed t = time_fwd_bwd(repeats_, leaves, f, rng_);
     Kind& kk = kind(k);
     kk.ops += times, kk.fwd += times * t.fwd, kk.bwd += times * t.bwd, kk.cpu += times * (t.fwd_cpu + t.bwd_cpu);
-    rows.push_back({{"kind", k}, {"op", where}, {"times", times}, {"out", t.out}, {"fwd_ms", 1e3 * t.fwd},
-                    {"bwd_ms", 1e3 * t.bwd}, {"fwd_cpu_ms", 1e3 * t.fwd_cpu}, {"bwd_cpu_ms", 1e3 * t.bwd_cpu}});
+    rows_.push_back({{"kind", k}, {"op", where}, {"times", times}, {"out", t.out}, {"fwd_ms", 1e3 * t.fwd},
+                     {"bwd_ms", 1e3 * t.bwd}, {"fwd_cpu_ms", 1e3 * t.fwd_cpu}, {"bwd_cpu_ms", 1e3 * t.bwd_cpu}});
     return t.out;
-  };
-  auto input = [&](const fn::Shape& shape, double stddev, bool grad = true) {
-    Tensor x = Tensor::randn(shape, rng, stddev, fn::DType::F32, d);
+  }
+  Tensor input(const fn::Shape& shape, bool grad = true) {
+    Tensor x = Tensor::randn(shape, rng_, 1.0, fn::DType::F32, d_);
     x.set_requires_grad(grad);
     return x;
-  };
-  auto with = [](std::vector<Tensor> v, const Tensor& x) {
+  }
+  static std::vector<Tensor> with(std::vector<Tensor> v, const Tensor& x) {
     v.push_back(x);
     return v;
-  };
-  auto conv_opts = [](int kernel, int stride, int groups) {  // efficientnet_lite0.cpp's
-    nn::Conv2dOptions o;
+  }
+  // The backbones' convolutions: padding kernel / 2, no bias (a batch norm follows), no fused ReLU.
+  static fn::nn::Conv2dOptions conv_opts(int kernel, int stride, int groups = 1) {
+    fn::nn::Conv2dOptions o;
     o.kernel = kernel, o.stride = stride, o.pad = kernel / 2, o.groups = groups, o.bias = false, o.relu = false;
     return o;
-  };
-  auto conv = [&](const std::string& k, const std::string& where, int times, const fn::Shape& in, int out,
-                  nn::Conv2dOptions o, bool input_grad = true) {
-    nn::Conv2d c(int(in[1]), out, rng, o);
-    c.to(d);
-    Tensor x = input(in, 1.0, input_grad);
-    return op(k, where, times, with(c.parameters(), x), [&] { return c(x); });
-  };
-  // Batch norm, with ReLU6 in the same op as efficientnet_lite0.cpp runs it except after the projections.
-  auto bn = [&](const std::string& where, int times, const fn::Shape& in, bool relu6) {
-    nn::BatchNorm2d b(in[1], fnn::kLite0Bn);  // training mode: the batch's statistics, running ones updated
-    b.to(d);
-    Tensor x = input(in, 1.0);
-    const F::BatchNormAct act = relu6 ? F::BatchNormAct::Relu6 : F::BatchNormAct::None;
-    return op(relu6 ? "batch norm + ReLU6 (one op)" : "batch norm (project)", where, times, with(b.parameters(), x),
-              [&] { return b(x, act); });
-  };
-
-  // Stem: the image needs no gradient.
-  fn::Shape h = {batch, 3, net.input, net.input};
-  const std::vector<fnn::MBConvSpec> specs = fnn::lite0_blocks(net.width);
-  h = conv("stem conv 3x3/2", "stem", 1, h, specs[0].in, conv_opts(3, 2, 1), false);
-  bn("stem", 1, h, true);
-  for (int i = 0; i < fnn::kLite0Blocks; ++i) {
-    const fnn::MBConvSpec& b = specs[size_t(i)];
-    const int times = i < fnn::kLite0TrunkBlocks ? 1 : 2;
-    const std::string at = "blocks." + std::to_string(i);
-    const fn::Shape block_in = h;
-    const int mid = b.in * b.expand;
-    const std::string kxk = std::to_string(b.kernel) + "x" + std::to_string(b.kernel);
-    if (b.expand != 1) {  // expand_bn, the depthwise convolution and depthwise_bn as one op (MBConv)
-      h = conv("1x1 conv: expand", at, times, h, mid, conv_opts(1, 1, 1));
-      nn::BatchNorm2d ebn(mid, fnn::kLite0Bn), dbn(mid, fnn::kLite0Bn);
-      nn::Conv2d dw(mid, mid, rng, conv_opts(b.kernel, b.stride, mid));
-      ebn.to(d), dbn.to(d), dw.to(d);
-      Tensor x = input(h, 1.0);
-      std::vector<Tensor> leaves = with(ebn.parameters(), x);
-      for (const nn::Module* m : {static_cast<const nn::Module*>(&dw), static_cast<const nn::Module*>(&dbn)})
-        for (const Tensor& p : m->parameters()) leaves.push_back(p);
-      h = op("bn+ReLU6, dw " + kxk + ", bn+ReLU6 (one op)", at, times, leaves,
-             [&] { return dw(x, ebn, F::BatchNormAct::Relu6, &dbn, F::BatchNormAct::Relu6); });
-    } else {
-      h = conv("depthwise conv " + kxk, at, times, h, mid, conv_opts(b.kernel, b.stride, mid));
-      bn(at + " depthwise", times, h, true);
-    }
-    h = conv("1x1 conv: project", at, times, h, b.out, conv_opts(1, 1, 1));
-    bn(at + " project", times, h, false);
-    if (b.residual()) {
-      Tensor x = input(h, 1.0), r = input(block_in, 1.0);
-      op("residual add", at, times, {x, r}, [&] { return F::add(x, r); });
-    }
   }
-  const int head = fnn::scaled_channels(fnn::kLite0HeadChannels, net.width);
-  h = conv("1x1 conv: head", "head", 2, h, head, conv_opts(1, 1, 1));
-  bn("head", 2, h, true);
-  {
-    Tensor x = input(h, 1.0);
-    op("global average pool", "head", 2, {x}, [&] { return F::global_avg_pool2d(x); });
+  fn::Shape conv(const std::string& k, const std::string& where, int times, const fn::Shape& in, int out,
+                 const fn::nn::Conv2dOptions& o, bool input_grad = true) {
+    fn::nn::Conv2d c(int(in[1]), out, rng_, o);
+    c.to(d_);
+    Tensor x = input(in, input_grad);
+    return op(k, where, times, with(c.parameters(), x), [&] { return c(x); });
+  }
+  // A batch norm in training mode (the batch's statistics, running ones updated), with `act` in the same op.
+  fn::Shape bn(const std::string& k, const std::string& where, int times, const fn::Shape& in,
+               const fn::F::BatchNormArgs& args, fn::F::BatchNormAct act) {
+    fn::nn::BatchNorm2d b(in[1], args);
+    b.to(d_);
+    Tensor x = input(in);
+    return op(k, where, times, with(b.parameters(), x), [&] { return b(x, act); });
+  }
+  // Both branches' global average pooling of `in`.
+  void global_avg_pool(const fn::Shape& in) {
+    Tensor x = input(in);
+    op("global average pool", "head", 2, {x}, [&] { return fn::F::global_avg_pool2d(x); });
   }
   // The fully connected layers as fashionnet.cpp runs them (with their ReLUs, dropouts and the concat), from the
-  // branches' pooled features and the pooled landmarks; the outputs summed into one root (five sums and adds
-  // of at most batch x 1024 values, next to the layers' batch x 1280 x 1024 products).
-  {
-    nn::Linear fc6g(head, net.fc6_global, rng, 0.01), fc6p(head, net.fc6_pose, rng, 0.01),
-        fc7p(net.fc6_pose, net.fc7_pose, rng, 0.01), loc(net.fc7_pose, 2 * fnn::kSlots, rng, 0.01),
-        vis(net.fc7_pose, 2 * fnn::kSlots, rng, 0.01),
-        fc6l(fnn::kSlots * s.model->trunk_channels(), net.fc6_local, rng, 0.01),
-        fc7f(net.fc6_global + net.fc6_local, net.fc7_fusion, rng, 0.01), cat(net.fc7_fusion, net.categories, rng, 0.01),
-        attr(net.fc7_fusion, std::max(1, net.attributes), rng, 0.01);
+  // branches' pooled features (`features` each) and the pooled landmarks; the outputs summed into one root (five
+  // sums and adds of at most batch x 1024 values, next to the layers' batch x features x 1024 products). Then
+  // landmark pooling, the losses and the optimiser from `fashionnet_kernels`.
+  void heads(int features, const json& fashionnet_kernels) {
+    namespace F = fn::F;
+    const fnn::NetConfig& net = s_.cfg.net;
+    fn::nn::Linear fc6g(features, net.fc6_global, rng_, 0.01), fc6p(features, net.fc6_pose, rng_, 0.01),
+        fc7p(net.fc6_pose, net.fc7_pose, rng_, 0.01), loc(net.fc7_pose, 2 * fnn::kSlots, rng_, 0.01),
+        vis(net.fc7_pose, 2 * fnn::kSlots, rng_, 0.01),
+        fc6l(fnn::kSlots * s_.model->trunk_channels(), net.fc6_local, rng_, 0.01),
+        fc7f(net.fc6_global + net.fc6_local, net.fc7_fusion, rng_, 0.01), cat(net.fc7_fusion, net.categories, rng_, 0.01),
+        attr(net.fc7_fusion, std::max(1, net.attributes), rng_, 0.01);
     std::vector<Tensor> leaves;
-    for (nn::Linear* l : {&fc6g, &fc6p, &fc7p, &loc, &vis, &fc6l, &fc7f, &cat, &attr}) {
-      l->to(d);
+    for (fn::nn::Linear* l : {&fc6g, &fc6p, &fc7p, &loc, &vis, &fc6l, &fc7f, &cat, &attr}) {
+      l->to(d_);
       for (const Tensor& p : l->parameters()) leaves.push_back(p);
     }
-    Tensor g = input({batch, head}, 1.0), q = input({batch, head}, 1.0),
-           pooled = input({batch, fnn::kSlots * s.model->trunk_channels()}, 1.0);
+    Tensor g = input({batch_, features}), q = input({batch_, features}),
+           pooled = input({batch_, fnn::kSlots * s_.model->trunk_channels()});
     leaves.insert(leaves.end(), {g, q, pooled});
     const float p = net.dropout;
     op("fc layers (+ReLU, dropout, concat)", "fc6..heads", 1, leaves, [&] {
@@ -534,65 +487,200 @@ json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& f
       Tensor sum = F::add(F::add(F::sum(loc(c)), F::sum(vis(c))), F::add(F::sum(e), F::sum(cat(hh))));
       return net.attributes > 0 ? F::add(sum, F::sum(attr(hh))) : sum;
     });
+    // Wall time only (profile_fashionnet_kernels'), counted as CPU time too: each is under 1% of the step.
+    Kind& lp = kind("landmark pool");
+    lp.ops = 1, lp.fwd = lp.cpu = kernel_s(fashionnet_kernels, "landmark_pool fwd+bwd");  // fwd + bwd together
+    Kind& lo = kind("five losses");
+    lo.ops = 5, lo.fwd = lo.cpu = kernel_s(fashionnet_kernels, "five losses fwd+bwd");
+    Kind& opt = kind("optimiser (clip + SGD)");
+    opt.ops = 2,
+    opt.fwd = opt.cpu = kernel_s(fashionnet_kernels, "clip_gradients") + kernel_s(fashionnet_kernels, "sgd step");
   }
-  Kind& lp = kind("landmark pool");
-  // Wall time only (profile_fashionnet_kernels'), counted as CPU time too: each is under 1% of the step.
-  lp.ops = 1, lp.fwd = lp.cpu = kernel_s(fashionnet_kernels, "landmark_pool fwd+bwd");  // fwd + bwd together
-  Kind& lo = kind("five losses");
-  lo.ops = 5, lo.fwd = lo.cpu = kernel_s(fashionnet_kernels, "five losses fwd+bwd");
-  Kind& opt = kind("optimiser (clip + SGD)");
-  opt.ops = 2, opt.fwd = opt.cpu = kernel_s(fashionnet_kernels, "clip_gradients") + kernel_s(fashionnet_kernels, "sgd step");
 
   // The whole step again, right after the ops (the machine's load moves from minute to minute): the shares are of
   // its CPU time, which other processes' load disturbs less than wall time. Then the same forward and backward
-  // in the graph timed apart (forward with the five losses, then backward).
-  std::vector<double> sw, sc, gf, gb;
-  for (int r = 0; r <= repeats; ++r) {
-    const double t0 = now_s(), c0 = cpu_s();
-    s.train_step();
-    sync(d);
-    if (r > 0) sw.push_back(now_s() - t0), sc.push_back(cpu_s() - c0);
-  }
-  for (int r = 0; r <= repeats; ++r) {
-    s.sgd->zero_grad();
-    const double t0 = now_s();
-    fnn::Outputs o = s.model->forward(s.batch.images, fnn::PoolAt{s.batch.landmarks, s.batch.visible}, uint64_t(r));
-    Tensor total = fnn::fashionnet_loss(o, s.batch, s.weights(), s.train->loss_context()).total;
-    sync(d);
-    const double t1 = now_s();
-    fn::backward(total);
-    sync(d);
-    if (r > 0) gf.push_back(t1 - t0), gb.push_back(now_s() - t1);
-  }
-  s.sgd->zero_grad();
-  const double step_wall = median(sw), step_cpu = median(sc), graph_fwd = median(gf), graph_bwd = median(gb);
+  // in the graph timed apart (forward with the five losses, then backward). Prints the table under `title`.
+  json finish(const std::string& title) {
+    std::vector<double> sw, sc, gf, gb;
+    for (int r = 0; r <= repeats_; ++r) {
+      const double t0 = now_s(), c0 = cpu_s();
+      s_.train_step();
+      sync(d_);
+      if (r > 0) sw.push_back(now_s() - t0), sc.push_back(cpu_s() - c0);
+    }
+    for (int r = 0; r <= repeats_; ++r) {
+      s_.sgd->zero_grad();
+      const double t0 = now_s();
+      fnn::Outputs o = s_.model->forward(s_.batch.images, fnn::PoolAt{s_.batch.landmarks, s_.batch.visible}, uint64_t(r));
+      Tensor total = fnn::fashionnet_loss(o, s_.batch, s_.weights(), s_.train->loss_context()).total;
+      sync(d_);
+      const double t1 = now_s();
+      fn::backward(total);
+      sync(d_);
+      if (r > 0) gf.push_back(t1 - t0), gb.push_back(now_s() - t1);
+    }
+    s_.sgd->zero_grad();
+    const double step_wall = median(sw), step_cpu = median(sc), graph_fwd = median(gf), graph_bwd = median(gb);
 
-  double sum = 0, sum_cpu = 0, sum_fwd = 0, sum_bwd = 0;
-  for (const Kind& k : kinds) sum += k.fwd + k.bwd, sum_cpu += k.cpu, sum_fwd += k.fwd, sum_bwd += k.bwd;
-  std::printf("\nLite0 op shares (batch %d, %d px; each op alone at the model's shapes, median of %d; the branches' ops\n"
-              "twice; landmark pool, losses and optimiser: fwd+bwd together in the fwd column; share: of the step's CPU time)\n",
-              batch, net.input, repeats);
-  std::printf("  %-36s %4s %9s %9s %9s %9s %7s\n", "kind", "ops", "fwd ms", "bwd ms", "total ms", "CPU ms", "share");
-  json table = json::array();
-  for (const Kind& k : kinds) {
-    const double t = k.fwd + k.bwd;
-    std::printf("  %-36s %4d %9.1f %9.1f %9.1f %9.1f %6.1f%%\n", k.name.c_str(), k.ops, 1e3 * k.fwd, 1e3 * k.bwd,
-                1e3 * t, 1e3 * k.cpu, 100 * k.cpu / step_cpu);
-    table.push_back({{"kind", k.name}, {"ops", k.ops}, {"fwd_ms", 1e3 * k.fwd}, {"bwd_ms", 1e3 * k.bwd},
-                     {"total_ms", 1e3 * t}, {"cpu_ms", 1e3 * k.cpu}, {"share_of_step_cpu", k.cpu / step_cpu}});
+    double sum = 0, sum_cpu = 0, sum_fwd = 0, sum_bwd = 0;
+    for (const Kind& k : kinds_) sum += k.fwd + k.bwd, sum_cpu += k.cpu, sum_fwd += k.fwd, sum_bwd += k.bwd;
+    std::printf("\n%s op shares (batch %d, %d px; each op alone at the model's shapes, median of %d; the branches' ops\n"
+                "twice; landmark pool, losses and optimiser: fwd+bwd together in the fwd column; share: of the step's CPU time)\n",
+                title.c_str(), batch_, s_.cfg.net.input, repeats_);
+    std::printf("  %-40s %4s %9s %9s %9s %9s %7s\n", "kind", "ops", "fwd ms", "bwd ms", "total ms", "CPU ms", "share");
+    json table = json::array();
+    for (const Kind& k : kinds_) {
+      const double t = k.fwd + k.bwd;
+      std::printf("  %-40s %4d %9.1f %9.1f %9.1f %9.1f %6.1f%%\n", k.name.c_str(), k.ops, 1e3 * k.fwd, 1e3 * k.bwd,
+                  1e3 * t, 1e3 * k.cpu, 100 * k.cpu / step_cpu);
+      table.push_back({{"kind", k.name}, {"ops", k.ops}, {"fwd_ms", 1e3 * k.fwd}, {"bwd_ms", 1e3 * k.bwd},
+                       {"total_ms", 1e3 * t}, {"cpu_ms", 1e3 * k.cpu}, {"share_of_step_cpu", k.cpu / step_cpu}});
+    }
+    const double rest = step_wall - sum, rest_cpu = step_cpu - sum_cpu;
+    std::printf("  %-40s %4s %9s %9s %9.1f %9.1f %6.1f%%\n", "rest (step less the above)", "", "", "", 1e3 * rest,
+                1e3 * rest_cpu, 100 * rest_cpu / step_cpu);
+    std::printf("  %-40s %4s %9s %9s %9.1f %9.1f %6.1f%%\n", "training step (measured after the ops)", "", "", "",
+                1e3 * step_wall, 1e3 * step_cpu, 100.0);
+    std::printf("  in the graph (median of %d): forward + losses %.1f ms, backward %.1f ms; the ops alone: forward %.1f ms,\n"
+                "  backward %.1f ms (landmark pool, losses, optimiser counted as forward); load average now %.2f\n",
+                repeats_, 1e3 * graph_fwd, 1e3 * graph_bwd, 1e3 * sum_fwd, 1e3 * sum_bwd, load_average());
+    return {{"kinds", table}, {"ops", rows_}, {"sum_ms", 1e3 * sum}, {"sum_cpu_ms", 1e3 * sum_cpu},
+            {"rest_ms", 1e3 * rest}, {"rest_cpu_ms", 1e3 * rest_cpu}, {"step_ms", 1e3 * step_wall},
+            {"step_cpu_ms", 1e3 * step_cpu}, {"graph_forward_ms", 1e3 * graph_fwd},
+            {"graph_backward_ms", 1e3 * graph_bwd}, {"ops_forward_ms", 1e3 * sum_fwd},
+            {"ops_backward_ms", 1e3 * sum_bwd}, {"load_average_1min", load_average()}};
   }
-  const double rest = step_wall - sum, rest_cpu = step_cpu - sum_cpu;
-  std::printf("  %-36s %4s %9s %9s %9.1f %9.1f %6.1f%%\n", "rest (step less the above)", "", "", "", 1e3 * rest,
-              1e3 * rest_cpu, 100 * rest_cpu / step_cpu);
-  std::printf("  %-36s %4s %9s %9s %9.1f %9.1f %6.1f%%\n", "training step (measured after the ops)", "", "", "",
-              1e3 * step_wall, 1e3 * step_cpu, 100.0);
-  std::printf("  in the graph (median of %d): forward + losses %.1f ms, backward %.1f ms; the ops alone: forward %.1f ms,\n"
-              "  backward %.1f ms (landmark pool, losses, optimiser counted as forward); load average now %.2f\n",
-              repeats, 1e3 * graph_fwd, 1e3 * graph_bwd, 1e3 * sum_fwd, 1e3 * sum_bwd, load_average());
-  return {{"kinds", table}, {"ops", rows}, {"sum_ms", 1e3 * sum}, {"sum_cpu_ms", 1e3 * sum_cpu}, {"rest_ms", 1e3 * rest},
-          {"rest_cpu_ms", 1e3 * rest_cpu}, {"step_ms", 1e3 * step_wall}, {"step_cpu_ms", 1e3 * step_cpu},
-          {"graph_forward_ms", 1e3 * graph_fwd}, {"graph_backward_ms", 1e3 * graph_bwd},
-          {"ops_forward_ms", 1e3 * sum_fwd}, {"ops_backward_ms", 1e3 * sum_bwd}, {"load_average_1min", load_average()}};
+
+  fn::Rng& rng() { return rng_; }
+  int batch() const { return batch_; }
+  Device device() const { return d_; }
+
+ private:
+  struct Kind {
+    std::string name;
+    int ops = 0;
+    double fwd = 0, bwd = 0, cpu = 0;  // cpu: forward + backward
+  };
+  Kind& kind(const std::string& name) {
+    for (Kind& k : kinds_)
+      if (k.name == name) return k;
+    kinds_.push_back({name});
+    return kinds_.back();
+  }
+  Setup& s_;
+  int batch_;
+  Device d_;
+  int repeats_;
+  fn::Rng rng_;
+  std::vector<Kind> kinds_;
+  json rows_ = json::array();
+};
+
+// Lite0 (efficientnet_lite0.cpp): the stem, the MBConv blocks (expand_bn + depthwise + depthwise_bn as one op
+// where the block expands), the head conv.
+json profile_lite0_ops(Setup& s, int batch, Device d, int repeats, const json& fashionnet_kernels) {
+  namespace F = fn::F;
+  const fnn::NetConfig& net = s.cfg.net;
+  OpProfile p(s, batch, d, repeats,
+              {"stem conv 3x3/2", "depthwise conv 3x3", "bn+ReLU6, dw 3x3, bn+ReLU6 (one op)",
+               "bn+ReLU6, dw 5x5, bn+ReLU6 (one op)", "1x1 conv: expand", "1x1 conv: project", "1x1 conv: head",
+               "batch norm + ReLU6 (one op)", "batch norm (project)", "residual add", "global average pool",
+               "landmark pool", "fc layers (+ReLU, dropout, concat)", "five losses", "optimiser (clip + SGD)"});
+  auto bn = [&](const std::string& where, int times, const fn::Shape& in, bool relu6) {  // ReLU6 but after projections
+    return p.bn(relu6 ? "batch norm + ReLU6 (one op)" : "batch norm (project)", where, times, in, fnn::kLite0Bn,
+                relu6 ? F::BatchNormAct::Relu6 : F::BatchNormAct::None);
+  };
+  // Stem: the image needs no gradient.
+  fn::Shape h = {batch, 3, net.input, net.input};
+  const std::vector<fnn::MBConvSpec> specs = fnn::lite0_blocks(net.width);
+  h = p.conv("stem conv 3x3/2", "stem", 1, h, specs[0].in, OpProfile::conv_opts(3, 2), false);
+  bn("stem", 1, h, true);
+  for (int i = 0; i < fnn::kLite0Blocks; ++i) {
+    const fnn::MBConvSpec& b = specs[size_t(i)];
+    const int times = i < fnn::kLite0TrunkBlocks ? 1 : 2;
+    const std::string at = "blocks." + std::to_string(i);
+    const fn::Shape block_in = h;
+    const int mid = b.in * b.expand;
+    const std::string kxk = std::to_string(b.kernel) + "x" + std::to_string(b.kernel);
+    if (b.expand != 1) {  // expand_bn, the depthwise convolution and depthwise_bn as one op (MBConv)
+      h = p.conv("1x1 conv: expand", at, times, h, mid, OpProfile::conv_opts(1, 1));
+      fn::nn::BatchNorm2d ebn(mid, fnn::kLite0Bn), dbn(mid, fnn::kLite0Bn);
+      fn::nn::Conv2d dw(mid, mid, p.rng(), OpProfile::conv_opts(b.kernel, b.stride, mid));
+      ebn.to(d), dbn.to(d), dw.to(d);
+      Tensor x = p.input(h);
+      std::vector<Tensor> leaves = OpProfile::with(ebn.parameters(), x);
+      for (const fn::nn::Module* m : {static_cast<const fn::nn::Module*>(&dw), static_cast<const fn::nn::Module*>(&dbn)})
+        for (const Tensor& t : m->parameters()) leaves.push_back(t);
+      h = p.op("bn+ReLU6, dw " + kxk + ", bn+ReLU6 (one op)", at, times, leaves,
+               [&] { return dw(x, ebn, F::BatchNormAct::Relu6, &dbn, F::BatchNormAct::Relu6); });
+    } else {
+      h = p.conv("depthwise conv " + kxk, at, times, h, mid, OpProfile::conv_opts(b.kernel, b.stride, mid));
+      bn(at + " depthwise", times, h, true);
+    }
+    h = p.conv("1x1 conv: project", at, times, h, b.out, OpProfile::conv_opts(1, 1));
+    bn(at + " project", times, h, false);
+    if (b.residual()) {
+      Tensor x = p.input(h), r = p.input(block_in);
+      p.op("residual add", at, times, {x, r}, [&] { return F::add(x, r); });
+    }
+  }
+  const int head = fnn::scaled_channels(fnn::kLite0HeadChannels, net.width);
+  h = p.conv("1x1 conv: head", "head", 2, h, head, OpProfile::conv_opts(1, 1));
+  bn("head", 2, h, true);
+  p.global_avg_pool(h);
+  p.heads(head, fashionnet_kernels);
+  return p.finish("Lite0");
+}
+
+// ResNet-50 (resnet50.cpp): conv1 + bn1 + ReLU and the max pool, then each bottleneck's convs (1x1 reduce, 3x3
+// with the stride, 1x1 expand, and the downsampling shortcut's 1x1), its batch norms (with their ReLU as one op,
+// as resnet50.cpp runs them) and the residual add with its ReLU; layer4 twice (one copy a branch).
+json profile_resnet50_ops(Setup& s, int batch, Device d, int repeats, const json& fashionnet_kernels) {
+  namespace F = fn::F;
+  const fnn::NetConfig& net = s.cfg.net;
+  OpProfile p(s, batch, d, repeats,
+              {"stem conv 7x7/2", "max pool 3x3/2", "1x1 conv: reduce", "3x3 conv", "3x3 conv, stride 2",
+               "1x1 conv: expand", "1x1 conv: downsample", "batch norm + ReLU (one op)", "batch norm",
+               "residual add + ReLU", "global average pool", "landmark pool", "fc layers (+ReLU, dropout, concat)",
+               "five losses", "optimiser (clip + SGD)"});
+  const F::BatchNormArgs bn_args{};  // resnet50.h: PyTorch's defaults
+  fn::Shape h = {batch, 3, net.input, net.input};
+  const int stem = fnn::scaled_channels(fnn::kResNetStemChannels, net.width);
+  h = p.conv("stem conv 7x7/2", "conv1", 1, h, stem, OpProfile::conv_opts(7, 2), false);  // the image: no gradient
+  p.bn("batch norm + ReLU (one op)", "bn1", 1, h, bn_args, F::BatchNormAct::Relu);
+  {
+    Tensor x = p.input(h);
+    h = p.op("max pool 3x3/2", "maxpool", 1, {x}, [&] { return F::max_pool2d(x, F::Pool2dArgs{3, 2, 1}); });
+  }
+  int in = int(h[1]);
+  for (size_t l = 0; l < fnn::kResNet50Layers.size(); ++l) {
+    const fnn::ResNetLayer& layer = fnn::kResNet50Layers[l];
+    const int times = l + 1 < fnn::kResNet50Layers.size() ? 1 : 2;  // layer4: conv5_global's and conv5_pose's
+    const int w = fnn::scaled_channels(layer.width, net.width);
+    for (int bi = 0; bi < layer.blocks; ++bi) {
+      const fnn::BottleneckSpec b{in, w, bi == 0 ? layer.stride : 1};
+      const std::string at = "layer" + std::to_string(l + 1) + "." + std::to_string(bi);
+      const fn::Shape block_in = h;
+      h = p.conv("1x1 conv: reduce", at + ".conv1", times, h, b.width, OpProfile::conv_opts(1, 1));
+      p.bn("batch norm + ReLU (one op)", at + ".bn1", times, h, bn_args, F::BatchNormAct::Relu);
+      h = p.conv(b.stride == 1 ? "3x3 conv" : "3x3 conv, stride 2", at + ".conv2", times, h, b.width,
+                 OpProfile::conv_opts(3, b.stride));
+      p.bn("batch norm + ReLU (one op)", at + ".bn2", times, h, bn_args, F::BatchNormAct::Relu);
+      h = p.conv("1x1 conv: expand", at + ".conv3", times, h, b.out(), OpProfile::conv_opts(1, 1));
+      p.bn("batch norm", at + ".bn3", times, h, bn_args, F::BatchNormAct::None);
+      if (b.downsample()) {
+        const fn::Shape ds = p.conv("1x1 conv: downsample", at + ".downsample.0", times, block_in, b.out(),
+                                    OpProfile::conv_opts(1, b.stride));
+        p.bn("batch norm", at + ".downsample.1", times, ds, bn_args, F::BatchNormAct::None);
+      }
+      Tensor x = p.input(h), r = p.input(h);
+      p.op("residual add + ReLU", at, times, {x, r}, [&] { return F::relu(F::add(x, r)); });
+      in = b.out();
+    }
+  }
+  p.global_avg_pool(h);
+  p.heads(in, fashionnet_kernels);
+  return p.finish("ResNet-50");
 }
 
 // PyTorch's figure from bench/pytorch/train_step.py, run now on the same machine; null if unavailable.
@@ -657,7 +745,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   app.add_flag("--quick", quick, "smoke run: the tiny preset, 2 warm-up and 2 timed steps");
   app.add_flag("--profile", profile,
-               "each layer's (VGG16) or op kind's (Lite0) share of the step, timed at the model's shapes");
+               "each layer's (VGG16) or op kind's (Lite0, ResNet-50) share of the step, timed at the model's shapes");
   CLI11_PARSE(app, argc, argv);
   if (quick) preset = "tiny", steps = 2, warmup = 2;
   const bool landmarks = !no_landmarks;
@@ -765,9 +853,8 @@ int main(int argc, char** argv) {
       out["profile"]["fashionnet_kernels"] = profile_fashionnet_kernels(s, d, repeats, step_s);
       if (backbone == fnn::Backbone::EfficientNetLite0)
         out["profile"]["lite0_ops"] = profile_lite0_ops(s, batch, d, repeats, out["profile"]["fashionnet_kernels"]);
-      else if (backbone != fnn::Backbone::Vgg16)
-        std::printf("profile: the backbone's layers are profiled for vgg16 and efficientnet_lite0 only; %s: the "
-                    "FashionNet kernels above\n", cfg.net.backbone.name().c_str());
+      else if (backbone == fnn::Backbone::ResNet50)
+        out["profile"]["resnet50_ops"] = profile_resnet50_ops(s, batch, d, repeats, out["profile"]["fashionnet_kernels"]);
     }
     if (pytorch) {
       json pt = run_pytorch(preset, batch, cfg.net.input, steps, d, cfg.clip_grad_norm, threads);

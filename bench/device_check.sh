@@ -82,7 +82,8 @@ done
 # sized to fit bench/device_run.sh's cap; a full check runs past it.
 owed="bench_batchnorm2d bench_depthwise_conv2d bench_pool bench_train_step_lite0 pytorch_lite0_tf32
  pytorch_lite0_bf16-cl bench_train_step_resnet50 pytorch_resnet50_tf32 pytorch_resnet50_bf16-cl parity demo
- dist_one_rank bench_allreduce memcheck_test_batchnorm2d memcheck_test_depthwise_conv2d memcheck_test_pooling"
+ dist_one_rank bench_allreduce memcheck_test_batchnorm2d memcheck_test_depthwise_conv2d memcheck_test_pooling
+ profile_lite0 profile_resnet50"
 [ "${FN_DC_ONLY:-}" = owed ] && FN_DC_ONLY=$(echo $owed)
 wanted() { [ -z "${FN_DC_ONLY:-}" ] || [[ " $FN_DC_ONLY " == *" $1 "* ]]; }
 run_step() {  # name, time limit in seconds, then the command: its output goes to name.log, a row to bench.tsv
@@ -171,6 +172,14 @@ if command -v compute-sanitizer >/dev/null 2>&1 && [ "${FN_DC_SANITIZER:-1}" = 1
     run_step "memcheck_$t" 40 compute-sanitizer --tool memcheck --error-exitcode 9 "$BUILD/bin/$t" "*CUDA*"
   done
 fi
+# 6. Where the ImageNet backbones' GPU steps go: each kind of op alone at the model's shapes (bench_train_step
+#    --profile: convolutions by kind, batch norm, pooling, residual adds, fc layers, losses, optimiser), so that
+#    a step slower than PyTorch's (step 2) names its op. After everything else: no owed figure waits for it.
+for preset in lite0 resnet50; do
+  wanted "profile_$preset" && [ -x "$BUILD/bin/bench_train_step" ] || continue
+  run_step "profile_$preset" "$STEP" "$BUILD/bin/bench_train_step" --device cuda --preset "$preset" --input 224 \
+    --batch 32 --steps 4 --warmup 2 --profile --json "$OUTDIR/profile_$preset.json"
+done
 
 {
   echo "== device check: $(head -3 "$OUTDIR/machine.txt" | tr '\n' ' ')"
