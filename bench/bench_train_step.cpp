@@ -776,8 +776,9 @@ int main(int argc, char** argv) {
     if (no_landmarks) fnn::keep_no_slot_without_landmarks(cfg.net);  // what train chooses
     FN_CHECK(cfg.stages.size() >= 2, "bench_train_step: preset ", preset, " has fewer than two stages");
     if (batch <= 0) batch = cfg.batch;
-    FN_CHECK(batch % std::max(1, cfg.K) == 0, "bench_train_step: --batch ", batch, " is not a multiple of K = ", cfg.K);
-    FN_CHECK(steps >= 1, "bench_train_step: --steps must be >= 1");
+    FN_EXPECT(batch % std::max(1, cfg.K) == 0, "--batch ", batch, " is not a multiple of the preset's K = ", cfg.K,
+              " (the images of one item come together)");
+    FN_EXPECT(steps >= 1, "--steps must be at least 1");
     warmup = std::max(warmup, 2);
 
     std::printf("bench_train_step: preset %s, batch %d, input %d, device %s, BLAS threads %d (%s kernels), "
@@ -879,7 +880,7 @@ int main(int argc, char** argv) {
     }
     if (!json_path.empty()) {
       std::ofstream f(json_path);
-      FN_CHECK(f.good(), "bench_train_step: cannot write ", json_path);
+      FN_EXPECT(f.good(), "cannot write ", json_path);
       f << out.dump(2) << "\n";
       std::printf("wrote %s\n", json_path.c_str());
     }
