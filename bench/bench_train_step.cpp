@@ -552,8 +552,6 @@ class OpProfile {
   }
 
   fn::Rng& rng() { return rng_; }
-  int batch() const { return batch_; }
-  Device device() const { return d_; }
 
  private:
   struct Kind {
