@@ -133,8 +133,9 @@ StepResult TrainStep::forward_backward(const BatchTensors& batch, const LossWeig
       if (!std::isfinite(v)) {
         clear_tape();
         FN_USER_FAIL(options_.who.empty() ? std::string() : options_.who + ": ", "loss term '", name, "' is ", v,
-                " at step ", step, " (", stage, "): training stopped",
-                options_.run_dir.empty() ? std::string() : "; the last good checkpoint in " + options_.run_dir + " is kept");
+                     " at step ", step, " (", stage, "): training stopped",
+                     options_.run_dir.empty() ? std::string()
+                                              : "; the last good checkpoint in " + options_.run_dir + " is kept");
       }
     r.total += total / parts;
     for (auto& [name, v] : terms.values) {
