@@ -5,7 +5,9 @@
 #   ./build.sh build   install and build only
 #   ./build.sh sanitize  the CPU build under AddressSanitizer + UndefinedBehaviorSanitizer (folder build-asan),
 #                        then every test there but the benchmarks' smoke runs (CI runs it after `test`)
-# Environment: BUILD_DIR (default build), FN_CUDA (AUTO|ON|OFF, default AUTO: CUDA compiled where nvcc is found).
+#   ./build.sh cudasim   the CUDA build on the CPU (FN_CUDA=SIM, folder build-sim: the .cu files compiled by g++,
+#                        the kernels run by sim/; docs/cudasim.md), then every CUDA test there (CI runs it last)
+# Environment: BUILD_DIR (default build), FN_CUDA (AUTO|ON|OFF|SIM, default AUTO: CUDA compiled where nvcc is found).
 set -euo pipefail
 cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
@@ -66,8 +68,15 @@ case "${1:-}" in
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
     ;;
+  cudasim)
+    # Only the CUDA test cases (each has "CUDA" in its name) and the simulator's own: the CPU ones ran in `test`.
+    BUILD_DIR=${SIM_BUILD_DIR:-build-sim}
+    FN_CUDA=SIM
+    build -DFN_BENCHMARKS=OFF
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)" -R "CUDA|cudasim"
+    ;;
   *)
-    echo "usage: ./build.sh demo|test|build|sanitize" >&2
+    echo "usage: ./build.sh demo|test|build|sanitize|cudasim" >&2
     exit 2
     ;;
 esac

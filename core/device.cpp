@@ -38,6 +38,14 @@ bool cuda_available() {
 #endif
 }
 
+bool cuda_simulated() {
+#ifdef FN_CUDA_SIM
+  return true;
+#else
+  return false;
+#endif
+}
+
 Device parse_device(const std::string& s) {
   if (s == "cpu") return Device::CPU;
   if (s == "auto") return cuda_available() ? Device::CUDA : Device::CPU;

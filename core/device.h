@@ -9,6 +9,7 @@ enum class Device { CPU, CUDA };
 
 bool cuda_compiled();   // built with nvcc
 bool cuda_available();  // compiled and a device answers
+bool cuda_simulated();  // the device is cudasim: the kernels run on the CPU (FN_CUDA=SIM, docs/cudasim.md)
 Device parse_device(const std::string& s);  // "auto" | "cpu" | "cuda"
 inline const char* device_name(Device d) { return d == Device::CPU ? "cpu" : "cuda"; }
 std::string device_description(Device d);  // e.g. "NVIDIA H100 80GB HBM3 (sm_90)" or "cpu (2 threads)"

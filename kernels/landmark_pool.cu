@@ -58,7 +58,7 @@ __global__ void forward_v2(const float* __restrict__ feat, const float* __restri
                            int32_t* argmax) {
   const int64_t ns = blockIdx.x;  // n*L + s
   const int64_t n = ns / L;
-  PoolWindow win;
+  PoolWindow win{};  // read only where pooled
   // Every thread computes the same window from the same (broadcast) loads: no divergence, no sync.
   const bool pooled = slot_window(lm[2 * ns], lm[2 * ns + 1], vis[ns], stride, radius, H, W, mode, win);
   const int64_t plane = int64_t(H) * W;

@@ -274,7 +274,8 @@ TEST_CASE("F::batch_norm2d_depthwise on CUDA (the two ops there) matches the CPU
       const Device d = k == 0 ? Device::CPU : Device::CUDA;
       std::vector<Tensor> leaves = {p.x.to(d), p.bw.to(d), p.bb.to(d), p.w.to(d)};
       for (Tensor& l : leaves) l.set_requires_grad(true);
-      Tensor rm = p.rm.to(d), rv = p.rv.to(d);
+      // clone(): to() of a CPU tensor to the CPU is the tensor itself, and the CPU pass updates its statistics
+      Tensor rm = p.rm.clone().to(d), rv = p.rv.clone().to(d);
       const F::BatchNormRef before{leaves[1], leaves[2], rm, rv, BatchNormMode::Train, bn};
       Tensor y = F::batch_norm2d_depthwise(leaves[0], before, leaves[3], Tensor(), {p.stride, p.pad, c[1]});
       backward(y, p.gy.to(d));

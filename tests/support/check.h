@@ -120,6 +120,16 @@ inline void poison(Tensor& t) { t.fill_(NAN); }
 
 }  // namespace fn::test
 
+// For the few CUDA cases too large for cudasim (hundreds of millions of GPU threads): skipped there, with why.
+#define FN_REQUIRE_CUDA_HARDWARE(why)                                                               \
+  do {                                                                                              \
+    FN_REQUIRE_CUDA();                                                                              \
+    if (::fn::cuda_simulated()) {                                                                   \
+      std::printf("SKIPPED: on cudasim (%s); runs on a GPU\n", why);                                \
+      return;                                                                                       \
+    }                                                                                               \
+  } while (0)
+
 #define FN_REQUIRE_CUDA()                                                                           \
   do {                                                                                              \
     if (!::fn::cuda_available()) {                                                                  \
