@@ -63,6 +63,11 @@ __global__ void divergent_barrier(float* out) {
   }
 }
 
+__global__ void misaligned_float4(const float* in, float* out) {
+  const float4 v = *reinterpret_cast<const float4*>(in + 1);  // 4 bytes past a 256-byte boundary
+  out[0] = v.x + v.y + v.z + v.w;
+}
+
 __global__ void shuffle_past_the_block(float* out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 16); }
 
 template <class T>
@@ -95,8 +100,9 @@ std::vector<float> run_rotate(bool sync, bool reverse, float base) {
   return out;
 }
 
-// Runs f in a child process; returns what it wrote to stderr, and whether it ended by a signal.
-std::string in_child(void (*f)(), bool& signalled) {
+// Runs f in a child process; returns what it wrote to stderr, and whether it failed (a signal or an exit
+// status other than 0).
+std::string in_child(void (*f)(), bool& failed) {
   int fd[2];
   REQUIRE(pipe(fd) == 0);
   std::fflush(stdout);
@@ -116,7 +122,7 @@ std::string in_child(void (*f)(), bool& signalled) {
   close(fd[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  signalled = WIFSIGNALED(status);
+  failed = WIFSIGNALED(status) || WEXITSTATUS(status) != 0;
   return err;
 }
 
@@ -211,15 +217,15 @@ TEST_CASE("cudasim: unwritten device and dynamic shared memory read as NaN") {
 }
 
 TEST_CASE("cudasim: a barrier in a divergent branch, or a shuffle from a lane that is not there, stops the run") {
-  bool signalled = false;
+  bool failed = false;
   std::string err = in_child(
       [] {
         float* d = nullptr;
         cudaMalloc(reinterpret_cast<void**>(&d), 32 * sizeof(float));
         ::fnsim::launch(divergent_barrier, 1, 32)(d);
       },
-      signalled);
-  REQUIRE(signalled);
+      failed);
+  REQUIRE(failed);
   REQUIRE_THAT(err, Catch::Contains("warp shuffle while others wait at __syncthreads"));
 
   err = in_child(
@@ -228,9 +234,22 @@ TEST_CASE("cudasim: a barrier in a divergent branch, or a shuffle from a lane th
         cudaMalloc(reinterpret_cast<void**>(&d), 48 * sizeof(float));
         ::fnsim::launch(shuffle_past_the_block, 1, 48)(d);  // the second warp has 16 lanes: 16 ^ 16 = 0 is
       },                                                     // there, 0 ^ 16 = 16 is not
-      signalled);
-  REQUIRE(signalled);
+      failed);
+  REQUIRE(failed);
   REQUIRE_THAT(err, Catch::Contains("reads lane 16 in a shuffle"));
+}
+
+TEST_CASE("cudasim: a float4 load from an address that is not 16-byte aligned stops the run, as it faults on a GPU") {
+  bool failed = false;
+  const std::string err = in_child(
+      [] {
+        float* d = nullptr;
+        cudaMalloc(reinterpret_cast<void**>(&d), 64 * sizeof(float));
+        ::fnsim::launch(misaligned_float4, 1, 1)(d, d + 32);
+      },
+      failed);
+  REQUIRE(failed);
+  REQUIRE_THAT(err, Catch::Contains("misaligned address") && Catch::Contains("float4"));
 }
 
 #else
