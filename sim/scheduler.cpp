@@ -257,6 +257,11 @@ void set_reverse_order(bool reverse) {
   g_reverse = reverse;
 }
 
+bool reverse_order() {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  return g_reverse;
+}
+
 void syncthreads() { wait(State::AtBlockBarrier); }
 
 // Slots in two sets used in turn (a lane's shuffle count's parity): a lane writes set p for its next shuffle

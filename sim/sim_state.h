@@ -14,5 +14,6 @@ void count_launch();
 uint64_t launches();
 // Threads between two barriers run from the last to the first (FNSIM_ORDER=reverse sets it at start).
 void set_reverse_order(bool reverse);
+bool reverse_order();
 
 }  // namespace fnsim
