@@ -383,8 +383,7 @@ TEST_CASE("backbones: CUDA matches the CPU: the training forward, its losses and
         const Device d = k == 0 ? Device::CPU : Device::CUDA;
         FashionNet net(c, 41);
         net.to(d);
-        BatchTensors b = labelled_batch(c, 4, 42);
-        for (Tensor* t : {&b.images, &b.landmarks, &b.visible, &b.landmarks01, &b.attr, &b.attr_known}) *t = t->to(d);
+        const BatchTensors b = to_device(labelled_batch(c, 4, 42), d);
         LossContext ctx = loss_ctx(c);
         ctx.attr_w_pos = ctx.attr_w_pos.to(d);
         ctx.attr_w_neg = ctx.attr_w_neg.to(d);

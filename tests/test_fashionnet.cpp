@@ -415,8 +415,7 @@ TEST_CASE("FashionNet (VGG16 trunk) on CUDA: three training steps match the CPU'
     const Device d = k == 0 ? Device::CPU : Device::CUDA;
     FashionNet net(c, 31);
     net.to(d);
-    BatchTensors b = labelled_batch(c, 8, 32);
-    for (Tensor* t : {&b.images, &b.landmarks, &b.visible, &b.landmarks01, &b.attr, &b.attr_known}) *t = t->to(d);
+    const BatchTensors b = to_device(labelled_batch(c, 8, 32), d);
     LossContext ctx;
     ctx.attr_w_pos = Tensor::full({c.attributes}, 2.0).to(d);
     ctx.attr_w_neg = Tensor::full({c.attributes}, 0.7).to(d);

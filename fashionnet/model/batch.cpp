@@ -55,4 +55,11 @@ BatchTensors slice_rows(const BatchTensors& b, int64_t begin, int64_t end) {
   return s;
 }
 
+BatchTensors to_device(const BatchTensors& b, Device d) {
+  BatchTensors m = b;
+  for (Tensor* t : {&m.images, &m.landmarks, &m.visible, &m.landmarks01, &m.attr, &m.attr_known})
+    if (t->defined()) *t = t->to(d);
+  return m;
+}
+
 }  // namespace fn::fashionnet

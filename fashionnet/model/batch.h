@@ -34,4 +34,7 @@ BatchTensors to_tensors(const data::Batch& b, const data::Dataset& ds, Device d)
 // (fashionnet/train/step.h, "Parts").
 BatchTensors slice_rows(const BatchTensors& b, int64_t begin, int64_t end);
 
+// The same batch with its tensors on device d (the CUDA-against-CPU tests build theirs on the CPU).
+BatchTensors to_device(const BatchTensors& b, Device d);
+
 }  // namespace fn::fashionnet
