@@ -4,6 +4,7 @@
 // are handles that order nothing, and an event's time is the host clock when it was recorded.
 // The device: one, named "cudasim (CPU)", reporting an H100's SM count (132) so that the kernels pick the
 // launch geometries they pick there.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -146,26 +147,22 @@ cudaError_t cudaRuntimeGetVersion(int* v) {
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
-  const size_t rounded = (bytes + fnsim::kAlign - 1) / fnsim::kAlign * fnsim::kAlign;
-  *p = std::aligned_alloc(fnsim::kAlign, rounded ? rounded : fnsim::kAlign);
+  const size_t rounded = std::max(fnsim::kAlign, (bytes + fnsim::kAlign - 1) / fnsim::kAlign * fnsim::kAlign);
+  *p = std::aligned_alloc(fnsim::kAlign, rounded);
   if (!*p) return fail(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) + " bytes");
   std::memset(*p, 0xFF, rounded);  // unwritten device floats read as NaN
   std::lock_guard<std::mutex> lk(fnsim::g_mu);
-  fnsim::g_allocs[uintptr_t(*p)] = rounded ? rounded : fnsim::kAlign;
+  fnsim::g_allocs[uintptr_t(*p)] = rounded;
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  bool known;
   {
     std::lock_guard<std::mutex> lk(fnsim::g_mu);
-    auto it = fnsim::g_allocs.find(uintptr_t(p));
-    if (it == fnsim::g_allocs.end()) {
-      fnsim::g_last = fnsim::g_last == cudaSuccess ? cudaErrorInvalidValue : fnsim::g_last;
-      std::fprintf(stderr, "cudasim: cudaFree of a pointer cudaMalloc did not return\n");
-      return cudaErrorInvalidValue;
-    }
-    fnsim::g_allocs.erase(it);
+    known = fnsim::g_allocs.erase(uintptr_t(p)) == 1;
   }
+  if (!known) return fail(cudaErrorInvalidValue, "cudaFree of a pointer cudaMalloc did not return");
   std::free(p);
   return cudaSuccess;
 }
