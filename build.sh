@@ -6,7 +6,8 @@
 #   ./build.sh sanitize  the CPU build under AddressSanitizer + UndefinedBehaviorSanitizer (folder build-asan),
 #                        then every test there but the benchmarks' smoke runs (CI runs it after `test`)
 #   ./build.sh cudasim   the CUDA build on the CPU (FN_CUDA=SIM, folder build-sim: the .cu files compiled by g++,
-#                        the kernels run by sim/; docs/cudasim.md), then every CUDA test there (CI runs it last)
+#                        the kernels run by sim/ under AddressSanitizer; docs/cudasim.md), then every CUDA test
+#                        there (CI runs it last)
 # Environment: BUILD_DIR (default build), FN_CUDA (AUTO|ON|OFF|SIM, default AUTO: CUDA compiled where nvcc is found).
 set -euo pipefail
 cd "$(dirname "$0")"

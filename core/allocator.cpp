@@ -10,9 +10,34 @@
 #ifdef FN_WITH_CUDA
 #include "core/cuda_check.h"
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace fn {
 namespace {
+
+// Under AddressSanitizer (the sanitize and cudasim builds) the cache must not hide what the system allocator
+// would show: a block in the free lists is poisoned, a block handed out is addressable only up to the bytes
+// asked for, and it starts as 0xFF bytes (NaN floats), so that code reading past its tensor, a freed tensor,
+// or a tensor it never wrote fails there. Only memory the host can address is filled: the CPU's, and the
+// simulated device's.
+#if defined(__SANITIZE_ADDRESS__)
+void mark_handed_out(Device d, void* p, size_t bytes, size_t block) {
+  ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+  ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + bytes, block - bytes);
+#ifndef FN_CUDA_SIM
+  if (d != Device::CPU) return;
+#endif
+  std::memset(p, 0xFF, bytes);
+}
+void mark_cached(void* p, size_t block) { ASAN_POISON_MEMORY_REGION(p, block); }
+void mark_released(void* p, size_t block) { ASAN_UNPOISON_MEMORY_REGION(p, block); }
+#else
+void mark_handed_out(Device, void*, size_t, size_t) {}
+void mark_cached(void*, size_t) {}
+void mark_released(void*, size_t) {}
+#endif
 
 // Rounds requests up so that nearby sizes share buckets: 256 B granularity below 1 MiB, 2 MiB above.
 size_t round_size(size_t b) {
@@ -43,12 +68,14 @@ class CachingAllocator {
     }
     st_.in_use += sz;
     if (st_.in_use > st_.peak) st_.peak = st_.in_use;
+    mark_handed_out(dev_, p, bytes, sz);
     return p;
   }
   void free(void* p, size_t bytes) {
     if (!p) return;
     size_t sz = round_size(bytes);
     std::lock_guard<std::mutex> lk(mu_);
+    mark_cached(p, sz);
     free_[sz].push_back(p);
     st_.in_use -= sz;
     st_.cached += sz;
@@ -91,7 +118,10 @@ class CachingAllocator {
   }
   void release_cached() {
     for (auto& [sz, v] : free_)
-      for (void* p : v) raw_free(p);
+      for (void* p : v) {
+        mark_released(p, sz);
+        raw_free(p);
+      }
     free_.clear();
     st_.cached = 0;
   }

@@ -39,9 +39,32 @@ struct Body {
   void* arg;
 };
 
+// Where a launch is written (the .cu file's line: sim/rewrite_cu.py keeps them), for the messages.
+struct Site {
+  const char* file;
+  int line;
+};
+
 // Validates the configuration (CUDA's limits), then runs every block; a bad configuration is recorded as the
 // launch's error, which cudaGetLastError returns, and nothing runs.
-void run_grid(dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t stream, Body body);
+void run_grid(dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t stream, Body body, Site site);
+
+// Whether [p, p + bytes) lies inside one live cudaMalloc allocation.
+bool on_device(const void* p, size_t bytes);
+// Records that argument `index` of the launch at `site` is a host pointer (cudaErrorIllegalAddress).
+void host_pointer_argument(Site site, int index);
+
+// A kernel's pointer argument must be device memory or null: a GPU faults on a host pointer.
+template <class T>
+bool device_or_null(const T& v, int index, Site site) {
+  if constexpr (std::is_pointer_v<T>) {
+    if (v && !on_device(v, 1)) {
+      host_pointer_argument(site, index);
+      return false;
+    }
+  }
+  return true;
+}
 
 void syncthreads();
 // The 32-bit or 64-bit value of lane (lane_id ^ lane_mask) of the caller's warp; every live lane must call it.
@@ -54,6 +77,7 @@ struct Launch {
   dim3 grid, block;
   size_t smem;
   cudaStream_t stream;
+  Site site;
 
   template <class... A>
   void operator()(A&&... a) const {
@@ -69,13 +93,18 @@ struct Launch {
                 std::apply(b->kernel, copy);
               },
               &bound};
-    run_grid(grid, block, smem, stream, body);
+    int index = 0;
+    bool ok = true;
+    std::apply([&](const auto&... v) { ((ok = device_or_null(v, index++, site) && ok), ...); }, bound.args);
+    if (ok) run_grid(grid, block, smem, stream, body, site);
   }
 };
 
+// The file and line default to the caller's: the `<<<...>>>` line of the .cu file.
 template <class... P>
-Launch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr) {
-  return Launch<P...>{kernel, grid, block, smem, stream};
+Launch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr,
+                    const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return Launch<P...>{kernel, grid, block, smem, stream, Site{file, line}};
 }
 
 }  // namespace fnsim

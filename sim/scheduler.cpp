@@ -10,15 +10,24 @@
 // that is reported and the process stops, as a hung GPU would have to be killed.
 // FNSIM_ORDER=reverse runs the threads from the last to the first between barriers: a result that changes
 // with the order reads memory that another thread writes with no barrier between them (a race).
+// The kernels run under AddressSanitizer (FNSIM_ASAN): every switch tells it which stack the code is about
+// to run on (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber), as it must know for fibers.
+// This file itself is not instrumented: the scheduler's loops are most of the simulator's time, and a fiber's
+// first frame (fiber_main) never returns, so its red zones would stay poisoned on the stack's next use.
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
 
 #include <sys/mman.h>
+#ifdef FNSIM_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <new>
 #include <mutex>
 #include <string>
@@ -34,15 +43,27 @@ Coords g_coords;
 namespace {
 
 constexpr int kWarp = 32;
+#ifdef FNSIM_ASAN
+constexpr size_t kStackBytes = 240 * 1024;  // AddressSanitizer's red zones around every local
+#else
 constexpr size_t kStackBytes = 60 * 1024;  // a thread's locals: the top-k lists are the largest (512 bytes)
+#endif
 constexpr size_t kGuardBytes = 4096;
 
 enum class State { Ready, AtBlockBarrier, AtWarpBarrier, Done };
+
+// The stack a context runs on, and AddressSanitizer's saved state of it while it is switched out.
+struct StackBounds {
+  const void* bottom = nullptr;
+  size_t size = 0;
+  void* fake_stack = nullptr;
+};
 
 // A suspended execution: its stack pointer (x86-64) or its ucontext.
 #if defined(__x86_64__)
 struct Context {
   void* sp = nullptr;
+  StackBounds stack;
 };
 }  // namespace
 }  // namespace fnsim
@@ -74,7 +95,7 @@ fnsim_switch:
 )");
 namespace fnsim {
 namespace {
-void switch_to(Context& from, Context& to) { fnsim_switch(&from.sp, to.sp); }
+void raw_switch(Context& from, Context& to) { fnsim_switch(&from.sp, to.sp); }
 // A fresh stack whose first switch "returns" into entry, as if entry had been called.
 void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
   auto top = (reinterpret_cast<uintptr_t>(stack) + bytes) & ~uintptr_t(15);
@@ -83,13 +104,16 @@ void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
   a[1] = 0;
   for (int i = 1; i <= 6; ++i) a[-i] = 0;  // rbp, rbx, r12 .. r15
   c.sp = a - 6;
+  c.stack = StackBounds{stack, bytes, nullptr};
 }
 #else
 struct Context {
   ucontext_t uc;
+  StackBounds stack;
 };
-void switch_to(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+void raw_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
 void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
+  c.stack = StackBounds{stack, bytes, nullptr};
   getcontext(&c.uc);
   c.uc.uc_stack.ss_sp = stack;
   c.uc.uc_stack.ss_size = bytes;
@@ -97,6 +121,28 @@ void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
   makecontext(&c.uc, entry, 0);
 }
 #endif
+
+// `from` stops and `to` runs; a `from` that has returned for good lets AddressSanitizer drop its state.
+void switch_to(Context& from, Context& to, bool from_finished = false) {
+#ifdef FNSIM_ASAN
+  __sanitizer_start_switch_fiber(from_finished ? nullptr : &from.stack.fake_stack, to.stack.bottom, to.stack.size);
+#else
+  (void)from_finished;
+#endif
+  raw_switch(from, to);
+#ifdef FNSIM_ASAN
+  __sanitizer_finish_switch_fiber(from.stack.fake_stack, nullptr, nullptr);  // `from` runs again
+#endif
+}
+
+// A fiber's first instructions: the scheduler's stack (the launching thread's) is learnt here.
+void entered_fiber(Context& scheduler) {
+#ifdef FNSIM_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &scheduler.stack.bottom, &scheduler.stack.size);
+#else
+  (void)scheduler;
+#endif
+}
 
 // A fiber's stack, with an inaccessible page below it so that an overflow faults instead of writing over
 // the next stack.
@@ -127,10 +173,12 @@ struct Fiber {
 struct BlockRun {
   std::vector<Fiber> fibers;  // kept between launches: their stacks are reused
   std::vector<uint64_t> slots;
-  std::vector<unsigned char> dynamic_smem;
+  std::unique_ptr<unsigned char[]> dynamic_smem;  // exactly the launch's bytes: a read past them is reported
+  size_t dynamic_bytes = 0;
   Context scheduler;
   int current = -1, count = 0;
   Body body{};
+  Site site{};
 };
 BlockRun g_run;
 std::mutex g_launch_mutex;  // one launch at a time, whichever host thread launches
@@ -148,9 +196,10 @@ bool g_reverse = [] {
 
 void fiber_main() {
   BlockRun& r = g_run;
+  entered_fiber(r.scheduler);
   r.body.run(r.body.arg);
   r.fibers[r.current].state = State::Done;
-  switch_to(r.fibers[r.current].ctx, r.scheduler);
+  switch_to(r.fibers[r.current].ctx, r.scheduler, /*from_finished=*/true);
   die("a finished thread was resumed");
 }
 
@@ -161,17 +210,23 @@ void wait(State s) {
   switch_to(r.fibers[r.current].ctx, r.scheduler);
 }
 
+std::string launched_at(Site s) {
+  return "the kernel launched at " + std::string(s.file) + ":" + std::to_string(s.line);
+}
+
+std::string triple(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+
 std::string where(const Fiber& f) {
-  return "block (" + std::to_string(g_coords.block.x) + "," + std::to_string(g_coords.block.y) + "," +
-         std::to_string(g_coords.block.z) + ") thread (" + std::to_string(f.idx.x) + "," + std::to_string(f.idx.y) +
-         "," + std::to_string(f.idx.z) + ")";
+  return launched_at(g_run.site) + ", block " + triple(g_coords.block) + " thread " + triple(f.idx);
 }
 
 void run_block(uint3 block) {
   BlockRun& r = g_run;
   const dim3 bd = g_coords.block_dim;
   g_coords.block = block;
-  std::fill(r.dynamic_smem.begin(), r.dynamic_smem.end(), 0xFF);  // unwritten shared floats read as NaN
+  std::memset(r.dynamic_smem.get(), 0xFF, r.dynamic_bytes);  // unwritten shared floats read as NaN
   for (int t = 0; t < r.count; ++t) {
     Fiber& f = r.fibers[t];
     f.idx = uint3{unsigned(t % bd.x), unsigned(t / bd.x % bd.y), unsigned(t / (bd.x * bd.y))};
@@ -222,19 +277,17 @@ void run_block(uint3 block) {
 
 }  // namespace
 
-void run_grid(dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t, Body body) {
+void run_grid(dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t, Body body, Site site) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || block.x > 1024 ||
       block.y > 1024 || block.z > 64 || grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u) {
     set_error(cudaErrorInvalidConfiguration,
-              "kernel launched with grid (" + std::to_string(grid.x) + "," + std::to_string(grid.y) + "," +
-                  std::to_string(grid.z) + ") and block (" + std::to_string(block.x) + "," +
-                  std::to_string(block.y) + "," + std::to_string(block.z) + ")");
+              launched_at(site) + " with grid " + triple(grid) + " and block " + triple(block));
     return;
   }
   if (dynamic_smem > 48 * 1024) {
-    set_error(cudaErrorInvalidValue, "kernel launched with " + std::to_string(dynamic_smem) +
+    set_error(cudaErrorInvalidValue, launched_at(site) + " with " + std::to_string(dynamic_smem) +
                                          " bytes of dynamic shared memory (48 KiB without an opt-in)");
     return;
   }
@@ -242,14 +295,21 @@ void run_grid(dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t, Body bod
   r.count = int(threads);
   while (r.fibers.size() < threads) r.fibers.emplace_back();
   r.slots.assign(2 * threads, 0);
-  r.dynamic_smem.assign(dynamic_smem, 0xFF);
+  r.dynamic_smem.reset(new unsigned char[dynamic_smem]);
+  r.dynamic_bytes = dynamic_smem;
   r.body = body;
+  r.site = site;
   g_coords.block_dim = block;
   g_coords.grid_dim = grid;
   for (unsigned z = 0; z < grid.z; ++z)
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) run_block(uint3{x, y, z});
   count_launch();
+}
+
+void host_pointer_argument(Site site, int index) {
+  set_error(cudaErrorIllegalAddress, launched_at(site) + " is given a host pointer as argument " +
+                                         std::to_string(index) + " (a GPU faults on it); it did not run");
 }
 
 void set_reverse_order(bool reverse) {
@@ -280,6 +340,6 @@ uint64_t shfl_xor_bits(uint64_t bits, int lane_mask) {
   return set[src];
 }
 
-void* dynamic_shared() { return g_run.dynamic_smem.data(); }
+void* dynamic_shared() { return g_run.dynamic_smem.get(); }
 
 }  // namespace fnsim

@@ -15,6 +15,7 @@
 
 #include "sim/cuda_sim.h"
 #include "sim/sim_state.h"
+#include "core/allocator.h"
 #include "kernels/block_reduce.cuh"
 
 namespace {
@@ -69,6 +70,11 @@ __global__ void misaligned_float4(const float* in, float* out) {
 }
 
 __global__ void shuffle_past_the_block(float* out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 16); }
+
+__global__ void read_at(const float* in, int i, float* out) { out[0] = in[i]; }
+__global__ void read_dynamic_at(int i, float* out) {
+  out[0] = static_cast<const float*>(::fnsim::dynamic_shared())[i];
+}
 
 template <class T>
 T* device(const std::vector<T>& host) {
@@ -185,7 +191,7 @@ TEST_CASE("cudasim: block and warp reductions, several blocks, 2-D grids and 3-D
 
 TEST_CASE("cudasim: what CUDA refuses is refused (launch limits, copies of the wrong side, frees)") {
   cudaGetLastError();
-  float* d = device(std::vector<float>(8, 0.f));  // 32 bytes, in a 256-byte block
+  float* d = device(std::vector<float>(8, 0.f));  // 32 bytes
   const uint64_t before = ::fnsim::launches();
   ::fnsim::launch(warp_sum, 1, 2048)(nullptr, nullptr);  // more than 1024 threads
   REQUIRE(cudaGetLastError() == cudaErrorInvalidConfiguration);
@@ -227,7 +233,8 @@ TEST_CASE("cudasim: a barrier in a divergent branch, or a shuffle from a lane th
       },
       failed);
   REQUIRE(failed);
-  REQUIRE_THAT(err, Catch::Contains("warp shuffle while others wait at __syncthreads"));
+  REQUIRE_THAT(err, Catch::Contains("warp shuffle while others wait at __syncthreads") &&
+                        Catch::Contains("the kernel launched at") && Catch::Contains("test_cudasim.cpp:"));
 
   err = in_child(
       [] {
@@ -252,6 +259,72 @@ TEST_CASE("cudasim: a float4 load from an address that is not 16-byte aligned st
       failed);
   REQUIRE(failed);
   REQUIRE_THAT(err, Catch::Contains("misaligned address") && Catch::Contains("float4"));
+}
+
+TEST_CASE("cudasim: a kernel given a host pointer does not run; the error names the launch's line") {
+  cudaGetLastError();
+  static std::vector<float> h(4, 1.f);
+  float* d = device(std::vector<float>(4, 0.f));
+  const uint64_t before = ::fnsim::launches();
+  ::fnsim::launch(read_at, 1, 1)(d, 0, d);  // device pointers: it runs
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  ::fnsim::launch(read_at, 1, 1)(h.data(), 0, d);
+  REQUIRE(cudaGetLastError() == cudaErrorIllegalAddress);
+  REQUIRE(::fnsim::launches() == before + 1);
+  bool failed = false;
+  const std::string err = in_child([] { ::fnsim::launch(read_at, 1, 1)(h.data(), 0, nullptr); }, failed);
+  REQUIRE_THAT(err, Catch::Contains("cudaErrorIllegalAddress") && Catch::Contains("test_cudasim.cpp:") &&
+                        Catch::Contains("host pointer as argument 0"));
+  cudaFree(d);
+}
+
+// The engine's tensors come from its caching allocator (core/allocator.cpp), which rounds sizes up and keeps
+// freed blocks: AddressSanitizer sees through it because the allocator poisons the rounding and its cache.
+TEST_CASE("cudasim: a kernel reading past its tensor, a freed tensor, or past dynamic shared memory stops the run") {
+  using fn::Device;
+  float* out = nullptr;
+  REQUIRE(cudaMalloc(reinterpret_cast<void**>(&out), sizeof(float)) == cudaSuccess);
+  float* t = static_cast<float*>(fn::device_alloc(Device::CUDA, 10 * sizeof(float)));  // in a 256-byte block
+  ::fnsim::launch(read_at, 1, 1)(t, 9, out);  // the last float: allowed
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  fn::device_free(Device::CUDA, t, 10 * sizeof(float));
+
+  struct Case {
+    void (*run)();
+    const char* report;
+  };
+  static float* s_out;
+  s_out = out;
+  const Case cases[] = {
+      {[] {  // one float past the tensor, inside the allocator's rounding
+         auto* p = static_cast<float*>(fn::device_alloc(Device::CUDA, 10 * sizeof(float)));
+         ::fnsim::launch(read_at, 1, 1)(p, 10, s_out);
+       },
+       "use-after-poison"},
+      {[] {  // a tensor given back to the allocator's cache
+         auto* p = static_cast<float*>(fn::device_alloc(Device::CUDA, 10 * sizeof(float)));
+         fn::device_free(Device::CUDA, p, 10 * sizeof(float));
+         ::fnsim::launch(read_at, 1, 1)(p, 0, s_out);
+       },
+       "use-after-poison"},
+      {[] {  // past cudaMalloc's bytes
+         float* p = nullptr;
+         cudaMalloc(reinterpret_cast<void**>(&p), 10 * sizeof(float));
+         ::fnsim::launch(read_at, 1, 1)(p, 10, s_out);
+       },
+       "heap-buffer-overflow"},
+      {[] { ::fnsim::launch(read_dynamic_at, 1, 1, 16 * sizeof(float))(16, s_out); },  // past the launch's bytes
+       "heap-buffer-overflow"},
+  };
+  for (const Case& c : cases) {
+    bool failed = false;
+    const std::string err = in_child(c.run, failed);
+    INFO(err);
+    REQUIRE(failed);
+    REQUIRE_THAT(err, Catch::Contains("AddressSanitizer") && Catch::Contains(c.report) &&
+                          Catch::Contains("READ of size 4") && Catch::Contains("read_"));
+  }
+  cudaFree(out);
 }
 
 #else

@@ -324,7 +324,9 @@ TEST_CASE("depthwise_conv2d: CUDA (v1, v2 tiled, cuDNN grouped) matches the CPU,
       FN_REQUIRE_CLOSE(r.y.cpu(), ref.y, 1e-5 * g.rs(), 1e-4);
       FN_REQUIRE_CLOSE(r.gx.cpu(), ref.gx, 1e-5 * g.rs(), 1e-4);
       FN_REQUIRE_CLOSE(r.gw.cpu(), ref.gw, 1e-5 * std::sqrt(double(g.N * g.pq())) * 4, 1e-4);
-      if (algo != DepthwiseAlgo::Cudnn) {  // deterministic: a second run is bitwise the first
+      // Deterministic: a second run is bitwise the first. (On cudasim threads run in one fixed order, so the
+      // check proves nothing there and is left to a GPU.)
+      if (algo != DepthwiseAlgo::Cudnn && !cuda_simulated()) {
         Grads again = run(p, gy.to(Device::CUDA), algo);
         REQUIRE(again.gw.to_vector() == r.gw.to_vector());
         REQUIRE(again.gx.to_vector() == r.gx.to_vector());
@@ -348,7 +350,7 @@ TEST_CASE("depthwise_conv2d: CUDA with ReLU, no bias, pad != k/2, several filter
       {{7, 3, 110, 110, 5, 1}, 2, false, false, true},  // 84700: uneven slices, 5x5
       {{5, 2, 90, 90, 7, 1}, 3, true, false, true},     // 40500, 7x7
       {{64, 3, 45, 45, 3, 2}, 1, false, true, true},    // 64*23*23 = 33856: 2 slices at stride 2
-      {{3, 30000, 2, 3, 3, 1}, 1, true, true, false},   // N*C = 90000: v2 in launches of 2 + 1 images
+      {{3, 22000, 2, 3, 3, 1}, 1, true, true, false},   // N*C = 66000: v2 in launches of 2 + 1 images
       {{2, 4, 9, 9, 3, 1}, 0, false, true, true},       // pad 0: the flipped data gradient with pad' = 2
       {{2, 4, 9, 10, 5, 2}, 1, true, true, true},       // 5x5, pad 1, stride 2
       {{1, 33, 8, 9, 3, 1}, 1, true, true, true},       // Q = 9: one partial 16-wide tile; N = 1
@@ -364,6 +366,9 @@ TEST_CASE("depthwise_conv2d: CUDA with ReLU, no bias, pad != k/2, several filter
     Grads ref = run(p64, gy.to(DType::F64), DepthwiseAlgo::Reference, e.relu);
     std::vector<DepthwiseAlgo> algos = {DepthwiseAlgo::V1Naive, DepthwiseAlgo::V2Tiled, DepthwiseAlgo::Auto};
     if (e.with_cudnn) algos.push_back(DepthwiseAlgo::Cudnn);
+    // On cudasim the tens of thousands of blocks of a shape with N*C > 65535 take minutes a version: there it
+    // runs only the version it is for (v2 in batches of whole images); a GPU runs them all.
+    if (cuda_simulated() && g.N * g.C > 65535) algos = {DepthwiseAlgo::V2Tiled};
     for (DepthwiseAlgo algo : algos) {
       INFO(describe(e.c) << " pad " << e.pad << " relu " << e.relu << " bias " << e.bias << " "
                          << kernels::depthwise_algo_name(algo));
@@ -371,7 +376,7 @@ TEST_CASE("depthwise_conv2d: CUDA with ReLU, no bias, pad != k/2, several filter
       FN_REQUIRE_CLOSE(r.y.cpu(), ref.y, 1e-5 * g.rs(), 1e-4);
       FN_REQUIRE_CLOSE(r.gx.cpu(), ref.gx, 1e-5 * g.rs(), 1e-4);
       FN_REQUIRE_CLOSE(r.gw.cpu(), ref.gw, 1e-5 * std::sqrt(double(g.N * g.pq())) * 4, 1e-4);
-      if (algo != DepthwiseAlgo::Cudnn) {  // the multi-slice reduction is deterministic too
+      if (algo != DepthwiseAlgo::Cudnn && !cuda_simulated()) {  // the multi-slice reduction is deterministic too
         Grads again = run(p, gy.to(Device::CUDA), algo, e.relu);
         REQUIRE(again.gw.to_vector() == r.gw.to_vector());
       }
