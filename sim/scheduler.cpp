@@ -10,7 +10,7 @@
 // that is reported and the process stops, as a hung GPU would have to be killed.
 // FNSIM_ORDER=reverse runs the threads from the last to the first between barriers: a result that changes
 // with the order reads memory that another thread writes with no barrier between them (a race).
-// The kernels run under AddressSanitizer (FNSIM_ASAN): every switch tells it which stack the code is about
+// The kernels run under AddressSanitizer (a SIM build always links it): every switch tells it which stack the code is about
 // to run on (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber), as it must know for fibers.
 // This file itself is not instrumented: the scheduler's loops are most of the simulator's time, and a fiber's
 // first frame (fiber_main) never returns, so its red zones would stay poisoned on the stack's next use.
@@ -19,9 +19,7 @@
 #endif
 
 #include <sys/mman.h>
-#ifdef FNSIM_ASAN
 #include <sanitizer/common_interface_defs.h>
-#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -43,11 +41,8 @@ Coords g_coords;
 namespace {
 
 constexpr int kWarp = 32;
-#ifdef FNSIM_ASAN
-constexpr size_t kStackBytes = 240 * 1024;  // AddressSanitizer's red zones around every local
-#else
-constexpr size_t kStackBytes = 60 * 1024;  // a thread's locals: the top-k lists are the largest (512 bytes)
-#endif
+// A thread's locals (the top-k lists are the largest, 512 bytes) with AddressSanitizer's red zones around each.
+constexpr size_t kStackBytes = 240 * 1024;
 constexpr size_t kGuardBytes = 4096;
 
 enum class State { Ready, AtBlockBarrier, AtWarpBarrier, Done };
@@ -124,24 +119,14 @@ void make_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
 
 // `from` stops and `to` runs; a `from` that has returned for good lets AddressSanitizer drop its state.
 void switch_to(Context& from, Context& to, bool from_finished = false) {
-#ifdef FNSIM_ASAN
   __sanitizer_start_switch_fiber(from_finished ? nullptr : &from.stack.fake_stack, to.stack.bottom, to.stack.size);
-#else
-  (void)from_finished;
-#endif
   raw_switch(from, to);
-#ifdef FNSIM_ASAN
   __sanitizer_finish_switch_fiber(from.stack.fake_stack, nullptr, nullptr);  // `from` runs again
-#endif
 }
 
 // A fiber's first instructions: the scheduler's stack (the launching thread's) is learnt here.
 void entered_fiber(Context& scheduler) {
-#ifdef FNSIM_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &scheduler.stack.bottom, &scheduler.stack.size);
-#else
-  (void)scheduler;
-#endif
 }
 
 // A fiber's stack, with an inaccessible page below it so that an overflow faults instead of writing over
