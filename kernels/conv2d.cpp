@@ -1,6 +1,7 @@
 // Convolution launchers and the CPU path: im2col + OpenBLAS GEMM, one image at a time (CUDA side in
 // conv2d.cu). Per image n the forward is one product y_n (K, P*Q) = W (K, C*R*S) * col_n (C*R*S, P*Q),
-// written straight into y's NCHW storage, followed by one bias(+ReLU) pass over y_n while it is in cache.
+// written straight into y's NCHW storage, followed by one bias(+ReLU) pass over y_n while it is in cache
+// (a pointwise convolution on a map of 7x7 or less: one product per thread's chunk of images instead).
 // Thin 3x3 layers in float32 take the direct kernel of conv2d_direct.h instead, and the wider 3x3 stride-1
 // layers (and the thin ones' filter gradients) Winograd F(2x2, 3x3) of conv2d_winograd.h (ConvAlgo::Auto
 // decides).
@@ -82,6 +83,12 @@ struct SingleThreadedBlas {
   ~SingleThreadedBlas() { set_blas_threads(prev); }
 };
 
+// How many threads a convolution of `flops` runs on: blas_threads(), or 1 when it is too small to share.
+int conv_threads(double flops) {
+  const int t = blas_threads();
+  return t <= 1 || flops < kThreadedFlops ? 1 : t;
+}
+
 // Runs per_item(i, worker, inner_threads) for every item i < count (an image, or a chunk of images),
 // spread over blas_threads() cores by the plan: items on threads get worker = their thread index,
 // inner_threads = 1 and OpenBLAS held to one thread; items run one at a time get worker 0 and
@@ -90,8 +97,8 @@ struct SingleThreadedBlas {
 // idles at the end of an odd batch. `flops` is the whole convolution's: small ones stay on this thread.
 template <class F>
 void for_items(int64_t count, double flops, ConvCpuPlan want, F&& per_item) {
-  const int t = blas_threads();
-  if (t <= 1 || flops < kThreadedFlops) {
+  const int t = conv_threads(flops);
+  if (t == 1) {
     for (int64_t i = 0; i < count; ++i) per_item(i, 0, 1);
     return;
   }
@@ -179,6 +186,65 @@ void forward_winograd(const T* x, const T* w, const T* b, T* y, const ConvGeom& 
   });
 }
 
+// Bias, then ReLU, over `rows` rows of `cols` outputs (row k is filter k's): the fused output pass.
+template <class T>
+void bias_relu_rows(T* y, int64_t rows, int64_t cols, const T* b, bool relu) {
+  if (!b && !relu) return;
+  for (int64_t k = 0; k < rows; ++k) {
+    T* row = y + k * cols;
+    const T bk = b ? b[k] : T(0);
+    if (relu)
+      for (int64_t i = 0; i < cols; ++i) row[i] = row[i] + bk > T(0) ? row[i] + bk : T(0);
+    else
+      for (int64_t i = 0; i < cols; ++i) row[i] += bk;
+  }
+}
+
+// A pointwise convolution on a small map (7x7 and less: ResNet's layer4, Lite0's last stages) is one product
+// per chunk of images instead of one per image: a product of P*Q <= 49 columns spends as long packing W as
+// multiplying (OpenBLAS repacks it every call), so a worker's chunk of images is gathered channel-major into
+// (C, n*P*Q), multiplied once, and scattered back. Every output is the same dot product over C, summed in the
+// same order, as the per-image product's (tested bitwise); the filter gradient stays per image (no gain there).
+constexpr int64_t kChunkedPointwiseMaxPq = 49;
+bool pointwise_in_chunks(const ConvGeom& g) { return g.is_pointwise() && g.pq() <= kChunkedPointwiseMaxPq; }
+
+// Images [n0, n0 + n) of a (N, rows, pq) tensor to a (rows, n * pq) matrix, and back.
+template <class T>
+void gather_channel_major(const T* t, int64_t n0, int64_t n, int64_t rows, int64_t pq, T* m) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) std::copy_n(t + ((n0 + i) * rows + r) * pq, pq, m + (r * n + i) * pq);
+}
+template <class T>
+void scatter_channel_major(const T* m, int64_t n0, int64_t n, int64_t rows, int64_t pq, T* t) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) std::copy_n(m + (r * n + i) * pq, pq, t + ((n0 + i) * rows + r) * pq);
+}
+
+// Runs per_chunk(n0, n, in, out) for one chunk of images per thread (images n0 .. n0 + n - 1), spread like
+// images; `in` holds in_rows and `out` out_rows of n * P * Q, from the worker's scratch.
+template <class T, class F>
+void for_pointwise_chunks(const ConvGeom& g, int64_t in_rows, int64_t out_rows, ConvCpuPlan plan, F&& per_chunk) {
+  const int64_t chunks = std::min<int64_t>(g.N, conv_threads(g.flops())), most = (g.N + chunks - 1) / chunks;
+  std::vector<T*> bufs = worker_buffers<T>(kCol, (in_rows + out_rows) * most * g.pq());
+  for_items(chunks, g.flops(), plan, [&](int64_t i, int worker, int) {
+    const int64_t n0 = g.N * i / chunks, n = g.N * (i + 1) / chunks - n0;
+    T* in = bufs[size_t(worker)];
+    per_chunk(n0, n, in, in + in_rows * n * g.pq());
+  });
+}
+
+// y = W x a chunk at a time (pointwise_in_chunks), the output pass on the product before it is scattered.
+template <class T>
+void forward_pointwise_chunks(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvCpuPlan plan) {
+  for_pointwise_chunks<T>(g, g.C, g.K, plan, [&](int64_t n0, int64_t n, T* xm, T* ym) {
+    const int64_t cols = n * g.pq();
+    gather_channel_major(x, n0, n, g.C, g.pq(), xm);
+    gemm_cpu(false, false, g.K, cols, g.C, T(1), w, g.C, xm, cols, T(0), ym, cols);
+    bias_relu_rows(ym, g.K, cols, b, relu);
+    scatter_channel_major(ym, n0, n, g.K, g.pq(), y);
+  });
+}
+
 template <class T>
 void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvOptions opt) {
   if (use_direct<T>(g, opt.algo)) {  // only ever true for float32 (it refuses Direct3x3 for float64)
@@ -192,20 +258,13 @@ void forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bo
     }
   }
   if (use_winograd<T>(g, opt.algo)) return forward_winograd(x, w, b, y, g, relu, opt.cpu_plan);
+  if (pointwise_in_chunks(g)) return forward_pointwise_chunks(x, w, b, y, g, relu, opt.cpu_plan);
   std::vector<T*> cols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   for_images(g, opt.cpu_plan, [&](int64_t n, int worker, int inner) {
     const T* col = lower(x + n * g.chw(), g, cols[size_t(worker)], inner);
     T* yn = y + n * g.K * g.pq();
     gemm_cpu(false, false, g.K, g.pq(), g.crs(), T(1), w, g.crs(), col, g.pq(), T(0), yn, g.pq());
-    if (!b && !relu) return;
-    for (int64_t k = 0; k < g.K; ++k) {  // the fused output pass: bias, then ReLU
-      T* row = yn + k * g.pq();
-      const T bk = b ? b[k] : T(0);
-      if (relu)
-        for (int64_t i = 0; i < g.pq(); ++i) row[i] = row[i] + bk > T(0) ? row[i] + bk : T(0);
-      else
-        for (int64_t i = 0; i < g.pq(); ++i) row[i] += bk;
-    }
+    bias_relu_rows(yn, g.K, g.pq(), b, relu);
   });
 }
 
@@ -230,12 +289,20 @@ void backward_data_as_forward(const T* gy, const T* w, T* gx, const ConvGeom& g,
   forward_cpu<T>(gy, wt, nullptr, gx, gt, false, opt);
 }
 
-// dx_n = col2im(W^T gy_n): the product lands in a scratch dcol (or straight in dx_n when pointwise).
+// dx_n = col2im(W^T gy_n): the product lands in a scratch dcol (or straight in dx_n when pointwise; on a small
+// map a chunk of images at a time, as the forward).
 template <class T>
 void backward_data_cpu(const T* gy, const T* w, T* gx, const ConvGeom& g, ConvOptions opt) {
   if (data_grad_as_forward(g)) return backward_data_as_forward(gy, w, gx, g, opt);
   FN_CHECK(opt.algo != ConvAlgo::Direct3x3 && opt.algo != ConvAlgo::Winograd3x3, "conv2d_backward_data: ConvAlgo::",
            conv_algo_name(opt.algo), " needs a stride-1 3x3 convolution (its data gradient runs as a forward)");
+  if (pointwise_in_chunks(g))
+    return for_pointwise_chunks<T>(g, g.K, g.C, opt.cpu_plan, [&](int64_t n0, int64_t n, T* gym, T* gxm) {
+      const int64_t cols = n * g.pq();
+      gather_channel_major(gy, n0, n, g.K, g.pq(), gym);
+      gemm_cpu(true, false, g.C, cols, g.K, T(1), w, g.C, gym, cols, T(0), gxm, cols);
+      scatter_channel_major(gxm, n0, n, g.C, g.pq(), gx);
+    });
   const ConvCpuPlan want = opt.cpu_plan;
   std::vector<T*> dcols = worker_buffers<T>(kCol, g.is_pointwise() ? 0 : g.crs() * g.pq());
   for_images(g, want, [&](int64_t n, int worker, int inner) {

@@ -225,8 +225,10 @@ TEST_CASE("conv2d_relu: equals relu(conv2d) forward and backward, and passes gra
 TEST_CASE("conv2d: both CPU thread plans match the float64 reference at a threaded size, and repeat bitwise") {
   // Large enough (> 2e7 flops) that the threaded paths run; N = 3 does not divide among 2 threads.
   // {5, 48, 14, 14, 48}: a small late-layer map, N = 5 odd on 2 threads.
+  // {5, 288, 6, 6, 256}: a pointwise convolution on a small map, run a chunk of images per product.
   for (auto c : std::vector<Case>{{4, 16, 28, 28, 32, 3, 3, 1, 1}, {3, 17, 33, 33, 33, 3, 3, 2, 1},
-                                  {4, 64, 14, 14, 64, 1, 1, 1, 0}, {5, 48, 14, 14, 48, 3, 3, 1, 1}}) {
+                                  {4, 64, 14, 14, 64, 1, 1, 1, 0}, {5, 48, 14, 14, 48, 3, 3, 1, 1},
+                                  {5, 288, 6, 6, 256, 1, 1, 1, 0}}) {
     Problem p = make(c, 77);
     Rng rng(78);
     ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), c[7], c[8]);
@@ -367,6 +369,26 @@ TEST_CASE("conv2d: a batch of N equals N batches of 1") {
     for (int64_t n = 0; n < p.x.size(0); ++n) {
       Tensor yn = F::conv2d(p.x.slice0(n, n + 1).clone(), p.w, p.b, p.a);
       FN_REQUIRE_CLOSE(yn, y.slice0(n, n + 1).clone(), 1e-5, 1e-5);
+    }
+  }
+}
+
+TEST_CASE("conv2d: pointwise on a small map, a chunk of images per product, gives each image's own bits") {
+  // Maps of 7x7 and less run one product per thread's chunk of images (7x7 the largest, 8x8 per image: the
+  // control); each output is still the one dot product over C in the same order, so a batch of N equals N
+  // batches of 1 bitwise, forward (with the bias and ReLU pass) and data gradient. Threaded sizes, N odd.
+  for (auto c : std::vector<Case>{{5, 288, 6, 6, 256, 1, 1, 1, 0}, {3, 320, 7, 7, 288, 1, 1, 1, 0},
+                                  {3, 256, 8, 8, 256, 1, 1, 1, 0}, {4, 96, 3, 5, 1152, 1, 1, 1, 0}}) {
+    Problem p = make(c, 31, DType::F32);
+    INFO("case " << shape_str(p.x.shape()) << " * " << shape_str(p.w.shape()));
+    ConvGeom g = kernels::conv_geom(p.x.shape(), p.w.shape(), 1, 0);
+    Rng rng(32);
+    Tensor gy = Tensor::uniform({g.N, g.K, g.P, g.Q}, rng, -1, 1);
+    Grads all = run_conv(p.x, p.w, p.b, gy, p.a, true, {});
+    for (int64_t n = 0; n < g.N; ++n) {
+      Grads one = run_conv(p.x.slice0(n, n + 1).clone(), p.w, p.b, gy.slice0(n, n + 1).clone(), p.a, true, {});
+      REQUIRE(one.y.to_vector() == all.y.slice0(n, n + 1).clone().to_vector());
+      REQUIRE(one.gx.to_vector() == all.gx.slice0(n, n + 1).clone().to_vector());
     }
   }
 }
