@@ -1,5 +1,5 @@
 // fashionnet embed --checkpoint C --data DIR --benchmark B --split query|gallery|train|all --out PREFIX
-// fashionnet embed --checkpoint C --images LIST.txt|IMG... [--boxes FILE] --out PREFIX
+// fashionnet embed --checkpoint C --images LIST.txt|FOLDER|IMG... [--boxes FILE] --out PREFIX
 //   writes PREFIX.npy (float32 N x D), PREFIX.ids.txt ("image_path item_id" per row) and PREFIX.root.txt (the
 //   absolute folder those paths are relative to: --data, or with --images the working directory). With --images,
 //   plain photos without annotation: the whole image is the crop, landmark_pool at the predicted
@@ -24,8 +24,8 @@ int run_embed(int argc, char** argv) {
   fn::fashionnet::InferenceOptions io;
   app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
   auto* data_opt = app.add_option("--data", root, "dataset root");
-  app.add_option("--images", images, "plain photos instead of a dataset: image files, or "
-                                    ".txt lists of image paths (one per line)")->excludes(data_opt);
+  app.add_option("--images", images, "plain photos instead of a dataset: image files, folders "
+                                    "(every JPEG and PNG in and below them), or .txt lists of image paths (one per line)")->excludes(data_opt);
   app.add_option("--boxes", boxes, "with --images: a box file (\"image_path x1 y1 x2 y2\" lines, pixels); each "
                  "listed photo is cropped to its garment's box, widened as training widened its boxes");
   app.add_option("--benchmark", benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
@@ -58,6 +58,7 @@ int run_embed(int argc, char** argv) {
     po.batch = io.batch;
     po.progress = writer;
     po.mirror = io.mirror;
+    po.skip_bad = io.skip_bad;
     std::vector<std::optional<fn::fashionnet::PhotoBox>> all_boxes;
     if (!boxes.empty()) all_boxes = fn::fashionnet::photo_boxes_from_file(boxes, paths);
     fn::fashionnet::TrainConfig cfg;
@@ -71,10 +72,14 @@ int run_embed(int argc, char** argv) {
     fn::fashionnet::Embeddings& e = pe.embeddings;
     if (comm.size() > 1) {  // the shards' rows, in rank order (embed_photos' other fields are not written)
       const int64_t dim = e.dim();
-      e.features = fn::Tensor::from(comm.allgather(e.features.to_vector()), {int64_t(paths.size()), dim});
-      e.image_paths = paths;
-      e.item_ids.assign(paths.size(), "-");
+      e.image_paths = comm.allgather(e.image_paths);
+      e.features = fn::Tensor::from(comm.allgather(e.features.to_vector()), {int64_t(e.image_paths.size()), dim});
+      e.item_ids.assign(e.image_paths.size(), "-");
+      pe.skipped = comm.allgather(pe.skipped);
     }
+    if (writer)
+      for (const std::string& why : pe.skipped) std::fprintf(stderr, "warning: skipped (--skip-bad): %s\n", why.c_str());
+    FN_EXPECT(e.rows() > 0, "none of the ", paths.size(), " photos could be read (--skip-bad skipped them all)");
     if (!writer) return 0;
     fn::fashionnet::write_embeddings(out, e);
     std::printf("wrote %s.npy (%lld x %lld), %s.ids.txt (item ids \"-\") and %s.root.txt\n", out.c_str(),

@@ -3,13 +3,22 @@
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include "core/error.h"
 
 namespace fn::data {
+
+bool is_image_file_name(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
 
 static std::vector<uint8_t> read_bytes(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
@@ -21,7 +30,11 @@ static std::vector<uint8_t> read_bytes(const std::string& path) {
   uint8_t buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) bytes.insert(bytes.end(), buf, buf + n);
-  FN_EXPECT(!bytes.empty(), path, ": image file is empty");
+  if (bytes.empty()) {  // a folder opens and reads as empty on Linux: say which it is
+    std::error_code ec;
+    FN_EXPECT(!std::filesystem::is_directory(path, ec), path, ": is a folder, not an image");
+    FN_USER_FAIL(path, ": image file is empty");
+  }
   return bytes;
 }
 

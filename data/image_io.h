@@ -12,8 +12,11 @@ struct Image {
   std::vector<uint8_t> rgb;  // h*w*3, row-major, interleaved RGB
 };
 
-// Decodes `path`. A missing, empty, corrupt or truncated file throws fn::Error whose message starts with
-// the path. stb_image decodes a truncated JPEG silently (it pads the missing data), so JPEGs must end
+// Whether a file name is a photo the engine reads: .jpg, .jpeg or .png, in any case.
+bool is_image_file_name(const std::string& path);
+
+// Decodes `path`. A missing, empty, corrupt or truncated file (or a folder) throws fn::Error whose message
+// starts with the path. stb_image decodes a truncated JPEG silently (it pads the missing data), so JPEGs must end
 // with the EOI marker and PNGs with the IEND chunk.
 Image decode_image(const std::string& path);
 

@@ -5,15 +5,10 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/image_io.h"
 #include "data/readers.h"
 
 namespace fn::data {
-
-static bool is_image_name(const std::filesystem::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-}
 
 void read_imagefolder(Dataset& ds, LoadContext& ctx) {
   namespace fs = std::filesystem;
@@ -33,7 +28,7 @@ void read_imagefolder(Dataset& ds, LoadContext& ctx) {
   for (size_t c = 0; c < ds.category_names.size(); ++c) {
     std::vector<std::string> files;
     for (const auto& e : fs::directory_iterator(fs::path(ctx.root) / ds.category_names[c], ec))
-      if (e.is_regular_file(entry_ec) && is_image_name(e.path())) files.push_back(e.path().filename().string());
+      if (e.is_regular_file(entry_ec) && is_image_file_name(e.path().string())) files.push_back(e.path().filename().string());
     if (ec) {
       ctx.report.error(cat(ds.category_names[c], "/: cannot list the folder (", ec.message(), ")"));
       ec.clear();

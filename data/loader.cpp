@@ -109,6 +109,8 @@ struct Loader::Impl {
   LoaderConfig cfg;
   int64_t per_epoch = 0;
   std::atomic<int64_t> skipped{0};
+  std::mutex skipped_m;
+  std::vector<std::string> skipped_why;  // "path: reason" of each skipped image, as the workers met them
 
   struct Slot {
     Batch batch;
@@ -143,9 +145,11 @@ struct Loader::Impl {
       const Augment aug = draw_augment(cfg, rng);
       try {
         load_sample(ds, idx[j], cfg, aug, out, n);
-      } catch (const Error&) {
+      } catch (const Error& e) {
         if (!cfg.skip_bad) throw;
         ++skipped;
+        std::lock_guard<std::mutex> lk(skipped_m);
+        skipped_why.push_back(e.what());
         continue;
       }
       ++n;
@@ -237,6 +241,10 @@ Loader::~Loader() = default;
 bool Loader::next(Batch& out) { return impl_->next(out); }
 int64_t Loader::batches_per_epoch() const { return impl_->per_epoch; }
 int64_t Loader::skipped() const { return impl_->skipped.load(); }
+std::vector<std::string> Loader::skipped_reasons() const {
+  std::lock_guard<std::mutex> lk(impl_->skipped_m);
+  return impl_->skipped_why;
+}
 int64_t Loader::epoch() const {
   std::lock_guard<std::mutex> lk(impl_->m);
   return impl_->epoch;

@@ -2,6 +2,7 @@
 // error naming the file; the loader skips and counts them with skip_bad.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
@@ -87,6 +88,8 @@ TEST_CASE("bad image files: each error names the file") {
     CHECK(err.rfind(p.string() + ": ", 0) == 0);  // starts with the path
     CHECK(err.find(c.expect) != std::string::npos);
   }
+  fs::create_directories(d.path / "folder.jpg");  // a folder opens and reads as empty: named as a folder
+  CHECK(decode_error((d.path / "folder.jpg").string()) == (d.path / "folder.jpg").string() + ": is a folder, not an image");
   const std::string missing = (d.path / "missing.jpg").string();
   CHECK(decode_error(missing).rfind(missing + ": cannot open image", 0) == 0);
   CHECK(decode_error((d.path / "good.jpg").string()).empty());
@@ -139,5 +142,10 @@ TEST_CASE("the loader reports a bad image by name, or skips and counts it with s
     CHECK(images == 4);
     CHECK(batches == 2);  // the second batch shrank to the one good image
     CHECK(loader.skipped() == 2);
+    std::vector<std::string> why = loader.skipped_reasons();  // in the order the workers met them
+    std::sort(why.begin(), why.end());
+    REQUIRE(why.size() == 2);
+    CHECK(why[0].find("b/empty.jpg: image file is empty") != std::string::npos);
+    CHECK(why[1].find("b/truncated.jpg: truncated JPEG") != std::string::npos);
   }
 }

@@ -311,6 +311,22 @@ TEST_CASE("search: image lists, query ids, default gallery root", "[search_page]
   std::ofstream(t / "empty.txt") << "\n# nothing\n";
   CHECK(error_of([&] { expand_image_args({t / "empty.txt"}); }).find("empty.txt") != std::string::npos);
   CHECK(error_of([&] { expand_image_args({t / "nolist.txt"}); }).find("nolist.txt") != std::string::npos);
+  // An empty list is refused after a list that names photos too.
+  CHECK(error_of([&] { expand_image_args({t / "list.txt", t / "empty.txt"}); }).find("empty.txt") != std::string::npos);
+
+  // A folder: every .jpg, .jpeg and .png in it and below it (any case), in path order; nothing else.
+  fs::create_directories(t.path / "photos/b_sub/deeper");
+  for (const char* f : {"photos/z.jpg", "photos/a.PNG", "photos/b_sub/c.jpeg", "photos/b_sub/deeper/d.jpg",
+                        "photos/notes.txt", "photos/b_sub/e.gif"})
+    std::ofstream(t / f) << "x";
+  const std::string photos = t / "photos";
+  CHECK(expand_image_args({photos, "c.jpg"}) ==
+        std::vector<std::string>{photos + "/a.PNG", photos + "/b_sub/c.jpeg", photos + "/b_sub/deeper/d.jpg",
+                                 photos + "/z.jpg", "c.jpg"});
+  fs::create_directories(t.path / "no_photos");
+  std::ofstream(t / "no_photos/readme.txt") << "x";
+  const std::string none = error_of([&] { expand_image_args({t / "no_photos"}); });
+  CHECK(none.find("no_photos: no .jpg, .jpeg or .png photo") != std::string::npos);
 
   std::ofstream(t / "q.ids.txt") << "./x/a.jpg id_1\nb.jpg -\n";
   auto ids = query_ids_from_file(t / "q.ids.txt", {"x/a.jpg", "b.jpg", "c.jpg"});
@@ -378,6 +394,26 @@ TEST_CASE("search: end to end on a tiny model, and bad inputs refused", "[search
   FN_REQUIRE_CLOSE(two.embeddings.features, one.embeddings.features, 1e-5, 1e-4);
   CHECK(one.landmarks.size() == 2 * 16);
   write_embeddings(t / "photos", one.embeddings);  // accepted by the ids format
+
+  // skip_bad: unreadable photos are left out, each named with its reason; the others' rows are unchanged,
+  // whichever batch the bad ones fall in (a batch wholly bad included).
+  std::ofstream(t / "bad.jpg") << "not an image";
+  const std::vector<std::string> with_bad = {t / "bad.jpg", photos[0], t / "bad.jpg", t / "bad.jpg", photos[1],
+                                             t / "missing.png"};
+  CHECK(error_of([&] { embed_photos(*model, with_bad, fn::Device::CPU, po); }).find("bad.jpg") != std::string::npos);
+  for (int batch : {1, 2}) {
+    PhotoOptions skip;
+    skip.batch = batch;
+    skip.skip_bad = true;
+    const PhotoEmbeddings sk = embed_photos(*model, with_bad, fn::Device::CPU, skip);
+    CHECK(sk.embeddings.image_paths == photos);
+    CHECK(sk.embeddings.item_ids == std::vector<std::string>{"-", "-"});
+    FN_REQUIRE_CLOSE(sk.embeddings.features, one.embeddings.features, 1e-5, 1e-4);
+    CHECK(sk.width == one.width);
+    REQUIRE(sk.skipped.size() == 4);
+    CHECK(sk.skipped[0].find("bad.jpg: not a JPEG or PNG file") != std::string::npos);
+    CHECK(sk.skipped[3].find("missing.png: cannot open image") != std::string::npos);
+  }
 
   // Photos with the dataset's own boxes and a training margin are the images evaluation sees: embed_photos
   // gives run_inference's embeddings and landmarks (mapped back to the photo) at the same bbox_margin.

@@ -1,5 +1,7 @@
 #include "fashionnet/eval/inference.h"
 
+#include <cstdio>
+
 #include "core/autograd.h"
 #include "core/progress.h"
 #include "data/loader.h"
@@ -69,6 +71,9 @@ Predictions infer(FashionNet& model, const data::Dataset& ds, const std::vector<
     if (progress) prog.update(done, double(done));
   }
   if (progress) prog.finish(cat(done, " images"));
+  // Every rank says what it skipped, in the words of the error it would have stopped with.
+  for (const std::string& why : loader.skipped_reasons())
+    std::fprintf(stderr, "warning: %s: skipped (--skip-bad): %s\n", label.c_str(), why.c_str());
   p.embeddings.features = Tensor::from(feats, {int64_t(p.sample_index.size()), dim});
   return p;
 }

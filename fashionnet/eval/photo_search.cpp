@@ -14,6 +14,7 @@
 #include "core/progress.h"
 #include "fashionnet/eval/mirror.h"
 #include "fashionnet/eval/query_image.h"
+#include "data/image_io.h"
 #include "data/transform.h"
 #include "kernels/topk_search.h"
 
@@ -53,23 +54,37 @@ PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& 
     FN_EXPECT(!p.empty() && !has_space(p), "image path \"", p, "\" is empty or contains white space: the ids file "
               "(\"image_path item_id\" per line) cannot hold it; rename the file");
   PhotoEmbeddings pe;
+  std::vector<std::string>& kept = pe.embeddings.image_paths;
   std::vector<float> feats;
   feats.reserve(size_t(n_all * dim));
   Progress prog("embed", n_all, "img", 20);
   const size_t plane = size_t(3) * size_t(input) * size_t(input);
-  for (int64_t start = 0; start < n_all; start += batch) {
-    const int64_t n = std::min<int64_t>(batch, n_all - start);
-    std::vector<float> chw(size_t(n) * plane);
-    for (int64_t i = 0; i < n; ++i) {
-      const std::string& path = paths[size_t(start + i)];
-      data::Image img = data::decode_image(path);  // throws naming the file
+  size_t next = 0;  // the next photo of `paths` to read
+  while (next < paths.size()) {
+    const int64_t start = int64_t(kept.size());  // this batch's first row
+    std::vector<float> chw(size_t(batch) * plane);
+    int64_t n = 0;
+    for (; n < batch && next < paths.size(); ++next) {
+      const std::string& path = paths[next];
+      data::Image img;
+      try {
+        img = data::decode_image(path);  // throws naming the file
+      } catch (const Error& e) {
+        if (!opt.skip_bad) throw;
+        pe.skipped.push_back(e.what());
+        continue;
+      }
       const data::CropRect crop = photo_crop(path, img.w, img.h, opt.boxes.empty() ? std::nullopt
-                                             : opt.boxes[size_t(start + i)], opt.bbox_margin);
-      data::crop_resize_normalize(img, crop, input, /*flip=*/false, chw.data() + size_t(i) * plane);
+                                             : opt.boxes[next], opt.bbox_margin);
+      data::crop_resize_normalize(img, crop, input, /*flip=*/false, chw.data() + size_t(n) * plane);
       pe.width.push_back(img.w);
       pe.height.push_back(img.h);
       pe.crops.push_back(crop);
+      kept.push_back(path);
+      ++n;
     }
+    if (n == 0) break;  // the last photos were all skipped
+    chw.resize(size_t(n) * plane);
     const Shape shape{n, 3, int64_t(input), int64_t(input)};
     // Undefined PoolAt: landmark_pool at the predicted landmarks.
     HostOutputs h = forward_to_host(model, Tensor::from(chw, shape, device), PoolAt{});
@@ -88,12 +103,13 @@ PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& 
       }
     }
     for (float v : visible_from_logits(h.landmark_vis)) pe.visible.push_back(v > 0.5f ? 1 : 0);
-    if (opt.progress) prog.update(start + n, double(start + n));
+    if (opt.progress) prog.update(int64_t(next), double(next));
   }
-  if (opt.progress) prog.finish(cat(n_all, " images"));
-  pe.embeddings.features = Tensor::from(feats, {n_all, dim});
-  pe.embeddings.image_paths = paths;
-  pe.embeddings.item_ids.assign(paths.size(), "-");
+  const int64_t rows = int64_t(kept.size());
+  if (opt.progress)
+    prog.finish(cat(rows, " images", pe.skipped.empty() ? "" : cat(", ", pe.skipped.size(), " unreadable skipped")));
+  pe.embeddings.features = Tensor::from(feats, {rows, dim});
+  pe.embeddings.item_ids.assign(kept.size(), "-");
   pe.embeddings.root = fs::current_path().string();  // relative paths were opened from here
   return pe;
 }
@@ -121,13 +137,31 @@ Embeddings embed_split(FashionNet& model, const data::Dataset& ds, const std::st
   return e;
 }
 
+// Every photo in folder `dir` and below it, in path order.
+static std::vector<std::string> images_in_folder(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec, entry_ec;  // entry_ec: an entry whose type cannot be read (a broken link) is skipped
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_regular_file(entry_ec) && data::is_image_file_name(it->path().string())) found.push_back(it->path().string());
+  FN_EXPECT(!ec, dir, ": cannot list the folder (", ec.message(), ")");
+  FN_EXPECT(!found.empty(), dir, ": no .jpg, .jpeg or .png photo in the folder or below it");
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 std::vector<std::string> expand_image_args(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   for (const std::string& a : args) {
+    std::error_code ec;
+    if (fs::is_directory(a, ec)) {
+      for (std::string& p : images_in_folder(a)) out.push_back(std::move(p));
+      continue;
+    }
     if (!ends_with(a, ".txt")) {
       out.push_back(a);
       continue;
     }
+    const size_t before = out.size();
     errno = 0;
     std::ifstream f(a);
     const int err = errno;
@@ -142,7 +176,7 @@ std::vector<std::string> expand_image_args(const std::vector<std::string>& args)
       const size_t e = line.find_last_not_of(" \t");
       out.push_back(line.substr(b, e - b + 1));
     }
-    FN_EXPECT(!out.empty(), a, ": the image list names no image (only blank lines and # comments)");
+    FN_EXPECT(out.size() > before, a, ": the image list names no image (only blank lines and # comments)");
   }
   return out;
 }

@@ -23,6 +23,7 @@ struct PhotoEmbeddings {
   std::vector<uint8_t> visible;  // N x 8: 1 where the model predicts the slot visible
   std::vector<int> width, height;  // N: photo sizes in pixels
   std::vector<data::CropRect> crops;  // N: the part of each photo the network saw (photo_crop)
+  std::vector<std::string> skipped;   // with skip_bad: why each unreadable photo was left out ("path: reason")
 };
 
 struct PhotoOptions {
@@ -32,10 +33,11 @@ struct PhotoOptions {
   // Empty, or one per photo: the garment's box (nullopt: the whole photo).
   std::vector<std::optional<PhotoBox>> boxes;
   float bbox_margin = 0.f;  // around each box: the training's crop rule (InferenceOptions::bbox_margin)
+  bool skip_bad = false;    // leave out photos that cannot be read (listed in PhotoEmbeddings::skipped)
 };
 
-// Embeds `paths` in batches. A missing or corrupt image, or a box outside its photo, throws fn::Error naming
-// it. Paths with white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
+// Embeds `paths` in batches. A missing or corrupt image (unless skip_bad), or a box outside its photo, throws
+// fn::Error naming it; the embeddings' image paths are those embedded, in order. Paths with white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
 PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
                              const PhotoOptions& opt = {});
 
@@ -45,9 +47,10 @@ PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& 
 Embeddings embed_split(FashionNet& model, const data::Dataset& ds, const std::string& split, Device device,
                        const InferenceOptions& io);
 
-// `--images` arguments: each argument ending in ".txt" is a list of image paths, one per line (blank lines
-// and lines starting with '#' skipped; paths used as written, relative to the working directory); any
-// other argument is an image path itself.
+// `--images` arguments: a folder stands for every .jpg, .jpeg and .png file in it and below it, in path order
+// (none is an error); an argument ending in ".txt" is a list of image paths, one per line (blank lines and
+// lines starting with '#' skipped; paths used as written, relative to the working directory); any other
+// argument is an image path itself.
 std::vector<std::string> expand_image_args(const std::vector<std::string>& args);
 
 // The folder relative to which a gallery's ids paths are opened when --gallery-root is not given: the

@@ -523,6 +523,15 @@ bool Run::run_stage(int s) {
   Progress prog(stage.name, stage.steps, "img", std::max<int64_t>(1, cfg_.log_every));
   int64_t stage_images = 0;
   bool warned_dead = false;
+  // --skip-bad: each image the stage skipped, once (the loader meets it again every epoch), on its rank.
+  auto report_skipped = [&] {
+    std::vector<std::string> why = loader.skipped_reasons();
+    std::sort(why.begin(), why.end());
+    why.erase(std::unique(why.begin(), why.end()), why.end());
+    const std::string who = ranks_ > 1 ? cat(" (rank ", rank_, ")") : std::string();
+    for (const std::string& w : why)
+      std::fprintf(stderr, "warning: stage '%s'%s skipped (--skip-bad): %s\n", stage.name.c_str(), who.c_str(), w.c_str());
+  };
   for (; st_.step < end; ++st_.step) {
     next_batch();
     BatchTensors bt = to_tensors(batch, ds_, opt_.device);
@@ -551,10 +560,12 @@ bool Run::run_stage(int s) {
       ++st_.step;
       if (loud_)
         std::printf("\nstopped: saved %s/last.safetensors at step %lld\n", run_.c_str(), (long long)st_.step);
+      report_skipped();
       return true;
     }
   }
   if (loud_) prog.finish(cat("loss ema ", st_.ema_loss));
+  report_skipped();
   return false;
 }
 

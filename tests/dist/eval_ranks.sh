@@ -5,7 +5,9 @@
 #   - the ids files are identical, and the .npy embeddings equal (bitwise, or else within 1e-5);
 #   - eval --json is identical but for its timings;
 #   - rank 0 alone prints and writes (one "wrote" line, one report);
-#   - with --skip-bad and a broken image in the last rank's shard, the rows kept are the same;
+#   - embed --images --skip-bad keeps the same rows over ranks as alone, naming each unreadable photo once;
+#   - with --skip-bad and a broken image in the last rank's shard, the rows kept are the same, and the image
+#     is named in a warning, once;
 #   - without --skip-bad, the job stops at once (no watchdog wait), naming the image.
 #
 # usage: eval_ranks.sh FASHIONNET WORKDIR LAUNCHER...
@@ -61,6 +63,19 @@ run one_photos.log "$bin" embed "${common[@]}" --images photos.txt --out one/pho
 run many_photos.log "${launch[@]}" "$bin" embed "${common[@]}" --images photos.txt --out many/photos
 one_writer "embed --images" many_photos.log '^wrote '
 same_embeddings "embed --images (7 photos)" one/photos many/photos
+# --images with --skip-bad: an unreadable photo in each rank's share; the kept rows as one process keeps them,
+# the rows' paths gathered with them, each skipped photo named once.
+echo "not a JPEG" >broken_photo.jpg
+{ echo broken_photo.jpg; sed -n '1,3p' photos.txt; echo missing_photo.png; sed -n '4,7p' photos.txt; } >photos_bad.txt
+run one_photos_bad.log "$bin" embed "${common[@]}" --images photos_bad.txt --skip-bad --out one/photos_bad
+run many_photos_bad.log "${launch[@]}" "$bin" embed "${common[@]}" --images photos_bad.txt --skip-bad \
+  --out many/photos_bad
+cmp -s one/photos.ids.txt one/photos_bad.ids.txt || fail "embed --images --skip-bad: not the 7 good photos' rows"
+same_embeddings "embed --images --skip-bad (7 photos, 2 unreadable)" one/photos_bad many/photos_bad
+for f in broken_photo.jpg missing_photo.png; do
+  [ "$(grep -c "skipped (--skip-bad): $f" many_photos_bad.log)" = 1 ] ||
+    { cat many_photos_bad.log >&2; fail "embed --images --skip-bad: $f not named once"; }
+done
 
 # eval: retrieval (predicted and ground-truth landmarks) and the heads' metrics.
 run one_eval.log "$bin" eval "${common[@]}" --data data --json one/eval.json --html one/html
@@ -78,6 +93,10 @@ echo "not a JPEG" >"bad/$broken"
 run one_bad.log "$bin" embed "${common[@]}" --data bad --split gallery --skip-bad --out one/bad
 run many_bad.log "${launch[@]}" "$bin" embed "${common[@]}" --data bad --split gallery --skip-bad --out many/bad
 grep -q "$broken" one/bad.ids.txt && fail "--skip-bad: the broken image still has a row"
+for log in one_bad.log many_bad.log; do  # named once, by the rank that met it
+  [ "$(grep -c "skipped (--skip-bad): .*$broken: not a JPEG or PNG file" $log)" = 1 ] ||
+    { cat $log >&2; fail "--skip-bad: $log does not name the skipped image once"; }
+done
 same_embeddings "embed --skip-bad (one broken image)" one/bad many/bad
 
 # Without --skip-bad the rank with the broken image fails, and every rank stops at once, naming it.
