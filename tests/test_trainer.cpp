@@ -351,6 +351,39 @@ TEST_CASE("Corrupted, truncated and mismatched checkpoints are refused, naming t
   }
 }
 
+TEST_CASE("train with init: a file made for another backbone is refused, naming both, and one made for this one starts the run",
+          "[trainer][checkpoint]") {
+  const std::string vgg = straight_run() + "/final.safetensors";
+  CHECK(weights_backbone(vgg) == "vgg16");
+  TrainConfig cfg = preset("resnet-tiny");
+  cfg.stages[0].steps = cfg.stages[1].steps = 1;
+  TrainOptions o = options("init_other_backbone");
+  o.init = vgg;
+  CHECK_THROWS_WITH(train(cfg, o), Catch::Contains(vgg) &&
+                                       Catch::Contains("weights are for the vgg16 backbone, but this run builds resnet50") &&
+                                       Catch::Contains("tiny") && Catch::Contains("an init file made for resnet50"));
+  CHECK_FALSE(fs::exists(o.out_dir + "/last.safetensors"));
+
+  // The same backbone: the run starts from the file's weights (a training checkpoint: its optimiser state is
+  // left behind), so one step later fc7_fusion is near them; a run without --init draws its own.
+  TrainConfig same = small_run();
+  same.stages[0].steps = same.stages[1].steps = 1;
+  same.seed += 100;  // not the straight run's draw
+  TrainOptions with = options("init_same_backbone"), without = options("init_none");
+  with.init = vgg;
+  train(same, with);
+  train(same, without);
+  const std::vector<float> file = load_safetensors(vgg).get("fc7_fusion.weight").to_vector();
+  auto distance = [&](const std::string& run) {
+    const std::vector<float> w = load_safetensors(run + "/final.safetensors").get("fc7_fusion.weight").to_vector();
+    double d = 0, norm = 0;
+    for (size_t i = 0; i < w.size(); ++i) d += std::fabs(double(w[i]) - file[i]), norm += std::fabs(double(file[i]));
+    return d / norm;
+  };
+  CHECK(distance(with.out_dir) < 0.1);
+  CHECK(distance(without.out_dir) > 0.5);
+}
+
 TEST_CASE("A checkpoint names the commit its build came from: a short hash, -dirty with uncommitted changes",
           "[trainer][checkpoint]") {
   const std::string commit = build_commit();

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/safetensors.h"
+#include "fashionnet/train/checkpoint.h"
 #include "fashionnet/train/weight_import.h"
 #include "tests/support/check.h"
 #include "tests/support/temp_dir.h"
@@ -287,4 +288,7 @@ TEST_CASE("weight import: vgg16 through the same entry point", "[weight_import][
   w = import_weights(WeightArch::Vgg16, d + "/vgg.safetensors", d + "/init_vgg.safetensors", no_fc6);
   CHECK(w.size() == 32);
   CHECK(load_safetensors(d + "/init_vgg.safetensors").metadata.at("fc6_global") == "not included");
+  // `train --init` reads the backbone an init file was made for from its metadata; a plain file says none.
+  CHECK(fashionnet::weights_backbone(d + "/init_vgg.safetensors") == "vgg16");
+  CHECK(fashionnet::weights_backbone(d + "/vgg.safetensors").empty());
 }

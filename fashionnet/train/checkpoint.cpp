@@ -1,6 +1,8 @@
 #include "fashionnet/train/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "core/build_commit.h"
 #include "core/safetensors.h"
@@ -54,6 +56,48 @@ TrainConfig checkpoint_config(const std::string& path) {
   }
   check_config(cfg, "checkpoint " + path);
   return cfg;
+}
+
+std::string weights_backbone(const std::string& path) {
+  const SafetensorsFile f = load_safetensors(path);
+  const auto said = [&](const std::string& key) {
+    auto it = f.metadata.find(key);
+    return it == f.metadata.end() ? std::string() : it->second;
+  };
+  if (!said("arch").empty()) return said("arch");                        // fashionnet import
+  if (said("source_format") == "torchvision-vgg16") return "vgg16";      // fashionnet import-vgg16
+  const std::string config = said("config");                             // a training checkpoint
+  const nlohmann::json j = nlohmann::json::parse(config, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("net") && j["net"].is_object() && j["net"].contains("backbone") &&
+      j["net"]["backbone"].is_string())
+    return j["net"]["backbone"].get<std::string>();
+  return config.empty() ? "" : "vgg16";  // a checkpoint from before the backbone was configuration
+}
+
+LoadResult load_init(const std::string& path, const nn::Module& model, const NetConfig& net) {
+  // Another backbone's file would fail on hundreds of tensors; say the one thing that is wrong.
+  const std::string theirs = weights_backbone(path), ours = net.backbone.name();
+  if (!theirs.empty() && theirs != ours) {
+    std::string presets;
+    for (const std::string& p : preset_names())
+      if (preset(p).net.backbone.name() == theirs) presets += (presets.empty() ? "" : ", ") + p;
+    FN_USER_FAIL("--init ", path, ": its weights are for the ", theirs, " backbone, but this run builds ", ours,
+                 presets.empty() ? std::string() : cat(": use a preset of that backbone (", presets, ")"),
+                 ", or an init file made for ", ours);
+  }
+  const NamedTensors state = model.named_state();
+  const SafetensorsFile f = load_safetensors(path);
+  std::set<std::string> ours_names;
+  for (const auto& [n, t] : state) ours_names.insert(n);
+  LoadOptions lo;
+  lo.allow_missing = true;
+  // A training checkpoint also holds its optimiser's state ("optim.<param>.<what>"): not weights. Anything
+  // else the model lacks is still refused, by load_into, with every name.
+  lo.allow_unexpected = f.metadata.count("config") &&
+                        std::all_of(f.names.begin(), f.names.end(), [&](const std::string& n) {
+                          return ours_names.count(n) || n.rfind("optim.", 0) == 0;
+                        });
+  return load_into(path, state, lo);
 }
 
 TrainState checkpoint_state(const std::string& path) {

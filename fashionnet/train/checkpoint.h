@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "core/safetensors.h"
 #include "fashionnet/model/config.h"
 #include "fashionnet/model/fashionnet.h"
 #include "nn/optim.h"
@@ -30,6 +31,13 @@ TrainConfig checkpoint_config(const std::string& path);
 TrainState checkpoint_state(const std::string& path);
 // Loads parameters and buffers (and the optimiser's state when `opt` is given) into an existing model.
 void load_checkpoint(const std::string& path, const nn::Module& model, const nn::Optimizer* opt);
+// The backbone ("vgg16", "resnet50", "efficientnet_lite0") that a training checkpoint or a `fashionnet import`
+// init file holds weights for, from its metadata; "" where the metadata does not say (another file).
+std::string weights_backbone(const std::string& path);
+// `train --init`: the weights of `path` (a `fashionnet import` init file, or a training checkpoint, whose
+// optimiser state is left behind and listed in `unexpected`) into `model`, built from `net`; tensors the file
+// lacks keep their values. A file made for another backbone is refused saying so (and which presets build it).
+LoadResult load_init(const std::string& path, const nn::Module& model, const NetConfig& net);
 // Builds the model a checkpoint describes, on `device`, with its weights. `input` other than 0 runs it at that square
 // input size instead of the trained one (backbones that pool their map globally only: VGG16's fc6 reads the
 // conv5 map flattened, whose size follows the input); cfg->net.input then says the size it runs at.

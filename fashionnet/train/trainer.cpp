@@ -274,12 +274,11 @@ Run::Run(TrainConfig cfg, const TrainOptions& opt)
   model_->train();  // dropout on; evaluation (fashionnet/eval) switches to eval mode for its own scope
   check_stage_names();
   if (!opt.init.empty() && opt.resume.empty()) {
-    LoadOptions lo;
-    lo.allow_missing = true;
-    auto r = load_into(opt.init, model_->named_state(), lo);
+    const LoadResult r = load_init(opt.init, *model_, cfg_.net);
     if (loud_)
-      std::printf("init: %zu tensors from %s, %zu left at their random initialisation\n", r.loaded.size(),
-                opt.init.c_str(), r.missing.size());
+      std::printf("init: %zu tensors from %s, %zu left at their random initialisation%s\n", r.loaded.size(),
+                  opt.init.c_str(), r.missing.size(),
+                  r.unexpected.empty() ? "" : " (its optimiser state left behind: this run starts its own)");
   }
   if (loud_ && opt.init.empty() && opt.resume.empty()) {  // held from the first step: nothing learnt to hold
     int held = 0;
