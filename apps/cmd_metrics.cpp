@@ -1,8 +1,10 @@
 // fashionnet metrics: retrieval accuracy of saved embeddings (PREFIX.npy + PREFIX.ids.txt, as `embed`
 // writes them): exact nearest-neighbour search of every query in the gallery, then the paper's top-k
 // accuracy, mmfashion's recall@k and mAP@k (definitions: fashionnet/eval/retrieval_metrics.h, docs/search.md).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +30,12 @@ int run_metrics(int argc, char** argv) {
   fn::Device dev = fn::parse_device(device);
   fn::fashionnet::Embeddings q = fn::fashionnet::read_embeddings(query);
   fn::fashionnet::Embeddings g = fn::fashionnet::read_embeddings(gallery);
+  // `embed --images` writes item "-": such rows can be searched (fashionnet search) but not scored.
+  for (const auto& [e, prefix] : {std::pair{&q, &query}, std::pair{&g, &gallery}})
+    FN_EXPECT(std::any_of(e->item_ids.begin(), e->item_ids.end(), [](const std::string& id) { return id != "-"; }),
+              *prefix, ".ids.txt: no row has an item id (\"-\", as `embed --images` writes for plain photos): a "
+              "query is scored by its item's gallery images; embed a dataset split (`embed --data`), or look at "
+              "the neighbours with `fashionnet search`");
   auto report = fn::fashionnet::evaluate_retrieval(q, g, ks, dev, query + ".npy", gallery + ".npy");
   nlohmann::json j = fn::fashionnet::to_json(report);
   j["query"] = query;

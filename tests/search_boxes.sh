@@ -5,7 +5,9 @@
 #   - `embed --images QUERIES --boxes FILE` writes the same .npy as `embed --data --split query`, byte for byte;
 #   - `search --boxes FILE --k 1` finds a first hit for as many queries as the demo's eval counted (top-1);
 #   - `search --data DATA` without a box file or ids does the same, from the dataset's own boxes and items;
-#   - a bad --box is refused naming it.
+#   - a bad --box is refused naming it;
+#   - metrics refuses photos without item ids; `embed --images FOLDER` embeds the photos below it, and
+#     --skip-bad names the unreadable one it leaves out.
 # usage: search_boxes.sh FASHIONNET DEMO_DIR   (CMakeLists.txt, search_boxes_cli)
 set -u
 fn=$1 demo=$2
@@ -50,4 +52,22 @@ first=$(head -1 "$work/q.txt")
 err=$("$fn" search --checkpoint "$ck" --gallery "$work/gal" --image "$first" --box 10,20,5,40 --html "$work/bad.html" 2>&1) &&
   fail "an empty --box was accepted"
 echo "$err" | grep -q -- '--box "10,20,5,40"' || fail "the refusal does not quote the box: $err"
+# Photos without item ids ("-") are searched, not scored: metrics refuses them, naming the ids file.
+err=$("$fn" metrics --query "$work/q_boxed" --gallery "$work/gal" 2>&1) && fail "metrics scored item-less photos"
+echo "$err" | grep -q "q_boxed.ids.txt: no row has an item id" || fail "metrics' refusal: $err"
+
+# --images FOLDER: every photo below it, in path order; --skip-bad names what it leaves out.
+mkdir -p "$work/folder/sub"
+sed -n 1,2p "$work/q.txt" | while read -r p; do cp "$p" "$work/folder/sub/$(basename "$(dirname "$p")")_$(basename "$p")"; done
+echo "not a photo" > "$work/folder/broken.jpg"
+echo "notes" > "$work/folder/readme.txt"
+err=$("$fn" embed --checkpoint "$ck" --images "$work/folder" --out "$work/folder_emb" 2>&1) &&
+  fail "embed read a broken photo"
+echo "$err" | grep -q "folder/broken.jpg: not a JPEG or PNG file" || fail "the refusal does not name the photo: $err"
+"$fn" embed --checkpoint "$ck" --images "$work/folder" --skip-bad --out "$work/folder_emb" 2> "$work/skip.txt" ||
+  fail "embed --images FOLDER --skip-bad"
+grep -q "skipped (--skip-bad): $work/folder/broken.jpg: not a JPEG or PNG file" "$work/skip.txt" ||
+  fail "--skip-bad does not name the broken photo: $(cat "$work/skip.txt")"
+[ "$(wc -l < "$work/folder_emb.ids.txt")" -eq 2 ] || fail "embed of the folder: not the 2 photos below it"
+cut -d" " -f1 "$work/folder_emb.ids.txt" | LC_ALL=C sort -c || fail "the folder's photos are not in path order"
 echo "search_boxes: $queries boxed queries embed as the dataset's; $hits first hits, eval's top-1 $top1"
