@@ -75,8 +75,10 @@ int run_eval(int argc, char** argv) {
   if (comm.rank() != 0) return 0;
   // What the checkpoint was trained on, so that a landmark-only model's empty heads are not read as failures.
   const std::string trained = "trained loss terms (the checkpoint's stages): " + fn::fashionnet::trained_terms(cfg);
+  const std::string categories = fn::fashionnet::category_list_warning(
+      fn::fashionnet::checkpoint_state(ckpt).category_names, ds.category_names, ckpt, root);
   if (input != 0) std::printf("the network runs at %d x %d (--input)\n", cfg.net.input, cfg.net.input);
-  std::printf("%s\n%s", trained.c_str(), fn::fashionnet::format_eval(r).c_str());
+  std::printf("%s\n%s%s", trained.c_str(), categories.c_str(), fn::fashionnet::format_eval(r).c_str());
   if (!json_out.empty()) {
     nlohmann::json j = fn::fashionnet::to_json(r);
     j["trained_terms"] = fn::fashionnet::trained_terms(cfg);
@@ -92,6 +94,7 @@ int run_eval(int argc, char** argv) {
     ro.title = "FashionNet evaluation: " + ckpt;
     ro.run_dir = html_dir;
     ro.notes_html = "<p>" + fn::fashionnet::html_escape(trained) + "</p>";
+    if (!categories.empty()) ro.notes_html += "<p><strong>" + fn::fashionnet::html_escape(categories) + "</strong></p>";
     std::printf("report: %s\n", fn::fashionnet::write_report(r, ds, ro).c_str());
   }
   return 0;

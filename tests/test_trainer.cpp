@@ -745,6 +745,19 @@ TEST_CASE("An lr_mult name that covers no parameter, or a parameter that two nam
   CHECK_FALSE(fs::exists(o.out_dir + "/last.safetensors"));
 }
 
+TEST_CASE("eval warns when the checkpoint's category list is not the dataset's, saying how", "[trainer][eval]") {
+  const std::vector<std::string> a = {"Denim", "Jackets", "Tees"};
+  CHECK(category_list_warning(a, a, "c.safetensors", "data").empty());
+  CHECK(category_list_warning({}, a, "c.safetensors", "data").empty());  // an old checkpoint: no list to compare
+  const std::string renamed = category_list_warning(a, {"Denim", "Shorts", "Tees"}, "c.safetensors", "data");
+  CHECK_THAT(renamed, Catch::Contains("c.safetensors was trained on 3 categories, data has 3") &&
+                          Catch::Contains("category 1 is 'Jackets' there and 'Shorts' here") &&
+                          !Catch::Contains("scores only"));
+  const std::string more = category_list_warning({"Denim"}, a, "c.safetensors", "data");
+  CHECK_THAT(more, Catch::Contains("trained on 1 categories, data has 3 (the first 1 agree)") &&
+                       Catch::Contains("scores only the images of the network's 1"));
+}
+
 TEST_CASE("imagefolder eval scores every image by default, and with holdout exactly those training left out",
           "[trainer][eval]") {
   // 3 classes x 20 small photos, each a different flat colour.

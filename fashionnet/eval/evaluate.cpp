@@ -34,6 +34,21 @@ std::string grouped(int64_t n) {
 const char* const kMirrorNote = "; each image with its mirror image, the two passes averaged (--mirror)";
 }  // namespace
 
+std::string category_list_warning(const std::vector<std::string>& trained, const std::vector<std::string>& data,
+                                  const std::string& checkpoint, const std::string& root) {
+  if (trained.empty() || trained == data) return "";
+  std::string how;
+  const size_t common = std::min(trained.size(), data.size());
+  for (size_t i = 0; i < common && how.empty(); ++i)
+    if (trained[i] != data[i]) how = cat("category ", i, " is '", trained[i], "' there and '", data[i], "' here");
+  if (how.empty()) how = cat("the first ", common, " agree");
+  return cat("warning: ", checkpoint, " was trained on ", trained.size(), " categories, ", root, " has ", data.size(),
+             " (", how, "): category top-k compares labels of two different lists",
+             data.size() > trained.size() ? cat(", and scores only the images of the network's ", trained.size())
+                                          : std::string(),
+             "\n");
+}
+
 EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt) {
   EvalResult r;
   r.benchmark = ds.benchmark;

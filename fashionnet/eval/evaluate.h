@@ -67,6 +67,12 @@ std::string format_paper_value(double v, const PaperMetric& metric);
 // led by synthetic_data_warning() where it applies; "" without rows.
 std::string format_paper_table(const EvalResult& r);
 
+// "" when a checkpoint's category list (TrainState::category_names) is the evaluated dataset's; else a warning
+// that says how they differ: category top-k then compares labels of two lists (and scores only the images whose
+// label the network has). An empty list (a checkpoint from before the names were saved) says nothing.
+std::string category_list_warning(const std::vector<std::string>& trained, const std::vector<std::string>& data,
+                                  const std::string& checkpoint, const std::string& root);
+
 EvalResult evaluate(FashionNet& model, const data::Dataset& ds, Device device, const EvalOptions& opt);
 std::string format_eval(const EvalResult& r);
 nlohmann::json to_json(const EvalResult& r);
