@@ -24,8 +24,9 @@ int run_embed(int argc, char** argv) {
   fn::fashionnet::InferenceOptions io;
   app.add_option("--checkpoint", ckpt, "a training checkpoint")->required();
   auto* data_opt = app.add_option("--data", root, "dataset root");
-  app.add_option("--images", images, "plain photos instead of a dataset: image files, folders "
-                                    "(every JPEG and PNG in and below them), or .txt lists of image paths (one per line)")->excludes(data_opt);
+  app.add_option("--images", images, "plain photos instead of a dataset: image files, folders (every JPEG and "
+                                    "PNG in and below them), or .txt lists of image paths (one per line)")
+      ->excludes(data_opt);
   app.add_option("--boxes", boxes, "with --images: a box file (\"image_path x1 y1 x2 y2\" lines, pixels); each "
                  "listed photo is cropped to its garment's box, widened as training widened its boxes");
   app.add_option("--benchmark", benchmark, "inshop | consumer2shop | imagefolder")->capture_default_str();
@@ -78,7 +79,8 @@ int run_embed(int argc, char** argv) {
       pe.skipped = comm.allgather(pe.skipped);
     }
     if (writer)
-      for (const std::string& why : pe.skipped) std::fprintf(stderr, "warning: skipped (--skip-bad): %s\n", why.c_str());
+      for (const std::string& why : pe.skipped)
+        std::fprintf(stderr, "warning: skipped (--skip-bad): %s\n", why.c_str());
     FN_EXPECT(e.rows() > 0, "none of the ", paths.size(), " photos could be read (--skip-bad skipped them all)");
     if (!writer) return 0;
     fn::fashionnet::write_embeddings(out, e);

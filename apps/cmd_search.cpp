@@ -22,8 +22,8 @@ int run_search(int argc, char** argv) {
   app.add_option("--gallery", req.gallery, "gallery prefix written by `fashionnet embed` (.npy + .ids.txt)")
       ->required();
   std::vector<std::string> images;
-  app.add_option("--image", images, "query photos (JPEG or PNG), folders of them (searched in and below), or .txt lists of photo "
-                 "paths (one per line)")
+  app.add_option("--image", images, "query photos (JPEG or PNG), folders of them (searched in and below), or "
+                 ".txt lists of photo paths (one per line)")
       ->required();
   app.add_option("--k", req.k, "results per query")->capture_default_str();
   app.add_option("--html", req.html, "the page to write")->required();

@@ -28,7 +28,8 @@ void read_imagefolder(Dataset& ds, LoadContext& ctx) {
   for (size_t c = 0; c < ds.category_names.size(); ++c) {
     std::vector<std::string> files;
     for (const auto& e : fs::directory_iterator(fs::path(ctx.root) / ds.category_names[c], ec))
-      if (e.is_regular_file(entry_ec) && is_image_file_name(e.path().string())) files.push_back(e.path().filename().string());
+      if (e.is_regular_file(entry_ec) && is_image_file_name(e.path().string()))
+        files.push_back(e.path().filename().string());
     if (ec) {
       ctx.report.error(cat(ds.category_names[c], "/: cannot list the folder (", ec.message(), ")"));
       ec.clear();

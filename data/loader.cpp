@@ -7,6 +7,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/error.h"
@@ -110,7 +111,7 @@ struct Loader::Impl {
   int64_t per_epoch = 0;
   std::atomic<int64_t> skipped{0};
   std::mutex skipped_m;
-  std::vector<std::string> skipped_why;  // "path: reason" of each skipped image, as the workers met them
+  std::set<std::string> skipped_why;  // "path: reason" of each image skipped, once however often it is met
 
   struct Slot {
     Batch batch;
@@ -149,7 +150,7 @@ struct Loader::Impl {
         if (!cfg.skip_bad) throw;
         ++skipped;
         std::lock_guard<std::mutex> lk(skipped_m);
-        skipped_why.push_back(e.what());
+        skipped_why.insert(e.what());
         continue;
       }
       ++n;
@@ -243,7 +244,7 @@ int64_t Loader::batches_per_epoch() const { return impl_->per_epoch; }
 int64_t Loader::skipped() const { return impl_->skipped.load(); }
 std::vector<std::string> Loader::skipped_reasons() const {
   std::lock_guard<std::mutex> lk(impl_->skipped_m);
-  return impl_->skipped_why;
+  return {impl_->skipped_why.begin(), impl_->skipped_why.end()};
 }
 int64_t Loader::epoch() const {
   std::lock_guard<std::mutex> lk(impl_->m);

@@ -71,7 +71,7 @@ class Loader {
   bool next(Batch& out);  // false at the end of an epoch (call again to start the next epoch)
   int64_t batches_per_epoch() const;
   int64_t skipped() const;  // bad images skipped with skip_bad, over all epochs
-  std::vector<std::string> skipped_reasons() const;  // "path: reason" for each of them, in the order met
+  std::vector<std::string> skipped_reasons() const;  // "path: reason" of each image among them, once, sorted
   int64_t epoch() const;    // the epoch next() is in (or will start)
 
  private:

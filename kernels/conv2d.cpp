@@ -235,7 +235,8 @@ void for_pointwise_chunks(const ConvGeom& g, int64_t in_rows, int64_t out_rows, 
 
 // y = W x a chunk at a time (pointwise_in_chunks), the output pass on the product before it is scattered.
 template <class T>
-void forward_pointwise_chunks(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu, ConvCpuPlan plan) {
+void forward_pointwise_chunks(const T* x, const T* w, const T* b, T* y, const ConvGeom& g, bool relu,
+                              ConvCpuPlan plan) {
   for_pointwise_chunks<T>(g, g.C, g.K, plan, [&](int64_t n0, int64_t n, T* xm, T* ym) {
     const int64_t cols = n * g.pq();
     gather_channel_major(x, n0, n, g.C, g.pq(), xm);

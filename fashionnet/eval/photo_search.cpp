@@ -142,7 +142,8 @@ static std::vector<std::string> images_in_folder(const std::string& dir) {
   std::vector<std::string> found;
   std::error_code ec, entry_ec;  // entry_ec: an entry whose type cannot be read (a broken link) is skipped
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (it->is_regular_file(entry_ec) && data::is_image_file_name(it->path().string())) found.push_back(it->path().string());
+    if (it->is_regular_file(entry_ec) && data::is_image_file_name(it->path().string()))
+      found.push_back(it->path().string());
   FN_EXPECT(!ec, dir, ": cannot list the folder (", ec.message(), ")");
   FN_EXPECT(!found.empty(), dir, ": no .jpg, .jpeg or .png photo in the folder or below it");
   std::sort(found.begin(), found.end());

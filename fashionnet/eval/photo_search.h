@@ -37,7 +37,8 @@ struct PhotoOptions {
 };
 
 // Embeds `paths` in batches. A missing or corrupt image (unless skip_bad), or a box outside its photo, throws
-// fn::Error naming it; the embeddings' image paths are those embedded, in order. Paths with white space are refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
+// fn::Error naming it; the embeddings' image paths are those embedded, in order. Paths with white space are
+// refused (the ids file cannot hold them). Runs in eval mode, as run_inference.
 PhotoEmbeddings embed_photos(FashionNet& model, const std::vector<std::string>& paths, Device device,
                              const PhotoOptions& opt = {});
 

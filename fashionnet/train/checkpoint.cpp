@@ -58,8 +58,9 @@ TrainConfig checkpoint_config(const std::string& path) {
   return cfg;
 }
 
-std::string weights_backbone(const std::string& path) {
-  const SafetensorsFile f = load_safetensors(path);
+std::string weights_backbone(const std::string& path) { return weights_backbone(load_safetensors(path)); }
+
+std::string weights_backbone(const SafetensorsFile& f) {
   const auto said = [&](const std::string& key) {
     auto it = f.metadata.find(key);
     return it == f.metadata.end() ? std::string() : it->second;
@@ -75,8 +76,9 @@ std::string weights_backbone(const std::string& path) {
 }
 
 LoadResult load_init(const std::string& path, const nn::Module& model, const NetConfig& net) {
+  const SafetensorsFile f = load_safetensors(path);
   // Another backbone's file would fail on hundreds of tensors; say the one thing that is wrong.
-  const std::string theirs = weights_backbone(path), ours = net.backbone.name();
+  const std::string theirs = weights_backbone(f), ours = net.backbone.name();
   if (!theirs.empty() && theirs != ours) {
     std::string presets;
     for (const std::string& p : preset_names())
@@ -86,7 +88,6 @@ LoadResult load_init(const std::string& path, const nn::Module& model, const Net
                  ", or an init file made for ", ours);
   }
   const NamedTensors state = model.named_state();
-  const SafetensorsFile f = load_safetensors(path);
   std::set<std::string> ours_names;
   for (const auto& [n, t] : state) ours_names.insert(n);
   LoadOptions lo;

@@ -34,6 +34,7 @@ void load_checkpoint(const std::string& path, const nn::Module& model, const nn:
 // The backbone ("vgg16", "resnet50", "efficientnet_lite0") that a training checkpoint or a `fashionnet import`
 // init file holds weights for, from its metadata; "" where the metadata does not say (another file).
 std::string weights_backbone(const std::string& path);
+std::string weights_backbone(const SafetensorsFile& f);
 // `train --init`: the weights of `path` (a `fashionnet import` init file, or a training checkpoint, whose
 // optimiser state is left behind and listed in `unexpected`) into `model`, built from `net`; tensors the file
 // lacks keep their values. A file made for another backbone is refused saying so (and which presets build it).

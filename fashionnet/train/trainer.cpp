@@ -522,14 +522,12 @@ bool Run::run_stage(int s) {
   Progress prog(stage.name, stage.steps, "img", std::max<int64_t>(1, cfg_.log_every));
   int64_t stage_images = 0;
   bool warned_dead = false;
-  // --skip-bad: each image the stage skipped, once (the loader meets it again every epoch), on its rank.
+  // --skip-bad: each image the stage skipped, once however many epochs met it, on its rank.
   auto report_skipped = [&] {
-    std::vector<std::string> why = loader.skipped_reasons();
-    std::sort(why.begin(), why.end());
-    why.erase(std::unique(why.begin(), why.end()), why.end());
     const std::string who = ranks_ > 1 ? cat(" (rank ", rank_, ")") : std::string();
-    for (const std::string& w : why)
-      std::fprintf(stderr, "warning: stage '%s'%s skipped (--skip-bad): %s\n", stage.name.c_str(), who.c_str(), w.c_str());
+    for (const std::string& w : loader.skipped_reasons())
+      std::fprintf(stderr, "warning: stage '%s'%s skipped (--skip-bad): %s\n", stage.name.c_str(), who.c_str(),
+                   w.c_str());
   };
   for (; st_.step < end; ++st_.step) {
     next_batch();
